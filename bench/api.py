@@ -1,0 +1,214 @@
+"""The plugin API: what a method, a task and a reporter are, and what they exchange.
+
+Stable surface for plugin authors. A **method** turns a model into an unlearned model given an
+``UnlearnContext``; a **task** supplies data, evaluation and probes; a **reporter** renders results.
+Plugins subclass these bases and register the classes through ``bench.hookspecs``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+Better = Literal["higher", "lower"]
+Group = Literal["forget", "utility"]
+
+
+@dataclass
+class Example:
+    """One training/probing example: the loss and likelihood cover ``answer`` tokens only.
+
+    ``chat=True`` renders ``prompt`` as a user turn with the tokenizer's chat template (instruct
+    models); ``chat=False`` treats ``prompt`` as a raw prefix (e.g. a text to continue, or "" for
+    plain language-modelling text).
+    """
+
+    prompt: str
+    answer: str
+    chat: bool = True
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TaskData:
+    """Everything a task hands to methods and to its own evaluation for one seed."""
+
+    forget: list[Example]
+    retain: list[Example]
+    #: Candidate neighbours for ICU pairing; defaults to ``retain``.
+    retain_pool: list[Example] = field(default_factory=list)
+    #: Harmless / refusal answers for FLAT (one drawn per forget sample, seeded).
+    template_answers: list[str] = field(default_factory=list)
+    #: Seed instructions for Reveal-and-Release's instruction search.
+    seed_instructions: list[str] = field(default_factory=list)
+    #: Task-private evaluation sets (held out from forget data).
+    eval: dict[str, Any] = field(default_factory=dict)
+    #: Provenance of every data source actually used: name -> description (id, path, package, hash).
+    sources: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Metric:
+    """One metric with its uncertainty. ``better`` is the direction an unlearning method wants:
+    for a forget metric lower usually means more forgetting; for utility higher is better."""
+
+    name: str
+    group: Group
+    value: float
+    better: Better
+    n: int
+    ci_low: float
+    ci_high: float
+    kind: Literal["generative", "likelihood", "other"] = "other"
+    #: Per-item values (same order on every run of this task config), kept so that deltas versus the
+    #: base model can be bootstrapped *paired*.
+    per_item: list[float] | None = None
+    delta: float | None = None
+    delta_ci_low: float | None = None
+    delta_ci_high: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Metric:
+        return cls(**data)
+
+
+@dataclass
+class Evaluation:
+    """A task's evaluation of one model: metrics plus per-sample records (prompts, outputs, scores)."""
+
+    metrics: list[Metric]
+    samples: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class TrainParams:
+    """Knobs shared by every training-based method; the same name means the same thing everywhere.
+
+    Defaults are the ``demo`` preset (CPU, minutes). Methods subclass this to add their own fields.
+    """
+
+    lr: float = 1e-4
+    steps: int = 20
+    batch_size: int = 4
+    grad_accum: int = 1
+    max_grad_norm: float = 1.0
+    max_length: int = 256
+    weight_decay: float = 0.0
+    #: "lora" trains a LoRA adapter and merges it into the weights; "full" fine-tunes all weights.
+    finetune: Literal["lora", "full"] = "lora"
+    lora_rank: int = 8
+    lora_alpha: float = 16.0
+    lora_dropout: float = 0.0
+    lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
+    #: Stop as ``diverged`` when the gradient norm (before clipping) exceeds this.
+    max_grad_norm_diverge: float = 1e4
+
+    def validate(self) -> None:
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+        if self.steps < 0:
+            raise ValueError(f"steps must be >= 0, got {self.steps}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.grad_accum < 1:
+            raise ValueError(f"grad_accum must be >= 1, got {self.grad_accum}")
+        if self.finetune == "lora" and self.lora_rank < 1:
+            raise ValueError(f"lora_rank must be >= 1, got {self.lora_rank}")
+        if self.max_length < 8:
+            raise ValueError(f"max_length must be >= 8, got {self.max_length}")
+
+
+class TrajectoryLogger:
+    """Collects the per-step / per-round trajectory of a method (stored in result.json)."""
+
+    def __init__(self, echo: Callable[[str], None] | None = None):
+        self.rows: list[dict[str, Any]] = []
+        self._echo = echo
+
+    def __call__(self, **row: Any) -> None:
+        clean = {k: (float(v) if hasattr(v, "item") else v) for k, v in row.items()}
+        self.rows.append(clean)
+        if self._echo:
+            self._echo(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                for k, v in clean.items()))
+
+
+@dataclass
+class UnlearnContext:
+    """What a method receives. It returns the unlearned model (a plain ``PreTrainedModel``)."""
+
+    model: Any
+    tokenizer: Any
+    forget: list[Example]
+    retain: list[Example]
+    task: Task
+    data: TaskData
+    seed: int
+    device: str
+    #: Evaluate the task's cheap likelihood probes on a model: ``{"forget/...": x, "utility/...": y}``.
+    probe: Callable[[Any], dict[str, float]]
+    #: Append a trajectory row: ``ctx.log(step=3, loss=...)``.
+    log: TrajectoryLogger
+    #: Show progress bars.
+    progress: bool = True
+    #: Method-specific extras recorded in the result (e.g. Reveal statistics).
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+class Method:
+    """Base class for unlearning methods. Subclasses set ``name``, ``Params`` and ``unlearn``."""
+
+    name: ClassVar[str]
+    Params: ClassVar[type] = TrainParams
+    #: Overrides applied for ``preset: paper`` (the papers' values, for GPU runs).
+    paper_preset: ClassVar[dict[str, Any]] = {}
+    description: ClassVar[str] = ""
+
+    def __init__(self, params: Any):
+        self.params = params
+
+    def unlearn(self, ctx: UnlearnContext) -> Any:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class Task:
+    """Base class for tasks: data, evaluation (forget + utility metrics) and cheap probes."""
+
+    name: ClassVar[str]
+    Params: ClassVar[type]
+    paper_preset: ClassVar[dict[str, Any]] = {}
+    description: ClassVar[str] = ""
+
+    def __init__(self, params: Any):
+        self.params = params
+
+    def load(self, seed: int) -> TaskData:  # pragma: no cover - interface
+        """Load data; forget/retain may depend on ``seed``; eval sets must not."""
+        raise NotImplementedError
+
+    def evaluate(self, model: Any, tokenizer: Any, data: TaskData, progress: bool = True) -> Evaluation:
+        raise NotImplementedError  # pragma: no cover - interface
+
+    def probe(self, model: Any, tokenizer: Any, data: TaskData) -> dict[str, float]:
+        """Cheap likelihood probes used between rounds by iterative methods."""
+        raise NotImplementedError  # pragma: no cover - interface
+
+    def relevance(self, responses: Sequence[str]) -> list[float]:
+        """How strongly each response shows the behaviour to forget, in [0, 1] (Reveal reward)."""
+        raise NotImplementedError  # pragma: no cover - interface
+
+
+class Reporter:
+    """Base class for reporters: render a set of cell results into files under ``out_dir``."""
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+
+    def write(self, table: Any, out_dir: Path) -> list[Path]:  # pragma: no cover - interface
+        raise NotImplementedError

@@ -1,0 +1,122 @@
+"""Command line: ``unlearn-bench run | plugins | report``.
+
+User errors print one line (``error: …`` naming the fix) and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import UserError
+
+log = logging.getLogger("unlearn_bench")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="unlearn-bench", description="Benchmark LLM unlearning methods.")
+    parser.add_argument("--version", action="version", version=f"unlearn-bench {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run a method x task x seed matrix")
+    run.add_argument("--config", help="YAML run configuration")
+    run.add_argument("--model", help="HF id, local path, 'smollm2-135m-instruct' or 'tiny-random-llama'")
+    run.add_argument("--methods", nargs="+")
+    run.add_argument("--tasks", nargs="+")
+    run.add_argument("--seeds", nargs="+", type=int)
+    run.add_argument("--preset", choices=["demo", "paper"])
+    run.add_argument("--out", help="results directory (resumable)")
+    run.add_argument("--device", help="auto | cpu | cuda | mps")
+    run.add_argument("--dtype", help="auto | float32 | bfloat16 | float16")
+    run.add_argument("--executor", choices=["local", "ray"])
+    run.add_argument("--force", action="store_true", help="rerun finished cells")
+    run.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    run.add_argument("--report", metavar="DIR", help="write a leaderboard to DIR when the run ends")
+
+    plugins = sub.add_parser("plugins", help="list registered methods, tasks and reporters")
+    plugins.add_argument("--json", action="store_true")
+
+    report = sub.add_parser("report", help="write leaderboards from results directories")
+    report.add_argument("--runs", nargs="+", required=True)
+    report.add_argument("--out", required=True)
+    report.add_argument("--reporters", nargs="+", help="default: all registered reporters")
+    return parser
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    from .plugins import registry
+
+    rows = registry().rows()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        width = max((len(r["name"]) for r in rows), default=4)
+        for r in rows:
+            print(f"{r['kind']:<9} {r['name']:<{width}}  {r['package']} {r['version']}")
+    return 0
+
+
+def write_report(run_dirs: list[str], out: str, reporter_names: list[str] | None = None) -> list[Path]:
+    from .plugins import registry
+    from .report import load_table
+
+    reg = registry()
+    names = reporter_names or reg.names("reporter")
+    reporters = [reg.get("reporter", n).cls() for n in names]  # unknown names fail before writing
+    table = load_table(run_dirs)
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+    for reporter in reporters:
+        written += reporter.write(table, out_dir)
+    return written
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    for path in write_report(args.runs, args.out, args.reporters):
+        print(path)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .plugins import registry
+    from .runner import run_matrix
+
+    overrides = {"model": args.model, "methods": args.methods, "tasks": args.tasks, "seeds": args.seeds,
+                 "preset": args.preset, "out": args.out, "device": args.device, "dtype": args.dtype,
+                 "executor": args.executor, "progress": False if args.no_progress else None}
+    config = load_config(args.config, overrides)
+    if config.executor == "ray":
+        raise UserError("executor 'ray' is not available yet in this version; use --executor local")
+    summary = run_matrix(config, registry(), force=args.force)
+    print(summary.line())
+    if args.report:
+        for path in write_report([config.out], args.report):
+            print(path)
+    return 0 if all(s != "failed" for s in summary.ran.values()) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    log.setLevel(logging.INFO)
+    args = _parser().parse_args(argv)
+    handlers = {"run": cmd_run, "plugins": cmd_plugins, "report": cmd_report}
+    try:
+        return handlers[args.command](args)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("interrupted; finished cells are kept, rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

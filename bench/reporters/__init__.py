@@ -1,0 +1,1 @@
+"""Built-in reporters, registered through entry points like any third-party reporter."""

@@ -1,0 +1,43 @@
+"""Gradient ascent (``ga``): push the likelihood of the forget data down.
+
+Loss, over a batch of forget examples with answer tokens y_1..y_T and prompt x:
+
+    L_GA(θ) = −CE_θ(forget) = (1/N) Σ_{i,t} log π_θ(y_{i,t} | x_i, y_{i,<t})
+
+where N is the number of answer tokens in the batch (token-level mean, as in the usual CE). Minimising
+L_GA ascends the forget CE. It is unbounded below, so GA eventually destroys the model; the step budget
+and the divergence guard (non-finite loss / gradient norm) bound it. LoRA by default; ``finetune:
+full`` trains every weight.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from bench.api import Method
+from bench.hookspecs import hookimpl
+from bench.losses import cross_entropy
+from bench.text import Batch
+from bench.training import LossMethodMixin, logits
+
+
+def ga_loss(forget_logits: torch.Tensor, forget_labels: torch.Tensor) -> torch.Tensor:
+    """−CE on the forget answer tokens."""
+    return -cross_entropy(forget_logits, forget_labels)
+
+
+class GradientAscent(LossMethodMixin, Method):
+    name = "ga"
+    description = "Gradient ascent on the forget data (−CE)"
+    paper_preset = {"lr": 1e-5, "steps": 500, "batch_size": 32, "finetune": "full"}
+
+    def loss(self, model: Any, forget: Batch, retain: Batch | None) -> tuple[torch.Tensor, dict[str, float]]:
+        loss = ga_loss(logits(model, forget), forget.labels)
+        return loss, {"forget_ce": -loss.item()}
+
+
+@hookimpl
+def register_methods(register):
+    register(GradientAscent)

