@@ -80,11 +80,11 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
             raise UserError(f"config file {path} is not valid YAML{where}; fix the syntax") from None
         if not isinstance(raw, dict):
             raise UserError(f"config file {path} must be a mapping of keys (model:, methods:, ...)")
-    _normalise_plugin_section(raw, "methods", "method_params")
-    _normalise_plugin_section(raw, "tasks", "task_params")
     for key, value in (overrides or {}).items():
         if value is not None:
             raw[key] = value
+    _normalise_plugin_section(raw, "methods", "method_params")
+    _normalise_plugin_section(raw, "tasks", "task_params")
     return build_params(RunConfig, raw, "config")
 
 
@@ -143,13 +143,15 @@ def _resolved(cls: type, preset: str, paper_preset: dict[str, Any], user: dict[s
 
 def plan_cells(config: RunConfig, registry: Registry) -> list[CellSpec]:
     """Validate every name and parameter up front, then list the cells (tasks outermost)."""
-    for section, kind, names in (("method_params", "method", config.methods), ("task_params", "task", config.tasks)):
-        for name in getattr(config, section):
-            if name not in names:
-                raise UserError(f"{section} has '{name}', which is not in the run's {kind}s {names}; "
-                                f"{did_you_mean(name, names)}")
     methods = {m: registry.get("method", m).cls for m in config.methods}
     tasks = {t: registry.get("task", t).cls for t in config.tasks}
+    # Parameters for a registered plugin outside this run are fine (a config shared by several runs,
+    # narrowed with --methods); a name that is not registered at all is a typo.
+    for section, kind in (("method_params", "method"), ("task_params", "task")):
+        for name in getattr(config, section):
+            if name not in registry.entries[kind]:
+                raise UserError(f"{section} has '{name}', which is not a registered {kind}; "
+                                f"{did_you_mean(name, registry.entries[kind])}")
     cells = []
     for task_name, task_cls in tasks.items():
         for task_params in _resolved(task_cls.Params, config.preset, task_cls.paper_preset,

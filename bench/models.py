@@ -22,6 +22,7 @@ from typing import Any
 import torch
 
 from .errors import UserError
+from .progress import enabled as progress_enabled
 
 log = logging.getLogger("unlearn_bench")
 
@@ -217,6 +218,10 @@ def load_model(model_id: str, device: str = "auto", dtype: str = "auto") -> Load
 
     device = pick_device(device)
     torch_dtype = pick_dtype(dtype, device)
+    if not progress_enabled():
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
     if model_id == TINY:
         model, tokenizer = tiny_random_llama()
         model.to(device=device, dtype=torch_dtype)

@@ -98,7 +98,7 @@ def train(model: Any, params: TrainParams, loss_fn: LossFn, ctx: UnlearnContext,
         for _ in range(params.grad_accum):
             loss, logs = loss_fn()
             if not torch.isfinite(loss):
-                raise Diverged(step, f"non-finite loss {float(loss)}")
+                raise Diverged(step, f"non-finite loss {loss.item()}")
             (loss / params.grad_accum).backward()
             for k, v in {"loss": loss.item(), **logs}.items():
                 totals[k] = totals.get(k, 0.0) + v / params.grad_accum

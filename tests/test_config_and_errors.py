@@ -1,0 +1,102 @@
+"""Config parsing, validation and one-line user errors (exit status 2)."""
+
+import pytest
+
+from bench.cli import main
+from bench.config import expand_sweep, load_config, plan_cells
+from bench.errors import UserError
+from bench.plugins import registry
+from methods.ga import GradientAscent
+
+
+def test_unknown_config_key_suggests(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("modle: x\n")
+    with pytest.raises(UserError, match="did you mean 'model'"):
+        load_config(path)
+
+
+def test_bad_yaml_and_missing_file(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("methods: [ga\n")
+    with pytest.raises(UserError, match="not valid YAML"):
+        load_config(path)
+    with pytest.raises(UserError, match="does not exist"):
+        load_config(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize("params, message", [
+    ({"lr": 0}, "lr must be > 0"),
+    ({"lr": -1e-3}, "lr must be > 0"),
+    ({"lora_rank": 0}, "lora_rank must be >= 1"),
+    ({"steps": -1}, "steps must be >= 0"),
+    ({"stpes": 3}, "did you mean 'steps'"),
+    ({"steps": "many"}, "must be int"),
+])
+def test_invalid_method_params(params, message):
+    config = load_config(None, {"methods": ["ga"], "tasks": ["coding"], "method_params": {"ga": params}})
+    with pytest.raises(UserError, match=message):
+        plan_cells(config, registry())
+
+
+def test_unknown_method_and_task_names():
+    with pytest.raises(UserError, match="did you mean 'ga'"):
+        plan_cells(load_config(None, {"methods": ["gaa"]}), registry())
+    with pytest.raises(UserError, match="did you mean 'coding'"):
+        plan_cells(load_config(None, {"tasks": ["codng"]}), registry())
+
+
+def test_sweep_expands_into_distinct_cells():
+    variants = expand_sweep(GradientAscent.Params, {"lr": [1e-5, 3e-5], "lora_targets": ["q_proj"]})
+    assert [v["lr"] for v in variants] == [1e-5, 3e-5]
+    assert all(v["lora_targets"] == ["q_proj"] for v in variants)
+    config = load_config(None, {"methods": {"ga": {"lr": [1e-5, 3e-5]}}, "seeds": [0, 1]})
+    cells = plan_cells(config, registry())
+    assert len(cells) == 4 and len({c.cell_id for c in cells}) == 4
+
+
+def test_cell_id_is_stable_and_sensitive():
+    a = plan_cells(load_config(None, {}), registry())[0]
+    b = plan_cells(load_config(None, {}), registry())[0]
+    c = plan_cells(load_config(None, {"method_params": {"ga": {"steps": 3}}}), registry())[0]
+    assert a.cell_id == b.cell_id != c.cell_id
+    assert a.base_id == c.base_id  # method params do not change the base evaluation
+
+
+def test_paper_preset_applies_overrides():
+    cell = plan_cells(load_config(None, {"preset": "paper"}), registry())[0]
+    assert cell.method_params["steps"] == GradientAscent.paper_preset["steps"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["run", "--methods", "gaa"], "did you mean 'ga'"),
+    (["run", "--tasks", "codingg"], "did you mean 'coding'"),
+    (["run", "--model", "./no/such/dir"], "does not exist"),
+    (["report", "--runs", "/nonexistent", "--out", "/tmp/x"], "not an unlearn-bench results directory"),
+])
+def test_cli_errors_are_one_line_exit_2(argv, message, capsys, tmp_path):
+    code = main(argv + (["--out", str(tmp_path / "o")] if argv[0] == "run" else []))
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert err.startswith("error: ") and message in err and "\n" not in err
+
+
+def test_incompatible_results_dir_is_refused_and_untouched(tmp_path, capsys):
+    out = tmp_path / "old"
+    out.mkdir()
+    manifest = out / "manifest.json"
+    manifest.write_text('{"tool": "unlearn-bench", "schema": 999, "version": "9.9"}')
+    code = main(["run", "--model", "tiny-random-llama", "--out", str(out)])
+    assert code == 2 and "use a new --out" in capsys.readouterr().err
+    assert manifest.read_text() == '{"tool": "unlearn-bench", "schema": 999, "version": "9.9"}'
+    assert sorted(p.name for p in out.iterdir()) == ["manifest.json"]
+
+
+def test_model_that_is_not_a_causal_lm(tmp_path, capsys):
+    from transformers import DistilBertConfig, DistilBertModel
+
+    DistilBertModel(DistilBertConfig(vocab_size=50, dim=16, n_layers=1, n_heads=2,
+                                     hidden_dim=32)).save_pretrained(tmp_path / "encoder")
+    code = main(["run", "--model", str(tmp_path / "encoder"), "--out", str(tmp_path / "o")])
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert code == 2 and last.startswith("error: ") and "not a causal language model" in last

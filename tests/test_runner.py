@@ -1,0 +1,152 @@
+"""Runner: cells on the tiny model with the toy task, resume, force, divergence, failures, reports."""
+
+import json
+import types
+
+import pytest
+import torch
+
+from bench.api import Method
+from bench.cli import write_report
+from bench.config import load_config
+from bench.hookspecs import hookimpl
+from bench.plugins import load_registry
+from bench.runner import run_matrix
+from bench.testing import ToyTask
+from methods.ga import GradientAscent
+
+
+class ExplodingMethod(Method):
+    """Returns a loss of NaN on its first step (the divergence guard must stop the cell)."""
+
+    name = "nan_method"
+
+    def unlearn(self, ctx):
+        from bench.training import train, with_adapter
+
+        model = with_adapter(ctx.model, self.params, ctx.seed)
+        first = next(p for p in model.parameters() if p.requires_grad)
+        train(model, self.params, lambda: (first.sum() * float("nan"), {}), ctx)
+        return model
+
+
+class CrashingMethod(Method):
+    name = "crash_method"
+
+    def unlearn(self, ctx):
+        raise RuntimeError("plugin bug inside a cell")
+
+
+def _registry():
+    module = types.ModuleType("test_extra_plugins")
+
+    @hookimpl
+    def register_methods(register):
+        register(ExplodingMethod)
+        register(CrashingMethod)
+
+    @hookimpl
+    def register_tasks(register):
+        register(ToyTask)
+
+    module.register_methods = register_methods
+    module.register_tasks = register_tasks
+    return load_registry(extra_modules=[module])
+
+
+def _config(out, methods=("ga",), seeds=(0,)):
+    return load_config(None, {"model": "tiny-random-llama", "methods": list(methods), "tasks": ["toy"],
+                              "seeds": list(seeds), "out": str(out), "progress": False,
+                              "method_params": {"ga": {"steps": 2, "batch_size": 2, "lr": 1e-2}}})
+
+
+def test_cell_result_schema_and_resume(tmp_path):
+    reg = _registry()
+    config = _config(tmp_path / "run", seeds=(0, 1))
+    first = run_matrix(config, reg)
+    assert first.skipped == 0 and list(first.ran.values()) == ["done", "done"]
+    cell_dirs = sorted((tmp_path / "run" / "cells").iterdir())
+    result = json.loads((cell_dirs[0] / "result.json").read_text())
+    assert result["status"] == "done"
+    metric = result["metrics"]["forget_loglik"]
+    for key in ("value", "better", "n", "ci_low", "ci_high", "delta", "delta_ci_low", "delta_ci_high"):
+        assert key in metric
+    prov = result["provenance"]
+    for key in ("versions", "git", "model", "data_sources", "seed", "device", "wall_time_s", "memory"):
+        assert key in prov
+    assert prov["model"]["weights_hash"] and prov["model"]["tokenizer_hash"]
+    assert result["trajectory"][0]["step"] == 0 and any("loss" in row for row in result["trajectory"])
+    assert (cell_dirs[0] / "samples.jsonl").read_text().strip()
+    assert "ga on toy" in (cell_dirs[0] / "log.txt").read_text()
+    # one base evaluation for both seeds
+    assert len(list((tmp_path / "run" / "base").iterdir())) == 1
+    mtimes = {p: p.stat().st_mtime_ns for p in (tmp_path / "run").rglob("result.json")}
+    second = run_matrix(config, reg)
+    assert second.skipped == 2 and second.ran == {}
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "run").rglob("result.json")} == mtimes
+    forced = run_matrix(config, reg, force=True)
+    assert len(forced.ran) == 2
+
+
+def test_same_seed_gives_identical_metrics(tmp_path):
+    reg = _registry()
+    a = run_matrix(_config(tmp_path / "a"), reg)
+    b = run_matrix(_config(tmp_path / "b"), reg)
+    [cell] = a.ran
+    ra = json.loads((tmp_path / "a" / "cells" / cell / "result.json").read_text())
+    rb = json.loads((tmp_path / "b" / "cells" / cell / "result.json").read_text())
+    assert ra["metrics"] == rb["metrics"]
+    assert ra["metrics"]["forget_loglik"]["delta"] < 0  # GA lowered the forget likelihood
+
+
+def test_divergence_and_failures_are_recorded_and_matrix_continues(tmp_path):
+    reg = _registry()
+    summary = run_matrix(_config(tmp_path / "run", methods=("nan_method", "crash_method", "ga")), reg)
+    assert sorted(summary.ran.values()) == ["diverged", "done", "failed"]
+    results = {json.loads(p.read_text())["spec"]["method"]: json.loads(p.read_text())
+               for p in (tmp_path / "run" / "cells").glob("*/result.json")}
+    assert results["nan_method"]["status"] == "diverged"
+    assert "step 1" in results["nan_method"]["reason"] and results["nan_method"]["extras"]["diverged_step"] == 1
+    assert results["crash_method"]["status"] == "failed"
+    assert "plugin bug inside a cell" in results["crash_method"]["reason"]
+    crash_dir = next(p for p in (tmp_path / "run" / "cells").iterdir() if p.name.startswith("crash_method"))
+    assert "Traceback" in (crash_dir / "log.txt").read_text()
+    # diverged counts as finished, failed is retried on resume
+    again = run_matrix(_config(tmp_path / "run", methods=("nan_method", "crash_method", "ga")), reg)
+    assert list(again.ran.values()) == ["failed"]
+    # the leaderboard shows failed/diverged cells instead of dropping them
+    written = write_report([str(tmp_path / "run")], str(tmp_path / "lb"))
+    md = (tmp_path / "lb" / "leaderboard.md").read_text()
+    assert "diverged" in md and "failed" in md and "plugin bug" in md
+    assert {p.name for p in written} == {"leaderboard.md", "results.json", "results.csv"}
+
+
+def test_full_finetune_option(tmp_path):
+    reg = _registry()
+    config = _config(tmp_path / "run")
+    config.method_params = {"ga": {"steps": 1, "batch_size": 2, "finetune": "full", "lr": 1e-3}}
+    assert list(run_matrix(config, reg).ran.values()) == ["done"]
+
+
+def test_gradient_ascent_lowers_forget_likelihood_on_tiny_model(tiny):
+    from bench.testing import make_context
+
+    model, tokenizer = tiny
+    import copy
+
+    ctx = make_context(copy.deepcopy(model), tokenizer)
+    before = ctx.probe(ctx.model)["forget/loglik"]
+    params = GradientAscent.Params(steps=5, lr=5e-3, batch_size=3)
+    after_model = GradientAscent(params).unlearn(ctx)
+    assert ctx.probe(after_model)["forget/loglik"] < before
+    assert not any(p.requires_grad for p in after_model.parameters())
+    assert isinstance(after_model, torch.nn.Module) and not hasattr(after_model, "peft_config")
+
+
+@pytest.mark.parametrize("bad", ["nan_methd"])
+def test_unknown_method_with_extra_plugins(tmp_path, bad):
+    from bench.errors import UserError
+
+    with pytest.raises(UserError, match="did you mean 'nan_method'"):
+        run_matrix(_config(tmp_path / "run", methods=(bad,)), _registry())
+    assert not (tmp_path / "run").exists()

@@ -1,0 +1,71 @@
+"""Metric functions on hand-made examples: bootstrap CI, pass@k, GSM answers, code extraction."""
+
+import math
+
+import pytest
+
+from bench.stats import attach_delta, bootstrap_ci, mean_metric, significant
+from tasks.coding import gsm, humaneval
+
+
+def test_bootstrap_ci_contains_mean_and_is_deterministic():
+    values = [0, 1, 1, 0, 1, 1, 1, 0, 1, 1]
+    low, high = bootstrap_ci(values)
+    assert low < 0.7 < high
+    assert (low, high) == bootstrap_ci(values)
+    assert bootstrap_ci([2.0, 2.0, 2.0]) == (2.0, 2.0)
+    assert bootstrap_ci([5.0]) == (5.0, 5.0)
+    assert all(math.isnan(x) for x in bootstrap_ci([]))
+
+
+def test_paired_delta_is_tight_when_every_item_moves():
+    base = mean_metric("m", "forget", [1.0, 2.0, 3.0, 4.0], "lower")
+    after = mean_metric("m", "forget", [0.5, 1.5, 2.5, 3.5], "lower")
+    attach_delta(after, base)
+    assert after.delta == pytest.approx(-0.5)
+    assert after.delta_ci_low == pytest.approx(-0.5) and after.delta_ci_high == pytest.approx(-0.5)
+    assert significant(after.delta_ci_low, after.delta_ci_high)
+    assert not significant(-0.1, 0.2)
+
+
+def test_pass_at_k_unbiased_estimator():
+    assert humaneval.pass_at_k(1, 1, 1) == 1.0
+    assert humaneval.pass_at_k(1, 0, 1) == 0.0
+    assert humaneval.pass_at_k(10, 3, 1) == pytest.approx(0.3)
+    # 1 - C(7,2)/C(10,2) = 1 - 21/45
+    assert humaneval.pass_at_k(10, 3, 2) == pytest.approx(1 - 21 / 45)
+    assert humaneval.pass_at_k(5, 4, 2) == 1.0
+    with pytest.raises(ValueError):
+        humaneval.pass_at_k(2, 1, 3)
+
+
+@pytest.mark.parametrize("reply, expected", [
+    ("3 + 4 = 7\n#### 7", "7"),
+    ("The answer is #### 1,234.", "1234"),
+    ("First 2 apples, then 5 more: total 7 apples.", "7"),
+    ("#### $18.00", "18"),
+    ("no numbers here", None),
+    ("x is -3.5", "-3.5"),
+])
+def test_gsm_answer_extraction(reply, expected):
+    assert gsm.extract_answer(reply) == expected
+
+
+def test_gsm_scoring_and_cleaning():
+    assert gsm.is_correct("so #### 18", "18")
+    assert not gsm.is_correct("so #### 17", "18")
+    assert gsm.clean_solution("6 * 3 = <<6*3=18>>18 eggs") == "6 * 3 = 18 eggs"
+    assert gsm.gold_answer("blah\n#### 1,000") == "1000"
+
+
+def test_code_extraction_and_program_assembly():
+    problem = humaneval.CodeProblem("t/0", "from typing import List\n\ndef add(a, b):\n    \"\"\"add\"\"\"\n",
+                                    "    return a + b\n", "def check(f):\n    assert f(1, 2) == 3\n", "add")
+    reply = "Sure!\n```python\ndef add(a, b):\n    return a + b\n```\nDone."
+    assert humaneval.extract_code(reply) == "def add(a, b):\n    return a + b"
+    program = humaneval.build_program(problem, reply)
+    assert program.startswith("from typing import List") and "check(add)" in program
+    body_only = humaneval.build_program(problem, "    return a + b\n")
+    assert body_only.startswith(problem.prompt)
+    assert humaneval.is_function_source(reply)
+    assert not humaneval.is_function_source("just words, no code")
