@@ -93,7 +93,7 @@ class TrainParams:
     Defaults are the ``demo`` preset (CPU, minutes). Methods subclass this to add their own fields.
     """
 
-    lr: float = 1e-4
+    lr: float = 5e-4
     steps: int = 20
     batch_size: int = 4
     grad_accum: int = 1
