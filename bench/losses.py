@@ -45,3 +45,13 @@ def cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     logits, targets, mask = shift(logits, labels)
     flat = F.cross_entropy(logits.reshape(-1, logits.size(-1)).float(), targets.reshape(-1), reduction="none")
     return (flat * mask.reshape(-1)).sum() / mask.sum().clamp(min=1)
+
+
+def kl_on_answers(ref_logits: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """KL(p_ref ‖ p_θ) of the next-token distributions, averaged over answer positions (scalar)."""
+    ref, _, mask = shift(ref_logits, labels)
+    cur, _, _ = shift(logits, labels)
+    ref_logp = torch.log_softmax(ref.float(), dim=-1)
+    cur_logp = torch.log_softmax(cur.float(), dim=-1)
+    per_position = (ref_logp.exp() * (ref_logp - cur_logp)).sum(-1)
+    return (per_position * mask).sum() / mask.sum().clamp(min=1)

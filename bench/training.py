@@ -7,34 +7,32 @@ methods so that differences in results come from the losses, not from incidental
 
 from __future__ import annotations
 
+import copy
 import math
 import random
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
 from .api import Example, TrainParams, UnlearnContext
 from .errors import Diverged
 from .progress import bar
-from .text import Batch, encode, collate
+from .text import Batch, make_batch
 
 LossFn = Callable[[], tuple[torch.Tensor, dict[str, float]]]
+T = TypeVar("T")
 
 
-def example_stream(tokenizer: Any, examples: Sequence[Example], batch_size: int, max_length: int,
-                   rng: random.Random) -> Iterator[Batch]:
-    """Endless shuffled batches; reshuffled every epoch with the cell's seeded RNG."""
-    if not examples:
+def shuffled_batches(items: Sequence[T], batch_size: int, rng: random.Random) -> Iterator[list[T]]:
+    """Endless shuffled mini-batches of ``items``; reshuffled every epoch with the cell's seeded RNG."""
+    if not items:
         raise ValueError("no examples to train on")
-    encoded = [encode(tokenizer, ex, max_length) for ex in examples]
     while True:
-        order = list(range(len(encoded)))
+        order = list(range(len(items)))
         rng.shuffle(order)
         for start in range(0, len(order), batch_size):
-            idx = order[start:start + batch_size]
-            yield collate([encoded[i] for i in idx], tokenizer.pad_token_id)
+            yield [items[i] for i in order[start:start + batch_size]]
 
 
 def with_adapter(model: Any, params: TrainParams, seed: int) -> Any:
@@ -59,14 +57,25 @@ def merged(model: Any) -> Any:
     return model
 
 
-@contextmanager
-def reference_mode(model: Any) -> Iterator[Any]:
-    """Run the frozen base model: with LoRA the adapter is disabled (no second copy of the weights)."""
-    if hasattr(model, "disable_adapter"):
-        with model.disable_adapter(), torch.no_grad():
-            yield model
-    else:
-        raise TypeError("reference_mode needs a LoRA-wrapped model; full fine-tuning keeps a frozen copy")
+class Reference:
+    """The frozen original model π_ref, for losses that compare against it (NPO, ICU's KL term).
+
+    With LoRA the adapter is switched off for the reference forward pass: exactly the original
+    weights, no second copy in memory. With full fine-tuning a frozen copy is made once.
+    """
+
+    def __init__(self, model: Any):
+        self._model = model
+        self._copy = None
+        if not hasattr(model, "disable_adapter"):
+            self._copy = copy.deepcopy(model).requires_grad_(False).eval()
+
+    @torch.no_grad()
+    def logits(self, batch: Batch) -> torch.Tensor:
+        if self._copy is not None:
+            return logits(self._copy, batch)
+        with self._model.disable_adapter():
+            return logits(self._model, batch)
 
 
 def logits(model: Any, batch: Batch) -> torch.Tensor:
@@ -78,19 +87,26 @@ def _grad_norm(parameters: Sequence[torch.nn.Parameter]) -> float:
     return float(torch.stack(norms).norm()) if norms else 0.0
 
 
+def make_optimizer(model: Any, params: TrainParams) -> torch.optim.Optimizer:
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if not trainable:
+        raise ValueError("model has no trainable parameters")
+    return torch.optim.AdamW(trainable, lr=params.lr, weight_decay=params.weight_decay)
+
+
 def train(model: Any, params: TrainParams, loss_fn: LossFn, ctx: UnlearnContext, *, desc: str = "train",
-          steps: int | None = None, log_prefix: str = "", log_every: int = 1) -> None:
+          steps: int | None = None, log_prefix: str = "", log_every: int = 1,
+          optimizer: torch.optim.Optimizer | None = None) -> None:
     """Optimise ``loss_fn`` for ``steps`` optimiser steps (default ``params.steps``).
 
     Each optimiser step accumulates ``params.grad_accum`` micro-batches (``loss_fn`` draws its own
     batches). A non-finite loss or a gradient norm above ``params.max_grad_norm_diverge`` raises
-    ``Diverged`` with the step, which the runner records as the cell's status.
+    ``Diverged`` with the step, which the runner records as the cell's status. Pass ``optimizer`` to
+    keep optimiser state across calls (iterative methods training in rounds).
     """
     steps = params.steps if steps is None else steps
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    if not trainable:
-        raise ValueError("model has no trainable parameters")
-    optimizer = torch.optim.AdamW(trainable, lr=params.lr, weight_decay=params.weight_decay)
+    optimizer = optimizer or make_optimizer(model, params)
+    trainable = [p for group in optimizer.param_groups for p in group["params"]]
     model.train()
     for step in bar(range(1, steps + 1), ctx.progress, desc, unit="step"):
         optimizer.zero_grad(set_to_none=True)
@@ -115,29 +131,40 @@ def train(model: Any, params: TrainParams, loss_fn: LossFn, ctx: UnlearnContext,
 
 
 class LossMethodMixin:
-    """Shared ``unlearn`` for methods defined by a loss over forget (and optionally retain) batches."""
+    """Shared ``unlearn`` for methods defined by a loss over forget (and optionally retain) batches.
+
+    A subclass implements ``loss(model, forget, retain)``. ``forget_items`` / ``collate_forget`` let a
+    method train on richer items than plain examples (FLAT pairs each forget example with a template
+    answer); by default an item is an ``Example`` and a batch is a tokenised ``Batch``.
+    """
 
     uses_retain: bool = False
     params: TrainParams
 
-    def loss(self, model: Any, forget: Batch, retain: Batch | None) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, model: Any, forget: Any, retain: Batch | None) -> tuple[torch.Tensor, dict[str, float]]:
         raise NotImplementedError  # pragma: no cover - interface
 
     def setup(self, model: Any, ctx: UnlearnContext) -> None:
-        """Hook for one-off preparation before training (e.g. reference statistics)."""
+        """Hook for one-off preparation before training (e.g. the reference model)."""
+
+    def forget_items(self, ctx: UnlearnContext) -> Sequence[Any]:
+        return ctx.forget
+
+    def collate_forget(self, tokenizer: Any, items: list[Any], device: str) -> Any:
+        return make_batch(tokenizer, items, self.params.max_length).to(device)
 
     def unlearn(self, ctx: UnlearnContext) -> Any:
         p = self.params
         rng = random.Random(ctx.seed)
         model = with_adapter(ctx.model, p, ctx.seed)
-        forget = example_stream(ctx.tokenizer, ctx.forget, p.batch_size, p.max_length, rng)
-        retain = (example_stream(ctx.tokenizer, ctx.retain, p.batch_size, p.max_length, rng)
-                  if self.uses_retain else None)
-        device = ctx.device
         self.setup(model, ctx)
+        forget = shuffled_batches(self.forget_items(ctx), p.batch_size, rng)
+        retain = shuffled_batches(ctx.retain, p.batch_size, rng) if self.uses_retain else None
+        tok, device = ctx.tokenizer, ctx.device
 
         def step_loss() -> tuple[torch.Tensor, dict[str, float]]:
-            return self.loss(model, next(forget).to(device), next(retain).to(device) if retain else None)
+            retain_batch = make_batch(tok, next(retain), p.max_length).to(device) if retain else None
+            return self.loss(model, self.collate_forget(tok, next(forget), device), retain_batch)
 
         ctx.log(step=0, **{f"probe/{k}": v for k, v in ctx.probe(model).items()})
         train(model, p, step_loss, ctx, desc=getattr(self, "name", "train"))

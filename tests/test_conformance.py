@@ -41,3 +41,23 @@ def test_conformance_catches_noop_and_nondeterminism():
     assert any("no trajectory" in p for p in noop.problems)
     unseeded = check_method(DependsOnCallCount)
     assert unseeded.problems == ["not deterministic: two runs with the same seed gave different weights"]
+
+
+import pytest  # noqa: E402
+
+
+@pytest.mark.parametrize("name, params", [
+    ("graddiff", {"steps": 2, "batch_size": 2, "lr": 1e-3}),
+    ("npo", {"steps": 2, "batch_size": 2, "lr": 1e-3}),
+    ("npo", {"steps": 2, "batch_size": 2, "lr": 1e-3, "retain_weight": 1.0}),
+    ("npo", {"steps": 1, "batch_size": 2, "lr": 1e-4, "finetune": "full"}),
+    ("flat", {"steps": 2, "batch_size": 2, "lr": 1e-3}),
+    ("flat", {"steps": 2, "batch_size": 2, "lr": 1e-3, "divergence": "js", "average": "padded"}),
+    ("icu", {"steps": 3, "batch_size": 2, "lr": 1e-3, "max_epochs": 2, "max_new_tokens": 4,
+             "embedding": "model"}),
+])
+def test_builtin_methods_conform(name, params):
+    from bench.plugins import registry
+
+    report = check_method(registry().get("method", name).cls, params)
+    assert report.ok, report.problems

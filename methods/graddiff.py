@@ -1,0 +1,57 @@
+"""Gradient difference (``graddiff``): ascend on forget data, descend on retain data.
+
+    L_GD(θ) = −w_f · CE_θ(forget) + w_r · CE_θ(retain)
+
+CE is the token-mean next-token cross-entropy over answer tokens of a batch. Each optimiser step
+draws one forget batch and one retain batch of the same size. Defaults w_f = w_r = 1 (Liu et al.,
+"Continual learning and private unlearning", 2022; the TOFU/open-unlearning baseline).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from bench.api import Method, TrainParams
+from bench.hookspecs import hookimpl
+from bench.losses import cross_entropy
+from bench.text import Batch
+from bench.training import LossMethodMixin, logits
+
+
+def graddiff_loss(forget_ce: torch.Tensor, retain_ce: torch.Tensor, forget_weight: float = 1.0,
+                  retain_weight: float = 1.0) -> torch.Tensor:
+    return -forget_weight * forget_ce + retain_weight * retain_ce
+
+
+@dataclass
+class GradDiffParams(TrainParams):
+    forget_weight: float = 1.0
+    retain_weight: float = 1.0
+
+    def validate(self) -> None:
+        super().validate()
+        if self.forget_weight < 0 or self.retain_weight < 0:
+            raise ValueError("forget_weight and retain_weight must be >= 0")
+
+
+class GradDiff(LossMethodMixin, Method):
+    name = "graddiff"
+    description = "Gradient difference: −w_f·CE(forget) + w_r·CE(retain)"
+    Params = GradDiffParams
+    paper_preset = {"lr": 1e-5, "steps": 500, "batch_size": 32, "finetune": "full"}
+    uses_retain = True
+
+    def loss(self, model: Any, forget: Batch, retain: Batch | None) -> tuple[torch.Tensor, dict[str, float]]:
+        assert retain is not None
+        f_ce = cross_entropy(logits(model, forget), forget.labels)
+        r_ce = cross_entropy(logits(model, retain), retain.labels)
+        loss = graddiff_loss(f_ce, r_ce, self.params.forget_weight, self.params.retain_weight)
+        return loss, {"forget_ce": f_ce.item(), "retain_ce": r_ce.item()}
+
+
+@hookimpl
+def register_methods(register):
+    register(GradDiff)

@@ -1,0 +1,79 @@
+"""Negative Preference Optimization (``npo``) — Zhang, Lin, Bai, Mei, "Negative Preference
+Optimization: From Catastrophic Collapse to Effective Unlearning" (COLM 2024).
+
+For forget pairs (x_i, y_i) with sequence log-likelihoods summed over answer tokens,
+
+    L_NPO(θ) = −(2/β) · mean_i log σ( −β · (log π_θ(y_i|x_i) − log π_ref(y_i|x_i)) )
+             =  (2/β) · mean_i softplus( β · (log π_θ(y_i|x_i) − log π_ref(y_i|x_i)) )
+
+with β = 0.1. π_ref is the frozen original model: with LoRA, the same network with the adapter
+disabled (no second copy of the weights); with full fine-tuning, a frozen copy. As β → 0 the loss
+tends to gradient ascent; the softplus saturates once π_θ(y|x) ≪ π_ref(y|x), which is what slows the
+collapse GA suffers from.
+
+NPO+RT: ``retain_weight > 0`` adds ``retain_weight · CE_θ(retain)``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from bench.api import Method, TrainParams, UnlearnContext
+from bench.hookspecs import hookimpl
+from bench.losses import cross_entropy, sequence_logprob
+from bench.text import Batch
+from bench.training import LossMethodMixin, Reference, logits
+
+
+def npo_loss(logp_theta: torch.Tensor, logp_ref: torch.Tensor, beta: float) -> torch.Tensor:
+    """(2/β)·mean softplus(β·(log π_θ − log π_ref)) over sequences."""
+    return (2.0 / beta) * F.softplus(beta * (logp_theta - logp_ref)).mean()
+
+
+@dataclass
+class NPOParams(TrainParams):
+    beta: float = 0.1
+    retain_weight: float = 0.0
+
+    def validate(self) -> None:
+        super().validate()
+        if self.beta <= 0:
+            raise ValueError(f"beta must be > 0, got {self.beta}")
+        if self.retain_weight < 0:
+            raise ValueError("retain_weight must be >= 0")
+
+
+class NPO(LossMethodMixin, Method):
+    name = "npo"
+    description = "Negative preference optimisation against the frozen base (NPO, +RT with retain_weight)"
+    Params = NPOParams
+    paper_preset = {"lr": 1e-5, "steps": 500, "batch_size": 32, "finetune": "full", "beta": 0.1}
+
+    def __init__(self, params: NPOParams):
+        super().__init__(params)
+        self.uses_retain = params.retain_weight > 0
+        self.reference: Reference | None = None
+
+    def setup(self, model: Any, ctx: UnlearnContext) -> None:
+        self.reference = Reference(model)
+
+    def loss(self, model: Any, forget: Batch, retain: Batch | None) -> tuple[torch.Tensor, dict[str, float]]:
+        assert self.reference is not None
+        logp = sequence_logprob(logits(model, forget), forget.labels)
+        logp_ref = sequence_logprob(self.reference.logits(forget), forget.labels)
+        loss = npo_loss(logp, logp_ref, self.params.beta)
+        logs = {"npo": loss.item(), "log_ratio": (logp - logp_ref).mean().item()}
+        if retain is not None:
+            r_ce = cross_entropy(logits(model, retain), retain.labels)
+            loss = loss + self.params.retain_weight * r_ce
+            logs["retain_ce"] = r_ce.item()
+        return loss, logs
+
+
+@hookimpl
+def register_methods(register):
+    register(NPO)
