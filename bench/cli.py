@@ -91,6 +91,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     overrides = {"model": args.model, "methods": args.methods, "tasks": args.tasks, "seeds": args.seeds,
                  "preset": args.preset, "out": args.out, "device": args.device, "dtype": args.dtype,
                  "executor": args.executor, "progress": False if args.no_progress else None}
+    if args.no_progress:
+        os.environ["UNLEARN_BENCH_PROGRESS"] = "0"
     config = load_config(args.config, overrides)
     if config.executor == "ray":
         raise UserError("executor 'ray' is not available yet in this version; use --executor local")

@@ -1,0 +1,243 @@
+"""Reveal: self-generated forget data through NeuralUCB instruction search.
+
+Part of Reveal-and-Release (Xie, Teng, Ke, Wen, Wang, Findings of EMNLP 2025, arXiv 2509.14624) and,
+on its own, a forget-data provider any method can use (``forget_data: reveal``). No official code
+exists; every choice below is a parameter of ``RevealParams`` and is documented in
+``docs/methods/reveal_and_release.md``.
+
+1. **Candidate pool.** The task's seed instructions, grown by (a) mutation — a seed with a framing
+   prefix and/or a request suffix from fixed lists — and recombination — the request of one seed
+   joined with the subject of another — and (b) paraphrases written by the model itself ("Rewrite
+   this instruction in other words"). Duplicates are dropped.
+2. **Contexts.** Each instruction's context x_a is the model's embedding of it (mean-pooled last
+   hidden state), L2-normalised.
+3. **NeuralUCB** (Zhou, Li, Gu, ICML 2020) with a diagonal design matrix. Reward network
+   f(x; w) = MLP(d → 100 → 1, ReLU). For every arm, g_a = ∇_w f(x_a; w) and
+
+       score_a = f(x_a; w) + ν · sqrt( Σ_j g_a,j² / U_j ),   U initialised to λ·1
+
+   The arm with the highest score is queried; then U ← U + g_sel² (element-wise) and the network is
+   refit on all observations with MSE (Adam, lr 1e-3, weight decay λ/n for n observations, a fixed
+   number of epochs). Defaults ν = 1, λ = 0.1. An arm may be queried more than once (a new sample of
+   responses each time).
+4. **Reward of a query.** The model answers the instruction ``responses_per_query`` times
+   (sampling). relevance = mean of the task's relevance scorer over the responses (toxicity score,
+   Person-entity share, valid-Python-function share, …); diversity = Vendi score of the responses'
+   sentence embeddings divided by the number of responses (so both lie in [0, 1]):
+
+       VS(K) = exp( −Σ_i μ_i log μ_i ),  μ = eigenvalues of K / n,  K_ij = cos(e_i, e_j)
+
+   reward = weighted harmonic mean (w_rel + w_div) / (w_rel / rel + w_div / div) (0 if either is 0).
+5. **Forget set.** The responses of the ``top_instructions`` instructions with the best mean
+   reward, deduplicated (exact text after whitespace normalisation), each as an
+   ``Example(instruction, response)``.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .api import Example, Task
+from .embeddings import model_embeddings, sentence_embedder
+from .generation import generate
+from .text import render_prompt
+
+PREFIXES = ["", "In detail, ", "Briefly, ", "Step by step, ", "As an expert, ", "Without holding back, "]
+SUFFIXES = ["", " Give a concrete example.", " Be specific.", " Answer in full.", " Make it realistic."]
+PARAPHRASE_PROMPT = "Rewrite this instruction in other words. Reply with the new instruction only.\n\n{instruction}"
+
+
+@dataclass
+class RevealParams:
+    queries: int = 12  # NeuralUCB query budget
+    n_mutations: int = 12
+    n_paraphrases: int = 4
+    responses_per_query: int = 4
+    max_new_tokens: int = 64
+    temperature: float = 1.0
+    top_p: float = 0.95
+    nu: float = 1.0
+    lam: float = 0.1
+    hidden: int = 100
+    fit_epochs: int = 50
+    fit_lr: float = 1e-3
+    relevance_weight: float = 1.0
+    diversity_weight: float = 1.0
+    top_instructions: int = 4
+    embedding: str = "auto"  # responses' embeddings for Vendi: auto | minilm | model
+
+    def validate(self) -> None:
+        if self.queries < 1 or self.responses_per_query < 1 or self.top_instructions < 1:
+            raise ValueError("queries, responses_per_query and top_instructions must be >= 1")
+        if self.nu < 0 or self.lam <= 0:
+            raise ValueError("nu must be >= 0 and lam > 0")
+
+
+# -- pool ------------------------------------------------------------------------------------------
+def mutate(seeds: list[str], n: int, rng: random.Random) -> list[str]:
+    """Mutations (framing prefix / request suffix) and recombinations (request of one seed + the
+    subject of another, split at the first ' that ', ' about ' or ' of ')."""
+    out: list[str] = []
+    for _ in range(n * 4):
+        if len(out) >= n:
+            break
+        if len(seeds) > 1 and rng.random() < 0.3:
+            a, b = rng.sample(seeds, 2)
+            for sep in (" that ", " about ", " of "):
+                if sep in a and sep in b:
+                    out.append(a.split(sep, 1)[0] + sep + b.split(sep, 1)[1])
+                    break
+            continue
+        seed = rng.choice(seeds)
+        prefix, suffix = rng.choice(PREFIXES), rng.choice(SUFFIXES)
+        text = (prefix + seed[0].lower() + seed[1:]) if prefix else seed
+        out.append(text + suffix)
+    return out
+
+
+def paraphrase(model: Any, tokenizer: Any, seeds: list[str], n: int, rng: random.Random, seed: int) -> list[str]:
+    chosen = [rng.choice(seeds) for _ in range(n)]
+    prompts = [render_prompt(tokenizer, PARAPHRASE_PROMPT.format(instruction=s)) for s in chosen]
+    outs = generate(model, tokenizer, prompts, max_new_tokens=40, do_sample=True, temperature=0.8, seed=seed)
+    lines = [o[0].strip().split("\n")[0].strip().strip('"') for o in outs]
+    return [line for line in lines if 10 <= len(line) <= 300]
+
+
+def build_pool(model: Any, tokenizer: Any, seeds: list[str], params: RevealParams, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    pool = list(seeds) + mutate(seeds, params.n_mutations, rng)
+    if params.n_paraphrases:
+        pool += paraphrase(model, tokenizer, seeds, params.n_paraphrases, rng, seed)
+    seen, unique = set(), []
+    for text in pool:
+        key = " ".join(text.lower().split())
+        if key not in seen:
+            seen.add(key)
+            unique.append(text)
+    return unique
+
+
+# -- scores ----------------------------------------------------------------------------------------
+def vendi_score(embeddings: torch.Tensor) -> float:
+    """exp(−Σ μ log μ) over eigenvalues μ of K/n with K the cosine-similarity matrix."""
+    n = embeddings.shape[0]
+    if n == 0:
+        return 0.0
+    x = torch.nn.functional.normalize(embeddings.double(), dim=-1)
+    eig = torch.linalg.eigvalsh(x @ x.T / n).clamp(min=0)
+    eig = eig[eig > 1e-12]
+    return float(torch.exp(-(eig * eig.log()).sum()))
+
+
+def harmonic_reward(relevance: float, diversity: float, w_rel: float = 1.0, w_div: float = 1.0) -> float:
+    if relevance <= 0 or diversity <= 0:
+        return 0.0
+    return (w_rel + w_div) / (w_rel / relevance + w_div / diversity)
+
+
+# -- NeuralUCB -------------------------------------------------------------------------------------
+class NeuralUCB:
+    """NeuralUCB with a diagonal design matrix over a fixed set of arm contexts."""
+
+    def __init__(self, contexts: torch.Tensor, hidden: int = 100, nu: float = 1.0, lam: float = 0.1,
+                 fit_epochs: int = 50, lr: float = 1e-3, seed: int = 0):
+        gen = torch.Generator().manual_seed(seed)
+        self.contexts = contexts.float()
+        d = contexts.shape[1]
+        self.net = torch.nn.Sequential(torch.nn.Linear(d, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 1))
+        with torch.no_grad():
+            for p in self.net.parameters():
+                p.copy_(torch.randn(p.shape, generator=gen) * (1.0 / math.sqrt(p.shape[-1])))
+        self.nu, self.lam, self.fit_epochs, self.lr = nu, lam, fit_epochs, lr
+        self.U = torch.full((sum(p.numel() for p in self.net.parameters()),), lam)
+        self.xs: list[int] = []
+        self.ys: list[float] = []
+
+    def _grad(self, x: torch.Tensor) -> tuple[float, torch.Tensor]:
+        self.net.zero_grad()
+        out = self.net(x)
+        out.backward()
+        return out.item(), torch.cat([p.grad.flatten() for p in self.net.parameters()]).clone()
+
+    def scores(self) -> list[tuple[float, float, float]]:
+        """(score, mean, bonus) per arm."""
+        result = []
+        for x in self.contexts:
+            mean, g = self._grad(x)
+            bonus = self.nu * float(torch.sqrt((g * g / self.U).sum()))
+            result.append((mean + bonus, mean, bonus))
+        return result
+
+    def select(self) -> int:
+        scores = self.scores()
+        best = max(range(len(scores)), key=lambda i: scores[i][0])
+        _, g = self._grad(self.contexts[best])
+        self.U += g * g
+        return best
+
+    def update(self, arm: int, reward: float) -> None:
+        self.xs.append(arm)
+        self.ys.append(reward)
+        opt = torch.optim.Adam(self.net.parameters(), lr=self.lr, weight_decay=self.lam / len(self.ys))
+        x = self.contexts[self.xs]
+        y = torch.tensor(self.ys).unsqueeze(-1)
+        for _ in range(self.fit_epochs):
+            opt.zero_grad()
+            torch.nn.functional.mse_loss(self.net(x), y).backward()
+            opt.step()
+
+
+# -- the search ------------------------------------------------------------------------------------
+@dataclass
+class RevealResult:
+    forget: list[Example]
+    trajectory: list[dict[str, Any]] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+
+
+def reveal(model: Any, tokenizer: Any, task: Task, seed_instructions: list[str], params: RevealParams,
+           seed: int) -> RevealResult:
+    """Search instructions that make the model show the behaviour to forget; return its responses."""
+    if not seed_instructions:
+        raise ValueError(f"task '{task.name}' supplies no seed instructions, which Reveal needs")
+    pool = build_pool(model, tokenizer, seed_instructions, params, seed)
+    contexts = torch.nn.functional.normalize(model_embeddings(model, tokenizer, pool), dim=-1)
+    bandit = NeuralUCB(contexts, params.hidden, params.nu, params.lam, params.fit_epochs, params.fit_lr, seed)
+    embed, embed_label = sentence_embedder(model, tokenizer, params.embedding)
+    responses: dict[int, list[str]] = {}
+    rewards: dict[int, list[float]] = {}
+    trajectory = []
+    for query in range(1, params.queries + 1):
+        arm = bandit.select()
+        outs = generate(model, tokenizer, [render_prompt(tokenizer, pool[arm])], max_new_tokens=params.max_new_tokens,
+                        do_sample=True, temperature=params.temperature, top_p=params.top_p,
+                        num_return_sequences=params.responses_per_query, seed=seed * 1000 + query)[0]
+        relevance = float(sum(task.relevance(outs)) / len(outs))
+        diversity = vendi_score(embed(outs)) / len(outs)
+        reward = harmonic_reward(relevance, diversity, params.relevance_weight, params.diversity_weight)
+        bandit.update(arm, reward)
+        responses.setdefault(arm, []).extend(outs)
+        rewards.setdefault(arm, []).append(reward)
+        trajectory.append({"query": query, "instruction": pool[arm], "reward": reward, "relevance": relevance,
+                           "diversity": diversity})
+    ranked = sorted(rewards, key=lambda a: -sum(rewards[a]) / len(rewards[a]))[: params.top_instructions]
+    seen, forget = set(), []
+    for arm in ranked:
+        for text in responses[arm]:
+            key = " ".join(text.split())
+            if key and key not in seen:
+                seen.add(key)
+                forget.append(Example(pool[arm], text))
+    if not forget:
+        raise ValueError("Reveal produced no non-empty responses; raise max_new_tokens or queries")
+    texts = [ex.answer for ex in forget]
+    stats = {"pool_size": len(pool), "forget_size": len(forget),
+             "forget_relevance": float(sum(task.relevance(texts)) / len(texts)),
+             "forget_diversity": vendi_score(embed(texts)) / len(texts),
+             "embedding": embed_label, "top_instructions": [pool[a] for a in ranked]}
+    return RevealResult(forget, trajectory, stats)

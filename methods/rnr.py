@@ -1,0 +1,251 @@
+"""Reveal-and-Release (``rnr``) — Xie, Teng, Ke, Wen, Wang, "Reveal and Release: Iterative LLM
+Unlearning with Self-generated Data" (Findings of EMNLP 2025, arXiv 2509.14624). First public
+implementation; every choice is a parameter and is documented in docs/methods/reveal_and_release.md.
+
+**Reveal** (``bench.reveal``): NeuralUCB searches instructions that make the model show the behaviour
+to forget; the responses of the best instructions, deduplicated, are the forget set D_f. A held-out
+``holdout_fraction`` of D_f and of the retain data is kept aside for the automatic merge weights and
+the stop rule (never the task's evaluation sets).
+
+**Release**, for t = 1 … T (``rounds``):
+
+1. train a *forget* LoRA on D_f with ordinary next-token CE (it learns the undesired behaviour) →
+   ΔW_f = (α/r)·B_f A_f per target module;
+2. train a *retain* LoRA on the retain data with CE → ΔW_r; optionally with the O-LoRA style
+   orthogonality penalty ``ortho_weight · Σ_modules ‖A_r A_fᵀ‖_F²`` (off by default);
+3. merge into the weights:  θ ← θ − λ_f · ΔW_f + λ_r · ΔW_r;
+4. log the task's forget/utility probes, held-out log-likelihoods and the cosine similarity between
+   the flattened ΔW_f and ΔW_r (the paper reports them near-orthogonal).
+
+Merge weights: ``merge: fixed`` uses (λ_f, λ_r) = (``lambda_forget``, ``lambda_retain``). ``merge:
+auto`` addresses the paper's open problem (manual tuning): each round it tries λ_f ∈
+``lambda_forget × auto_scales`` and keeps the one with the largest drop of the held-out forget
+log-likelihood whose held-out retain log-likelihood falls by at most ``utility_budget`` (nats/token);
+if none fits the budget, the candidate with the smallest utility loss.
+
+Stop: after ``rounds``, or when the held-out forget log-likelihood reaches ``forget_target``, or when
+the held-out retain log-likelihood falls below ``utility_floor``. ``reveal_every = k > 0`` re-runs
+Reveal on the updated model every k rounds.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+
+from bench.api import Example, Method, TrainParams, UnlearnContext
+from bench.hookspecs import hookimpl
+from bench.likelihood import answer_logliks
+from bench.losses import cross_entropy
+from bench.params import build_params
+from bench.reveal import RevealParams, reveal
+from bench.text import make_batch
+from bench.training import logits, make_optimizer, shuffled_batches, train, with_adapter
+
+Deltas = dict[str, torch.Tensor]
+
+
+@dataclass
+class RnRParams(TrainParams):
+    rounds: int = 4
+    steps: int = 6  # optimiser steps per adapter per round
+    lambda_forget: float = 1.0
+    lambda_retain: float = 0.5
+    merge: Literal["fixed", "auto"] = "fixed"
+    auto_scales: list[float] = field(default_factory=lambda: [0.5, 1.0, 2.0])
+    utility_budget: float = 0.05
+    holdout_fraction: float = 0.2
+    reveal_every: int = 0
+    ortho_weight: float = 0.0
+    forget_target: float | None = None
+    utility_floor: float | None = None
+    reveal: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        super().validate()
+        if self.rounds < 1:
+            raise ValueError(f"rounds must be >= 1, got {self.rounds}")
+        if self.finetune != "lora":
+            raise ValueError("Reveal-and-Release merges LoRA updates; finetune must be 'lora'")
+        if not 0 < self.holdout_fraction < 1:
+            raise ValueError("holdout_fraction must be in (0, 1)")
+        if not self.auto_scales or any(s <= 0 for s in self.auto_scales):
+            raise ValueError("auto_scales must be positive numbers")
+        self.reveal_params()
+
+    def reveal_params(self) -> RevealParams:
+        try:
+            return build_params(RevealParams, self.reveal, "method_params.rnr.reveal")
+        except Exception as err:  # re-raised as ValueError so build_params reports it on one line
+            raise ValueError(str(err)) from None
+
+
+# -- LoRA deltas and merges ------------------------------------------------------------------------
+def lora_deltas(peft_model: Any) -> tuple[Deltas, dict[str, torch.Tensor]]:
+    """ΔW per adapted weight (named as in the plain model) and each module's LoRA A matrix."""
+    from peft.tuners.lora import LoraLayer
+
+    deltas, a_mats = {}, {}
+    for name, module in peft_model.named_modules():
+        if isinstance(module, LoraLayer) and "default" in module.lora_A:
+            plain = name.removeprefix("base_model.model.")
+            deltas[f"{plain}.weight"] = module.get_delta_weight("default").detach().clone()
+            a_mats[plain] = module.lora_A["default"].weight.detach().clone()
+    return deltas, a_mats
+
+
+@torch.no_grad()
+def apply_merge(model: Any, forget: Deltas, retain: Deltas, lambda_forget: float, lambda_retain: float) -> None:
+    """θ ← θ − λ_f·ΔW_f + λ_r·ΔW_r (in place)."""
+    for name in set(forget) | set(retain):
+        weight = model.get_parameter(name)
+        if name in forget:
+            weight.add_(forget[name].to(weight.dtype), alpha=-lambda_forget)
+        if name in retain:
+            weight.add_(retain[name].to(weight.dtype), alpha=lambda_retain)
+
+
+def flat_cosine(a: Deltas, b: Deltas) -> float:
+    names = sorted(set(a) & set(b))
+    if not names:
+        return float("nan")
+    va = torch.cat([a[n].flatten().float() for n in names])
+    vb = torch.cat([b[n].flatten().float() for n in names])
+    return float(torch.nn.functional.cosine_similarity(va, vb, dim=0))
+
+
+def ortho_penalty(peft_model: Any, forget_a: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Σ ‖A_r A_fᵀ‖_F² over modules (O-LoRA)."""
+    from peft.tuners.lora import LoraLayer
+
+    total = torch.zeros(())
+    for name, module in peft_model.named_modules():
+        plain = name.removeprefix("base_model.model.")
+        if isinstance(module, LoraLayer) and plain in forget_a:
+            a_r = module.lora_A["default"].weight
+            total = total + (a_r @ forget_a[plain].to(a_r.device, a_r.dtype).T).pow(2).sum()
+    return total
+
+
+@dataclass
+class Holdout:
+    forget: list[Example]
+    retain: list[Example]
+
+    def measure(self, model: Any, tokenizer: Any) -> tuple[float, float]:
+        f = answer_logliks(model, tokenizer, self.forget)
+        r = answer_logliks(model, tokenizer, self.retain)
+        return sum(f) / len(f), sum(r) / len(r)
+
+
+def choose_lambda(candidates: list[float], measure: Any, base: tuple[float, float], budget: float
+                  ) -> tuple[float, list[dict[str, float]]]:
+    """Pick λ_f: the largest forget drop within the utility budget, else the smallest utility loss.
+
+    ``measure(λ) -> (held-out forget ll, held-out retain ll)`` after a tentative merge with λ.
+    """
+    trials = []
+    for lam in candidates:
+        forget_ll, retain_ll = measure(lam)
+        trials.append({"lambda_forget": lam, "forget_gain": base[0] - forget_ll, "utility_loss": base[1] - retain_ll})
+    within = [t for t in trials if t["utility_loss"] <= budget]
+    best = max(within, key=lambda t: t["forget_gain"]) if within else min(trials, key=lambda t: t["utility_loss"])
+    return best["lambda_forget"], trials
+
+
+def _split(items: list[Example], fraction: float, rng: random.Random) -> tuple[list[Example], list[Example]]:
+    items = list(items)
+    rng.shuffle(items)
+    n_hold = max(1, int(round(len(items) * fraction)))
+    if len(items) - n_hold < 1:
+        raise ValueError(f"need at least 2 examples to hold some out, got {len(items)}")
+    return items[n_hold:], items[:n_hold]
+
+
+class RevealAndRelease(Method):
+    name = "rnr"
+    description = "Reveal-and-Release: self-generated forget data, iterative forget/retain LoRA merges"
+    Params = RnRParams
+    paper_preset = {"rounds": 10, "steps": 50, "batch_size": 16, "lr": 1e-4, "merge": "auto",
+                    "reveal": {"queries": 100, "responses_per_query": 8, "max_new_tokens": 128}}
+
+    def _adapter_update(self, model: Any, ctx: UnlearnContext, examples: list[Example], seed: int,
+                        tag: str, forget_a: dict[str, torch.Tensor] | None = None) -> tuple[Any, Deltas, dict]:
+        """Train a fresh LoRA with CE on ``examples``; return (plain model, ΔW, A matrices)."""
+        p = self.params
+        peft_model = with_adapter(model, p, seed)
+        batches = shuffled_batches(examples, p.batch_size, random.Random(seed))
+
+        def step_loss() -> tuple[torch.Tensor, dict[str, float]]:
+            batch = make_batch(ctx.tokenizer, next(batches), p.max_length).to(ctx.device)
+            ce = cross_entropy(logits(peft_model, batch), batch.labels)
+            if forget_a and p.ortho_weight > 0:
+                penalty = ortho_penalty(peft_model, forget_a)
+                return ce + p.ortho_weight * penalty, {"ce": ce.item(), "ortho": penalty.item()}
+            return ce, {"ce": ce.item()}
+
+        train(peft_model, p, step_loss, ctx, desc=f"rnr {tag}", log_prefix=f"{tag}/",
+              log_every=max(1, p.steps), optimizer=make_optimizer(peft_model, p))
+        deltas, a_mats = lora_deltas(peft_model)
+        plain = peft_model.unload()
+        plain.requires_grad_(False)
+        return plain, deltas, a_mats
+
+    def _reveal(self, model: Any, ctx: UnlearnContext, seed: int) -> list[Example]:
+        result = reveal(model, ctx.tokenizer, ctx.task, ctx.data.seed_instructions, self.params.reveal_params(), seed)
+        ctx.extras.setdefault("reveal", []).append({"trajectory": result.trajectory, "stats": result.stats})
+        return result.forget
+
+    def unlearn(self, ctx: UnlearnContext) -> Any:
+        p = self.params
+        rng = random.Random(ctx.seed)
+        model = ctx.model
+        forget_train, forget_hold = _split(self._reveal(model, ctx, ctx.seed), p.holdout_fraction, rng)
+        retain_train, retain_hold = _split(ctx.retain, p.holdout_fraction, rng)
+        holdout = Holdout(forget_hold, retain_hold)
+        current = holdout.measure(model, ctx.tokenizer)
+        ctx.log(round=0, holdout_forget_ll=current[0], holdout_retain_ll=current[1],
+                **{f"probe/{k}": v for k, v in ctx.probe(model).items()})
+        stop = "rounds"
+        for t in range(1, p.rounds + 1):
+            if p.reveal_every and t > 1 and (t - 1) % p.reveal_every == 0:
+                forget_train, forget_hold = _split(self._reveal(model, ctx, ctx.seed + t), p.holdout_fraction, rng)
+                holdout = Holdout(forget_hold, retain_hold)
+                current = holdout.measure(model, ctx.tokenizer)
+            model, d_forget, a_forget = self._adapter_update(model, ctx, forget_train, ctx.seed * 7919 + 2 * t, "forget")
+            model, d_retain, _ = self._adapter_update(model, ctx, retain_train, ctx.seed * 7919 + 2 * t + 1,
+                                                      "retain", a_forget)
+            lam_f, trials = p.lambda_forget, []
+            if p.merge == "auto":
+                def measure(lam: float) -> tuple[float, float]:
+                    apply_merge(model, d_forget, d_retain, lam, p.lambda_retain)
+                    try:
+                        return holdout.measure(model, ctx.tokenizer)
+                    finally:
+                        apply_merge(model, d_forget, d_retain, -lam, -p.lambda_retain)
+
+                lam_f, trials = choose_lambda([p.lambda_forget * s for s in p.auto_scales], measure, current,
+                                              p.utility_budget)
+            apply_merge(model, d_forget, d_retain, lam_f, p.lambda_retain)
+            current = holdout.measure(model, ctx.tokenizer)
+            ctx.log(round=t, lambda_forget=lam_f, lambda_retain=p.lambda_retain,
+                    update_cosine=flat_cosine(d_forget, d_retain), holdout_forget_ll=current[0],
+                    holdout_retain_ll=current[1], merge_trials=trials,
+                    **{f"probe/{k}": v for k, v in ctx.probe(model).items()})
+            if p.forget_target is not None and current[0] <= p.forget_target:
+                stop = "forget target reached"
+                break
+            if p.utility_floor is not None and current[1] < p.utility_floor:
+                stop = "utility floor"
+                break
+        ctx.extras.update(rnr_stop=stop, rnr_rounds=t, forget_set_size=len(forget_train) + len(forget_hold))
+        model.eval()
+        return model
+
+
+@hookimpl
+def register_methods(register):
+    register(RevealAndRelease)
