@@ -69,3 +69,6 @@ def test_code_extraction_and_program_assembly():
     assert body_only.startswith(problem.prompt)
     assert humaneval.is_function_source(reply)
     assert not humaneval.is_function_source("just words, no code")
+    assert humaneval.is_function_source("```python\ndef f(x):\n    y = x + 1\n    return (y +")  # cut off
+    assert not humaneval.is_function_source("```python\ndef f(x):")
+    assert not humaneval.is_function_source("x = 1\nprint(x)")

@@ -89,10 +89,18 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 
 def is_function_source(text: str) -> bool:
-    """Does the text (or its first code block) parse as Python and define a function? (Reveal relevance)"""
-    code = extract_code(text)
-    try:
-        tree = ast.parse(code)
-    except SyntaxError:
-        return False
-    return any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) for n in ast.walk(tree))
+    """Does the text (or its first code block) parse as Python and define a function? (Reveal relevance)
+
+    Responses are generated with a token cap, so a cut-off last statement is forgiven: trailing lines
+    are dropped until the code parses (a bare ``def f():`` header never parses, so a function body
+    is still required).
+    """
+    lines = extract_code(text).splitlines()
+    while lines:
+        try:
+            tree = ast.parse("\n".join(lines))
+        except SyntaxError:
+            lines.pop()
+            continue
+        return any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) for n in ast.walk(tree))
+    return False
