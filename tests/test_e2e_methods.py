@@ -16,12 +16,12 @@ def test_each_method_lowers_forget_loglik(tmp_path):
     config.write_text(f"""
 model: smollm2-135m-instruct
 methods:
-  graddiff: {{steps: 5, batch_size: 4, max_length: 160}}
-  npo: {{steps: 5, batch_size: 4, max_length: 160}}
-  flat: {{steps: 5, batch_size: 4, max_length: 160}}
-  icu: {{steps: 5, batch_size: 4, max_length: 160, max_epochs: 1, max_new_tokens: 8}}
+  graddiff: {{steps: 6, lr: 0.001, batch_size: 4, max_length: 128}}
+  npo: {{steps: 3, batch_size: 4, max_length: 128}}
+  flat: {{steps: 3, batch_size: 4, max_length: 128}}
+  icu: {{steps: 3, batch_size: 4, max_length: 128, max_epochs: 1, max_new_tokens: 8}}
 tasks:
-  coding: {{n_forget: 12, n_stdlib_forget: 4, n_eval: 6, n_gsm_eval: 2, n_retain: 8,
+  coding: {{n_forget: 8, n_stdlib_forget: 2, n_eval: 4, n_gsm_eval: 2, n_retain: 8,
            max_new_tokens_code: 8, max_new_tokens_math: 8, gsm8k_source: symbolic}}
 out: {tmp_path / 'run'}
 """)
