@@ -43,7 +43,7 @@ from bench.losses import cross_entropy
 from bench.params import build_params
 from bench.reveal import RevealParams, reveal
 from bench.text import make_batch
-from bench.training import logits, make_optimizer, shuffled_batches, train, with_adapter
+from bench.training import logits, shuffled_batches, train, with_adapter
 
 Deltas = dict[str, torch.Tensor]
 
@@ -188,7 +188,7 @@ class RevealAndRelease(Method):
             return ce, {"ce": ce.item()}
 
         train(peft_model, p, step_loss, ctx, desc=f"rnr {tag}", log_prefix=f"{tag}/",
-              log_every=max(1, p.steps), optimizer=make_optimizer(peft_model, p))
+              log_every=max(1, p.steps))
         deltas, a_mats = lora_deltas(peft_model)
         plain = peft_model.unload()
         plain.requires_grad_(False)
