@@ -63,6 +63,8 @@ class Metric:
     ci_low: float
     ci_high: float
     kind: Literal["generative", "likelihood", "other"] = "other"
+    #: Primary metrics enter the leaderboard's normalised scores; the rest are details (e.g. per type).
+    primary: bool = True
     #: Per-item values (same order on every run of this task config), kept so that deltas versus the
     #: base model can be bootstrapped *paired*.
     per_item: list[float] | None = None
@@ -193,6 +195,8 @@ class Task:
         raise NotImplementedError
 
     def evaluate(self, model: Any, tokenizer: Any, data: TaskData, progress: bool = True) -> Evaluation:
+        """Forget and utility metrics of ``model``. A task may add a ``reference=None`` keyword: the
+        runner then passes the unchanged base model (for metrics measured under it, e.g. fluency)."""
         raise NotImplementedError  # pragma: no cover - interface
 
     def probe(self, model: Any, tokenizer: Any, data: TaskData) -> dict[str, float]:

