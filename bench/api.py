@@ -110,6 +110,9 @@ class TrainParams:
     lora_targets: list[str] = field(default_factory=lambda: ["q_proj", "v_proj"])
     #: Stop as ``diverged`` when the gradient norm (before clipping) exceeds this.
     max_grad_norm_diverge: float = 1e4
+    #: "bf16" runs forward/backward under bfloat16 autocast (weights, LoRA and optimiser stay fp32):
+    #: ~1.6x faster training on CPUs with AVX512-BF16/AMX and on GPUs; "off" is plain fp32/dtype.
+    autocast: Literal["off", "bf16"] = "off"
 
     def validate(self) -> None:
         if not self.lr > 0:

@@ -30,6 +30,9 @@ class RunConfig:
     seeds: list[int] = field(default_factory=lambda: [0])
     preset: Literal["demo", "paper"] = "demo"
     method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Shared training knobs (``TrainParams`` fields, e.g. ``autocast``, ``max_length``) applied to every
+    #: method that has them, before its own ``method_params``.
+    train_params: dict[str, Any] = field(default_factory=dict)
     task_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     out: str = "runs/default"
     device: str = "auto"
@@ -147,6 +150,11 @@ def _resolved(cls: type, preset: str, paper_preset: dict[str, Any], user: dict[s
             for variant in expand_sweep(cls, {**base, **user})]
 
 
+def _shared(cls: type, train_params: dict[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in dataclasses.fields(cls)} if dataclasses.is_dataclass(cls) else set()
+    return {k: v for k, v in train_params.items() if k in names}
+
+
 def plan_cells(config: RunConfig, registry: Registry) -> list[CellSpec]:
     """Validate every name and parameter up front, then list the cells (tasks outermost)."""
     methods = {m: registry.get("method", m).cls for m in config.methods}
@@ -158,7 +166,13 @@ def plan_cells(config: RunConfig, registry: Registry) -> list[CellSpec]:
             if name not in registry.entries[kind]:
                 raise UserError(f"{section} has '{name}', which is not a registered {kind}; "
                                 f"{did_you_mean(name, registry.entries[kind])}")
+    from .api import TrainParams
     from .reveal import RevealParams
+
+    shared_fields = {f.name for f in dataclasses.fields(TrainParams)}
+    for key in config.train_params:
+        if key not in shared_fields:
+            raise UserError(f"train_params has unknown key '{key}'; {did_you_mean(key, shared_fields)}")
 
     reveal_params = params_dict(build_params(RevealParams, config.reveal_params, "reveal_params"))
     cells = []
@@ -167,7 +181,8 @@ def plan_cells(config: RunConfig, registry: Registry) -> list[CellSpec]:
                                      config.task_params.get(task_name, {}), f"task_params.{task_name}"):
             for method_name, method_cls in methods.items():
                 for method_params in _resolved(method_cls.Params, config.preset, method_cls.paper_preset,
-                                               config.method_params.get(method_name, {}),
+                                               {**_shared(method_cls.Params, config.train_params),
+                                                **config.method_params.get(method_name, {})},
                                                f"method_params.{method_name}"):
                     for seed in config.seeds:
                         cells.append(CellSpec(config.model, method_name, method_params, task_name, task_params,

@@ -107,12 +107,14 @@ def train(model: Any, params: TrainParams, loss_fn: LossFn, ctx: UnlearnContext,
     steps = params.steps if steps is None else steps
     optimizer = optimizer or make_optimizer(model, params)
     trainable = [p for group in optimizer.param_groups for p in group["params"]]
+    device_type = trainable[0].device.type
     model.train()
     for step in bar(range(1, steps + 1), ctx.progress, desc, unit="step"):
         optimizer.zero_grad(set_to_none=True)
         totals: dict[str, float] = {}
         for _ in range(params.grad_accum):
-            loss, logs = loss_fn()
+            with torch.autocast(device_type, dtype=torch.bfloat16, enabled=params.autocast == "bf16"):
+                loss, logs = loss_fn()
             if not torch.isfinite(loss):
                 raise Diverged(step, f"non-finite loss {loss.item()}")
             (loss / params.grad_accum).backward()

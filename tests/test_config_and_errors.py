@@ -100,3 +100,20 @@ def test_model_that_is_not_a_causal_lm(tmp_path, capsys):
     code = main(["run", "--model", str(tmp_path / "encoder"), "--out", str(tmp_path / "o")])
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert code == 2 and last.startswith("error: ") and "not a causal language model" in last
+
+
+def test_shared_train_params_apply_to_every_method_and_yield_to_method_params():
+    config = load_config(None, {"methods": ["ga", "npo"], "train_params": {"autocast": "bf16", "steps": 3},
+                                "method_params": {"npo": {"steps": 5}}})
+    cells = {c.method: c for c in plan_cells(config, registry())}
+    assert cells["ga"].method_params["autocast"] == "bf16" and cells["ga"].method_params["steps"] == 3
+    assert cells["npo"].method_params["steps"] == 5
+    with pytest.raises(UserError, match="did you mean 'autocast'"):
+        plan_cells(load_config(None, {"train_params": {"autocats": "bf16"}}), registry())
+
+
+def test_bf16_autocast_training_changes_weights():
+    from bench.testing import check_method
+
+    report = check_method(GradientAscent, {"steps": 2, "batch_size": 2, "lr": 1e-2, "autocast": "bf16"})
+    assert report.ok, report.problems

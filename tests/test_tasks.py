@@ -185,3 +185,21 @@ def test_task_end_to_end_on_tiny_model(tmp_path, task, task_params):
         assert "profanity-check" in sources["toxicity_scorer"]
     samples = [json.loads(line) for line in (cell.parent / "samples.jsonl").read_text().splitlines()]
     assert samples and all("output" in s for s in samples)
+
+
+def test_every_method_runs_on_the_new_tasks(tmp_path):
+    """The whole method × task matrix (toxicity, ner) on the tiny model: every cell finishes."""
+    small = {"steps": 1, "batch_size": 2, "lr": 1e-3, "max_length": 64}
+    config = load_config(None, {
+        "model": "tiny-random-llama", "methods": ["ga", "graddiff", "npo", "flat", "icu", "rnr"],
+        "tasks": ["toxicity", "ner"], "seeds": [0], "out": str(tmp_path), "progress": False,
+        "task_params": {
+            "toxicity": {"n_eval": 7, "n_forget": 6, "n_retain": 6, "n_text_eval": 3, "samples": 2,
+                         "max_new_tokens": 4},
+            "ner": {"n_eval_per_type": 3, "n_forget": 6, "n_retain": 6, "max_new_tokens": 4}},
+        "method_params": {
+            "ga": small, "graddiff": small, "npo": small, "flat": small,
+            "icu": dict(small, max_epochs=1, max_new_tokens=4, embedding="model"),
+            "rnr": dict(small, rounds=1)}})
+    summary = run_matrix(config, registry())
+    assert sorted(summary.ran.values()) == ["done"] * 12, summary.ran
