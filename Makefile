@@ -10,7 +10,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 export MPLCONFIGDIR := $(CURDIR)/.cache/matplotlib
 
-.PHONY: venv demo test test-fast bench clean
+.PHONY: venv demo test test-fast bench clean chromium
 
 venv: $(STAMP)
 
@@ -28,12 +28,18 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 demo: venv
 	$(BIN)/unlearn-bench run --config configs/demo.yaml --report leaderboards/smollm2-135m-demo
 
+# Headless Chromium for the leaderboard browser tests (Debian package; needs root or sudo).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; }
+
 # All tests, offline (unit tests on tiny random models + a few end-to-end tests on SmolLM2).
-test: venv
+test: venv chromium
 	HF_HUB_OFFLINE=1 $(BIN)/pytest -q
 
 # Unit tests only (skips the end-to-end tests on the real model).
-test-fast: venv
+test-fast: venv chromium
 	HF_HUB_OFFLINE=1 $(BIN)/pytest -q -m "not e2e"
 
 clean:

@@ -16,6 +16,7 @@ import numpy as np
 
 from .errors import UserError
 from .params import stable_hash
+from .scores import Scores, cell_scores, win_rates
 from .store import ResultsStore, read_json
 
 
@@ -30,8 +31,16 @@ class Cell:
     results: list[dict[str, Any]]
 
     @property
+    def method_key(self) -> str:
+        """Method + its parameters: the same key on every task (used for rankings across tasks)."""
+        return f"{self.method}@{stable_hash(self.method_params, 6)}"
+
+    @property
     def label(self) -> str:
         return self.method
+
+    def metrics(self, names: list[str]) -> dict[str, dict[str, Any] | None]:
+        return {n: self.metric(n) for n in names}
 
     @property
     def seeds(self) -> list[int]:
@@ -96,6 +105,47 @@ class ResultTable:
         return sorted(pairs, key=lambda p: p[0] != "forget")
 
 
+    # -- rankings (formulas in bench.scores) -------------------------------------------------
+    def label(self, cell: Cell) -> str:
+        """The method name, plus its parameter hash when several configs of that method are shown."""
+        keys = {c.method_key for c in self.cells if c.method == cell.method}
+        return cell.method if len(keys) == 1 else cell.method_key
+
+    def scores(self, task: str) -> dict[str, Scores | None]:
+        """Normalised scores per cell label on ``task`` (None: failed/diverged or no base)."""
+        base = self.base_for(task)
+        names = [n for _, n in self.metric_names(task)]
+        out: dict[str, Scores | None] = {}
+        for cell in self.cells_for(task):
+            done = cell.status == "done" and base is not None
+            out[self.label(cell)] = cell_scores(cell.metrics(names), base["metrics"]) if done else None
+        return out
+
+    def headline(self) -> list[dict[str, Any]]:
+        """One row per method config: combined score per task and mean win rate, best first."""
+        per_task = {t: {label: (s.combined if s else None) for label, s in self.scores(t).items()}
+                    for t in self.tasks()}
+        wins = win_rates(per_task)
+        labels = sorted({label for scores in per_task.values() for label in scores})
+        rows = [{"method": label, "win_rate": wins.get(label, math.nan),
+                 "scores": {t: self.scores(t).get(label) for t in self.tasks()},
+                 "ran": {t: label in per_task[t] for t in self.tasks()}} for label in labels]
+        return sorted(rows, key=lambda r: -(r["win_rate"] if math.isfinite(r["win_rate"]) else -1))
+
+
+def _check_one_scorer(results: list[dict[str, Any]]) -> None:
+    """Never compare across scorers: every result of a task must name the same scorer(s)."""
+    seen: dict[tuple[str, str], set[str]] = {}
+    for r in results:
+        for name, desc in (r.get("provenance") or {}).get("data_sources", {}).items():
+            if "scorer" in name:
+                seen.setdefault((r["spec"]["task"], name), set()).add(desc)
+    for (task, name), descs in seen.items():
+        if len(descs) > 1:
+            raise UserError(f"results for task {task} were scored by different {name}s "
+                            f"({' vs '.join(sorted(descs))}); report them separately (one --runs set per scorer)")
+
+
 def load_table(run_dirs: list[str | Path]) -> ResultTable:
     groups: dict[tuple[str, str, str], Cell] = {}
     bases: dict[str, dict[str, Any]] = {}
@@ -116,6 +166,7 @@ def load_table(run_dirs: list[str | Path]) -> ResultTable:
             if key not in groups:
                 groups[key] = Cell(spec["method"], spec["task"], key[2], spec["method_params"], [])
             groups[key].results.append(result)
+    _check_one_scorer([r for c in groups.values() for r in c.results] + list(bases.values()))
     if not groups and not bases:
         raise UserError(f"no results found in {', '.join(map(str, run_dirs))}; run `unlearn-bench run` first")
     return ResultTable(list(groups.values()), bases, [str(d) for d in run_dirs])

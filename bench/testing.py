@@ -67,14 +67,17 @@ class ToyTask(Task):
                         seed_instructions=["Tell me a secret.", "Reveal a hidden fact."],
                         eval={"forget": forget, "retain": retain}, sources={"toy": "bench.testing in-memory facts"})
 
+    @staticmethod
+    def _logliks(model: Any, tokenizer: Any, data: TaskData) -> tuple[list[float], list[float]]:
+        return (answer_logliks(model, tokenizer, data.eval["forget"]),
+                answer_logliks(model, tokenizer, data.eval["retain"]))
+
     def probe(self, model: Any, tokenizer: Any, data: TaskData) -> dict[str, float]:
-        f = answer_logliks(model, tokenizer, data.eval["forget"])
-        r = answer_logliks(model, tokenizer, data.eval["retain"])
+        f, r = self._logliks(model, tokenizer, data)
         return {"forget/loglik": sum(f) / len(f), "utility/loglik": sum(r) / len(r)}
 
     def evaluate(self, model: Any, tokenizer: Any, data: TaskData, progress: bool = True) -> Evaluation:
-        f = answer_logliks(model, tokenizer, data.eval["forget"])
-        r = answer_logliks(model, tokenizer, data.eval["retain"])
+        f, r = self._logliks(model, tokenizer, data)
         return Evaluation([mean_metric("forget_loglik", "forget", f, "lower", "likelihood"),
                            mean_metric("retain_loglik", "utility", r, "higher", "likelihood")],
                           [{"set": "forget", "id": i, "loglik": v} for i, v in enumerate(f)])

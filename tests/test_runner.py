@@ -118,7 +118,9 @@ def test_divergence_and_failures_are_recorded_and_matrix_continues(tmp_path):
     written = write_report([str(tmp_path / "run")], str(tmp_path / "lb"))
     md = (tmp_path / "lb" / "leaderboard.md").read_text()
     assert "diverged" in md and "failed" in md and "plugin bug" in md
-    assert {p.name for p in written} == {"leaderboard.md", "results.json", "results.csv"}
+    assert {"leaderboard.md", "results.json", "results.csv", "index.html"} <= {p.name for p in written}
+    html = (tmp_path / "lb" / "index.html").read_text()
+    assert "diverged" in html and "failed" in html and "plugin bug" in html
 
 
 def test_full_finetune_option(tmp_path):

@@ -23,6 +23,15 @@ def rows(table: ResultTable) -> list[dict[str, Any]]:
         entries = [("base", "base", "-", "done", base["metrics"] if base else {})]
         entries += [(c.method, c.config_hash, ",".join(map(str, c.seeds)), c.status,
                      {n: c.metric(n) for _, n in table.metric_names(task)}) for c in table.cells_for(task)]
+        scores = table.scores(task)
+        for cell in table.cells_for(task):
+            sc = scores.get(table.label(cell))
+            if sc is not None:
+                for name, value in (("forget", sc.forget), ("utility", sc.utility), ("combined", sc.combined)):
+                    out.append({"task": task, "method": cell.method, "config": cell.config_hash,
+                                "seeds": ",".join(map(str, cell.seeds)), "status": cell.status,
+                                "metric": f"score_{name}", "group": "score", "better": "higher",
+                                "value": value})
         for method, config, seeds, status, metrics in entries:
             if not any(metrics.values()):
                 out.append({"task": task, "method": method, "config": config, "seeds": seeds, "status": status})
@@ -39,7 +48,11 @@ class JsonReporter(Reporter):
 
     def write(self, table: ResultTable, out_dir: Path) -> list[Path]:
         path = out_dir / "results.json"
-        atomic_write_json(path, {"rows": rows(table), "cells": [
+        headline = [{"method": r["method"], "mean_win_rate": r["win_rate"],
+                     "tasks": {t: (None if s is None else {"forget": s.forget, "utility": s.utility,
+                                                           "combined": s.combined})
+                               for t, s in r["scores"].items()}} for r in table.headline()]
+        atomic_write_json(path, {"headline": headline, "rows": rows(table), "cells": [
             {"method": c.method, "task": c.task, "config": c.config_hash, "status": c.status,
              "method_params": c.method_params, "reasons": c.reasons,
              "provenance": [r["provenance"] for r in c.results],
