@@ -31,6 +31,7 @@ Reveal on the updated model every k rounds.
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -195,8 +196,10 @@ class RevealAndRelease(Method):
         return plain, deltas, a_mats
 
     def _reveal(self, model: Any, ctx: UnlearnContext, seed: int) -> list[Example]:
+        start = time.perf_counter()
         result = reveal(model, ctx.tokenizer, ctx.task, ctx.data.seed_instructions, self.params.reveal_params(), seed)
-        ctx.extras.setdefault("reveal", []).append({"trajectory": result.trajectory, "stats": result.stats})
+        ctx.extras.setdefault("reveal", []).append({"trajectory": result.trajectory, "stats": result.stats,
+                                                    "seconds": round(time.perf_counter() - start, 2)})
         return result.forget
 
     def unlearn(self, ctx: UnlearnContext) -> Any:
@@ -211,6 +214,7 @@ class RevealAndRelease(Method):
                 **{f"probe/{k}": v for k, v in ctx.probe(model).items()})
         stop = "rounds"
         for t in range(1, p.rounds + 1):
+            round_start = time.perf_counter()
             if p.reveal_every and t > 1 and (t - 1) % p.reveal_every == 0:
                 forget_train, forget_hold = _split(self._reveal(model, ctx, ctx.seed + t), p.holdout_fraction, rng)
                 holdout = Holdout(forget_hold, retain_hold)
@@ -234,7 +238,8 @@ class RevealAndRelease(Method):
             ctx.log(round=t, lambda_forget=lam_f, lambda_retain=p.lambda_retain,
                     update_cosine=flat_cosine(d_forget, d_retain), holdout_forget_ll=current[0],
                     holdout_retain_ll=current[1], merge_trials=trials,
-                    **{f"probe/{k}": v for k, v in ctx.probe(model).items()})
+                    **{f"probe/{k}": v for k, v in ctx.probe(model).items()},
+                    seconds=round(time.perf_counter() - round_start, 2))
             if p.forget_target is not None and current[0] <= p.forget_target:
                 stop = "forget target reached"
                 break
