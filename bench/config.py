@@ -37,6 +37,8 @@ class RunConfig:
     out: str = "runs/default"
     device: str = "auto"
     dtype: str = "auto"
+    #: Extra plugin modules (import paths) loaded besides installed entry points, in every worker too.
+    plugins: list[str] = field(default_factory=list)
     executor: Literal["local", "ray"] = "local"
     ray_address: str | None = None
     num_cpus: float = 1.0

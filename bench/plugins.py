@@ -7,7 +7,9 @@ broken package never takes the harness down (tox 4 behaviour).
 
 from __future__ import annotations
 
+import importlib
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
@@ -15,7 +17,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .errors import unknown
+from .errors import UserError, unknown
 
 GROUP = "unlearn_bench"
 KINDS = ("method", "task", "reporter")
@@ -116,12 +118,20 @@ def load_registry(extra_modules: list[Any] | None = None) -> Registry:
     return registry
 
 
-_CACHED: Registry | None = None
+_CACHED: dict[tuple[str, ...], Registry] = {}
 
 
-def registry() -> Registry:
-    """The process-wide registry (loaded once)."""
-    global _CACHED
-    if _CACHED is None:
-        _CACHED = load_registry()
-    return _CACHED
+def registry(modules: Sequence[str] = ()) -> Registry:
+    """The process-wide registry (loaded once), plus plugin modules named by import path (the config's
+    ``plugins:``, for plugins that are not installed as packages)."""
+    key = tuple(modules)
+    if key not in _CACHED:
+        extra = []
+        for name in key:
+            try:
+                extra.append(importlib.import_module(name))
+            except ImportError as err:
+                raise UserError(f"cannot import plugin module '{name}' ({err}); install it or add its "
+                                "folder to PYTHONPATH") from None
+        _CACHED[key] = load_registry(extra_modules=extra)
+    return _CACHED[key]

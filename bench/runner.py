@@ -8,7 +8,6 @@ executor (in-process loop, Ray task) can call it. Failures never escape a cell: 
 from __future__ import annotations
 
 import inspect
-
 import logging
 import random
 import time
@@ -140,10 +139,12 @@ class Engine:
         return result
 
     # -- one cell --------------------------------------------------------------------------
-    def run_cell(self, spec: CellSpec) -> dict[str, Any]:
+    def run_cell(self, spec: CellSpec, attempt: int = 0) -> dict[str, Any]:
+        """Run one cell and write its result; ``attempt`` > 0 marks an executor's retry."""
         folder = self.store.cell_dir(spec.cell_id)
         trajectory = TrajectoryLogger(echo=lambda line: log.info("trajectory %s", line))
-        status, reason, metrics, samples, extras = "done", None, {}, [], {}
+        status, reason, metrics, samples = "done", None, {}, []
+        extras: dict[str, Any] = {"attempts": attempt + 1} if attempt else {}
         info: ModelInfo | None = None
         sources: dict[str, str] = {}
         with cell_log(folder / "log.txt"), PeakMemory() as memory, Timer() as timer:

@@ -5,7 +5,8 @@ relative to the base model on the same task:
 
   relative gain of a metric   r = s · (v − b) / max(|b|, FLOOR),   clipped to [−1, 1]
 
-where v is the cell's value, b the base model's, and s = +1 when the metric's ``better`` direction is
+where v is the cell's value, b the base model's (r = 0 when the paired 95 % CI of v − b includes zero:
+a change the evaluation cannot distinguish from noise earns nothing), and s = +1 when the metric's ``better`` direction is
 "higher", −1 when it is "lower" (so r > 0 always means "moved the way the method wants"). FLOOR = 0.01
 keeps metrics whose base value is ~0 (GSM8K accuracy of a tiny model) from exploding; clipping keeps
 one metric from dominating.
@@ -26,6 +27,8 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
+
+from .stats import significant
 
 FLOOR = 0.01
 
@@ -58,7 +61,8 @@ def cell_scores(metrics: dict[str, dict[str, Any] | None], base: dict[str, dict[
             continue
         if not (math.isfinite(m["value"]) and math.isfinite(base[name]["value"])):
             continue
-        gains[m["group"]].append(relative_gain(m["value"], base[name]["value"], m["better"]))
+        noise = m.get("delta_ci_low") is not None and not significant(m.get("delta_ci_low"), m.get("delta_ci_high"))
+        gains[m["group"]].append(0.0 if noise else relative_gain(m["value"], base[name]["value"], m["better"]))
     if not gains["forget"] and not gains["utility"]:
         return None
     return Scores(_mean(gains["forget"]) if gains["forget"] else 0.0,

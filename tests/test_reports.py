@@ -43,6 +43,9 @@ def test_cell_scores_average_primary_metrics_only():
     scores = cell_scores(metrics, base)
     assert scores.forget == pytest.approx(0.5) and scores.utility == pytest.approx(-0.1)
     assert scores.combined == pytest.approx(0.4)
+    # a change whose paired CI includes zero counts as no change
+    metrics["f1"].update(delta_ci_low=-0.4, delta_ci_high=0.1)
+    assert cell_scores(metrics, base).forget == pytest.approx(0.25)
 
 
 def test_win_rates_by_hand_with_a_failed_cell():

@@ -163,6 +163,8 @@ def test_ner_silver_loader_offline():
     ("toxicity", {"n_eval": 7, "n_forget": 8, "n_retain": 8, "n_text_eval": 4, "samples": 2,
                   "max_new_tokens": 6}),
     ("ner", {"n_eval_per_type": 4, "n_forget": 8, "n_retain": 8, "max_new_tokens": 6}),
+    ("coding", {"n_forget": 4, "n_stdlib_forget": 2, "n_eval": 3, "n_gsm_eval": 3, "n_retain": 4,
+                "max_new_tokens_code": 8, "max_new_tokens_math": 8}),
 ])
 def test_task_end_to_end_on_tiny_model(tmp_path, task, task_params):
     config = load_config(None, {
@@ -183,6 +185,8 @@ def test_task_end_to_end_on_tiny_model(tmp_path, task, task_params):
     assert any("offline" in v for v in sources.values())
     if task == "toxicity":
         assert "profanity-check" in sources["toxicity_scorer"]
+    if task == "coding":
+        assert "GSM-symbolic" in sources["gsm8k"] or "local" in sources["gsm8k"]
     samples = [json.loads(line) for line in (cell.parent / "samples.jsonl").read_text().splitlines()]
     assert samples and all("output" in s for s in samples)
 

@@ -57,7 +57,8 @@ def headline_table(table: ResultTable) -> list[str]:
 
 
 SCORE_NOTE = ("Scores are normalised against the base model per task: for each primary metric the relative "
-              "change r = ±(v − b)/max(|b|, 0.01) in the method's wanted direction, clipped to [−1, 1]; "
+              "change r = ±(v − b)/max(|b|, 0.01) in the method's wanted direction, clipped to [−1, 1], and 0 "
+              "when the paired 95 % CI of the change includes zero; "
               "forget score F = mean r over forget metrics (>0: forgot), utility score U = mean r over "
               "utility metrics (0: kept, <0: lost), combined C = F + U. Mean win rate: share of other "
               "methods whose C a method beats, averaged over tasks (failed/diverged cells lose).")
