@@ -172,11 +172,12 @@ def load_table(run_dirs: list[str | Path]) -> ResultTable:
     return ResultTable(list(groups.values()), bases, [str(d) for d in run_dirs])
 
 
-def read_samples(run_dirs: list[str | Path], cell_id: str, limit: int = 3) -> list[dict[str, Any]]:
+def read_samples(run_dirs: list[str | Path], ident: str, limit: int = 3, kind: str = "cells") -> list[dict[str, Any]]:
+    """The first ``limit`` samples of a cell (``kind="cells"``) or a base evaluation (``kind="base"``)."""
     import json
 
     for run_dir in run_dirs:
-        path = Path(run_dir) / "cells" / cell_id / "samples.jsonl"
+        path = Path(run_dir) / kind / ident / "samples.jsonl"
         if path.exists():
             with open(path, encoding="utf-8") as fh:
                 return [json.loads(line) for _, line in zip(range(limit), fh)]

@@ -10,14 +10,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 from ..api import Reporter
 from ..hookspecs import hookimpl
-from ..report import ResultTable
+from ..report import ResultTable, read_samples
 from ..stats import significant
 from ..store import atomic_write_text
 from .common import ARROW, fmt, provenance_lines
@@ -122,15 +121,6 @@ def _task_table(table: ResultTable, task: str) -> str:
             + (f"<ul>{notes}</ul>" if notes else ""))
 
 
-def _samples_of(run_dirs: list[str], kind: str, ident: str) -> list[dict[str, Any]]:
-    for run_dir in run_dirs:
-        path = Path(run_dir) / kind / ident / "samples.jsonl"
-        if path.exists():
-            with open(path, encoding="utf-8") as fh:
-                return [json.loads(line) for _, line in zip(range(SAMPLES_PER_CELL), fh)]
-    return []
-
-
 def _sample_block(sample: dict[str, Any]) -> str:
     scalars = ", ".join(f"{esc(k)}={esc(round(v, 3) if isinstance(v, float) else v)}"
                         for k, v in sample.items()
@@ -145,10 +135,10 @@ def _samples(table: ResultTable, task: str) -> str:
     blocks = []
     base = table.base_for(task)
     if base:
-        blocks.append(("base", _samples_of(table.sources, "base", base["base_id"])))
+        blocks.append(("base", read_samples(table.sources, base["base_id"], SAMPLES_PER_CELL, kind="base")))
     for cell in table.cells_for(task):
         result = cell.results[0]
-        blocks.append((table.label(cell), _samples_of(table.sources, "cells", result["cell_id"])))
+        blocks.append((table.label(cell), read_samples(table.sources, result["cell_id"], SAMPLES_PER_CELL)))
     return "".join(f"<details><summary>{esc(label)}: {len(samples)} sample generations</summary>"
                    + "".join(_sample_block(s) for s in samples) + "</details>" for label, samples in blocks)
 
