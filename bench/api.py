@@ -164,6 +164,14 @@ class UnlearnContext:
     progress: bool = True
     #: Method-specific extras recorded in the result (e.g. Reveal statistics).
     extras: dict[str, Any] = field(default_factory=dict)
+    #: The probes of the unchanged base model, computed once per (task, seed) by the engine and shared by
+    #: every method of a matrix; ``None`` outside the engine.
+    base_probe: Callable[[], dict[str, float]] | None = None
+
+    def initial_probe(self, model: Any) -> dict[str, float]:
+        """Probes before any update (the trajectory's point 0). ``model`` must still compute the base
+        function (a fresh LoRA adapter does); the engine's shared base probe is used when available."""
+        return self.base_probe() if self.base_probe is not None else self.probe(model)
 
 
 class Method:
@@ -203,7 +211,12 @@ class Task:
         raise NotImplementedError  # pragma: no cover - interface
 
     def probe(self, model: Any, tokenizer: Any, data: TaskData) -> dict[str, float]:
-        """Cheap likelihood probes used between rounds by iterative methods."""
+        """Cheap likelihood probes used between rounds by iterative methods.
+
+        Keys are ``"<kind>/<metric name>"`` of the likelihood metrics ``evaluate`` reports (e.g.
+        ``"forget/toxic_text_loglik"``): the runner then fills a trajectory's last point from the final
+        evaluation instead of computing the same numbers twice.
+        """
         raise NotImplementedError  # pragma: no cover - interface
 
     def relevance(self, responses: Sequence[str]) -> list[float]:

@@ -7,6 +7,7 @@ smoothly under unlearning and is cheap enough to call between rounds.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,7 +16,7 @@ import torch
 from .api import Example
 from .losses import mean_token_logprob
 from .progress import bar
-from .text import collate, encode
+from .text import IGNORE, collate, encode
 
 
 @torch.no_grad()
@@ -26,15 +27,37 @@ def answer_logliks(model: Any, tokenizer: Any, examples: Sequence[Example], *, b
     encoded = [encode(tokenizer, ex, max_length) for ex in examples]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].input_ids))
     values = [0.0] * len(encoded)
+    trim = supports_logits_to_keep(model)
     was_training = model.training
     model.eval()
     try:
         for start in bar(range(0, len(order), batch_size), progress, desc, unit="batch"):
             idx = order[start:start + batch_size]
             batch = collate([encoded[i] for i in idx], tokenizer.pad_token_id).to(device)
-            logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-            for j, v in zip(idx, mean_token_logprob(logits, batch.labels).tolist()):
+            logits, labels = _answer_logits(model, batch, trim)
+            for j, v in zip(idx, mean_token_logprob(logits, labels).tolist()):
                 values[j] = v
     finally:
         model.train(was_training)
     return values
+
+
+def supports_logits_to_keep(model: Any) -> bool:
+    """Whether the (possibly PEFT-wrapped) model's forward takes ``logits_to_keep`` (transformers >= 4.50)."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return "logits_to_keep" in inspect.signature(inner.forward).parameters
+
+
+def _answer_logits(model: Any, batch: Any, trim: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and labels from the position before the batch's earliest answer token onwards.
+
+    Prompt positions carry no loss, so their vocabulary projection (a fifth of a small model's FLOPs
+    and a ``[B, L, V]`` float tensor) is skipped; the values are the same as with full logits.
+    """
+    if not trim:
+        return model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits, batch.labels
+    answer = (batch.labels != IGNORE).any(0).nonzero()
+    start = max(0, int(answer[0]) - 1) if len(answer) else 0
+    keep = batch.input_ids.shape[1] - start
+    out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, logits_to_keep=keep)
+    return out.logits, batch.labels[:, start:]

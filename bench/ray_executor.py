@@ -35,10 +35,22 @@ log = logging.getLogger("unlearn_bench")
 _ENGINES: dict[tuple[str, tuple[str, ...]], Engine] = {}
 
 
+def _use_assigned_cpus() -> None:
+    """Size torch's thread pool to the CPUs Ray gave this task, so that parallel cells on one machine
+    do not oversubscribe its cores (torch would otherwise start one thread per core in every worker)."""
+    import ray
+    import torch
+
+    cpus = ray.get_runtime_context().get_assigned_resources().get("CPU")
+    if cpus:
+        torch.set_num_threads(max(1, int(cpus)))
+
+
 def _engine(out: str, plugins: tuple[str, ...]) -> Engine:
     """The worker process's engine for this results directory (kept across the cells it runs)."""
     from .plugins import registry
 
+    _use_assigned_cpus()
     key = (out, plugins)
     if key not in _ENGINES:
         store = ResultsStore(out)
@@ -83,6 +95,7 @@ def _init(ray: Any, config: RunConfig) -> bool:
             raise UserError(f"cannot join the Ray cluster at {config.ray_address}: {str(err).splitlines()[0]}; "
                             "check `ray status` on the head node or drop --ray-address for a local Ray") from None
         return True
+    os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")  # silence a FutureWarning; CPU cells
     # Local Ray: workers import this checkout's packages and the config's plugin modules like the driver.
     path = os.pathsep.join(p for p in [os.getcwd(), *sys.path] if p)
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,

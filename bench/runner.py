@@ -93,6 +93,15 @@ class Engine:
     progress: bool = True
     #: Reveal results on the base model, shared by every method of a (task, seed, reveal config).
     revealed: dict[str, Any] = field(default_factory=dict)
+    #: Probes of the base model per (base evaluation, seed): every method's trajectory starts there.
+    base_probes: dict[tuple[str, int], dict[str, float]] = field(default_factory=dict)
+
+    def _base_probe(self, spec: CellSpec, task: Any, data: Any) -> dict[str, float]:
+        key = (spec.base_id, spec.seed)
+        if key not in self.base_probes:
+            base = self.models.base(spec.model, spec.device, spec.dtype)
+            self.base_probes[key] = task.probe(base.model, base.tokenizer, data)
+        return dict(self.base_probes[key])
 
     def _reveal(self, spec: CellSpec, task: Any, data: Any) -> Any:
         """Self-generated forget data for ``forget_data: reveal`` (computed once per process)."""
@@ -167,7 +176,7 @@ class Engine:
                     model=loaded.model, tokenizer=loaded.tokenizer, forget=data.forget, retain=data.retain,
                     task=task, data=data, seed=spec.seed, device=info.device,
                     probe=lambda m: task.probe(m, loaded.tokenizer, data), log=trajectory,
-                    progress=self.progress)
+                    progress=self.progress, base_probe=lambda: self._base_probe(spec, task, data))
                 with Timer() as unlearn_timer:
                     model = method.unlearn(ctx)
                 extras.update(ctx.extras, unlearn_time_s=round(unlearn_timer.seconds, 2))
@@ -175,6 +184,7 @@ class Engine:
                     evaluation = evaluate_task(task, model, loaded.tokenizer, data, self.progress,
                                                reference=self.models.base(spec.model, spec.device, spec.dtype).model)
                 extras["eval_time_s"] = round(eval_timer.seconds, 2)
+                fill_final_probe(trajectory.rows, evaluation.metrics)
                 for metric in evaluation.metrics:
                     if metric.name in base["metrics"]:
                         attach_delta(metric, Metric.from_json(base["metrics"][metric.name]))
@@ -198,6 +208,21 @@ class Engine:
         self.store.write_cell(spec.cell_id, result, samples)
         log.info("cell %s: %s in %.1fs%s", spec.cell_id, status, timer.seconds, f" ({reason})" if reason else "")
         return result
+
+
+def fill_final_probe(rows: list[dict[str, Any]], metrics: list[Metric]) -> None:
+    """Give the trajectory's last row the probe values of the final evaluation when it has none.
+
+    Probe keys are ``probe/<kind>/<metric name>`` of likelihood metrics the evaluation also reports, so
+    the end point of a trajectory costs nothing extra (methods log probes only where they need them).
+    """
+    if not rows or any(k.startswith("probe/") for k in rows[-1]):
+        return
+    probe_keys = {k for row in rows for k in row if k.startswith("probe/")}
+    final = {f"probe/{m.group}/{m.name}": m.value for m in metrics}
+    filled = {k: final[k] for k in sorted(probe_keys) if k in final}
+    if filled:
+        rows[-1].update(filled, probe_source="final evaluation")
 
 
 def evaluate_task(task: Any, model: Any, tokenizer: Any, data: Any, progress: bool, reference: Any) -> Any:

@@ -74,7 +74,7 @@ class ToyTask(Task):
 
     def probe(self, model: Any, tokenizer: Any, data: TaskData) -> dict[str, float]:
         f, r = self._logliks(model, tokenizer, data)
-        return {"forget/loglik": sum(f) / len(f), "utility/loglik": sum(r) / len(r)}
+        return {"forget/forget_loglik": sum(f) / len(f), "utility/retain_loglik": sum(r) / len(r)}
 
     def evaluate(self, model: Any, tokenizer: Any, data: TaskData, progress: bool = True) -> Evaluation:
         f, r = self._logliks(model, tokenizer, data)

@@ -168,8 +168,7 @@ class LossMethodMixin:
             retain_batch = make_batch(tok, next(retain), p.max_length).to(device) if retain else None
             return self.loss(model, self.collate_forget(tok, next(forget), device), retain_batch)
 
-        ctx.log(step=0, **{f"probe/{k}": v for k, v in ctx.probe(model).items()})
+        ctx.log(step=0, **{f"probe/{k}": v for k, v in ctx.initial_probe(model).items()})
         train(model, p, step_loss, ctx, desc=getattr(self, "name", "train"))
-        unlearned = merged(model)
-        ctx.log(step=p.steps, **{f"probe/{k}": v for k, v in ctx.probe(unlearned).items()})
-        return unlearned
+        # No final probe here: the runner fills the last trajectory row from the final evaluation.
+        return merged(model)

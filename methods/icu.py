@@ -124,7 +124,7 @@ class ICU(Method):
         optimizer = make_optimizer(model, p)
         rng = random.Random(ctx.seed)
         remaining = list(range(len(ctx.forget)))
-        probe = ctx.probe(model)
+        probe = ctx.initial_probe(model)
         probe_key = p.probe_key or next(k for k in probe if k.startswith("forget/"))
         ctx.log(epoch=0, samples_left=len(remaining), **{f"probe/{k}": v for k, v in probe.items()})
         steps_used, stop_reason = 0, "max_epochs"

@@ -211,7 +211,7 @@ class RevealAndRelease(Method):
         holdout = Holdout(forget_hold, retain_hold)
         current = holdout.measure(model, ctx.tokenizer)
         ctx.log(round=0, holdout_forget_ll=current[0], holdout_retain_ll=current[1],
-                **{f"probe/{k}": v for k, v in ctx.probe(model).items()})
+                **{f"probe/{k}": v for k, v in ctx.initial_probe(model).items()})
         stop = "rounds"
         for t in range(1, p.rounds + 1):
             round_start = time.perf_counter()

@@ -42,3 +42,23 @@ def test_ga_gradient_pushes_probability_down():
     ga_loss(logits, labels).backward()
     # descending the GA loss lowers the logit of the correct token (positive gradient on it)
     assert logits.grad[0, 0, 0] > 0 and logits.grad[0, 1, 0] > 0
+
+
+def test_answer_logliks_skip_prompt_logits_without_changing_values(tiny):
+    """Probes project only answer positions onto the vocabulary; the values equal the full computation."""
+    from bench.api import Example
+    from bench.likelihood import answer_logliks, supports_logits_to_keep
+    from bench.losses import mean_token_logprob
+    from bench.text import make_batch
+
+    model, tok = tiny
+    examples = [Example("A long question about the weather in Paris today?", "Sunny."),
+                Example("Hi", "Hello there, how can I help you today?"),
+                Example("Name a colour.", "Blue")]
+    assert supports_logits_to_keep(model)
+    fast = answer_logliks(model, tok, examples, batch_size=3)
+    batch = make_batch(tok, examples, 512)
+    with torch.no_grad():
+        full = mean_token_logprob(model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits,
+                                  batch.labels).tolist()
+    assert fast == pytest.approx(full, abs=1e-5)

@@ -137,10 +137,10 @@ def test_gradient_ascent_lowers_forget_likelihood_on_tiny_model(tiny):
     import copy
 
     ctx = make_context(copy.deepcopy(model), tokenizer)
-    before = ctx.probe(ctx.model)["forget/loglik"]
+    before = ctx.probe(ctx.model)["forget/forget_loglik"]
     params = GradientAscent.Params(steps=5, lr=5e-3, batch_size=3)
     after_model = GradientAscent(params).unlearn(ctx)
-    assert ctx.probe(after_model)["forget/loglik"] < before
+    assert ctx.probe(after_model)["forget/forget_loglik"] < before
     assert not any(p.requires_grad for p in after_model.parameters())
     assert isinstance(after_model, torch.nn.Module) and not hasattr(after_model, "peft_config")
 
@@ -170,3 +170,30 @@ def test_forget_data_reveal_replaces_task_forget_data(tmp_path):
     assert result["extras"]["reveal"]["stats"]["forget_size"] >= 1
     # a different forget-data source is a different cell
     assert path.parent.name != run_matrix(_config(tmp_path / "run2"), reg).ran.popitem()[0]
+
+
+def test_base_probe_shared_and_final_probe_filled_from_evaluation(tmp_path, monkeypatch):
+    """Every method's trajectory starts at one shared base probe, and its last point is the final
+    evaluation's likelihood values rather than a second identical computation."""
+    calls = []
+    original = ToyTask.probe
+
+    def counting_probe(self, model, tokenizer, data):
+        calls.append(1)
+        return original(self, model, tokenizer, data)
+
+    monkeypatch.setattr(ToyTask, "probe", counting_probe)
+    config = _config(tmp_path, methods=("ga", "npo"))
+    config.method_params["npo"] = {"steps": 2, "batch_size": 2, "lr": 1e-2}
+    run_matrix(config, _registry())
+    assert len(calls) == 1  # the base probe, once for both cells; no per-cell final probe
+    results = [json.loads(p.read_text()) for p in sorted((tmp_path / "cells").glob("*/result.json"))]
+    assert len(results) == 2
+    first_rows = [r["trajectory"][0] for r in results]
+    assert first_rows[0]["probe/forget/forget_loglik"] == first_rows[1]["probe/forget/forget_loglik"]
+    for result in results:
+        last = result["trajectory"][-1]
+        assert last["step"] == 2 and last["probe_source"] == "final evaluation"
+        assert last["probe/forget/forget_loglik"] == result["metrics"]["forget_loglik"]["value"]
+        assert last["probe/utility/retain_loglik"] == result["metrics"]["retain_loglik"]["value"]
+        assert last["probe/forget/forget_loglik"] < first_rows[0]["probe/forget/forget_loglik"]
