@@ -10,7 +10,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 export MPLCONFIGDIR := $(CURDIR)/.cache/matplotlib
 
-.PHONY: venv demo test test-fast bench clean chromium
+.PHONY: venv demo test test-fast bench clean system-deps
 
 venv: $(STAMP)
 
@@ -25,21 +25,23 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 	touch $@
 
 # The demo benchmark on the embedded SmolLM2-135M-Instruct; writes leaderboards/smollm2-135m-demo/.
-demo: venv
+demo: venv system-deps
 	$(BIN)/unlearn-bench run --config configs/demo.yaml --report leaderboards/smollm2-135m-demo
 
-# Headless Chromium for the leaderboard browser tests (Debian package; needs root or sudo).
-chromium:
-	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || { \
+# Debian packages (need root or sudo): headless Chromium for the leaderboard browser tests, bubblewrap
+# for the sandbox that runs model-generated code (read-only filesystem view, private /tmp, no network).
+system-deps:
+	@{ command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; } && \
+	  command -v bwrap >/dev/null 2>&1 || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium; }
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q chromium bubblewrap; }
 
 # All tests, offline (unit tests on tiny random models + a few end-to-end tests on SmolLM2).
-test: venv chromium
+test: venv system-deps
 	HF_HUB_OFFLINE=1 $(BIN)/pytest -q
 
 # Unit tests only (skips the end-to-end tests on the real model).
-test-fast: venv chromium
+test-fast: venv system-deps
 	HF_HUB_OFFLINE=1 $(BIN)/pytest -q -m "not e2e"
 
 clean:

@@ -11,6 +11,8 @@ import dataclasses
 import hashlib
 import json
 import typing
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from .errors import UserError, did_you_mean
@@ -55,6 +57,43 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
         if not isinstance(value, str):
             raise UserError(f"{where} must be a string, got {value!r}")
     return value
+
+
+def require_at_least_one(params: Any, *names: str) -> None:
+    """``validate()`` helper: each named integer field must be >= 1."""
+    for name in names:
+        if getattr(params, name) < 1:
+            raise ValueError(f"{name} must be >= 1, got {getattr(params, name)}")
+
+
+def require_data_files(folder: str | None, names: Sequence[str], key: str) -> None:
+    """``validate()`` helper: ``folder`` (when set) holds each of ``names`` as a non-empty file.
+
+    Checked when the matrix is planned, so a typo in a path stops the run before anything is written
+    instead of failing every cell of the task later.
+    """
+    if folder is None:
+        return
+    path = Path(folder).expanduser()
+    if not path.is_dir():
+        raise ValueError(f"{key} {folder} is not a folder; fix the path (it must hold {', '.join(names)})")
+    for name in names:
+        file = path / name
+        if not file.is_file():
+            raise ValueError(f"{key}: {file} is missing; the folder must hold {', '.join(names)}")
+        if file.stat().st_size == 0 or not file.read_text(encoding="utf-8", errors="replace").strip():
+            raise ValueError(f"{key}: {file} is empty; point {key} at a folder with data")
+
+
+def require_file(path: str | None, key: str, fix: str) -> None:
+    """``validate()`` helper: ``path`` (when set) is an existing, non-empty file."""
+    if path is None:
+        return
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise ValueError(f"{key} {path} does not exist; {fix}")
+    if file.stat().st_size == 0:
+        raise ValueError(f"{key} {path} is empty; {fix}")
 
 
 def build_params(cls: type, values: dict[str, Any] | None, where: str) -> Any:

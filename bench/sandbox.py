@@ -6,11 +6,13 @@ Each program gets its own process in a fresh temporary directory (removed afterw
 * address-space, file-size, open-file and process-count limits (no fork bombs);
 * an environment rebuilt from scratch (an allow-list: nothing of the harness's env, so no HF_TOKEN,
   ``*_API_KEY`` or cloud credentials leak);
-* no network: a fresh network namespace (``unshare --net``) where the kernel allows it, otherwise
-  sockets are disabled inside the child. ``SandboxResult.isolation`` records which;
-* when the harness runs as root, the program runs as an unprivileged uid (one per concurrent slot) in
-  its own PID namespace, so it cannot write outside world-writable places, process limits apply, and
-  every process it leaves behind dies with the namespace.
+* no network and a contained filesystem: with bubblewrap (``bwrap``; the Makefile installs it) the
+  program sees the filesystem read-only except its own directory, a private ``/tmp``, and new
+  network/PID/IPC namespaces; without it ``unshare --net --pid`` where the kernel allows, else sockets
+  are disabled inside the child. ``SandboxResult.isolation`` records which;
+* when the harness runs as root, the program runs as an unprivileged uid claimed for it alone (locks
+  shared across processes, so parallel cells never share one), so process limits apply and everything
+  it leaves behind is killed afterwards (and dies with its PID namespace).
 
 A program passes only if it exits 0 **and** prints the per-run random sentinel appended after the test
 code, so ``sys.exit(0)`` / ``os._exit(0)`` before the tests cannot fake a pass. Limitation: code that
@@ -19,6 +21,7 @@ reads its own source could forge the sentinel; that requires deliberate targetin
 
 from __future__ import annotations
 
+import fcntl
 import os
 import resource
 import secrets
@@ -29,7 +32,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -80,40 +85,117 @@ def _traversable_by_others(path: str) -> bool:
     return True
 
 
+_BWRAP_FLAGS = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+                "--tmpfs", "/var/tmp", "--tmpfs", "/dev/shm", "--unshare-all", "--die-with-parent",
+                "--new-session", "--clearenv"]
+
+
+def _works(cmd: list[str]) -> bool:
+    try:
+        return subprocess.run(cmd, capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
 @lru_cache(maxsize=1)
 def _capabilities() -> dict[str, object]:
-    """Probe once what containment this machine allows."""
+    """Probe once what containment this machine allows, strongest first:
+
+    1. bubblewrap: read-only view of the whole filesystem except the program's own directory, private
+       ``/tmp``, new network/PID/IPC/UTS namespaces (as root, entered as an unprivileged uid);
+    2. ``unshare --net --pid`` (as root also an unprivileged uid, so writes are limited to
+       world-writable places);
+    3. process group + sockets disabled inside the child.
+    """
     is_root = os.geteuid() == 0
-    unshare = shutil.which("unshare")
-    setpriv = shutil.which("setpriv")
+    setpriv = shutil.which("setpriv") if is_root else None
     python = sys.executable
     if is_root and not _traversable_by_others(python):
         python = next((c for c in ("/usr/bin/python3", "/usr/local/bin/python3")
                        if os.path.exists(c) and _traversable_by_others(c)), python)
+    bwrap = shutil.which("bwrap")
+    if bwrap:
+        probe = [bwrap, *_BWRAP_FLAGS, "true"]
+        if setpriv:
+            probe = [setpriv, f"--reuid={_UID_BASE}", f"--regid={_UID_BASE}", "--clear-groups",
+                     "--inh-caps=-all", "--", *probe]
+        bwrap = bwrap if _works(probe) else None
+    unshare = shutil.which("unshare")
     net_ns = False
-    if unshare:
+    if unshare and not bwrap:
         probe = [unshare, "--net", "--pid", "--fork", "--kill-child", "true"]
         if not is_root:
             probe.insert(1, "--map-root-user")
-        try:
-            net_ns = subprocess.run(probe, capture_output=True, timeout=10).returncode == 0
-        except (OSError, subprocess.TimeoutExpired):
-            net_ns = False
-    return {"root": is_root, "unshare": unshare, "net_ns": net_ns,
-            "setpriv": setpriv if is_root and setpriv else None, "python": python}
+        net_ns = _works(probe)
+    return {"root": is_root, "bwrap": bwrap, "unshare": unshare, "net_ns": net_ns or bool(bwrap),
+            "setpriv": setpriv, "python": python}
 
 
 def isolation_summary() -> dict[str, str]:
+    """How programs are contained on this machine (recorded in every coding result)."""
     caps = _capabilities()
+    uid = " + unprivileged uid" if caps["setpriv"] else ""
+    if caps["bwrap"]:
+        return {"network": "netns (bubblewrap --unshare-net)",
+                "processes": f"pid namespace{uid}",
+                "filesystem": "read-only except the program's temp dir; private /tmp (bubblewrap)",
+                "interpreter": str(caps["python"])}
     return {
         "network": "netns (unshare --net)" if caps["net_ns"] else "sockets disabled in child",
-        "processes": "pid namespace + unprivileged uid" if caps["net_ns"] and caps["setpriv"]
-        else ("pid namespace" if caps["net_ns"] else "process group"),
+        "processes": (f"pid namespace{uid}" if caps["net_ns"] else "process group"),
+        "filesystem": ("writes limited to world-writable paths (unprivileged uid)" if caps["setpriv"]
+                       else "not isolated: install bubblewrap (apt install bubblewrap)"),
         "interpreter": str(caps["python"]),
     }
 
 
-def _limit_child(limits: SandboxLimits):
+_UID_BASE, _UID_COUNT = 61000, 1000
+
+
+@contextmanager
+def _claimed_uid() -> Iterator[int | None]:
+    """An unprivileged uid for one program, exclusive across threads *and* processes (parallel cells
+    each run sandboxes): claimed by an advisory lock so that killing a uid's leftovers never hits a
+    program of another caller. ``None`` when not root (the program runs as the caller)."""
+    if not _capabilities()["setpriv"]:
+        yield None
+        return
+    locks = Path(tempfile.gettempdir()) / "ub-sandbox-uids"
+    locks.mkdir(mode=0o700, exist_ok=True)
+    for uid in range(_UID_BASE, _UID_BASE + _UID_COUNT):
+        handle = open(locks / f"{uid}.lock", "w")  # noqa: SIM115 - held for the program's lifetime
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        try:
+            yield uid
+        finally:
+            _kill_uid(uid)
+            handle.close()
+        return
+    raise RuntimeError(f"all {_UID_COUNT} sandbox uids are in use")
+
+
+def _nproc_limit(limits: SandboxLimits, uid: int | None) -> int:
+    """RLIMIT_NPROC counts every process of the *real* uid: with a dedicated uid that is the program's
+    own, otherwise the caller's, whose current processes must not count against the program."""
+    if uid is not None:
+        return limits.max_processes
+    me = os.getuid()
+    mine = sum(1 for e in Path("/proc").iterdir() if e.name.isdigit() and _owner(e) == me)
+    return mine + limits.max_processes
+
+
+def _owner(entry: Path) -> int | None:
+    try:
+        return entry.stat().st_uid
+    except OSError:
+        return None
+
+
+def _limit_child(limits: SandboxLimits, nproc: int):
     def apply() -> None:
         os.setsid()
         mb = 1024 * 1024
@@ -121,24 +203,27 @@ def _limit_child(limits: SandboxLimits):
         resource.setrlimit(resource.RLIMIT_AS, (limits.memory_mb * mb, limits.memory_mb * mb))
         resource.setrlimit(resource.RLIMIT_FSIZE, (limits.max_file_mb * mb, limits.max_file_mb * mb))
         resource.setrlimit(resource.RLIMIT_NOFILE, (limits.max_open_files, limits.max_open_files))
-        resource.setrlimit(resource.RLIMIT_NPROC, (limits.max_processes, limits.max_processes))
+        resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     return apply
 
 
-def _command(script: Path, slot: int) -> list[str]:
+def _command(script: Path, env: dict[str, str], uid: int | None) -> list[str]:
     caps = _capabilities()
     cmd = [str(caps["python"]), "-I", "-S", str(script)]
-    if caps["setpriv"]:
-        uid = 61000 + slot
-        cmd = [str(caps["setpriv"]), f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
-               "--inh-caps=-all", "--"] + cmd
-    if caps["net_ns"]:
+    drop = [str(caps["setpriv"]), f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+            "--inh-caps=-all", "--"] if uid is not None else []
+    if caps["bwrap"]:  # entered as the unprivileged uid: bubblewrap then runs in a user namespace
+        workdir = str(script.parent)
+        setenv = [x for k, v in env.items() for x in ("--setenv", k, v)]
+        return [*drop, str(caps["bwrap"]), *_BWRAP_FLAGS, "--bind", workdir, workdir, "--chdir", workdir,
+                *setenv, "--", *cmd]
+    if caps["net_ns"]:  # namespaces are created as root, the uid is dropped inside them
         prefix = [str(caps["unshare"]), "--net", "--pid", "--fork", "--kill-child"]
         if not caps["root"]:
             prefix.append("--map-root-user")
-        cmd = prefix + ["--"] + cmd
-    return cmd
+        return [*prefix, "--", *drop, *cmd]
+    return [*drop, *cmd]
 
 
 def _kill_tree(proc: subprocess.Popen) -> None:
@@ -151,33 +236,36 @@ def _kill_tree(proc: subprocess.Popen) -> None:
 def _kill_uid(uid: int) -> None:
     """Kill anything left running as a sandbox uid (double-forked, setsid'd children)."""
     for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
+        if entry.name.isdigit() and _owner(entry) == uid:
             try:
-                if entry.stat().st_uid == uid:
-                    os.kill(int(entry.name), signal.SIGKILL)
-            except (FileNotFoundError, ProcessLookupError, PermissionError):
+                os.kill(int(entry.name), signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
                 continue
 
 
-def run_program(code: str, limits: SandboxLimits = SandboxLimits(), slot: int = 0) -> SandboxResult:
+def run_program(code: str, limits: SandboxLimits = SandboxLimits()) -> SandboxResult:
     """Run ``code`` contained; pass = exit 0 and the sentinel printed after the code."""
+    with _claimed_uid() as uid:
+        return _run_as(code, limits, uid)
+
+
+def _run_as(code: str, limits: SandboxLimits, uid: int | None) -> SandboxResult:
     caps = _capabilities()
     sentinel = "UB-SENTINEL-" + secrets.token_hex(16)
     workdir = Path(tempfile.mkdtemp(prefix="ub-sandbox-"))
     script = workdir / "program.py"
     preamble = "" if caps["net_ns"] else _NO_SOCKETS
     script.write_text(f"{preamble}{code}\n\nprint({sentinel!r}, flush=True)\n")
-    if caps["setpriv"]:
-        uid = 61000 + slot
+    if uid is not None:
         os.chown(workdir, uid, uid)
         os.chown(script, uid, uid)
     env = dict(_ALLOWED_ENV, HOME=str(workdir), TMPDIR=str(workdir))
     start = time.monotonic()
     status = "failed"
     try:
-        proc = subprocess.Popen(_command(script, slot), cwd=workdir, env=env, stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen(_command(script, env, uid), cwd=workdir, env=env, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                preexec_fn=_limit_child(limits), close_fds=True)
+                                preexec_fn=_limit_child(limits, _nproc_limit(limits, uid)), close_fds=True)
         try:
             out, err = proc.communicate(timeout=limits.timeout_s)
         except subprocess.TimeoutExpired:
@@ -186,8 +274,8 @@ def run_program(code: str, limits: SandboxLimits = SandboxLimits(), slot: int = 
             status = "timeout"
         returncode = proc.returncode
     finally:
-        if caps["setpriv"]:
-            _kill_uid(61000 + slot)
+        if uid is not None:
+            _kill_uid(uid)
         shutil.rmtree(workdir, ignore_errors=True)
     stdout = out.decode(errors="replace")[-limits.output_bytes:]
     stderr = err.decode(errors="replace")[-limits.output_bytes:]
@@ -203,7 +291,7 @@ def run_program(code: str, limits: SandboxLimits = SandboxLimits(), slot: int = 
 
 
 def run_programs(codes: list[str], limits: SandboxLimits = SandboxLimits(), workers: int = 2) -> list[SandboxResult]:
-    """Run several programs, ``workers`` at a time (each concurrent slot has its own uid)."""
+    """Run several programs, ``workers`` at a time (each running program has its own uid)."""
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        futures = [pool.submit(run_program, code, limits, i % max(1, workers)) for i, code in enumerate(codes)]
+        futures = [pool.submit(run_program, code, limits) for code in codes]
         return [f.result() for f in futures]

@@ -81,12 +81,25 @@ class ResultsStore:
                 raise UserError(
                     f"{self.root} holds results of schema {data.get('schema')} (unlearn-bench "
                     f"{data.get('version')}); this is schema {RESULTS_SCHEMA}: use a new --out directory")
+            if create:
+                self.remove_interrupted_writes()
             return
         if self.root.exists() and any(self.root.iterdir()):
             raise UserError(f"{self.root} is not empty and is not an unlearn-bench results directory; "
                             "choose another --out")
         if create:
             atomic_write_json(manifest, {"tool": "unlearn-bench", "schema": RESULTS_SCHEMA, "version": __version__})
+
+    def remove_interrupted_writes(self) -> int:
+        """Delete temp files left by a process killed mid-write (the finished file, if any, is intact).
+
+        Called by the driver when a matrix starts or resumes (``open(create=True)``), before any worker
+        writes; workers open the store with ``create=False`` and never sweep.
+        """
+        leftovers = [p for p in self.root.rglob(".*.tmp") if p.is_file()]
+        for path in leftovers:
+            path.unlink(missing_ok=True)
+        return len(leftovers)
 
     # -- cells ---------------------------------------------------------------------------------
     def cell_dir(self, cell_id: str) -> Path:

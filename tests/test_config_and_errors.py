@@ -117,3 +117,58 @@ def test_bf16_autocast_training_changes_weights():
 
     report = check_method(GradientAscent, {"steps": 2, "batch_size": 2, "lr": 1e-2, "autocast": "bf16"})
     assert report.ok, report.problems
+
+
+def _finished_run(tmp_path):
+    """A results directory holding one finished cell, to prove bad input never touches it."""
+    out = tmp_path / "runs"
+    config = tmp_path / "toy.yaml"
+    config.write_text(f"model: tiny-random-llama\nmethods: [ga]\ntasks: [toy]\nout: {out}\nprogress: false\n"
+                      "plugins: [tests.ray_plugins]\ntrain_params: {steps: 1, batch_size: 2}\n")
+    assert main(["run", "--config", str(config)]) == 0
+    return out, {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing_gsm_folder", "is not a folder"),
+    ("empty_gsm_file", "is empty"),
+    ("missing_gsm_file", "is missing"),
+    ("missing_detoxify_checkpoint", "does not exist"),
+    ("unknown_reporter", "did you mean 'markdown'"),
+    ("negative_steps", "steps must be >= 0"),
+    ("zero_rank", "lora_rank must be >= 1"),
+    ("bad_lr", "lr must be > 0"),
+])
+def test_bad_input_is_one_line_exit_2_and_existing_results_survive(case, message, tmp_path, capsys):
+    out, before = _finished_run(tmp_path)
+    data = tmp_path / "gsm"
+    data.mkdir()
+    (data / "train.jsonl").write_text('{"question": "1+1?", "answer": "#### 2"}\n')
+    if case == "empty_gsm_file":
+        (data / "test.jsonl").write_text("")
+    elif case == "missing_gsm_file":
+        pass
+    else:
+        (data / "test.jsonl").write_text('{"question": "2+2?", "answer": "#### 4"}\n')
+    config = tmp_path / "bad.yaml"
+    body = {
+        "missing_gsm_folder": f"tasks: [coding]\ntask_params: {{coding: {{gsm8k_path: {tmp_path / 'nope'}}}}}\n",
+        "empty_gsm_file": f"tasks: [coding]\ntask_params: {{coding: {{gsm8k_path: {data}}}}}\n",
+        "missing_gsm_file": f"tasks: [coding]\ntask_params: {{coding: {{gsm8k_path: {data}}}}}\n",
+        "missing_detoxify_checkpoint": "tasks: [toxicity]\ntask_params: {toxicity: {scorer: detoxify, "
+                                       f"detoxify_checkpoint: {tmp_path / 'ckpt.pt'}}}}}\n",
+        "negative_steps": "tasks: [toy]\nplugins: [tests.ray_plugins]\ntrain_params: {steps: -2}\n",
+        "zero_rank": "tasks: [toy]\nplugins: [tests.ray_plugins]\ntrain_params: {lora_rank: 0}\n",
+        "bad_lr": "tasks: [toy]\nplugins: [tests.ray_plugins]\nmethod_params: {ga: {lr: 0}}\n",
+        "unknown_reporter": "",
+    }[case]
+    capsys.readouterr()
+    if case == "unknown_reporter":
+        code = main(["report", "--runs", str(out), "--out", str(tmp_path / "lb"), "--reporters", "markdwn"])
+    else:
+        config.write_text(f"model: tiny-random-llama\nmethods: [ga]\nout: {out}\nprogress: false\n{body}")
+        code = main(["run", "--config", str(config)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2, err
+    assert err[-1].startswith("error: ") and message in err[-1]
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before

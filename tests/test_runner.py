@@ -197,3 +197,30 @@ def test_base_probe_shared_and_final_probe_filled_from_evaluation(tmp_path, monk
         assert last["probe/forget/forget_loglik"] == result["metrics"]["forget_loglik"]["value"]
         assert last["probe/utility/retain_loglik"] == result["metrics"]["retain_loglik"]["value"]
         assert last["probe/forget/forget_loglik"] < first_rows[0]["probe/forget/forget_loglik"]
+
+
+def test_exploding_gradients_stop_the_cell_as_diverged(tiny):
+    """A finite loss whose gradient norm exceeds ``max_grad_norm_diverge`` stops training at that step."""
+    import copy
+
+    from bench.api import TrainParams, TrajectoryLogger, UnlearnContext
+    from bench.errors import Diverged
+    from bench.training import train, with_adapter
+
+    model, tok = tiny
+    params = TrainParams(steps=5, max_grad_norm_diverge=1e3)
+    model = with_adapter(copy.deepcopy(model), params, 0)
+    first = next(p for p in model.parameters() if p.requires_grad)
+    calls = []
+
+    def loss_fn():
+        calls.append(1)
+        scale = 1.0 if len(calls) < 3 else 1e9  # healthy for two steps, then explodes
+        return (first * scale).pow(2).sum(), {}
+
+    ctx = UnlearnContext(model=model, tokenizer=tok, forget=[], retain=[], task=None, data=None, seed=0,
+                         device="cpu", probe=lambda m: {}, log=TrajectoryLogger(),
+                         progress=False)
+    with pytest.raises(Diverged) as err:
+        train(model, params, loss_fn, ctx)
+    assert err.value.step == 3 and "gradient norm" in str(err.value)

@@ -33,6 +33,7 @@ from bench.api import Evaluation, Example, Task, TaskData
 from bench.generation import generate
 from bench.hookspecs import hookimpl
 from bench.likelihood import answer_logliks
+from bench.params import require_at_least_one, require_data_files
 from bench.sandbox import SandboxLimits, isolation_summary, run_programs
 from bench.sources import content_hash
 from bench.stats import mean_metric
@@ -94,9 +95,10 @@ class CodingParams:
     sandbox_workers: int = 2
 
     def validate(self) -> None:
-        for name in ("n_forget", "n_eval", "n_gsm_eval", "n_retain", "samples", "gen_batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        require_at_least_one(self, "n_forget", "n_eval", "n_gsm_eval", "n_retain", "samples", "gen_batch_size")
+        require_data_files(self.gsm8k_path, ["test.jsonl", "train.jsonl"], "gsm8k_path")
+        if self.gsm8k_source == "local" and not self.gsm8k_path:
+            raise ValueError("gsm8k_source 'local' needs gsm8k_path (a folder with test.jsonl and train.jsonl)")
         if any(k < 1 or k > self.samples for k in self.pass_k):
             raise ValueError(f"pass_k values must be within 1..samples ({self.samples}), got {self.pass_k}")
 

@@ -37,6 +37,7 @@ from bench.api import Evaluation, Example, Task, TaskData
 from bench.generation import generate
 from bench.hookspecs import hookimpl
 from bench.likelihood import answer_logliks
+from bench.params import require_at_least_one
 from bench.sources import content_hash
 from bench.stats import mean_metric
 from bench.text import render_prompt
@@ -122,9 +123,7 @@ class NerParams:
     split_seed: int = 0
 
     def validate(self) -> None:
-        for name in ("n_eval_per_type", "n_forget", "n_retain", "max_new_tokens"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        require_at_least_one(self, "n_eval_per_type", "n_forget", "n_retain", "max_new_tokens")
         if not 0 < self.eval_share < 1:
             raise ValueError(f"eval_share must be in (0, 1), got {self.eval_share}")
 

@@ -40,6 +40,7 @@ from bench.api import Evaluation, Example, Task, TaskData
 from bench.generation import generate
 from bench.hookspecs import hookimpl
 from bench.likelihood import answer_logliks
+from bench.params import require_at_least_one, require_file
 from bench.sources import content_hash
 from bench.stats import mean_metric
 
@@ -96,9 +97,9 @@ class ToxicityParams:
     split_seed: int = 0
 
     def validate(self) -> None:
-        for name in ("n_eval", "n_forget", "n_retain", "n_text_eval", "samples", "max_new_tokens"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        require_at_least_one(self, "n_eval", "n_forget", "n_retain", "n_text_eval", "samples", "max_new_tokens")
+        require_file(self.detoxify_checkpoint, "detoxify_checkpoint",
+                     "fix the path, or drop it to download the published checkpoint")
         if not 0 < self.top_p <= 1:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
         if any(n < 1 for n in self.distinct_n):
