@@ -44,5 +44,13 @@ test: venv system-deps
 test-fast: venv system-deps
 	HF_HUB_OFFLINE=1 $(BIN)/pytest -q -m "not e2e"
 
+# Side-by-side performance report: leaderboards/perf/<machine>.md + .json (under 20 minutes here).
+# GSM8K for the lm-eval row: a local folder if present (never copied into the repo), else GSM-symbolic.
+GSM8K ?= $(wildcard ../shared/data/gsm8k)
+bench: venv
+	$(PIP) -e '.[test,offline,ray,bench]'
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/unlearn-bench perf --out leaderboards/perf \
+	  --demo-runs runs/smollm2-135m-demo $(if $(GSM8K),--gsm8k-path $(GSM8K))
+
 clean:
 	rm -rf $(VENV) .cache build *.egg-info

@@ -49,6 +49,13 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--runs", nargs="+", required=True)
     report.add_argument("--out", required=True)
     report.add_argument("--reporters", nargs="+", help="default: all registered reporters")
+    perf = sub.add_parser("perf", help="measure performance side by side; writes leaderboards/perf/<machine>.md")
+    perf.add_argument("--out", default="leaderboards/perf")
+    perf.add_argument("--demo-runs", default="runs/smollm2-135m-demo", help="a finished demo run to report")
+    perf.add_argument("--gsm8k-path", help="GSM8K folder (test.jsonl) for the lm-eval comparison; "
+                                            "default: GSM-symbolic questions")
+    perf.add_argument("--only", nargs="+", help="run only these rows")
+    perf.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
     return parser
 
 
@@ -90,7 +97,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from .config import load_config
     from .plugins import registry
-    from .runner import run_matrix
+    from .runner import execute
 
     overrides = {"model": args.model, "methods": args.methods, "tasks": args.tasks, "seeds": args.seeds,
                  "preset": args.preset, "out": args.out, "device": args.device, "dtype": args.dtype,
@@ -100,12 +107,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.no_progress:
         os.environ["UNLEARN_BENCH_PROGRESS"] = "0"
     config = load_config(args.config, overrides)
-    if config.executor == "ray":
-        from .ray_executor import run_matrix_ray
-
-        summary = run_matrix_ray(config, registry(config.plugins), force=args.force)
-    else:
-        summary = run_matrix(config, registry(config.plugins), force=args.force)
+    summary = execute(config, registry(config.plugins), force=args.force)
     print(summary.line())
     if args.report:
         for path in write_report([config.out], args.report):
@@ -113,12 +115,28 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if all(s != "failed" for s in summary.ran.values()) else 1
 
 
+def cmd_perf(args: argparse.Namespace) -> int:
+    from .errors import did_you_mean
+    from .perf import ROWS, run_perf
+
+    for name in args.only or []:
+        if name not in ROWS:
+            raise UserError(f"unknown perf row '{name}'; {did_you_mean(name, ROWS)}")
+    report, paths = run_perf(Path(args.out), Path(args.demo_runs), quick=args.quick, only=args.only,
+                             gsm8k_path=args.gsm8k_path)
+    for row in report.rows:
+        print(f"{row.key}: {row.summary}")
+    for path in paths:
+        print(path)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     log.setLevel(logging.INFO)
     args = _parser().parse_args(argv)
-    handlers = {"run": cmd_run, "plugins": cmd_plugins, "report": cmd_report}
+    handlers = {"run": cmd_run, "plugins": cmd_plugins, "report": cmd_report, "perf": cmd_perf}
     try:
         return handlers[args.command](args)
     except UserError as err:

@@ -263,3 +263,22 @@ def run_matrix(config: RunConfig, registry: Registry, force: bool = False) -> Ma
             log.exception("base evaluation for %s failed", spec.task)
         ran[spec.cell_id] = engine.run_cell(spec)["status"]
     return MatrixSummary(len(cells), len(cells) - len(todo), ran)
+
+
+def execute(config: RunConfig, registry: Registry, force: bool = False) -> MatrixSummary:
+    """Run the matrix with the configured executor; append the invocation's wall time, executor and
+    outcome to ``OUT/invocations.jsonl`` (what ``unlearn-bench perf`` reads for whole-matrix times)."""
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    with Timer() as timer:
+        if config.executor == "ray":
+            from .ray_executor import run_matrix_ray
+
+            summary = run_matrix_ray(config, registry, force=force)
+        else:
+            summary = run_matrix(config, registry, force=force)
+    ResultsStore(config.out).append_invocation({
+        "started_at": started, "wall_time_s": round(timer.seconds, 2), "executor": config.executor,
+        "num_cpus_per_cell": config.num_cpus if config.executor == "ray" else None,
+        "planned": summary.planned, "skipped": summary.skipped, "ran": summary.ran,
+        "git": git_commit(), "machine": machine(), "command": command_line()})
+    return summary

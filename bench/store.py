@@ -7,6 +7,7 @@ Layout::
     OUT/cells/<cell-id>/result.json   one cell: status, metrics, trajectory, provenance
     OUT/cells/<cell-id>/samples.jsonl per-sample records
     OUT/cells/<cell-id>/log.txt       the cell's log (tracebacks of failures included)
+    OUT/invocations.jsonl             one line per `run`: start, wall time, executor, what ran
 
 Every file is written atomically (temp file in the same directory, fsync, rename, fsync of the
 directory), so a crash at any point leaves either the old file or the new one, never a partial one. A
@@ -129,6 +130,18 @@ class ResultsStore:
         folder = self.base_dir(base_id)
         atomic_write_jsonl(folder / "samples.jsonl", samples)
         atomic_write_json(folder / "result.json", result)
+
+    def append_invocation(self, record: dict[str, Any]) -> None:
+        """Add one line to ``invocations.jsonl`` (rewritten atomically: old lines are never lost)."""
+        path = self.root / "invocations.jsonl"
+        rows = self.invocations()
+        atomic_write_jsonl(path, [*rows, record])
+
+    def invocations(self) -> list[dict[str, Any]]:
+        path = self.root / "invocations.jsonl"
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
     def all_cells(self) -> list[dict[str, Any]]:
         return [read_json(p) for p in sorted((self.root / "cells").glob("*/result.json"))]

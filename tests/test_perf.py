@@ -1,0 +1,66 @@
+"""`unlearn-bench perf` building blocks on the tiny random model (the real numbers come from `make bench`)."""
+
+import json
+
+import pytest
+
+from bench.models import load_model
+from bench.perf import (PerfReport, PerfRow, bench_generation, bench_train_step, demo_row, machine_facts,
+                        machine_slug, markdown, naive_generate)
+
+
+@pytest.fixture(scope="module")
+def tiny_loaded():
+    return load_model("tiny-random-llama", "cpu", "float32")
+
+
+def test_batched_generation_matches_the_naive_loop(tiny_loaded):
+    row = bench_generation(tiny_loaded, 6, 8)
+    assert row.measured["identical_outputs"] == 6
+    assert row.measured["batched_s"] > 0 and row.measured["naive_s"] > 0
+    assert row.met == (row.measured["speedup"] >= 5)
+
+
+def test_naive_generate_is_greedy_and_deterministic(tiny_loaded):
+    prompts = ["Hello there", "What is two plus two?"]
+    a = naive_generate(tiny_loaded.model, tiny_loaded.tokenizer, prompts, 5)
+    b = naive_generate(tiny_loaded.model, tiny_loaded.tokenizer, prompts, 5)
+    assert a == b and len(a) == 2
+
+
+def test_train_step_row_reports_ratio_and_mfu(tiny_loaded):
+    row = bench_train_step(tiny_loaded, 2, 32, 2)
+    m = row.measured
+    assert m["ours_s"] > 0 and m["bare_s"] > 0 and m["ratio"] == pytest.approx(m["ours_s"] / m["bare_s"], rel=0.05)
+    assert 0 < m["mfu"] < 1 and m["gemm_peak_gflops"] > 0
+    assert m["model_flops_per_step"] == 4 * sum(p.numel() for p in tiny_loaded.model.parameters()) * m["tokens"]
+
+
+def test_demo_row_reads_a_run_and_its_invocation(tmp_path):
+    from bench.config import load_config
+    from bench.plugins import registry
+    from bench.runner import execute
+
+    out = tmp_path / "run"
+    config = load_config(None, {"model": "tiny-random-llama", "methods": ["ga"], "tasks": ["toy"], "out": str(out),
+                                "progress": False, "plugins": ["tests.ray_plugins"],
+                                "train_params": {"steps": 1, "batch_size": 2}})
+    execute(config, registry(("tests.ray_plugins",)))
+    row = demo_row(out)
+    assert row.measured["cells"] == 1 and row.measured["wall_s"] > 0 and row.met is True
+    assert "min wall (local)" in row.summary
+    missing = demo_row(tmp_path / "nothing")
+    assert missing.met is None and "make demo" in missing.summary
+
+
+def test_markdown_report_lists_every_row_and_marks_misses():
+    report = PerfReport(machine_facts(), [
+        PerfRow("generation", "Batched vs naive", "≥ 5×", {"speedup": 3.0}, "3.00× faster", False),
+        PerfRow("scaling", "Scaling", "reported", {"rows": [{"n": 4, "loglik_s": 1, "generate16_s": 2,
+                                                             "icu_epoch_s": 3}]}, "×1", None)])
+    text = markdown(report)
+    assert "| 1 | Batched vs naive | ≥ 5× | 3.00× faster | **no** |" in text
+    assert "| 4 | 1 | 2 | 3 |" in text
+    json.dumps(report.to_json())
+    assert machine_slug({"cpu": "Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz", "cores": 2}) == \
+        "intel-xeon-platinum-8481c-cpu-2-70ghz-2cpu"
