@@ -64,3 +64,12 @@ def test_markdown_report_lists_every_row_and_marks_misses():
     json.dumps(report.to_json())
     assert machine_slug({"cpu": "Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz", "cores": 2}) == \
         "intel-xeon-platinum-8481c-cpu-2-70ghz-2cpu"
+
+
+def test_lm_eval_row_on_identical_prompts(tiny_loaded):
+    pytest.importorskip("lm_eval")
+    from bench.perf_lm_eval import bench_lm_eval
+
+    row = bench_lm_eval(tiny_loaded, 4, 8)
+    assert row.measured["n"] == 4 and row.measured["identical_outputs"] == 4
+    assert row.measured["accuracy_ours"] == row.measured["accuracy_lm_eval"]
