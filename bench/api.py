@@ -182,6 +182,10 @@ class Method:
     #: Overrides applied for ``preset: paper`` (the papers' values, for GPU runs).
     paper_preset: ClassVar[dict[str, Any]] = {}
     description: ClassVar[str] = ""
+    #: Rough cost relative to other methods/tasks (1 = a plain loss method / an average task). Only
+    #: used to start the longest cells first on parallel executors, so one long cell is not left
+    #: running alone at the end.
+    relative_cost: ClassVar[float] = 1.0
 
     def __init__(self, params: Any):
         self.params = params
@@ -197,6 +201,10 @@ class Task:
     Params: ClassVar[type]
     paper_preset: ClassVar[dict[str, Any]] = {}
     description: ClassVar[str] = ""
+    #: Rough cost relative to other methods/tasks (1 = a plain loss method / an average task). Only
+    #: used to start the longest cells first on parallel executors, so one long cell is not left
+    #: running alone at the end.
+    relative_cost: ClassVar[float] = 1.0
 
     def __init__(self, params: Any):
         self.params = params

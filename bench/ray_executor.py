@@ -112,12 +112,21 @@ def worker_lost_result(spec: CellSpec, reason: str, attempts: int, seconds: floa
             "provenance": {"versions": package_versions(), "git": git_commit(), "wall_time_s": round(seconds, 2)}}
 
 
+def longest_first(cells: list[CellSpec], registry: Registry) -> list[CellSpec]:
+    """Order cells by the declared ``relative_cost`` of method × task, longest first (stable): with
+    parallel workers the long cells start early instead of one of them running alone at the end."""
+    def cost(spec: CellSpec) -> float:
+        return (registry.get("method", spec.method).cls.relative_cost
+                * registry.get("task", spec.task).cls.relative_cost)
+    return sorted(cells, key=cost, reverse=True)
+
+
 def run_matrix_ray(config: RunConfig, registry: Registry, force: bool = False) -> MatrixSummary:
     ray = _import_ray()
     cells = plan_cells(config, registry)
     store = ResultsStore(config.out)
     store.open()
-    todo = [c for c in cells if force or not store.is_finished(c.cell_id)]
+    todo = longest_first([c for c in cells if force or not store.is_finished(c.cell_id)], registry)
     started = _init(ray, config)
     plugins = tuple(config.plugins)
     resources = {"num_cpus": config.num_cpus, "num_gpus": config.num_gpus, "max_retries": 0}

@@ -78,6 +78,7 @@ class FLATParams(TrainParams):
 
 class FLAT(LossMethodMixin, Method):
     name = "flat"
+    relative_cost = 1.3  # measured demo cell time relative to a plain loss method / average task
     description = "FLAT: f-divergence between template and forget answers, forget data only"
     Params = FLATParams
     paper_preset = {"lr": 1e-5, "steps": 500, "batch_size": 32, "finetune": "full", "divergence": "kl"}

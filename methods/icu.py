@@ -96,6 +96,7 @@ def split_answer(tokenizer: Any, ex: Example, fraction: float) -> tuple[str, str
 
 class ICU(Method):
     name = "icu"
+    relative_cost = 2.0  # measured demo cell time relative to a plain loss method / average task
     description = "Iterative contrastive unlearning: GA + paired CE/KL, refined by per-sample forgetting checks"
     Params = ICUParams
     paper_preset = {"lr": 5e-5, "max_epochs": 10, "steps": 5000, "batch_size": 16, "finetune": "full"}

@@ -168,6 +168,7 @@ def _split(items: list[Example], fraction: float, rng: random.Random) -> tuple[l
 
 class RevealAndRelease(Method):
     name = "rnr"
+    relative_cost = 3.0  # measured demo cell time relative to a plain loss method / average task
     description = "Reveal-and-Release: self-generated forget data, iterative forget/retain LoRA merges"
     Params = RnRParams
     paper_preset = {"rounds": 10, "steps": 50, "batch_size": 16, "lr": 1e-4, "merge": "auto",

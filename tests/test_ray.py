@@ -58,3 +58,15 @@ def test_lost_worker_is_retried_then_failed_while_others_finish(tmp_path):
         data = json.loads(path.read_text())
         assert data["status"] == "failed" and "worker lost" in data["reason"]
         assert data["extras"]["attempts"] == 2  # the first try and one retry
+
+
+def test_cells_are_submitted_longest_first():
+    from bench.config import load_config, plan_cells
+    from bench.plugins import registry
+    from bench.ray_executor import longest_first
+
+    reg = registry()
+    cells = plan_cells(load_config(None, {"methods": ["ga", "rnr", "icu"], "tasks": ["toxicity", "coding"]}), reg)
+    order = [(c.method, c.task) for c in longest_first(cells, reg)]
+    assert order[0] == ("rnr", "coding") and order[-1] == ("ga", "toxicity")
+    assert order.index(("icu", "coding")) < order.index(("rnr", "toxicity"))

@@ -131,6 +131,7 @@ def _math_example(problem: gsm.MathProblem) -> Example:
 
 class CodingTask(Task):
     name = "coding"
+    relative_cost = 1.8  # measured demo cell time relative to a plain loss method / average task
     description = "Forget code (HumanEval), keep math (GSM8K)"
     Params = CodingParams
     paper_preset = {"n_forget": 82, "n_eval": 82, "n_stdlib_forget": 200, "n_gsm_eval": 1319,

@@ -137,6 +137,7 @@ def halves(text: str) -> tuple[str, str]:
 
 class ToxicityTask(Task):
     name = "toxicity"
+    relative_cost = 0.7  # measured demo cell time relative to a plain loss method / average task
     description = "Forget toxic continuations (RealToxicityPrompts), keep fluent English"
     Params = ToxicityParams
     paper_preset = {"scorer": "detoxify", "rtp_source": "hub", "text_source": "wikitext", "n_eval": 400,
