@@ -21,6 +21,7 @@ Writes ``<out>/<machine>.md`` and ``<out>/<machine>.json``.
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import os
 import platform
@@ -363,6 +364,9 @@ def markdown(report: PerfReport) -> str:
 
 
 ROWS = ["generation", "lm_eval", "train_step", "matrices", "demo", "scaling"]
+#: Report order of row keys (``matrices`` yields two rows).
+_ROW_ORDER = {k: i for i, k in enumerate(["generation", "lm_eval", "train_step", "base_cache", "demo",
+                                           "scaling", "ray"])}
 
 
 def run_perf(out_dir: Path, demo_runs: Path, quick: bool = False, only: list[str] | None = None,
@@ -371,7 +375,9 @@ def run_perf(out_dir: Path, demo_runs: Path, quick: bool = False, only: list[str
     facts = machine_facts()
     report = PerfReport(facts)
     want = (lambda key: only is None or key in only)
-    base = ModelCache().base(EMBEDDED, "cpu", "float32")
+    models = ModelCache()
+    base = models.base(EMBEDDED, "cpu", "float32") if any(map(want, ["generation", "lm_eval", "train_step",
+                                                                    "scaling"])) else None
     if want("generation"):
         report.rows.append(bench_generation(base, 16, 16 if quick else 64))
     if want("lm_eval"):
@@ -387,9 +393,14 @@ def run_perf(out_dir: Path, demo_runs: Path, quick: bool = False, only: list[str
         report.rows.append(demo_row(demo_runs))
     if want("scaling"):
         report.rows.append(bench_scaling(base, [4, 8] if quick else [8, 16, 32]))
+    report.rows.sort(key=lambda r: _ROW_ORDER.get(r.key, 99))
     out_dir.mkdir(parents=True, exist_ok=True)
     slug = machine_slug(facts)
     md, js = out_dir / f"{slug}.md", out_dir / f"{slug}.json"
+    if only is not None and js.exists():  # a partial run updates its rows in the existing report
+        fresh = {r.key: r for r in report.rows}
+        kept = [PerfRow(**r) for r in json.loads(js.read_text())["rows"] if r["key"] not in fresh]
+        report.rows = sorted(kept + list(fresh.values()), key=lambda r: _ROW_ORDER.get(r.key, 99))
     atomic_write_text(md, markdown(report))
     atomic_write_json(js, report.to_json())
     return report, [md, js]
