@@ -50,7 +50,7 @@ def _task_yaml(data_file: Path, max_new_tokens: int) -> str:
     ])
 
 
-def bench_lm_eval(base: Any, n: int, max_new_tokens: int, gsm8k_path: str | None = None) -> Any:
+def bench_lm_eval(base: Any, n: int, max_new_tokens: int, gsm8k_path: str | None = None, repeats: int = 2) -> Any:
     from .perf import PerfRow
     from tasks.coding.gsm import is_correct
 
@@ -65,22 +65,25 @@ def bench_lm_eval(base: Any, n: int, max_new_tokens: int, gsm8k_path: str | None
                        "(make bench installs it: pip install 'unlearn-bench[bench]')", None)
     problems, label = _problems(n, gsm8k_path)
     prompts = [PROMPT.format(question=p.question) for p in problems]
+    times: dict[str, list[float]] = {"ours": [], "theirs": []}
     with tempfile.TemporaryDirectory(prefix="ub-lmeval-") as tmp:
         data = Path(tmp) / "test.jsonl"
         data.write_text("".join(json.dumps({"question": p.question, "answer": p.answer}) + "\n" for p in problems))
         (Path(tmp) / "ub_perf_gsm_local.yaml").write_text(_task_yaml(data, max_new_tokens))
         lm = HFLM(pretrained=base.model, tokenizer=base.tokenizer, batch_size=16, max_length=2048)
         manager = TaskManager(include_path=tmp)
-        start = time.perf_counter()
-        results = lm_eval.simple_evaluate(model=lm, tasks=["ub_perf_gsm_local"], task_manager=manager,
-                                          num_fewshot=0, log_samples=True, bootstrap_iters=0)
-        t_theirs = time.perf_counter() - start
+        for _ in range(repeats):  # alternated, best of each: neither side gets the warm machine alone
+            start = time.perf_counter()
+            results = lm_eval.simple_evaluate(model=lm, tasks=["ub_perf_gsm_local"], task_manager=manager,
+                                              num_fewshot=0, log_samples=True, bootstrap_iters=0)
+            times["theirs"].append(time.perf_counter() - start)
+            start = time.perf_counter()
+            ours = [r[0] for r in generate(base.model, base.tokenizer, prompts, max_new_tokens=max_new_tokens,
+                                           batch_size=16, stop=STOPS)]
+            times["ours"].append(time.perf_counter() - start)
     by_doc = {s["doc_id"]: s["resps"][0][0] for s in results["samples"]["ub_perf_gsm_local"]}
     theirs = [truncate_at_stops(by_doc[i], STOPS) for i in range(len(problems))]
-    start = time.perf_counter()
-    ours = [r[0] for r in generate(base.model, base.tokenizer, prompts, max_new_tokens=max_new_tokens,
-                                   batch_size=16, stop=STOPS)]
-    t_ours = time.perf_counter() - start
+    t_ours, t_theirs = min(times["ours"]), min(times["theirs"])
     same = sum(a.strip() == b.strip() for a, b in zip(ours, theirs))
     acc_ours = sum(is_correct(o, p.answer) for o, p in zip(ours, problems)) / n
     acc_theirs = sum(is_correct(o, p.answer) for o, p in zip(theirs, problems)) / n
@@ -92,4 +95,5 @@ def bench_lm_eval(base: Any, n: int, max_new_tokens: int, gsm8k_path: str | None
          "data": label, "lm_eval_version": getattr(lm_eval, "__version__", "?")},
         f"lm-eval takes {ratio:.2f}× our time; {same}/{n} outputs identical; accuracy {acc_ours:.3f} vs "
         f"{acc_theirs:.3f}", ratio >= 1.0 and same == n and acc_ours == acc_theirs,
-        f"Data: {label}. lm-eval's time includes building its task from the local JSONL.")
+        f"Data: {label}. Best of {repeats} alternated runs each; lm-eval's time includes building its task "
+        "from the local JSONL (a second or less).")
