@@ -124,7 +124,7 @@ def _finished_run(tmp_path):
     out = tmp_path / "runs"
     config = tmp_path / "toy.yaml"
     config.write_text(f"model: tiny-random-llama\nmethods: [ga]\ntasks: [toy]\nout: {out}\nprogress: false\n"
-                      "plugins: [tests.ray_plugins]\ntrain_params: {steps: 1, batch_size: 2}\n")
+                      "plugins: [ray_plugins]\ntrain_params: {steps: 1, batch_size: 2}\n")
     assert main(["run", "--config", str(config)]) == 0
     return out, {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
 
@@ -157,9 +157,9 @@ def test_bad_input_is_one_line_exit_2_and_existing_results_survive(case, message
         "missing_gsm_file": f"tasks: [coding]\ntask_params: {{coding: {{gsm8k_path: {data}}}}}\n",
         "missing_detoxify_checkpoint": "tasks: [toxicity]\ntask_params: {toxicity: {scorer: detoxify, "
                                        f"detoxify_checkpoint: {tmp_path / 'ckpt.pt'}}}}}\n",
-        "negative_steps": "tasks: [toy]\nplugins: [tests.ray_plugins]\ntrain_params: {steps: -2}\n",
-        "zero_rank": "tasks: [toy]\nplugins: [tests.ray_plugins]\ntrain_params: {lora_rank: 0}\n",
-        "bad_lr": "tasks: [toy]\nplugins: [tests.ray_plugins]\nmethod_params: {ga: {lr: 0}}\n",
+        "negative_steps": "tasks: [toy]\nplugins: [ray_plugins]\ntrain_params: {steps: -2}\n",
+        "zero_rank": "tasks: [toy]\nplugins: [ray_plugins]\ntrain_params: {lora_rank: 0}\n",
+        "bad_lr": "tasks: [toy]\nplugins: [ray_plugins]\nmethod_params: {ga: {lr: 0}}\n",
         "unknown_reporter": "",
     }[case]
     capsys.readouterr()

@@ -22,7 +22,7 @@ KILLS = 6
 
 def _config(tmp_path: Path, out: Path) -> Path:
     config = {"model": "tiny-random-llama", "methods": ["ga", "npo", "graddiff"], "tasks": ["toy"],
-              "seeds": [0, 1], "out": str(out), "progress": False, "plugins": ["tests.ray_plugins"],
+              "seeds": [0, 1], "out": str(out), "progress": False, "plugins": ["ray_plugins"],
               "train_params": {"steps": 12, "batch_size": 2, "lr": 1e-2}}
     path = tmp_path / f"{out.name}.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -30,7 +30,8 @@ def _config(tmp_path: Path, out: Path) -> Path:
 
 
 def _start(config: Path) -> subprocess.Popen:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", UNLEARN_BENCH_PROGRESS="0", OMP_NUM_THREADS="1")
+    path = os.pathsep.join([str(ROOT / "tests"), os.environ.get("PYTHONPATH", "")])  # for ray_plugins
+    env = dict(os.environ, HF_HUB_OFFLINE="1", UNLEARN_BENCH_PROGRESS="0", OMP_NUM_THREADS="1", PYTHONPATH=path)
     with open(config.with_suffix(".log"), "ab") as log:  # a file, not a pipe nobody reads while it runs
         return subprocess.Popen([sys.executable, "-m", "bench.cli", "run", "--config", str(config)], cwd=ROOT,
                                 env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

@@ -43,9 +43,9 @@ def test_demo_row_reads_a_run_and_its_invocation(tmp_path):
 
     out = tmp_path / "run"
     config = load_config(None, {"model": "tiny-random-llama", "methods": ["ga"], "tasks": ["toy"], "out": str(out),
-                                "progress": False, "plugins": ["tests.ray_plugins"],
+                                "progress": False, "plugins": ["ray_plugins"],
                                 "train_params": {"steps": 1, "batch_size": 2}})
-    execute(config, registry(("tests.ray_plugins",)))
+    execute(config, registry(("ray_plugins",)))
     row = demo_row(out)
     assert row.measured["cells"] == 1 and row.measured["wall_s"] > 0 and row.met is True
     assert "min wall (local)" in row.summary
