@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import copy
 import json
-import logging
 import os
 import platform
 import re
@@ -41,8 +40,6 @@ from .models import EMBEDDED, LoadedModel, ModelCache
 from .provenance import git_commit, package_versions
 from .store import ResultsStore, atomic_write_json, atomic_write_text
 from .text import make_batch, render_prompt
-
-log = logging.getLogger("unlearn_bench")
 
 
 @dataclass
@@ -164,8 +161,6 @@ def _ga(model: Any, batch: Any) -> torch.Tensor:
 
 
 def bench_train_step(base: LoadedModel, batch_size: int, max_length: int, steps: int) -> PerfRow:
-    from peft import LoraConfig, get_peft_model
-
     from .training import train, with_adapter
 
     params = TrainParams(steps=steps, batch_size=batch_size, max_length=max_length, max_grad_norm_diverge=1e9)
@@ -181,10 +176,7 @@ def bench_train_step(base: LoadedModel, batch_size: int, max_length: int, steps:
         times.setdefault("ours", []).append((time.perf_counter() - start) / steps)
 
     def bare() -> None:
-        torch.manual_seed(0)
-        config = LoraConfig(r=params.lora_rank, lora_alpha=params.lora_alpha, lora_dropout=params.lora_dropout,
-                            target_modules=list(params.lora_targets), bias="none", task_type="CAUSAL_LM")
-        model = get_peft_model(copy.deepcopy(base.model), config)
+        model = with_adapter(copy.deepcopy(base.model), params, 0)  # same LoRA init; the loop below is bare
         optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=params.lr)
         model.train()
         start = time.perf_counter()
@@ -375,8 +367,7 @@ def run_perf(out_dir: Path, demo_runs: Path, quick: bool = False, only: list[str
     facts = machine_facts()
     report = PerfReport(facts)
     want = (lambda key: only is None or key in only)
-    models = ModelCache()
-    base = models.base(EMBEDDED, "cpu", "float32") if any(map(want, ["generation", "lm_eval", "train_step",
+    base = ModelCache().base(EMBEDDED, "cpu", "float32") if any(map(want, ["generation", "lm_eval", "train_step",
                                                                     "scaling"])) else None
     if want("generation"):
         report.rows.append(bench_generation(base, 16, 16 if quick else 64))

@@ -36,7 +36,7 @@ def _task_yaml(data_file: Path, max_new_tokens: int) -> str:
         f"    test: {json.dumps(str(data_file))}",
         "test_split: test",
         "output_type: generate_until",
-        'doc_to_text: "Question: {{question}}\\nAnswer:"',
+        f"doc_to_text: {json.dumps(PROMPT.replace('{question}', '{{question}}'))}",
         'doc_to_target: "{{answer}}"',
         "generation_kwargs:",
         f"  until: {json.dumps(STOPS)}",

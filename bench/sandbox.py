@@ -90,6 +90,11 @@ _BWRAP_FLAGS = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tm
                 "--new-session", "--clearenv"]
 
 
+def _drop_to(setpriv: str, uid: int) -> list[str]:
+    """Command prefix that runs the rest as ``uid`` with no supplementary groups or capabilities."""
+    return [setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all", "--"]
+
+
 def _works(cmd: list[str]) -> bool:
     try:
         return subprocess.run(cmd, capture_output=True, timeout=20).returncode == 0
@@ -117,8 +122,7 @@ def _capabilities() -> dict[str, object]:
     if bwrap:
         probe = [bwrap, *_BWRAP_FLAGS, "true"]
         if setpriv:
-            probe = [setpriv, f"--reuid={_UID_BASE}", f"--regid={_UID_BASE}", "--clear-groups",
-                     "--inh-caps=-all", "--", *probe]
+            probe = [*_drop_to(setpriv, _UID_BASE), *probe]
         bwrap = bwrap if _works(probe) else None
     unshare = shutil.which("unshare")
     net_ns = False
@@ -170,9 +174,8 @@ def _claimed_uid() -> Iterator[int | None]:
             handle.close()
             continue
         try:
-            yield uid
+            yield uid  # the program's runner kills what is left under this uid before releasing it
         finally:
-            _kill_uid(uid)
             handle.close()
         return
     raise RuntimeError(f"all {_UID_COUNT} sandbox uids are in use")
@@ -211,8 +214,7 @@ def _limit_child(limits: SandboxLimits, nproc: int):
 def _command(script: Path, env: dict[str, str], uid: int | None) -> list[str]:
     caps = _capabilities()
     cmd = [str(caps["python"]), "-I", "-S", str(script)]
-    drop = [str(caps["setpriv"]), f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
-            "--inh-caps=-all", "--"] if uid is not None else []
+    drop = _drop_to(str(caps["setpriv"]), uid) if uid is not None else []
     if caps["bwrap"]:  # entered as the unprivileged uid: bubblewrap then runs in a user namespace
         workdir = str(script.parent)
         setenv = [x for k, v in env.items() for x in ("--setenv", k, v)]
