@@ -17,7 +17,6 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
-KILLS = 6
 
 
 def _config(tmp_path: Path, out: Path) -> Path:
@@ -62,6 +61,26 @@ def _metrics(out: Path) -> dict[str, dict[str, float]]:
             for cell, data in _finished(out).items()}
 
 
+def _cell_logs(out: Path) -> dict[Path, tuple[int, int]]:
+    return {log: (log.stat().st_mtime_ns, log.stat().st_size) for log in out.glob("cells/*/log.txt")}
+
+
+def _new_cell_started(out: Path, logs_before: dict[Path, tuple[int, int]]) -> bool:
+    """Whether a cell without a result has (re)written its log since ``logs_before`` was taken."""
+    return any(not (log.parent / "result.json").exists() and logs_before.get(log) != stamp
+               for log, stamp in _cell_logs(out).items())
+
+
+def _wait_for(event, proc: subprocess.Popen, timeout: float) -> bool:
+    """Poll ``event`` until it holds; False if the run exits or ``timeout`` seconds pass first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if event():
+            return True
+        time.sleep(0.02)
+    return False
+
+
 def test_sigkill_at_random_points_then_resume_equals_uninterrupted(tmp_path):
     reference_out = tmp_path / "uninterrupted"
     started = time.monotonic()
@@ -82,11 +101,21 @@ def test_sigkill_at_random_points_then_resume_equals_uninterrupted(tmp_path):
     config = _config(tmp_path, out)
     rng = random.Random(1234)
     kills, seen, progress = 0, {}, []
-    while kills < KILLS:
+    # Kill points are tied to events, not to one guess of the total time, so that every kill lands inside the
+    # matrix whatever the machine's speed: during start-up (imports, model, base evaluation), at a random moment
+    # of the first cell this run starts (training, evaluation, writing), or just after this run finished a cell
+    # (which guarantees progress between kills).
+    kinds = ["start-up", "in a cell", "in a cell", "after a cell", "after a cell", "in a cell"]
+    rng.shuffle(kinds)
+    for kind in kinds:
+        logs_before, results_before = _cell_logs(out), set(_finished(out))
         proc = _start(config)
-        # anywhere in what is left to do: start-up, training, evaluation, writing
-        left = len(expected) - len(seen)
-        time.sleep(rng.uniform(0.5, 1.1) * startup + rng.uniform(0, left) * per_cell)
+        if kind == "start-up":
+            time.sleep(rng.uniform(0.2, 0.9) * startup)
+        elif kind == "in a cell" and _wait_for(lambda: _new_cell_started(out, logs_before), proc, 10 * startup):
+            time.sleep(rng.uniform(0.0, 1.0) * per_cell)
+        elif kind == "after a cell" and _wait_for(lambda: set(_finished(out)) - results_before, proc, 10 * startup):
+            time.sleep(rng.uniform(0.0, 0.5) * per_cell)
         if proc.poll() is not None:  # finished before the kill: nothing left to interrupt
             break
         os.killpg(proc.pid, signal.SIGKILL)
@@ -99,7 +128,7 @@ def test_sigkill_at_random_points_then_resume_equals_uninterrupted(tmp_path):
         seen = now
         progress.append(len(now))
     print("finished cells after each kill:", progress, f"(uninterrupted run {whole:.1f}s, start-up {startup:.1f}s)")
-    assert kills >= 5, f"the matrix finished after only {kills} kills; lengthen it"
+    assert kills == len(kinds), f"the matrix finished after only {kills} kills; lengthen it"
     assert len(set(progress)) >= 2, f"kills did not land at different points of the matrix: {progress}"
     proc = _start(config)
     assert proc.wait(timeout=600) == 0, _log_tail(config)
