@@ -1,0 +1,106 @@
+"""bench.generation: batched decoding with rows that leave the batch equals per-prompt ``model.generate``."""
+
+import copy
+
+import pytest
+import torch
+
+from bench.generation import generate, truncate_at_stops
+from bench.models import load_model
+from bench.perf import naive_generate
+
+PROMPTS = ["Hello there", "What is two plus two?", "a b c d e f g h", "x", "The weather today is"]
+
+
+@pytest.fixture(scope="module")
+def tiny_loaded():
+    return load_model("tiny-random-llama", "cpu", "float32")
+
+
+def _with_eos(loaded, eos_id):
+    """A copy of the model whose generation config stops on ``eos_id`` (for generate and for ours alike)."""
+    model = copy.deepcopy(loaded.model)
+    model.generation_config.eos_token_id = eos_id
+    return model
+
+
+def _batch_sizes(model):
+    """Record the batch size of every forward pass."""
+    sizes = []
+    model.register_forward_hook(lambda module, args, kwargs, out: sizes.append(kwargs["input_ids"].shape[0]),
+                                with_kwargs=True)
+    return sizes
+
+
+def test_greedy_batched_equals_per_prompt_generate(tiny_loaded):
+    ours = [r[0] for r in generate(tiny_loaded.model, tiny_loaded.tokenizer, PROMPTS, max_new_tokens=12)]
+    assert ours == naive_generate(tiny_loaded.model, tiny_loaded.tokenizer, PROMPTS, 12)
+
+
+def test_rows_that_stop_leave_the_batch_and_outputs_still_equal_generate(tiny_loaded):
+    tok = tiny_loaded.tokenizer
+    # the token one prompt produces at its third step becomes EOS, so rows stop at different steps
+    first = naive_generate(tiny_loaded.model, tok, PROMPTS, 12)
+    eos_id = tok(first[2], add_special_tokens=False)["input_ids"][2]
+    model = _with_eos(tiny_loaded, eos_id)
+    expected = naive_generate(model, tok, PROMPTS, 12)
+    lengths = {len(tok(t, add_special_tokens=False)["input_ids"]) for t in expected}
+    assert len(lengths) >= 2, "the chosen EOS must stop some rows early and not others"
+    sizes = _batch_sizes(model)
+    ours = [r[0] for r in generate(model, tok, PROMPTS, max_new_tokens=12, batch_size=len(PROMPTS))]
+    assert ours == expected
+    assert sizes[0] == len(PROMPTS) and sizes[-1] < len(PROMPTS), sizes
+    assert sizes == sorted(sizes, reverse=True)
+
+
+def test_stop_strings_cut_the_text_and_stop_the_row(tiny_loaded):
+    tok = tiny_loaded.tokenizer
+    full = naive_generate(tiny_loaded.model, tok, PROMPTS, 12)
+    stop = full[0].split()[1]  # a word the first prompt's continuation contains
+    model = copy.deepcopy(tiny_loaded.model)
+    sizes = _batch_sizes(model)
+    ours = [r[0] for r in generate(model, tok, PROMPTS, max_new_tokens=12, stop=[stop])]
+    assert ours == [truncate_at_stops(t, [stop]) for t in full]
+    assert stop not in ours[0] and len(ours[0]) < len(full[0])
+    assert sizes[-1] < len(PROMPTS), "the row that hit the stop string kept being computed"
+
+
+def test_sampling_is_seeded_and_leaves_the_global_rng_alone(tiny_loaded):
+    kwargs = dict(max_new_tokens=8, do_sample=True, temperature=0.8, top_p=0.9, num_return_sequences=3)
+    torch.manual_seed(7)
+    before = torch.rand(1)
+    torch.manual_seed(7)
+    a = generate(tiny_loaded.model, tiny_loaded.tokenizer, PROMPTS, seed=3, **kwargs)
+    after = torch.rand(1)
+    b = generate(tiny_loaded.model, tiny_loaded.tokenizer, PROMPTS, seed=3, **kwargs)
+    c = generate(tiny_loaded.model, tiny_loaded.tokenizer, PROMPTS, seed=4, **kwargs)
+    assert a == b and a != c
+    assert torch.equal(before, after)
+    assert all(len(r) == 3 for r in a) and len({t for r in a for t in r}) > 1
+
+
+def test_top_p_tiny_keeps_only_the_argmax(tiny_loaded):
+    greedy = generate(tiny_loaded.model, tiny_loaded.tokenizer, PROMPTS, max_new_tokens=6)
+    sampled = generate(tiny_loaded.model, tiny_loaded.tokenizer, PROMPTS, max_new_tokens=6, do_sample=True,
+                       top_p=1e-6, seed=1)
+    assert sampled == greedy
+
+
+def test_prefill_groups_minimise_padded_tokens_plus_overhead():
+    from bench.generation import plan_prefill_groups
+
+    lengths = [10, 100, 12, 98, 11]
+    # longest first: 100, 98 | 12, 11, 10 -> 2·100 + 3·12 + 2·5 = 246, below one group (500 + 5) or five (231 + 25)
+    assert plan_prefill_groups(lengths, 5) == [[1, 3], [2, 4, 0]]
+    assert plan_prefill_groups(lengths, 1000) == [[1, 3, 2, 4, 0]]
+    assert plan_prefill_groups(lengths, 0) == [[1], [3], [2], [4], [0]]
+
+
+def test_grouped_prefill_and_shared_prefix_give_the_same_tokens(tiny_loaded):
+    tok = tiny_loaded.tokenizer
+    prompts = PROMPTS + ["one two three four five six seven eight nine ten eleven twelve thirteen"]
+    expected = naive_generate(tiny_loaded.model, tok, prompts, 10)
+    for overhead in (0, 3, 1000):  # one group per length, a few groups, one padded batch
+        ours = generate(tiny_loaded.model, tok, prompts, max_new_tokens=10, prefill_overhead_tokens=overhead,
+                        num_return_sequences=2)
+        assert ours == [[e, e] for e in expected], overhead
