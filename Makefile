@@ -10,7 +10,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 export MPLCONFIGDIR := $(CURDIR)/.cache/matplotlib
 
-.PHONY: venv demo test test-fast bench clean system-deps
+.PHONY: venv demo demo-profiled test test-fast bench clean system-deps
 
 venv: $(STAMP)
 
@@ -27,6 +27,14 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 # The demo benchmark on the embedded SmolLM2-135M-Instruct; writes leaderboards/smollm2-135m-demo/.
 demo: venv system-deps
 	$(BIN)/unlearn-bench run --config configs/demo.yaml --report leaderboards/smollm2-135m-demo
+
+# The same demo under the py-spy sampling profiler (10 samples/s, without pausing the process): `make bench`
+# turns runs/smollm2-135m-demo/pyspy.txt into the demo row's table of where the time goes.
+demo-profiled: venv system-deps
+	$(PIP) -e '.[test,offline,ray,bench]'
+	mkdir -p runs/smollm2-135m-demo
+	$(BIN)/py-spy record --rate 10 --nonblocking --format raw -o runs/smollm2-135m-demo/pyspy.txt -- \
+	  $(BIN)/unlearn-bench run --config configs/demo.yaml --report leaderboards/smollm2-135m-demo
 
 # Debian packages (need root or sudo): headless Chromium for the leaderboard browser tests, bubblewrap
 # for the sandbox that runs model-generated code (read-only filesystem view, private /tmp, no network).
