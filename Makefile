@@ -33,7 +33,7 @@ demo: venv system-deps
 demo-profiled: venv system-deps
 	$(PIP) -e '.[test,offline,ray,bench]'
 	mkdir -p runs/smollm2-135m-demo
-	$(BIN)/py-spy record --rate 10 --nonblocking --format raw -o runs/smollm2-135m-demo/pyspy.txt -- \
+	$(BIN)/py-spy record --rate 10 --nonblocking --full-filenames --format raw -o runs/smollm2-135m-demo/pyspy.txt -- \
 	  $(BIN)/unlearn-bench run --config configs/demo.yaml --report leaderboards/smollm2-135m-demo
 
 # Debian packages (need root or sudo): headless Chromium for the leaderboard browser tests, bubblewrap

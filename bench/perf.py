@@ -37,6 +37,8 @@ import torch
 from .api import Example, TrainParams, TrajectoryLogger, UnlearnContext
 from .generation import generate
 from .models import EMBEDDED, LoadedModel, ModelCache
+from .profile_summary import markdown_table as profile_table
+from .profile_summary import summarise as summarise_profile
 from .provenance import git_commit, package_versions
 from .store import ResultsStore, atomic_write_json, atomic_write_text
 from .text import make_batch, render_prompt
@@ -284,11 +286,18 @@ def demo_row(run_dir: Path) -> PerfRow:
                "invocation logged)") + (f"; summed over cells: unlearning {unlearn / 60:.1f} min, evaluation "
                                         f"{evaluate / 60:.1f} min, base evaluations {base_s / 60:.1f} min; "
                                         f"peak RSS per cell ≤ {busiest:.0f} MB")
-    return PerfRow("demo", title, target,
-                   {"wall_s": wall, "cells": len(cells), "unlearn_s_total": round(unlearn, 1),
-                    "eval_s_total": round(evaluate, 1), "base_eval_s_total": round(base_s, 1),
-                    "max_peak_rss_mb": busiest, "per_cell": per_cell},
-                   summary, None if wall is None else wall <= 15 * 60)
+    measured = {"wall_s": wall, "cells": len(cells), "unlearn_s_total": round(unlearn, 1),
+                "eval_s_total": round(evaluate, 1), "base_eval_s_total": round(base_s, 1),
+                "max_peak_rss_mb": busiest, "per_cell": per_cell}
+    note = ""
+    if (run_dir / "pyspy.txt").exists():  # written by `make demo-profiled`
+        measured["profile"] = profile = summarise_profile(run_dir / "pyspy.txt")
+        top = ", ".join(f"{p['phase']} {p['share']:.0%} (mostly {max(p['kinds'], key=p['kinds'].get)})"
+                        for p in profile["phases"][:4])
+        blocks = ", ".join(f"{k} {v:.0%}" for k, v in sorted(profile["kinds"].items(), key=lambda kv: -kv[1]))
+        note = (f"What dominates (py-spy, {profile['samples']} samples at 10/s over the run): {top}. "
+                f"By building block: {blocks}. Table below.")
+    return PerfRow("demo", title, target, measured, summary, None if wall is None else wall <= 15 * 60, note)
 
 
 # -- 6. scaling ---------------------------------------------------------------------------------------
@@ -352,6 +361,11 @@ def markdown(report: PerfReport) -> str:
         lines += [f"| {cell} | {v['wall_s']} | {v['unlearn_s']} | {v['eval_s']} | {v['peak_rss_mb']} |"
                   for cell, v in sorted(demo.measured["per_cell"].items())]
         lines.append("")
+        if demo.measured.get("profile"):
+            lines += ["## Demo matrix, where the time goes (py-spy)", "",
+                      "Share of all samples, by harness phase and by the building block the time was spent "
+                      "under (native torch time counts against the Python frame that called it).", ""]
+            lines += profile_table(demo.measured["profile"]) + [""]
     return "\n".join(lines)
 
 

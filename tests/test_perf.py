@@ -49,6 +49,15 @@ def test_demo_row_reads_a_run_and_its_invocation(tmp_path):
     row = demo_row(out)
     assert row.measured["cells"] == 1 and row.measured["wall_s"] > 0 and row.met is True
     assert "min wall (local)" in row.summary
+    assert "profile" not in row.measured and not row.note
+    (out / "pyspy.txt").write_text(
+        f"run_cell (/r/bench/runner.py:1);unlearn (/r/methods/ga.py:2);train (/r/bench/training.py:3) 3\n"
+        f"run_cell (/r/bench/runner.py:1);evaluate (/r/tasks/toy.py:4);generate (/r/bench/generation.py:5) 1\n")
+    profiled = demo_row(out)
+    assert profiled.measured["profile"]["samples"] == 4
+    assert "unlearning: ga 75% (mostly training)" in profiled.note
+    report = markdown(PerfReport(machine_facts(), [profiled]))
+    assert "where the time goes (py-spy)" in report and "| unlearning: ga | 75.0% |" in report
     missing = demo_row(tmp_path / "nothing")
     assert missing.met is None and "make demo" in missing.summary
 

@@ -1,0 +1,58 @@
+"""bench.profile_summary: py-spy raw stacks -> share of samples per phase and building block."""
+
+import pytest
+
+from bench.profile_summary import markdown_table, parse_frame, summarise
+
+ROOT = "/src/ub"
+RUN = f"main ({ROOT}/bench/cli.py:10);run_cell ({ROOT}/bench/runner.py:160)"
+STACKS = [
+    # base evaluation inside the first cell: generation under the task's evaluate
+    (f"{RUN};base_result ({ROOT}/bench/runner.py:140);evaluate ({ROOT}/tasks/coding/__init__.py:190);"
+     f"generate ({ROOT}/bench/generation.py:250);decode_batch ({ROOT}/bench/generation.py:200);"
+     "forward (/venv/torch/nn/modules/module.py:1)", 10),
+    # RnR's Reveal inside its unlearn: counted as reveal, generation
+    (f"{RUN};unlearn ({ROOT}/methods/rnr.py:300);reveal ({ROOT}/bench/reveal.py:210);"
+     f"generate ({ROOT}/bench/generation.py:250)", 20),
+    # ICU training step and its per-epoch probe
+    (f"{RUN};unlearn ({ROOT}/methods/icu.py:150);train ({ROOT}/bench/training.py:300);"
+     f"backward (/venv/torch/_tensor.py:600)", 30),
+    (f"{RUN};unlearn ({ROOT}/methods/icu.py:155);probe ({ROOT}/tasks/ner/__init__.py:80);"
+     f"answer_logliks ({ROOT}/bench/likelihood.py:90)", 15),
+    # evaluation of a cell, sandbox for the coding task
+    (f"{RUN};evaluate ({ROOT}/tasks/coding/__init__.py:210);run_batch ({ROOT}/bench/sandbox.py:400)", 20),
+    # start-up
+    ("<module> (/venv/transformers/__init__.py:1)", 5),
+]
+
+
+@pytest.fixture
+def profile(tmp_path):
+    path = tmp_path / "pyspy.txt"
+    path.write_text("".join(f"{stack} {n}\n" for stack, n in STACKS) + "garbage line without count\n")
+    return path
+
+
+def test_samples_are_split_by_phase_and_building_block(profile):
+    s = summarise(profile)
+    assert s["samples"] == 100
+    phases = {p["phase"]: p for p in s["phases"]}
+    assert phases["unlearning: icu"]["share"] == 0.45
+    assert phases["unlearning: icu"]["kinds"] == {"likelihood": 0.15, "training": 0.30}
+    assert phases["reveal (forget-data search)"]["kinds"] == {"generation": 0.20}
+    assert phases["base evaluation"]["kinds"] == {"generation": 0.10}
+    assert phases["evaluation: coding"]["kinds"] == {"sandbox": 0.20}
+    assert phases["start-up, loading, writing"]["kinds"] == {"other": 0.05}
+    assert [p["phase"] for p in s["phases"]][0] == "unlearning: icu"  # largest first
+    assert s["kinds"] == {"generation": 0.30, "likelihood": 0.15, "training": 0.30, "sandbox": 0.20, "other": 0.05}
+
+
+def test_markdown_table_has_a_row_per_phase_and_a_total(profile):
+    lines = markdown_table(summarise(profile))
+    assert lines[0].startswith("| phase | share of samples | generation")
+    assert len(lines) == 2 + 5 + 1 and "| **all** | 100.0% |" in lines[-1]
+
+
+def test_frames_parse_with_and_without_line_numbers():
+    assert parse_frame("f (/a/b.py:12)").file == "/a/b.py"
+    assert parse_frame("<module> (<string>)").func == "<module>"
