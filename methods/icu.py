@@ -25,7 +25,8 @@ Three parts:
 
 Stop: no samples left, or the task's forget probe reaches ``probe_target`` (optional), or
 ``max_epochs``, or the step budget ``steps`` (total optimiser steps over all epochs) is spent.
-Trajectory per epoch: samples left, mean losses, probe metrics.
+Trajectory per epoch: samples left, mean losses, probe metrics (the last epoch's are the final
+evaluation's, filled in by the runner, unless ``probe_target`` needs them during the loop).
 """
 
 from __future__ import annotations
@@ -152,7 +153,10 @@ class ICU(Method):
             steps_used += steps
             known = self.still_known(model, tok, [ctx.forget[i] for i in remaining])
             remaining = [i for i, k in zip(remaining, known) if k]
-            probe = ctx.probe(model)
+            last = not remaining or epoch == p.max_epochs or steps_used >= p.steps
+            # The last epoch's probes are the final evaluation's (filled in by the runner), unless the probe
+            # target needs them now.
+            probe = {} if last and p.probe_target is None else ctx.probe(model)
             ctx.log(epoch=epoch, samples_left=len(remaining), steps_used=steps_used,
                     **{f"probe/{k}": v for k, v in probe.items()})
             if not remaining:

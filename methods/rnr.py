@@ -15,7 +15,9 @@ the stop rule (never the task's evaluation sets).
    orthogonality penalty ``ortho_weight · Σ_modules ‖A_r A_fᵀ‖_F²`` (off by default);
 3. merge into the weights:  θ ← θ − λ_f · ΔW_f + λ_r · ΔW_r;
 4. log the task's forget/utility probes, held-out log-likelihoods and the cosine similarity between
-   the flattened ΔW_f and ΔW_r (the paper reports them near-orthogonal).
+   the flattened ΔW_f and ΔW_r (the paper reports them near-orthogonal). The last round's probe values
+   are the final evaluation's (``probe_source: final evaluation``), and with ``merge: auto`` the held-out
+   values of the chosen merge are the line search's own measurement — neither is computed twice.
 
 Merge weights: ``merge: fixed`` uses (λ_f, λ_r) = (``lambda_forget``, ``lambda_retain``). ``merge:
 auto`` addresses the paper's open problem (manual tuning): each round it tries λ_f ∈
@@ -235,11 +237,17 @@ class RevealAndRelease(Method):
                 lam_f, trials = choose_lambda([p.lambda_forget * s for s in p.auto_scales], measure, current,
                                               p.utility_budget)
             apply_merge(model, d_forget, d_retain, lam_f, p.lambda_retain)
-            current = holdout.measure(model, ctx.tokenizer)
+            chosen = next((x for x in trials if x["lambda_forget"] == lam_f), None)
+            if chosen is None:
+                current = holdout.measure(model, ctx.tokenizer)
+            else:  # the line search measured this very merge already
+                current = (current[0] - chosen["forget_gain"], current[1] - chosen["utility_loss"])
+            # The last round's probes are the final evaluation's (filled in by the runner), not a second pass.
+            probe = ctx.probe(model) if t < p.rounds else {}
             ctx.log(round=t, lambda_forget=lam_f, lambda_retain=p.lambda_retain,
                     update_cosine=flat_cosine(d_forget, d_retain), holdout_forget_ll=current[0],
                     holdout_retain_ll=current[1], merge_trials=trials,
-                    **{f"probe/{k}": v for k, v in ctx.probe(model).items()},
+                    **{f"probe/{k}": v for k, v in probe.items()},
                     seconds=round(time.perf_counter() - round_start, 2))
             if p.forget_target is not None and current[0] <= p.forget_target:
                 stop = "forget target reached"
