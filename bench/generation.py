@@ -153,7 +153,8 @@ def prefill(model: Any, input_ids: torch.Tensor, mask: torch.Tensor, repeats: in
         stacked: list[tuple[torch.Tensor, torch.Tensor]] = []
         logits = None
         for rows in groups:
-            index, cols = torch.tensor(rows, device=mask.device), slice(width - max(lengths[r] for r in rows), width)
+            longest = max(1, max(lengths[r] for r in rows))  # an empty prompt still gets one (masked) position
+            index, cols = torch.tensor(rows, device=mask.device), slice(width - longest, width)
             part = DynamicCache(config=model.config)
             out = model(input_ids=input_ids[index, cols], attention_mask=mask[index, cols],
                         position_ids=position[index, cols], past_key_values=part, use_cache=True, **extra)

@@ -3,8 +3,9 @@
 Every row compares two things measured in the same process on the same inputs (ratios, not absolute
 times alone) and says whether the target from the performance issue is met:
 
-1. batched generation (left padding, KV cache, length-sorted batches, stop strings) versus a naive
-   per-prompt ``generate`` loop — identical greedy outputs, ≥ 5× faster at batch 16;
+1. batched generation (left padding, KV cache, length-sorted batches, length-grouped prefill, stop
+   strings, finished rows leaving the batch) versus a naive per-prompt ``generate`` loop — identical
+   greedy outputs, ≥ 5× faster at batch 16;
 2. our generation versus lm-evaluation-harness's HF backend on identical GSM8K-style prompts
    (when ``lm_eval`` is installed) — same outputs, wall-time ratio ≥ 1;
 3. one training step of ``bench.training.train`` versus a bare hand-written torch loop on the same

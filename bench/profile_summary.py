@@ -6,8 +6,8 @@ written ``function (file:line)``. Samples are attributed twice:
 
 * **phase** — what the harness was doing, by the most specific of these frames on the stack: the base
   model's evaluation (``Engine.base_result``), Reveal's instruction search (``bench/reveal.py``),
-  a method's unlearning (``unlearn`` in ``methods/<name>.py``), a task's evaluation (``evaluate`` in
-  ``tasks/<name>``); anything else is start-up, loading and writing;
+  a method's unlearning (an ``unlearn``, named by the first ``methods/<name>.py`` frame under it), a
+  task's evaluation (``evaluate`` in ``tasks/<name>``); anything else is start-up, loading and writing;
 * **kind** — which of our building blocks the time was spent under, by the innermost frame from one of
   them: generation (``bench/generation.py``), likelihood probes (``bench/likelihood.py``), training steps
   (``bench/training.py``, ``bench/losses.py``), the code sandbox (``bench/sandbox.py``), or other.
@@ -40,22 +40,37 @@ def parse_frame(text: str) -> Frame:
     return Frame(match["func"], match["file"].replace("\\", "/")) if match else Frame(text.strip(), "")
 
 
+def _name(frame: Frame) -> str:
+    """The function's own name: py-spy writes qualified names (``Engine.base_result``) on Python ≥ 3.11."""
+    return frame.func.rsplit(".", 1)[-1]
+
+
 def phase_of(stack: list[Frame]) -> str:
     """The harness phase of one sampled stack (outermost frame first)."""
     found = {}
-    for frame in stack:
-        if frame.func == "base_result" and frame.file.endswith("bench/runner.py"):
+    for i, frame in enumerate(stack):
+        name = _name(frame)
+        if name == "base_result" and frame.file.endswith("bench/runner.py"):
             found.setdefault("base", "base evaluation")
-        elif frame.file.endswith("bench/reveal.py") and frame.func == "reveal":
+        elif name == "reveal" and frame.file.endswith("bench/reveal.py"):
             found.setdefault("reveal", "reveal (forget-data search)")
-        elif frame.func == "unlearn" and "/methods/" in frame.file:
-            found.setdefault("unlearn", f"unlearning: {Path(frame.file).stem}")
-        elif frame.func == "evaluate" and "/tasks/" in frame.file:
+        elif name == "unlearn" and "unlearn" not in found:
+            found["unlearn"] = f"unlearning: {_method_name(stack[i:])}"
+        elif name == "evaluate" and "/tasks/" in frame.file:
             found.setdefault("evaluate", f"evaluation: {_task_name(frame.file)}")
     for key in ("base", "reveal", "evaluate", "unlearn"):  # most specific first
         if key in found:
             return found[key]
     return "start-up, loading, writing"
+
+
+def _method_name(stack: list[Frame]) -> str:
+    """A method's module under ``methods/``; methods built on the shared loss loop (``LossMethodMixin.unlearn``
+    in bench/training.py) are named by their loss's module when it is on the stack."""
+    for frame in stack:
+        if "/methods/" in frame.file:
+            return Path(frame.file).stem
+    return "loss methods: backward, optimiser, probes (shared loop)"
 
 
 def _task_name(file: str) -> str:
