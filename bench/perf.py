@@ -283,7 +283,8 @@ def demo_row(run_dir: Path) -> PerfRow:
     unlearn = sum(v["unlearn_s"] or 0 for v in per_cell.values())
     evaluate = sum(v["eval_s"] or 0 for v in per_cell.values())
     base_s = sum(b["provenance"]["wall_time_s"] for b in bases)
-    summary = (f"{wall / 60:.1f} min wall ({full[-1]['executor']})" if wall else "wall time unknown (no complete "
+    goal = "" if wall is None or wall <= 15 * 60 else f", {wall / 900:.1f}× the goal"
+    summary = (f"{wall / 60:.1f} min wall ({full[-1]['executor']}{goal})" if wall else "wall time unknown (no complete "
                "invocation logged)") + (f"; summed over cells: unlearning {unlearn / 60:.1f} min, evaluation "
                                         f"{evaluate / 60:.1f} min, base evaluations {base_s / 60:.1f} min; "
                                         f"peak RSS per cell ≤ {busiest:.0f} MB")
