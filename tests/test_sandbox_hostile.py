@@ -29,7 +29,7 @@ def hostile_programs(canary: Path, outside: Path, port: int, harness_pid: int) -
         "busy children left behind, then a faked pass": (
             "import subprocess, sys, os\n"
             "for _ in range(3):\n"
-            "    subprocess.Popen([sys.executable, '-c', 'while True: pass'], start_new_session=True)\n"
+            "    subprocess.Popen([sys.executable, '-c', 'ub_hostile_child = 1\\nwhile True: pass'], start_new_session=True)\n"
             "os._exit(0)"),
         "write outside its temp dir": (
             f"import pathlib\nfor target in [{str(outside)!r}, {str(canary / 'planted.txt')!r}]:\n"
@@ -59,7 +59,7 @@ def _sandbox_processes() -> list[str]:
                 cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             except OSError:
                 continue
-            if "ub-sandbox-" in cmdline or "while True: pass" in cmdline:
+            if "ub-sandbox-" in cmdline or "ub_hostile_child" in cmdline:  # not any busy loop on the machine
                 found.append(cmdline)
     return found
 
