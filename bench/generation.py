@@ -49,7 +49,6 @@ class Decoding:
     do_sample: bool = False
     temperature: float = 1.0
     top_p: float = 1.0
-    stop: tuple[str, ...] = ()
 
 
 def truncate_at_stops(text: str, stops: Sequence[str]) -> str:
@@ -229,7 +228,7 @@ def generate(model: Any, tokenizer: Any, prompts: Sequence[str], *, max_new_toke
     if not prompts:
         return []
     device = next(model.parameters()).device
-    decoding = Decoding(max_new_tokens, do_sample, temperature, top_p, tuple(stop))
+    decoding = Decoding(max_new_tokens, do_sample, temperature, top_p)
     eos_ids, stops = eos_token_ids(model, tokenizer), _StopWatch(tokenizer, stop)
     _warn_ignored_settings(model)
     side = tokenizer.padding_side
