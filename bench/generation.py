@@ -131,6 +131,11 @@ def _plain_layers(model: Any) -> bool:
     return all(type(layer) is DynamicLayer for layer in DynamicCache(config=model.config).layers)
 
 
+def _zeros_like_layer(states: torch.Tensor, rows: int, width: int) -> torch.Tensor:
+    """Zeros shaped like one layer's cached keys or values ``[batch, heads, length, dim]`` for a whole batch."""
+    return states.new_zeros(rows, states.shape[1], width, states.shape[-1])
+
+
 def prefill(model: Any, input_ids: torch.Tensor, mask: torch.Tensor, repeats: int = 1,
             overhead_tokens: int = 48) -> tuple[DynamicCache, torch.Tensor]:
     """KV cache and last-position logits of a left-padded batch, each row repeated ``repeats`` times.
@@ -159,9 +164,8 @@ def prefill(model: Any, input_ids: torch.Tensor, mask: torch.Tensor, repeats: in
                         position_ids=position[index, cols], past_key_values=part, use_cache=True, **extra)
             if logits is None:
                 logits = out.logits.new_zeros(len(lengths), out.logits.shape[-1])
-                stacked = [(layer.keys.new_zeros(len(lengths), *layer.keys.shape[1:2], width, layer.keys.shape[-1]),
-                            layer.values.new_zeros(len(lengths), *layer.values.shape[1:2], width,
-                                                   layer.values.shape[-1])) for layer in part.layers]
+                stacked = [(_zeros_like_layer(layer.keys, len(lengths), width),
+                            _zeros_like_layer(layer.values, len(lengths), width)) for layer in part.layers]
             logits[index] = out.logits[:, -1, :]
             for (keys, values), layer in zip(stacked, part.layers):
                 keys[index, :, cols] = layer.keys

@@ -400,14 +400,13 @@ def run_perf(out_dir: Path, demo_runs: Path, quick: bool = False, only: list[str
         report.rows.append(demo_row(demo_runs))
     if want("scaling"):
         report.rows.append(bench_scaling(base, [4, 8] if quick else [8, 16, 32]))
-    report.rows.sort(key=lambda r: _ROW_ORDER.get(r.key, 99))
     out_dir.mkdir(parents=True, exist_ok=True)
     slug = machine_slug(facts)
     md, js = out_dir / f"{slug}.md", out_dir / f"{slug}.json"
     if only is not None and js.exists():  # a partial run updates its rows in the existing report
-        fresh = {r.key: r for r in report.rows}
-        kept = [PerfRow(**r) for r in json.loads(js.read_text())["rows"] if r["key"] not in fresh]
-        report.rows = sorted(kept + list(fresh.values()), key=lambda r: _ROW_ORDER.get(r.key, 99))
+        fresh = {r.key for r in report.rows}
+        report.rows += [PerfRow(**r) for r in json.loads(js.read_text())["rows"] if r["key"] not in fresh]
+    report.rows.sort(key=lambda r: _ROW_ORDER.get(r.key, 99))
     atomic_write_text(md, markdown(report))
     atomic_write_json(js, report.to_json())
     return report, [md, js]
