@@ -9,4 +9,4 @@ __version__ = "0.1.0"
 
 #: Version of the on-disk results layout. A results directory written with another schema version is
 #: refused (never silently mixed or overwritten).
-RESULTS_SCHEMA = 1
+RESULTS_SCHEMA = 2

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-Better = Literal["higher", "lower"]
+#: The direction an unlearning method wants a metric to move. "closer" means "as close as possible to the
+#: base model's value" (two-sided, e.g. fluency: blander text is as much a change as garbled text).
+Better = Literal["higher", "lower", "closer"]
 Group = Literal["forget", "utility"]
 
 
@@ -53,7 +55,14 @@ class TaskData:
 @dataclass
 class Metric:
     """One metric with its uncertainty. ``better`` is the direction an unlearning method wants:
-    for a forget metric lower usually means more forgetting; for utility higher is better."""
+    for a forget metric lower usually means more forgetting; for utility higher is better.
+
+    ``min_effect`` is the smallest change of the value that the task's author considers meaningful (in the
+    metric's own units); a significant change smaller than it is reported as such, and a metric whose base
+    value cannot move by it in the scored direction is flagged "no signal at this size" (see
+    ``docs/scoring.md``). ``bounds`` is the metric's range ``(low, high)``, ``None`` for an open side
+    (log-likelihoods have no floor); floors and ceilings are detected against it.
+    """
 
     name: str
     group: Group
@@ -68,6 +77,8 @@ class Metric:
     #: Per-item values (same order on every run of this task config), kept so that deltas versus the
     #: base model can be bootstrapped *paired*.
     per_item: list[float] | None = None
+    min_effect: float | None = None
+    bounds: tuple[float | None, float | None] | None = None
     delta: float | None = None
     delta_ci_low: float | None = None
     delta_ci_high: float | None = None
@@ -77,6 +88,9 @@ class Metric:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Metric:
+        data = dict(data)
+        if data.get("bounds") is not None:
+            data["bounds"] = tuple(data["bounds"])
         return cls(**data)
 
 
@@ -199,6 +213,8 @@ class Task:
 
     name: ClassVar[str]
     Params: ClassVar[type]
+    #: Bump when a metric's definition changes: a report refuses to compare results of two versions.
+    version: ClassVar[str] = "1"
     paper_preset: ClassVar[dict[str, Any]] = {}
     description: ClassVar[str] = ""
     #: Rough cost relative to other methods/tasks (1 = a plain loss method / an average task). Only

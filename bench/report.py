@@ -1,22 +1,24 @@
 """Reading results directories into one table that reporters render.
 
-Cells with the same (method, method params, task, task params) but different seeds are grouped; a
-group's value is the mean over seeds with a 95 % t-interval across seeds (one seed: the metric's own
-bootstrap CI). Failed and diverged cells stay in the table with their status — never dropped.
+Cells with the same (method, method params, task, task params) but different seeds are grouped. All
+statistics, scores and ranks come from ``bench.scores`` (hierarchical bootstrap over seeds and items),
+computed once per table. Failed and diverged cells stay in the table with their status — never dropped.
+
+A table is refused (one line, before anything is written) when its results cannot be compared: different
+results schemas, task versions (metrics defined differently), eval configs of one task, or scorers.
 """
 
 from __future__ import annotations
 
-import math
+import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .errors import UserError
 from .params import stable_hash
-from .scores import Scores, cell_scores, win_rates
+from .scores import RESAMPLES, UTILITY_BUDGET, Group, Scoring, score_leaderboard
 from .store import ResultsStore, read_json
 
 
@@ -36,13 +38,6 @@ class Cell:
         return f"{self.method}@{stable_hash(self.method_params, 6)}"
 
     @property
-    def label(self) -> str:
-        return self.method
-
-    def metrics(self, names: list[str]) -> dict[str, dict[str, Any] | None]:
-        return {n: self.metric(n) for n in names}
-
-    @property
     def seeds(self) -> list[int]:
         return sorted(r["spec"]["seed"] for r in self.results)
 
@@ -55,36 +50,15 @@ class Cell:
     def reasons(self) -> list[str]:
         return [f"seed {r['spec']['seed']}: {r['reason']}" for r in self.results if r.get("reason")]
 
-    def metric(self, name: str) -> dict[str, Any] | None:
-        """Aggregate a metric over this group's finished seeds."""
-        done = [r["metrics"][name] for r in self.results if r["status"] == "done" and name in r["metrics"]]
-        if not done:
-            return None
-        if len(done) == 1:
-            return dict(done[0], seeds=1)
-        values = np.array([m["value"] for m in done])
-        deltas = np.array([m["delta"] for m in done if m.get("delta") is not None])
-        return {**done[0], "value": float(values.mean()), **_t_interval(values, "ci_low", "ci_high"),
-                "delta": float(deltas.mean()) if deltas.size else None,
-                **(_t_interval(deltas, "delta_ci_low", "delta_ci_high") if deltas.size else {}),
-                "seeds": len(done)}
-
-
-def _t_interval(values: np.ndarray, low_key: str, high_key: str) -> dict[str, float]:
-    from scipy import stats
-
-    n = values.size
-    if n < 2:
-        return {low_key: float(values[0]), high_key: float(values[0])}
-    half = stats.t.ppf(0.975, n - 1) * values.std(ddof=1) / math.sqrt(n)
-    return {low_key: float(values.mean() - half), high_key: float(values.mean() + half)}
-
 
 @dataclass
 class ResultTable:
     cells: list[Cell]
     bases: dict[str, dict[str, Any]]
     sources: list[str] = field(default_factory=list)
+    #: Largest standardised utility loss that still counts as "kept" (``bench.scores``).
+    utility_budget: float = UTILITY_BUDGET
+    resamples: int = RESAMPLES
 
     def tasks(self) -> list[str]:
         return sorted({c.task for c in self.cells} | {b["spec"]["task"] for b in self.bases.values()})
@@ -104,35 +78,23 @@ class ResultTable:
         pairs = [(m["group"], name) for name, m in source.items()]
         return sorted(pairs, key=lambda p: p[0] != "forget")
 
-
-    # -- rankings (formulas in bench.scores) -------------------------------------------------
     def label(self, cell: Cell) -> str:
         """The method name, plus its parameter hash when several configs of that method are shown."""
         keys = {c.method_key for c in self.cells if c.method == cell.method}
         return cell.method if len(keys) == 1 else cell.method_key
 
-    def scores(self, task: str) -> dict[str, Scores | None]:
-        """Normalised scores per cell label on ``task`` (None: failed/diverged or no base)."""
-        base = self.base_for(task)
-        names = [n for _, n in self.metric_names(task)]
-        out: dict[str, Scores | None] = {}
-        for cell in self.cells_for(task):
-            done = cell.status == "done" and base is not None
-            out[self.label(cell)] = cell_scores(cell.metrics(names), base["metrics"]) if done else None
-        return out
+    def cell_for(self, task: str, label: str) -> Cell | None:
+        return next((c for c in self.cells_for(task) if self.label(c) == label), None)
 
-    def headline(self) -> list[dict[str, Any]]:
-        """One row per method config: combined score per task and mean win rate, best first."""
-        per_task = {t: {label: (s.combined if s else None) for label, s in self.scores(t).items()}
-                    for t in self.tasks()}
-        wins = win_rates(per_task)
-        labels = sorted({label for scores in per_task.values() for label in scores})
-        rows = [{"method": label, "win_rate": wins.get(label, math.nan),
-                 "scores": {t: self.scores(t).get(label) for t in self.tasks()},
-                 "ran": {t: label in per_task[t] for t in self.tasks()}} for label in labels]
-        return sorted(rows, key=lambda r: -(r["win_rate"] if math.isfinite(r["win_rate"]) else -1))
+    @cached_property
+    def scoring(self) -> Scoring:
+        """Statistics, scores and ranks of every task (formulas in ``bench.scores``)."""
+        per_task = {task: (self.base_for(task), [Group(self.label(c), c.results) for c in self.cells_for(task)])
+                    for task in self.tasks()}
+        return score_leaderboard(per_task, budget=self.utility_budget, resamples=self.resamples)
 
 
+# -- refusing what cannot be compared -----------------------------------------------------------------
 def _check_one_scorer(results: list[dict[str, Any]]) -> None:
     """Never compare across scorers: every result of a task must name the same scorer(s)."""
     seen: dict[tuple[str, str], set[str]] = {}
@@ -146,7 +108,30 @@ def _check_one_scorer(results: list[dict[str, Any]]) -> None:
                             f"({' vs '.join(sorted(descs))}); report them separately (one --runs set per scorer)")
 
 
-def load_table(run_dirs: list[str | Path]) -> ResultTable:
+def _check_comparable(results: list[dict[str, Any]]) -> None:
+    """One schema overall; per task one task version and one eval config (base evaluation)."""
+    schemas = {r.get("schema") for r in results}
+    if len(schemas) > 1:
+        raise UserError(f"the results mix schemas {sorted(map(str, schemas))}; report each --runs set "
+                        "written by one unlearn-bench version separately")
+    by_task: dict[str, dict[str, set[str]]] = {}
+    for r in results:
+        seen = by_task.setdefault(r["spec"]["task"], {"version": set(), "base": set()})
+        seen["version"].add(str((r.get("provenance") or {}).get("task_version", "?")))
+        seen["base"].add(r["base_id"])
+    for task, seen in sorted(by_task.items()):
+        if len(seen["version"]) > 1:
+            raise UserError(f"results for task {task} come from different task versions "
+                            f"({' vs '.join(sorted(seen['version']))}): its metrics are defined differently; "
+                            "report them separately or re-run the older ones")
+        if len(seen["base"]) > 1:
+            params = [next(r["spec"]["task_params"] for r in results if r["base_id"] == b) for b in sorted(seen["base"])]
+            diff = sorted(k for k in set(params[0]) | set(params[1]) if params[0].get(k) != params[1].get(k))
+            raise UserError(f"results for task {task} use different eval configs (task params differ in "
+                            f"{', '.join(diff) or 'model/dtype'}); report each config separately")
+
+
+def load_table(run_dirs: list[str | Path], *, utility_budget: float = UTILITY_BUDGET) -> ResultTable:
     groups: dict[tuple[str, str, str], Cell] = {}
     bases: dict[str, dict[str, Any]] = {}
     for run_dir in run_dirs:
@@ -166,16 +151,18 @@ def load_table(run_dirs: list[str | Path]) -> ResultTable:
             if key not in groups:
                 groups[key] = Cell(spec["method"], spec["task"], key[2], spec["method_params"], [])
             groups[key].results.append(result)
-    _check_one_scorer([r for c in groups.values() for r in c.results] + list(bases.values()))
+    everything = [r for c in groups.values() for r in c.results] + list(bases.values())
+    _check_one_scorer(everything)
+    _check_comparable(everything)
     if not groups and not bases:
         raise UserError(f"no results found in {', '.join(map(str, run_dirs))}; run `unlearn-bench run` first")
-    return ResultTable(list(groups.values()), bases, [str(d) for d in run_dirs])
+    if not utility_budget > 0:
+        raise UserError(f"--utility-budget must be > 0, got {utility_budget}")
+    return ResultTable(list(groups.values()), bases, [str(d) for d in run_dirs], utility_budget)
 
 
 def read_samples(run_dirs: list[str | Path], ident: str, limit: int = 3, kind: str = "cells") -> list[dict[str, Any]]:
     """The first ``limit`` samples of a cell (``kind="cells"``) or a base evaluation (``kind="base"``)."""
-    import json
-
     for run_dir in run_dirs:
         path = Path(run_dir) / kind / ident / "samples.jsonl"
         if path.exists():

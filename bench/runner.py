@@ -71,6 +71,7 @@ def _provenance(spec: CellSpec, info: ModelInfo, sources: dict[str, str], regist
         "plugins": {"method": f"{method.package} {method.version}" if method else None,
                     "task": f"{task.package} {task.version}" if task else None},
         "model": info.__dict__,
+        "task_version": str(getattr(task.cls, "version", "1")) if task else None,
         "data_sources": sources,
         "seed": spec.seed,
         "preset": spec.preset,

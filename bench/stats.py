@@ -1,9 +1,14 @@
-"""Bootstrap confidence intervals and paired deltas.
+"""Uncertainty: bootstrap intervals over items, hierarchical bootstrap over seeds and items, exact
+intervals for proportions, bootstrap p-values and the Benjamini–Hochberg adjustment.
 
-Every metric is a mean over evaluation items, so its 95 % CI is a percentile bootstrap over items
-(1000 resamples, fixed seed: the same values always give the same interval). A delta versus the base
-model is computed *paired* (the same items were evaluated on both), which is much tighter than
-comparing two independent intervals.
+Every metric is a mean over evaluation items. A single evaluation's 95 % CI is a percentile bootstrap
+over items (fixed seed: the same values always give the same interval). Across seeds the leaderboard
+uses a *hierarchical* bootstrap (resample seeds, then items within each drawn seed; ``bench.scores``),
+so that both sources of variation count: a t-interval across seeds alone gives a zero-width interval
+when every seed has the same value, which is common because evaluation items are fixed.
+
+A proportion (every per-item value 0 or 1) at small n gets at least its exact Clopper–Pearson interval:
+0/16 has the bootstrap interval [0, 0], but its exact 95 % upper bound is 0.206.
 """
 
 from __future__ import annotations
@@ -17,9 +22,10 @@ from .api import Better, Group, Metric
 
 RESAMPLES = 1000
 SEED = 12345
+ALPHA = 0.05
 
 
-def bootstrap_ci(values: Sequence[float], resamples: int = RESAMPLES, alpha: float = 0.05,
+def bootstrap_ci(values: Sequence[float], resamples: int = RESAMPLES, alpha: float = ALPHA,
                  seed: int = SEED) -> tuple[float, float]:
     """Percentile bootstrap CI of the mean. A single value (or none) gives a zero-width interval."""
     arr = np.asarray(values, dtype=float)
@@ -33,14 +39,46 @@ def bootstrap_ci(values: Sequence[float], resamples: int = RESAMPLES, alpha: flo
     return (float(low), float(high))
 
 
-def mean_metric(name: str, group: Group, values: Sequence[float], better: Better,
-                kind: str = "other") -> Metric:
-    """A metric that is the mean of per-item values, with its bootstrap CI."""
+def is_proportion(values: Sequence[float], bounds: Sequence[float | None] | None) -> bool:
+    """Whether a metric is a share of items: declared range [0, 1] and every per-item value 0 or 1."""
+    if bounds is None or tuple(bounds) != (0.0, 1.0) or len(values) == 0:
+        return False
+    return all(v in (0.0, 1.0) for v in values)
+
+
+def clopper_pearson(successes: int, n: int, alpha: float = ALPHA) -> tuple[float, float]:
+    """Exact two-sided (1 − alpha) interval of a binomial proportion (Clopper & Pearson 1934)."""
+    from scipy.stats import beta
+
+    if n <= 0:
+        return (math.nan, math.nan)
+    low = 0.0 if successes == 0 else float(beta.ppf(alpha / 2, successes, n - successes + 1))
+    high = 1.0 if successes == n else float(beta.ppf(1 - alpha / 2, successes + 1, n - successes))
+    return (low, high)
+
+
+def widen_for_proportion(interval: tuple[float, float], value: float, n_items: int,
+                         alpha: float = ALPHA) -> tuple[float, float]:
+    """The union of a bootstrap interval and the exact interval of ``round(value · n_items)`` successes.
+
+    The bootstrap of a proportion collapses to a point at 0/n or n/n; the exact interval never does.
+    """
+    low, high = clopper_pearson(int(round(value * n_items)), n_items, alpha)
+    return (min(interval[0], low), max(interval[1], high))
+
+
+def mean_metric(name: str, group: Group, values: Sequence[float], better: Better, kind: str = "other", *,
+                min_effect: float | None = None, bounds: tuple[float | None, float | None] | None = None
+                ) -> Metric:
+    """A metric that is the mean of per-item values, with its bootstrap (or exact) CI."""
     vals = [float(v) for v in values]
     value = float(np.mean(vals)) if vals else math.nan
     low, high = bootstrap_ci(vals)
+    if is_proportion(vals, bounds):
+        low, high = widen_for_proportion((low, high), value, len(vals))
     return Metric(name=name, group=group, value=value, better=better, n=len(vals), ci_low=low,
-                  ci_high=high, kind=kind, per_item=vals)  # type: ignore[arg-type]
+                  ci_high=high, kind=kind, per_item=vals, min_effect=min_effect,  # type: ignore[arg-type]
+                  bounds=bounds)
 
 
 def attach_delta(metric: Metric, base: Metric) -> Metric:
@@ -53,5 +91,53 @@ def attach_delta(metric: Metric, base: Metric) -> Metric:
 
 
 def significant(low: float | None, high: float | None) -> bool:
-    """A delta is significant when its 95 % CI excludes zero."""
+    """A delta is significant when its 95 % CI excludes zero (uncorrected; the leaderboard's stars use
+    ``benjamini_hochberg`` over all its deltas instead)."""
     return low is not None and high is not None and (low > 0 or high < 0)
+
+
+# -- hierarchical bootstrap ----------------------------------------------------------------------
+def hierarchical_means(per_seed_items: np.ndarray, seed_draws: np.ndarray, item_draws: np.ndarray) -> np.ndarray:
+    """Replicates of the mean over seeds of the mean over items.
+
+    ``per_seed_items`` is ``[S, n]`` (one row per seed, items aligned across seeds); ``seed_draws`` is
+    ``[B, S]`` (which seed fills each of the S slots of a replicate) and ``item_draws`` ``[B, S, n]`` (the
+    items drawn within each slot). Returns ``[B]``.
+    """
+    picked = per_seed_items[seed_draws[:, :, None], item_draws]
+    return picked.mean(axis=(1, 2))
+
+
+def percentile_interval(replicates: np.ndarray, alpha: float = ALPHA) -> tuple[float, float]:
+    low, high = np.quantile(replicates, [alpha / 2, 1 - alpha / 2])
+    return (float(low), float(high))
+
+
+def bootstrap_p_value(replicates: np.ndarray) -> float:
+    """Two-sided p-value of "the true value is 0" from bootstrap replicates of an estimate.
+
+    Twice the smaller tail share at zero, with the +1 correction that keeps it above 0 (Davison &
+    Hinkley 1997, §4.4): 2 · min(#{r ≤ 0} + 1, #{r ≥ 0} + 1) / (B + 1), capped at 1. An estimate that is 0
+    in every replicate (nothing changed) gets p = 1.
+    """
+    b = replicates.size
+    low = (np.count_nonzero(replicates <= 0) + 1) / (b + 1)
+    high = (np.count_nonzero(replicates >= 0) + 1) / (b + 1)
+    return float(min(1.0, 2 * min(low, high)))
+
+
+def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
+    """Benjamini–Hochberg (1995) adjusted p-values (q-values), in input order.
+
+    Rejecting every q < alpha controls the false discovery rate at alpha across the family.
+    """
+    p = np.asarray(p_values, dtype=float)
+    m = p.size
+    if m == 0:
+        return []
+    order = np.argsort(p)
+    ranked = p[order] * m / np.arange(1, m + 1)
+    adjusted = np.minimum.accumulate(ranked[::-1])[::-1]
+    out = np.empty(m)
+    out[order] = np.minimum(adjusted, 1.0)
+    return out.tolist()

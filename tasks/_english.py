@@ -68,10 +68,21 @@ def _gensim_version() -> str:
     return gensim.__version__
 
 
+DEDUP_WORDS = 40
+
+
 def english_documents(source: str) -> tuple[list[str], str]:
-    """(documents in a fixed order, a label naming the source actually used)."""
+    """(distinct documents in a fixed order, a label naming the source actually used).
+
+    Duplicates are dropped (first occurrence kept), judged on the first ``DEDUP_WORDS`` words: the Lee
+    corpus repeats some stories, verbatim or with another ending, and a split by document index would
+    otherwise put the same (truncated) text on both sides of an eval/retain split.
+    """
     docs, label = _documents(source)
-    return list(docs), label
+    first: dict[str, str] = {}
+    for doc in docs:
+        first.setdefault(" ".join(doc.lower().split()[:DEDUP_WORDS]), doc)
+    return list(first.values()), label
 
 
 def split_words(text: str, prefix_words: int) -> tuple[str, str]:

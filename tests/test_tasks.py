@@ -207,3 +207,79 @@ def test_every_method_runs_on_the_new_tasks(tmp_path):
             "rnr": dict(small, rounds=1)}})
     summary = run_matrix(config, registry())
     assert sorted(summary.ran.values()) == ["done"] * 12, summary.ran
+
+
+# -- utility evaluation data never overlap retain data (by construction) ----------------------------------
+def test_coding_math_eval_is_template_disjoint_from_retain():
+    from tasks.coding import CodingParams, CodingTask
+
+    task = CodingTask(build_params(CodingParams, {"gsm8k_source": "symbolic", "n_gsm_eval": 16, "n_retain": 80,
+                                                  "n_forget": 4, "n_eval": 4, "n_stdlib_forget": 2}, "t"))
+    data = task.load(0)
+    eval_templates = {x.template for x in data.eval["gsm"]}
+    retain_templates = {ex.meta["template"] for ex in data.retain}
+    assert len(eval_templates) > 3 and len(retain_templates) > 10
+    assert not eval_templates & retain_templates
+    assert not {x.question for x in data.eval["gsm"]} & {ex.prompt for ex in data.retain}
+    # the retain prompt is phrased differently from the evaluation's (no rehearsal of the probe's prompt)
+    eval_prompts = {task._probe_sets(data)[1][i].prompt for i in range(len(data.eval["gsm"]))}
+    assert not any(ex.prompt.split("\n")[-1] in p for ex in data.retain for p in eval_prompts)
+
+
+def test_coding_real_gsm8k_eval_is_disjoint_from_retain():
+    from pathlib import Path
+
+    from tasks.coding import gsm
+
+    folder = Path(__file__).resolve().parents[2] / "shared" / "data" / "gsm8k"
+    if not (folder / "test.jsonl").exists():
+        pytest.skip("real GSM8K not present at ../shared/data/gsm8k")
+    test, train, _ = gsm.load_gsm("local", str(folder), 200, 2000, 0)
+    assert not {x.question for x in test} & {x.question for x in train}
+
+
+def test_toxicity_heldout_text_is_disjoint_from_retain():
+    task = ToxicityTask(build_params(ToxicityParams, {"n_eval": 7, "n_forget": 8, "n_retain": 200,
+                                                      "n_text_eval": 16}, "t"))
+    data = task.load(0)
+    retain_texts = {ex.prompt + ex.answer for ex in data.retain}
+    assert len(retain_texts) == len(data.retain) and not retain_texts & set(data.eval["text"])
+    retain_starts = {ex.prompt for ex in data.retain}
+    assert not any(" ".join(t.split(" ")[:task.params.prefix_words]) in retain_starts for t in data.eval["text"])
+
+
+def test_ner_utility_eval_is_disjoint_from_retain():
+    task = NerTask(build_params(NerParams, {"n_eval_per_type": 10, "n_forget": 12, "n_retain": 200}, "t"))
+    data = task.load(0)
+    eval_texts = {s.text for sents in data.eval.values() for s in sents}
+    retain_sentences = {ex.prompt.split("Sentence: ")[-1] for ex in data.retain}
+    assert len(retain_sentences) > 50 and not eval_texts & retain_sentences
+
+
+def test_primary_metrics_are_never_monotone_transforms_of_each_other(tmp_path):
+    """Two primary metrics over the same items whose per-item values are a monotone function of each
+    other would count one quantity twice in the scores."""
+    from scipy.stats import spearmanr
+
+    config = load_config(None, {
+        "model": "tiny-random-llama", "methods": ["ga"], "tasks": ["toxicity", "ner", "coding"], "seeds": [0],
+        "out": str(tmp_path), "progress": False,
+        "task_params": {"toxicity": {"n_eval": 7, "n_forget": 4, "n_retain": 4, "n_text_eval": 6, "samples": 2,
+                                     "max_new_tokens": 6},
+                        "ner": {"n_eval_per_type": 6, "n_forget": 4, "n_retain": 4, "max_new_tokens": 6},
+                        "coding": {"n_forget": 2, "n_stdlib_forget": 1, "n_eval": 6, "n_gsm_eval": 6, "n_retain": 2,
+                                   "max_new_tokens_code": 8, "max_new_tokens_math": 8}},
+        "method_params": {"ga": {"steps": 0}}})
+    run_matrix(config, registry())
+    for path in tmp_path.glob("base/*/result.json"):
+        metrics = json.loads(path.read_text())["metrics"]
+        primary = {n: m["per_item"] for n, m in metrics.items() if m.get("primary", True)}
+        for a in primary:
+            assert metrics[a]["min_effect"] is not None and metrics[a]["bounds"] is not None, a
+            for b in primary:
+                x, y = primary[a], primary[b]
+                if a < b and len(x) == len(y) and len(set(x)) > 2 and len(set(y)) > 2:
+                    assert abs(spearmanr(x, y).statistic) < 0.999, (path.parent.name, a, b)
+    # the detail that *is* such a transform stays out of the primary set
+    tox = json.loads(next(tmp_path.glob("base/toxicity__*/result.json")).read_text())["metrics"]
+    assert tox["heldout_text_ppl"]["primary"] is False and tox["continuation_logppl"]["better"] == "closer"

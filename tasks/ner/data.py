@@ -88,7 +88,7 @@ def silver(text_source: str, min_words: int = 6, max_words: int = 45) -> tuple[l
     docs, label = _english.english_documents(text_source)
     meta = spacy_model().meta
     version = f"{meta.get('name')} {meta.get('version')} (spaCy {spacy.__version__})"
-    key = f"ner-silver-{text_source}-{SPACY_MODEL}-{meta.get('version')}-{min_words}-{max_words}.json"
+    key = f"ner-silver-{text_source}-distinct-{SPACY_MODEL}-{meta.get('version')}-{min_words}-{max_words}.json"
     path = Path(cache_dir()) / "data" / key
     if path.exists():
         rows = json.loads(path.read_text(encoding="utf-8"))

@@ -1,0 +1,144 @@
+"""Leaderboard scoring on synthetic results with a known truth: degenerate models cannot win, noise gives
+ties, a clearly better method ranks first with a separated interval, and intervals never collapse."""
+
+import numpy as np
+import pytest
+
+from bench.scores import BASE_LABEL, Group, MetricInfo, score_leaderboard, score_task, signal_check
+from bench.stats import benjamini_hochberg, bootstrap_p_value, clopper_pearson, mean_metric
+
+N = 40
+RNG = np.random.default_rng(7)
+BASE_FORGET = RNG.normal(-2.0, 1.0, N)
+BASE_UTILITY = RNG.normal(-2.0, 1.0, N)
+
+
+def _metric(group, better, items, min_effect=0.05, bounds=(None, 0.0), primary=True):
+    items = [float(x) for x in items]
+    return {"group": group, "better": better, "value": float(np.mean(items)), "per_item": items, "n": len(items),
+            "min_effect": min_effect, "bounds": bounds, "primary": primary, "kind": "likelihood",
+            "ci_low": min(items), "ci_high": max(items)}
+
+
+def _result(forget, utility, seed=0, status="done"):
+    return {"status": status, "spec": {"seed": seed},
+            "metrics": {} if status != "done" else {"forget_ll": _metric("forget", "lower", forget),
+                                                    "utility_ll": _metric("utility", "higher", utility)}}
+
+
+BASE = {"metrics": _result(BASE_FORGET, BASE_UTILITY)["metrics"]}
+
+
+def _shifted(df, du, noise=0.0, seed=0):
+    rng = np.random.default_rng(100 + seed)
+    return _result(BASE_FORGET + df + rng.normal(0, noise, N), BASE_UTILITY + du + rng.normal(0, noise, N), seed)
+
+
+def _score(groups, **kw):
+    return score_task("synthetic", BASE, groups, resamples=kw.pop("resamples", 1000), **kw)
+
+
+def test_a_method_that_destroys_utility_never_outranks_doing_nothing():
+    scores = _score([Group("collapse", [_shifted(-6.0, -6.0)]), Group("noop", [_shifted(0.0, 0.0)])])
+    collapse, noop, base = scores.row("collapse"), scores.row("noop"), scores.row(BASE_LABEL)
+    assert collapse.forget > 3 and collapse.utility < -3          # it forgot a lot, at the cost of everything
+    assert collapse.utility_kept is False and noop.utility_kept is True
+    assert collapse.rank > noop.rank and collapse.rank_low > max(noop.rank_high, base.rank_high)
+    assert noop.forget == 0 and noop.rank == base.rank == 1       # an unchanged model ties the base, never wins
+
+
+def test_noise_only_differences_give_overlapping_intervals_and_ties():
+    groups = [Group("a", [_shifted(-0.3, 0.0, noise=0.4, seed=1)]),
+              Group("b", [_shifted(-0.3, 0.0, noise=0.4, seed=2)])]
+    scores = _score(groups)
+    a, b = scores.row("a"), scores.row("b")
+    assert a.rank_low <= b.rank_high and b.rank_low <= a.rank_high
+    assert "b" in a.tied_with and "a" in b.tied_with
+
+
+def test_a_clearly_better_method_over_three_seeds_ranks_first_and_separated():
+    groups = [Group("good", [_shifted(-1.5, 0.0, noise=0.1, seed=s) for s in range(3)]),
+              Group("weak", [_shifted(-0.3, 0.0, noise=0.1, seed=10 + s) for s in range(3)]),
+              Group("noop", [_shifted(0.0, 0.0, seed=20 + s) for s in range(3)])]
+    scores = _score(groups)
+    good = scores.row("good")
+    assert (good.rank, good.rank_low, good.rank_high) == (1, 1, 1)
+    assert all(r.rank_low > 1 for r in scores.rows if r.label != "good")
+    assert good.tied_with == []
+
+
+def test_identical_per_seed_deltas_never_give_a_zero_width_interval():
+    same = [_shifted(-0.5, 0.0, noise=0.3, seed=5) for _ in range(3)]
+    for s, r in enumerate(same):
+        r["spec"]["seed"] = s
+    stats = _score([Group("m", same)]).row("m").metrics["forget_ll"]
+    assert stats.seeds == 3
+    assert stats.delta_ci_high - stats.delta_ci_low > 0.05
+    assert stats.ci_high - stats.ci_low > 0.05
+
+
+def test_zero_of_sixteen_gets_its_exact_upper_bound():
+    metric = mean_metric("acc", "utility", [0.0] * 16, "higher", bounds=(0.0, 1.0))
+    assert metric.ci_low == 0.0 and metric.ci_high == pytest.approx(0.206, abs=0.001)
+    assert clopper_pearson(0, 16)[1] == pytest.approx(1 - 0.025 ** (1 / 16))
+    base = {"metrics": {"acc": {**_metric("utility", "higher", [0.0] * 16, bounds=(0.0, 1.0)),
+                                "kind": "generative"}}}
+    row = score_task("t", base, [], resamples=200).row(BASE_LABEL)
+    assert row.metrics["acc"].ci_high == pytest.approx(0.206, abs=0.001)
+
+
+@pytest.mark.parametrize("successes,group,better,ok", [
+    (0, "utility", "higher", False),   # 0/16 accuracy cannot fall: no utility loss is detectable
+    (1, "forget", "lower", False),     # 1/16 pass@1 can fall by one item only: never significant
+    (8, "forget", "lower", True),
+    (16, "forget", "higher", False),   # at the ceiling, cannot rise
+    (15, "utility", "higher", True),   # near the ceiling but a loss can be seen
+])
+def test_floor_and_ceiling_detection(successes, group, better, ok):
+    items = np.array([1.0] * successes + [0.0] * (16 - successes))
+    info = MetricInfo("acc", group, better, min_effect=0.05, bounds=(0.0, 1.0))
+    draws = np.random.default_rng(0).integers(0, 16, size=(1000, 1, 16))
+    signal = signal_check(info, items, draws)
+    assert signal.ok is ok, signal.reason
+    assert signal.reason == "" if ok else signal.reason
+
+
+def test_unscored_metric_stays_out_of_the_scores():
+    base = {"metrics": {**BASE["metrics"], "acc": {**_metric("forget", "lower", [0.0] * N, bounds=(0.0, 1.0))}}}
+    result = _shifted(-0.5, 0.0, noise=0.1)
+    result["metrics"]["acc"] = _metric("forget", "lower", [0.0] * N, bounds=(0.0, 1.0))
+    scores = score_task("t", base, [Group("m", [result])], resamples=200)
+    assert scores.scored["forget"] == ["forget_ll"] and not scores.signal["acc"].ok
+    m = scores.row("m")
+    assert m.forget == pytest.approx(m.metrics["forget_ll"].effect)
+
+
+def test_closer_metrics_penalise_a_move_either_way():
+    info_items = BASE_UTILITY
+    base = {"metrics": {**BASE["metrics"], "fluency": _metric("utility", "closer", info_items, bounds=None)}}
+    rows = []
+    for label, shift in (("blander", -0.5), ("garbled", 0.5)):
+        r = _shifted(-0.5, 0.0, noise=0.05)
+        r["metrics"]["fluency"] = _metric("utility", "closer", info_items + shift, bounds=None)
+        rows.append(Group(label, [r]))
+    scores = score_task("t", base, rows, resamples=200)
+    b, g = scores.row("blander").metrics["fluency"], scores.row("garbled").metrics["fluency"]
+    assert b.effect < 0 and g.effect < 0 and b.effect == pytest.approx(g.effect)
+
+
+def test_failed_cells_rank_last_and_multiplicity_is_adjusted():
+    groups = [Group("good", [_shifted(-1.0, 0.0, noise=0.1)]),
+              Group("broken", [_result([], [], status="failed")])]
+    scoring = score_leaderboard({"t": (BASE, groups)}, resamples=300)
+    rows = scoring.tasks["t"].rows
+    assert rows[-1].label == "broken" and rows[-1].rank == 3 and rows[-1].verdict == "failed"
+    stats = scoring.tasks["t"].row("good").metrics["forget_ll"]
+    assert stats.q_value >= stats.p_value and stats.significant and stats.meaningful
+    assert [r.label for r in scoring.overall][0] == "good"
+
+
+def test_benjamini_hochberg_and_bootstrap_p_values_by_hand():
+    # p sorted 0.01, 0.02, 0.03, 0.5 -> p*m/rank = 0.04, 0.04, 0.04, 0.5
+    assert benjamini_hochberg([0.03, 0.5, 0.01, 0.02]) == pytest.approx([0.04, 0.5, 0.04, 0.04])
+    assert bootstrap_p_value(np.zeros(99)) == 1.0
+    assert bootstrap_p_value(np.full(99, -1.0)) == pytest.approx(2 / 100)
