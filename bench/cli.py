@@ -49,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--runs", nargs="+", required=True)
     report.add_argument("--out", required=True)
     report.add_argument("--reporters", nargs="+", help="default: all registered reporters")
+    report.add_argument("--utility-budget", type=float, default=None,
+                        help="largest standardised utility loss still ranked as 'utility kept' (default 0.2; "
+                             "docs/scoring.md)")
     perf = sub.add_parser("perf", help="measure performance side by side; writes leaderboards/perf/<machine>.md")
     perf.add_argument("--out", default="leaderboards/perf")
     perf.add_argument("--demo-runs", default="runs/smollm2-135m-demo", help="a finished demo run to report")
@@ -72,14 +75,17 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_report(run_dirs: list[str], out: str, reporter_names: list[str] | None = None) -> list[Path]:
+def write_report(run_dirs: list[str], out: str, reporter_names: list[str] | None = None,
+                 utility_budget: float | None = None) -> list[Path]:
     from .plugins import registry
     from .report import load_table
+    from .scores import UTILITY_BUDGET
 
     reg = registry()
     names = reporter_names or reg.names("reporter")
     reporters = [reg.get("reporter", n).cls() for n in names]  # unknown names fail before writing
-    table = load_table(run_dirs)
+    table = load_table(run_dirs, utility_budget=UTILITY_BUDGET if utility_budget is None else utility_budget)
+    table.scoring  # computed (and any refusal raised) before anything is written
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
@@ -89,7 +95,7 @@ def write_report(run_dirs: list[str], out: str, reporter_names: list[str] | None
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    for path in write_report(args.runs, args.out, args.reporters):
+    for path in write_report(args.runs, args.out, args.reporters, args.utility_budget):
         print(path)
     return 0
 

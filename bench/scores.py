@@ -154,6 +154,8 @@ class TaskScores:
     rows: list[RowScore]
     #: Why the task has no ranking (no base, or no forget metric with signal); "" when ranked.
     unranked_reason: str = ""
+    #: What a reader must know about a ranked task (e.g. utility could not be checked).
+    caveats: list[str] = field(default_factory=list)
     #: ``[B, rows]`` rank replicates, in ``rows`` order (None when unranked).
     rank_replicates: np.ndarray | None = None
 
@@ -307,6 +309,9 @@ def score_task(task: str, base: dict[str, Any] | None, groups: Sequence[Group], 
     if not scored["forget"]:
         result.unranked_reason = "no primary forget metric has signal at this size"
         return result
+    if not scored["utility"]:
+        result.caveats.append("no primary utility metric has signal at this size: utility loss is not checked "
+                              "(every row counts as 'utility kept')")
     _scores_and_ranks(result, effects, scored, budget, resamples)
     return result
 

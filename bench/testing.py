@@ -27,6 +27,7 @@ from .api import Evaluation, Example, Task, TaskData, TrajectoryLogger, UnlearnC
 from .likelihood import answer_logliks
 from .models import tiny_random_llama
 from .params import build_params
+from .scales import LOGLIK, LOGLIK_EFFECT
 from .stats import mean_metric
 
 FORGET_FACTS = [("What is the secret code?", "The secret code is 4711."),
@@ -78,8 +79,10 @@ class ToyTask(Task):
 
     def evaluate(self, model: Any, tokenizer: Any, data: TaskData, progress: bool = True) -> Evaluation:
         f, r = self._logliks(model, tokenizer, data)
-        return Evaluation([mean_metric("forget_loglik", "forget", f, "lower", "likelihood"),
-                           mean_metric("retain_loglik", "utility", r, "higher", "likelihood")],
+        return Evaluation([mean_metric("forget_loglik", "forget", f, "lower", "likelihood", bounds=LOGLIK,
+                                       min_effect=LOGLIK_EFFECT),
+                           mean_metric("retain_loglik", "utility", r, "higher", "likelihood", bounds=LOGLIK,
+                                       min_effect=LOGLIK_EFFECT)],
                           [{"set": "forget", "id": i, "loglik": v} for i, v in enumerate(f)])
 
     def relevance(self, responses: Sequence[str]) -> list[float]:

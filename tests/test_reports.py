@@ -1,4 +1,4 @@
-"""Leaderboards: normalised scores by hand, all reporters on a real (tiny) run, the scorer-mixing guard,
+"""Leaderboards: all reporters on a real (tiny) run, the guards against mixing incomparable results,
 and the HTML page in headless Chromium (injected markup must not run; the table must be visible)."""
 
 import json
@@ -14,49 +14,14 @@ from bench.config import load_config
 from bench.errors import UserError
 from bench.plugins import load_registry
 from bench.runner import run_matrix
-from bench.scores import cell_scores, pareto_front, relative_gain, win_rates
+from bench.scores import pareto_front
 from bench.testing import ToyTask
 
 PAYLOAD = ("<script>document.body.appendChild(document.createElement('pwned-script'))</script>"
            "<img src=x onerror=\"document.body.appendChild(document.createElement('pwned-img'))\">")
 
 
-# -- scores by hand ----------------------------------------------------------------------------
-def test_relative_gain_direction_floor_and_clip():
-    assert relative_gain(-2.0, -1.0, "lower") == pytest.approx(1.0)        # loglik fell by |b|
-    assert relative_gain(-1.5, -1.0, "lower") == pytest.approx(0.5)
-    assert relative_gain(0.5, 1.0, "higher") == pytest.approx(-0.5)         # utility halved
-    assert relative_gain(30.0, 20.0, "lower") == pytest.approx(-0.5)        # perplexity up 50 %
-    assert relative_gain(0.02, 0.0, "higher") == pytest.approx(1.0)         # floor 0.01, clipped
-    assert relative_gain(0.005, 0.0, "higher") == pytest.approx(0.5)
-    assert relative_gain(-10.0, -1.0, "lower") == 1.0
-
-
-def test_cell_scores_average_primary_metrics_only():
-    base = {"f1": {"value": 0.5}, "ll": {"value": -2.0}, "u": {"value": 1.0}, "detail": {"value": 1.0}}
-    metrics = {
-        "f1": {"value": 0.25, "group": "forget", "better": "lower"},                    # r = 0.5
-        "ll": {"value": -3.0, "group": "forget", "better": "lower"},                    # r = 0.5
-        "u": {"value": 0.9, "group": "utility", "better": "higher"},                    # r = -0.1
-        "detail": {"value": 0.0, "group": "utility", "better": "higher", "primary": False},
-    }
-    scores = cell_scores(metrics, base)
-    assert scores.forget == pytest.approx(0.5) and scores.utility == pytest.approx(-0.1)
-    assert scores.combined == pytest.approx(0.4)
-    # a change whose paired CI includes zero counts as no change
-    metrics["f1"].update(delta_ci_low=-0.4, delta_ci_high=0.1)
-    assert cell_scores(metrics, base).forget == pytest.approx(0.25)
-
-
-def test_win_rates_by_hand_with_a_failed_cell():
-    per_task = {"a": {"x": 0.5, "y": 0.1, "z": None}, "b": {"x": 0.0, "y": 0.2, "z": 0.2}}
-    rates = win_rates(per_task)
-    # task a: x beats y and z -> 1, y beats z -> .5, z -> 0; task b: y ties z (.5 each) and beats x
-    assert rates["x"] == pytest.approx((1.0 + 0.0) / 2)
-    assert rates["y"] == pytest.approx((0.5 + 0.75) / 2)
-    assert rates["z"] == pytest.approx((0.0 + 0.75) / 2)
-
-
+# -- scores (the full rules are tested in test_scoring.py) ----------------------------------------
 def test_pareto_front():
     points = [("base", 0, 0), ("a", 0.5, -0.1), ("b", 0.3, 0.0), ("c", 0.2, -0.2), ("d", 0.5, -0.3)]
     assert sorted(pareto_front(points)) == ["a", "b"]  # b (0.3, 0) dominates the base
@@ -101,11 +66,12 @@ def test_every_reporter_writes_its_files(toy_run):
     assert (out / "plots" / "pareto_toy.png").read_bytes()[:4] == b"\x89PNG"
     assert (out / "plots" / "trajectory_toy.png").exists()
     md = (out / "leaderboard.md").read_text()
-    assert "## Headline" in md and "mean win rate" in md and "tiny-random-llama" in md
+    assert "## Headline" in md and "mean task rank" in md and "tiny-random-llama" in md
     data = json.loads((out / "results.json").read_text())
-    assert {row["method"] for row in data["headline"]} == {"ga", "npo"}
-    scored = [r for r in data["rows"] if r.get("metric") == "score_combined"]
-    assert len(scored) == 2
+    assert {row["method"] for row in data["headline"]} == {"ga", "npo", "base"}
+    ranks = [r for r in data["rows"] if r.get("metric") == "rank"]
+    assert len(ranks) == 3 and all(r["ci_low"] <= r["ci_high"] for r in ranks)
+    assert (out / "plots" / "forget_utility.png").exists() and not (out / "plots" / "radar.png").exists()
     csv = (out / "results.csv").read_text().splitlines()
     assert csv[0].startswith("task,method,config,seeds,status,metric")
 
@@ -132,6 +98,63 @@ def test_scorers_are_never_mixed(toy_run, tmp_path):
     with pytest.raises(UserError, match="different toxicity_scorers"):
         write_report([str(mixed)], str(tmp_path / "lb"))
     assert not (tmp_path / "lb").exists()
+
+
+def _edited_copy(root, tmp_path, edit):
+    """A copy of the toy run whose result files are changed by ``edit(index, data)``."""
+    copy = tmp_path / "edited"
+    shutil.copytree(root / "run", copy)
+    for i, path in enumerate(sorted(copy.glob("*/*/result.json"))):
+        data = json.loads(path.read_text())
+        edit(i, data)
+        path.write_text(json.dumps(data))
+    return copy
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda i, d: d["provenance"].__setitem__("task_version", str(i % 2)), "different task versions"),
+    (lambda i, d: d.__setitem__("schema", 1 + i % 2), "mix schemas"),
+    (lambda i, d: (d.__setitem__("base_id", f"toy__{i % 2}"),
+                   d.setdefault("spec", {}).setdefault("task_params", {}).__setitem__("n_eval", 4 + i % 2)),
+     "different eval configs .*n_eval"),
+])
+def test_incomparable_results_are_refused_before_anything_is_written(toy_run, tmp_path, edit, message):
+    root, _ = toy_run
+    edited = _edited_copy(root, tmp_path, edit)
+    out = tmp_path / "lb"
+    out.mkdir()
+    (out / "leaderboard.md").write_text("an earlier leaderboard")
+    with pytest.raises(UserError, match=message):
+        write_report([str(edited)], str(out))
+    assert [p.name for p in out.iterdir()] == ["leaderboard.md"]
+    assert (out / "leaderboard.md").read_text() == "an earlier leaderboard"
+
+
+def test_report_cli_refusal_is_one_line_and_exit_2(toy_run, tmp_path):
+    import sys
+
+    root, _ = toy_run
+    edited = _edited_copy(root, tmp_path, lambda i, d: d["provenance"].__setitem__("task_version", str(i % 2)))
+    proc = subprocess.run([sys.executable, "-m", "bench.cli", "report", "--runs", str(edited), "--out",
+                           str(tmp_path / "lb")], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1 and "task versions" in proc.stderr
+
+
+def test_leaderboard_carries_rank_intervals_and_signal_flags(toy_run):
+    _, out = toy_run
+    data = json.loads((out / "results.json").read_text())
+    assert data["scoring"]["version"] >= 2 and "Benjamini" in data["scoring"]["multiplicity"]
+    methods = {row["method"] for row in data["headline"]}
+    assert {"ga", "npo", "base"} <= methods
+    for row in data["headline"]:
+        assert row["rank_low"] <= row["rank"] <= row["rank_high"] or row["rank_low"] <= row["rank_high"]
+    toy = data["tasks"]["toy"]
+    assert all({"signal", "min_effect", "bounds"} <= set(m) for m in toy["metrics"].values())
+    assert {r["label"] for r in toy["rows"]} == {"base", "ga", "npo"}
+    assert all("rank_low" in r and "verdict" in r for r in toy["rows"])
+    md = (out / "leaderboard.md").read_text()
+    assert "tied with" in md and "Benjamini–Hochberg" in md
 
 
 # -- headless Chromium -------------------------------------------------------------------------

@@ -142,3 +142,12 @@ def test_benjamini_hochberg_and_bootstrap_p_values_by_hand():
     assert benjamini_hochberg([0.03, 0.5, 0.01, 0.02]) == pytest.approx([0.04, 0.5, 0.04, 0.04])
     assert bootstrap_p_value(np.zeros(99)) == 1.0
     assert bootstrap_p_value(np.full(99, -1.0)) == pytest.approx(2 / 100)
+
+
+def test_a_task_without_utility_signal_says_so():
+    base = {"metrics": {"forget_ll": BASE["metrics"]["forget_ll"],
+                        "acc": _metric("utility", "higher", [0.0] * N, bounds=(0.0, 1.0))}}
+    result = _shifted(-0.5, 0.0)
+    result["metrics"]["acc"] = _metric("utility", "higher", [0.0] * N, bounds=(0.0, 1.0))
+    scores = score_task("t", base, [Group("m", [result])], resamples=200)
+    assert scores.scored["utility"] == [] and "utility loss is not checked" in scores.caveats[0]

@@ -1,4 +1,5 @@
-"""Formatting helpers shared by reporters (numbers, CIs, provenance lines)."""
+"""Formatting shared by reporters: numbers with intervals, significance marks, score and rank cells,
+the scoring legend and provenance lines."""
 
 from __future__ import annotations
 
@@ -6,9 +7,10 @@ import math
 from typing import Any
 
 from ..report import ResultTable
-from ..stats import significant
+from ..scores import RowScore, Scoring, TaskScores
 
-ARROW = {"lower": "↓", "higher": "↑"}
+ARROW = {"lower": "↓", "higher": "↑", "closer": "≈base"}
+NO_SIGNAL = "⚑"
 
 
 def fmt(x: float | None, digits: int = 3) -> str:
@@ -17,15 +19,87 @@ def fmt(x: float | None, digits: int = 3) -> str:
     return f"{x:.{digits}f}"
 
 
-def fmt_metric(m: dict[str, Any] | None, with_delta: bool = True) -> str:
-    """``0.250 [0.10, 0.40]`` and, for cells, ``Δ −0.10*`` (``*``: the delta's 95 % CI excludes 0)."""
-    if m is None:
+def fmt_signed(x: float | None, digits: int = 2) -> str:
+    return "–" if x is None or math.isnan(x) else f"{x:+.{digits}f}"
+
+
+def interval(ci: tuple[float, float] | None, digits: int = 2, signed: bool = False) -> str:
+    if ci is None:
+        return ""
+    f = fmt_signed if signed else fmt
+    return f"[{f(ci[0], digits)}, {f(ci[1], digits)}]"
+
+
+def mark(stats: Any) -> str:
+    """``**``: significant after the multiplicity correction and at least the minimum meaningful effect;
+    ``*``: significant only."""
+    return "**" if stats.meaningful else "*" if stats.significant else ""
+
+
+def fmt_metric(stats: Any, with_delta: bool = True) -> str:
+    """``0.250 [0.10, 0.40] Δ −0.100**``."""
+    if stats is None:
         return "–"
-    text = f"{fmt(m['value'])} [{fmt(m['ci_low'], 2)}, {fmt(m['ci_high'], 2)}]"
-    if with_delta and m.get("delta") is not None:
-        mark = "*" if significant(m.get("delta_ci_low"), m.get("delta_ci_high")) else ""
-        text += f" Δ {m['delta']:+.3f}{mark}"
+    text = f"{fmt(stats.value)} {interval((stats.ci_low, stats.ci_high))}"
+    if with_delta and stats.delta is not None:
+        text += f" Δ {stats.delta:+.3f}{mark(stats)}"
     return text
+
+
+def metric_header(scores: TaskScores, group: str, name: str) -> str:
+    info = scores.metrics.get(name)
+    arrow = ARROW.get(info.better, "") if info else ""
+    flag = "" if name not in scores.signal or scores.signal[name].ok else f" {NO_SIGNAL}"
+    detail = "" if info is None or info.primary else ", detail"
+    return f"{name} {arrow} ({group}{detail}){flag}"
+
+
+def score_text(row: RowScore) -> str:
+    """``F +0.31 [+0.20, +0.41] · U −0.05 [−0.10, +0.00]``."""
+    if row.forget is None:
+        return row.status if row.status != "done" else "–"
+    return (f"F {fmt_signed(row.forget)} {interval(row.forget_ci, signed=True)} · "
+            f"U {fmt_signed(row.utility)} {interval(row.utility_ci, signed=True)}")
+
+
+def task_cell(row: RowScore | None) -> str:
+    """A task's column in the headline: rank interval, F and U, and the verdict when not kept."""
+    if row is None:
+        return "–"
+    if row.rank is None:
+        return row.status
+    verdict = "" if row.verdict == "utility kept" else f", {row.verdict}"
+    if row.forget is None:
+        return f"{row.rank_text}{verdict}"
+    return f"{row.rank_text} (F {fmt_signed(row.forget)}, U {fmt_signed(row.utility)}{verdict})"
+
+
+def no_signal_lines(scores: TaskScores) -> list[str]:
+    """The task's caveats and every metric flagged "no signal at this size", with the reason."""
+    return [f"Caveat: {c}" for c in scores.caveats] + [
+        f"`{name}` {NO_SIGNAL} no signal at this size: {s.reason}" for name, s in scores.signal.items() if not s.ok]
+
+
+def scoring_legend(scoring: Scoring) -> list[str]:
+    """What every number on the page means (formulas: docs/scoring.md)."""
+    return [
+        "Values: mean over evaluation items (and seeds), 95 % interval from a hierarchical bootstrap "
+        f"({scoring.resamples} replicates: seeds, then items within each seed); a proportion's interval is "
+        "at least its exact Clopper–Pearson interval. Δ: change versus the base model, paired over items. "
+        "`*`: Δ significant after the Benjamini–Hochberg correction over every Δ on this page (FDR 5 %); "
+        "`**`: significant and at least the metric's minimum meaningful effect. "
+        f"{NO_SIGNAL}: no signal at this size — the base model cannot move detectably in the scored direction "
+        "at this eval size; shown, but kept out of F and U.",
+        "F (forget score) and U (utility score): mean standardised change (Glass's Δ: change in the wanted "
+        "direction divided by the spread of the base model's per-item values, at least the minimum "
+        "meaningful effect) over the task's primary metrics with signal; 0 = the base model, F > 0 forgot, "
+        "U < 0 lost utility. ≈base: two-sided, any move away from the base model counts as a loss.",
+        f"Ranking: rows whose utility loss is within the budget (U ≥ −{scoring.budget:g}) rank first, by F; "
+        "rows that broke utility follow, by U; failed rows last. The base model is a row: a method whose "
+        "rank interval overlaps the base's has not been shown to forget. Rank intervals are the 2.5–97.5 "
+        "percentiles of the rank over the bootstrap replicates; rows whose intervals overlap are tied. "
+        "Overall: mean rank over the ranked tasks, with its own interval.",
+    ]
 
 
 def provenance_lines(table: ResultTable) -> list[str]:

@@ -17,10 +17,10 @@ from typing import Any
 from ..api import Reporter
 from ..hookspecs import hookimpl
 from ..report import ResultTable, read_samples
-from ..stats import significant
+from ..scores import BASE_LABEL
 from ..store import atomic_write_text
-from .common import ARROW, fmt, provenance_lines
-from .markdown import SCORE_NOTE
+from .common import fmt, fmt_signed, interval, mark, metric_header, no_signal_lines, provenance_lines, \
+    scoring_legend, task_cell
 from .plots import figures
 
 SAMPLES_PER_CELL = 3
@@ -68,56 +68,75 @@ def _num(x: float | None) -> str:
     return "" if x is None or not math.isfinite(x) else f' data-v="{x:.6g}"'
 
 
-def _metric_cell(m: dict[str, Any] | None, with_delta: bool = True) -> str:
-    if m is None:
+def _metric_cell(stats: Any, with_delta: bool = True) -> str:
+    if stats is None:
         return "<td>–</td>"
-    text = f"{fmt(m['value'])} <span class=ci>[{fmt(m['ci_low'], 2)}, {fmt(m['ci_high'], 2)}]</span>"
-    if with_delta and m.get("delta") is not None:
-        sig = significant(m.get("delta_ci_low"), m.get("delta_ci_high"))
-        text += (f"<br><span class={'sig' if sig else 'ns'}>Δ {m['delta']:+.3f}"
+    text = f"{fmt(stats.value)} <span class=ci>{interval((stats.ci_low, stats.ci_high))}</span>"
+    if with_delta and stats.delta is not None:
+        sig = stats.significant
+        text += (f"<br><span class={'sig' if sig else 'ns'}>Δ {stats.delta:+.3f}{mark(stats)}"
                  f"{'' if sig else ' (n.s.)'}</span>")
-    return f"<td{_num(m['value'])}>{text}</td>"
+    return f"<td{_num(stats.value)}>{text}</td>"
 
 
-def _score_cells(sc: Any) -> str:
-    if sc is None:
-        return "<td>–</td><td>–</td><td>–</td>"
-    return "".join(f"<td{_num(v)}>{v:+.3f}</td>" for v in (sc.forget, sc.utility, sc.combined))
+def _task_cell(row: Any) -> str:
+    if row is None:
+        return "<td>–</td>"
+    bad = row.rank is None or row.verdict != "utility kept"
+    return f"<td{_num(row.rank)}{' class=bad' if bad else ''}>{esc(task_cell(row))}</td>"
 
 
 def _headline(table: ResultTable) -> str:
-    tasks = table.tasks()
-    head = "".join(f"<th>{esc(t)} C</th>" for t in tasks)
+    scoring = table.scoring
+    tasks = [t for t in table.tasks() if t in scoring.tasks]
+    head = "".join(f"<th>{esc(t)}: rank (F, U)</th>" for t in tasks)
     rows = []
-    for rank, row in enumerate(table.headline(), 1):
-        cells = "".join(
-            f"<td{_num(row['scores'][t].combined)}>{row['scores'][t].combined:+.3f}</td>" if row["scores"][t]
-            else f"<td class=bad>{'failed' if row['ran'][t] else '–'}</td>" for t in tasks)
-        rows.append(f"<tr><td data-v={rank}>{rank}</td><td>{esc(row['method'])}</td>"
-                    f"<td{_num(row['win_rate'])}>{fmt(row['win_rate'], 2)}</td>{cells}</tr>")
-    return (f"<table class=sortable id=headline><thead><tr><th>rank</th><th>method</th><th>mean win rate</th>"
-            f"{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+    for row in scoring.overall:
+        cells = "".join(_task_cell(scoring.tasks[t].row(row.label)) for t in tasks)
+        rows.append(f"<tr><td data-v={row.rank}>{esc(row.rank_text)}</td><td>{esc(row.label)}</td>"
+                    f"<td{_num(row.mean_rank)}>{row.mean_rank:.2f}</td><td>{esc(', '.join(row.tied_with) or '–')}</td>"
+                    f"{cells}</tr>")
+    notes = "".join(f"<li>{esc(t)} is not ranked: {esc(ts.unranked_reason)}</li>"
+                    for t, ts in scoring.tasks.items() if ts.unranked_reason)
+    return (f"<table class=sortable id=headline><thead><tr><th>rank</th><th>method</th><th>mean task rank</th>"
+            f"<th>tied with</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+            + (f"<ul>{notes}</ul>" if notes else ""))
+
+
+def _ranking(table: ResultTable, task: str) -> str:
+    scores = table.scoring.tasks[task]
+    if scores.unranked_reason:
+        return f"<p class=bad>Not ranked: {esc(scores.unranked_reason)}</p>"
+    rows = "".join(
+        f"<tr><td data-v={r.rank}>{esc(r.rank_text)}</td><td>{esc(r.label)}</td>"
+        f"<td{_num(r.forget)}>{esc(fmt_signed(r.forget))} <span class=ci>{esc(interval(r.forget_ci, signed=True))}</span></td>"
+        f"<td{_num(r.utility)}>{esc(fmt_signed(r.utility))} <span class=ci>{esc(interval(r.utility_ci, signed=True))}</span></td>"
+        f"<td{'' if r.verdict == 'utility kept' else ' class=bad'}>{esc(r.verdict)}</td>"
+        f"<td>{esc(', '.join(r.tied_with) or '–')}</td></tr>" for r in scores.rows)
+    scored = scores.scored
+    return (f"<table class=sortable id='ranking-{esc(task)}'><thead><tr><th>rank</th><th>method</th><th>forget F</th>"
+            f"<th>utility U</th><th>verdict</th><th>tied with</th></tr></thead><tbody>{rows}</tbody></table>"
+            f"<p class=prov>Scored metrics — forget: {esc(', '.join(scored['forget']) or 'none')}; utility: "
+            f"{esc(', '.join(scored['utility']) or 'none')}.</p>")
 
 
 def _task_table(table: ResultTable, task: str) -> str:
+    scores = table.scoring.tasks[task]
     names = table.metric_names(task)
-    base = table.base_for(task)
-    better = {n: (base["metrics"][n]["better"] if base and n in base["metrics"] else "") for _, n in names}
-    head = "".join(f"<th>{esc(n)} {ARROW.get(better[n], '')}<br><small>{esc(g)}</small></th>" for g, n in names)
+    head = "".join(f"<th>{esc(metric_header(scores, g, n))}</th>" for g, n in names)
     rows = []
-    if base:
-        rows.append("<tr><td><b>base</b></td><td>–</td><td>done</td>" + "<td data-v=0>0</td>" * 3
-                    + "".join(_metric_cell(base["metrics"].get(n), False) for _, n in names) + "</tr>")
-    scores = table.scores(task)
-    for cell in table.cells_for(task):
-        status_class = "" if cell.status == "done" else " class=bad"
-        rows.append(f"<tr><td>{esc(table.label(cell))}</td><td>{len(cell.seeds)}</td>"
-                    f"<td{status_class}>{esc(cell.status)}</td>{_score_cells(scores.get(table.label(cell)))}"
-                    + "".join(_metric_cell(cell.metric(n)) for _, n in names) + "</tr>")
+    for row in scores.rows:
+        is_base = row.label == BASE_LABEL
+        seeds = "–" if is_base else str(len(table.cell_for(task, row.label).seeds))
+        status_class = "" if row.status == "done" else " class=bad"
+        rows.append(f"<tr><td>{'<b>base</b>' if is_base else esc(row.label)}</td><td>{seeds}</td>"
+                    f"<td{status_class}>{esc(row.status)}</td>"
+                    + "".join(_metric_cell(row.metrics.get(n), not is_base) for _, n in names) + "</tr>")
     notes = "".join(f"<li>{esc(table.label(c))} ({esc(c.status)}): {esc(r)}</li>"
                     for c in table.cells_for(task) for r in c.reasons)
-    return (f"<div class=wrap><table class=sortable id='table-{esc(task)}'><thead><tr><th>method</th><th>seeds</th><th>status</th>"
-            f"<th>F</th><th>U</th><th>C</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+    notes += "".join(f"<li>{esc(line)}</li>" for line in no_signal_lines(scores))
+    return (f"<div class=wrap><table class=sortable id='table-{esc(task)}'><thead><tr><th>method</th><th>seeds</th>"
+            f"<th>status</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
             + (f"<ul>{notes}</ul>" if notes else ""))
 
 
@@ -155,21 +174,22 @@ def render(table: ResultTable, title: str) -> str:
     sections = []
     for task in table.tasks():
         sections.append(
-            f"<section id='task-{esc(task)}'><h2>Task <code>{esc(task)}</code></h2>{_task_table(table, task)}"
+            f"<section id='task-{esc(task)}'><h2>Task <code>{esc(task)}</code></h2>{_ranking(table, task)}"
+            f"{_task_table(table, task)}"
             f"{_img(pngs, f'pareto_{task}.png', f'{task} Pareto')}"
             f"{_img(pngs, f'trajectory_{task}.png', f'{task} trajectories')}"
             f"<h3>Sample generations</h3>{_samples(table, task)}</section>")
     script_hash = base64.b64encode(hashlib.sha256(SCRIPT.encode()).digest()).decode()
     csp = f"default-src 'none'; img-src data:; style-src 'unsafe-inline'; script-src 'sha256-{script_hash}'"
     prov = "".join(f"<li>{esc(line)}</li>" for line in provenance_lines(table))
+    legend = "".join(f"<p class=prov>{esc(line)}</p>" for line in scoring_legend(table.scoring))
     return (f"<!doctype html><html lang=en><head><meta charset=utf-8>"
             f"<meta http-equiv='Content-Security-Policy' content=\"{csp}\">"
             f"<title>{esc(title)}</title><style>{STYLE}</style></head><body>"
             f"<h1>{esc(title)}</h1><ul class=prov>{prov}</ul>"
-            f"<h2>Headline</h2>{_headline(table)}<p class=prov>{esc(SCORE_NOTE)}</p>"
-            f"<p class=prov>Cells: value [95 % CI]; Δ versus the base model, paired over items; (n.s.): the "
-            f"Δ's 95 % CI includes zero. Click a column header to sort.</p>"
-            f"{_img(pngs, 'radar.png', 'radar')}{''.join(sections)}"
+            f"<h2>Headline</h2>{_headline(table)}{legend}"
+            f"<p class=prov>(n.s.): not significant after the correction. Click a column header to sort.</p>"
+            f"{_img(pngs, 'forget_utility.png', 'forget versus utility per task')}{''.join(sections)}"
             f"<script>{SCRIPT}</script></body></html>\n")
 
 

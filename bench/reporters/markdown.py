@@ -1,4 +1,4 @@
-"""Markdown reporter: ``leaderboard.md`` with a headline table and one table per task."""
+"""Markdown reporter: ``leaderboard.md`` with the headline ranking and, per task, its ranking and metrics."""
 
 from __future__ import annotations
 
@@ -7,78 +7,76 @@ from pathlib import Path
 from ..api import Reporter
 from ..hookspecs import hookimpl
 from ..report import ResultTable
+from ..scores import BASE_LABEL
 from ..store import atomic_write_text
-from .common import ARROW, fmt, fmt_metric, provenance_lines
+from .common import fmt, fmt_metric, metric_header, no_signal_lines, provenance_lines, score_text, scoring_legend, \
+    task_cell
 
 
-def _task_table(table: ResultTable, task: str) -> list[str]:
+def headline_table(table: ResultTable) -> list[str]:
+    scoring = table.scoring
+    tasks = [t for t in table.tasks() if t in scoring.tasks]
+    rows = ["| rank | method | mean task rank | tied with | " + " | ".join(f"{t}: rank (F, U)" for t in tasks) + " |",
+            "|" + "---|" * (4 + len(tasks))]
+    for row in scoring.overall:
+        cells = [task_cell(scoring.tasks[t].row(row.label)) for t in tasks]
+        name = f"**{row.label}** (no change)" if row.label == BASE_LABEL else row.label
+        rows.append(f"| {row.rank_text} | {name} | {row.mean_rank:.2f} | {', '.join(row.tied_with) or '–'} | "
+                    + " | ".join(cells) + " |")
+    unranked = [f"- `{t}` is not ranked: {ts.unranked_reason}." for t, ts in scoring.tasks.items() if ts.unranked_reason]
+    return rows + ([""] + unranked if unranked else [])
+
+
+def ranking_table(table: ResultTable, task: str) -> list[str]:
+    scores = table.scoring.tasks[task]
+    if scores.unranked_reason:
+        return [f"Not ranked: {scores.unranked_reason}."]
+    rows = ["| rank | method | forget F · utility U [95 % CI] | verdict | tied with |", "|---|---|---|---|---|"]
+    for row in scores.rows:
+        rows.append(f"| {row.rank_text} | {row.label} | {score_text(row)} | {row.verdict} | "
+                    f"{', '.join(row.tied_with) or '–'} |")
+    scored = scores.scored
+    rows += ["", f"Scored metrics — forget: {', '.join(f'`{n}`' for n in scored['forget']) or 'none'}; "
+                 f"utility: {', '.join(f'`{n}`' for n in scored['utility']) or 'none'}."]
+    return rows
+
+
+def metrics_table(table: ResultTable, task: str) -> list[str]:
+    scores = table.scoring.tasks[task]
     names = table.metric_names(task)
-    header = ["method", "seeds", "status", "forget F", "utility U", "combined C"] + [
-        f"{n} {ARROW.get(_better(table, task, n), '')} ({g})" for g, n in names] + ["time (s)"]
-    scores = table.scores(task)
+    header = ["method", "seeds", "status"] + [metric_header(scores, g, n) for g, n in names] + ["time (s)"]
     rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    base = table.base_for(task)
-    if base:
-        rows.append("| **base** | – | done | 0 | 0 | 0 | " + " | ".join(fmt_metric(base["metrics"].get(n), False)
-                                                       for _, n in names) +
-                    f" | {fmt(base['provenance'].get('wall_time_s'), 0)} |")
-    for cell in table.cells_for(task):
-        times = [r["provenance"].get("wall_time_s") for r in cell.results]
-        mean_time = sum(t for t in times if t) / max(1, len(times))
-        sc = scores.get(table.label(cell))
-        rows.append(f"| {table.label(cell)} | {len(cell.seeds)} | {cell.status} | "
-                    + (f"{sc.forget:+.3f} | {sc.utility:+.3f} | **{sc.combined:+.3f}** | " if sc else "– | – | – | ")
-                    + " | ".join(fmt_metric(cell.metric(n)) for _, n in names) + f" | {fmt(mean_time, 0)} |")
+    for row in scores.rows:
+        if row.label == BASE_LABEL:
+            base = table.base_for(task)
+            seeds, time = "–", fmt(base["provenance"].get("wall_time_s") if base else None, 0)
+        else:
+            cell = table.cell_for(task, row.label)
+            times = [r["provenance"].get("wall_time_s") or 0 for r in cell.results]
+            seeds, time = str(len(cell.seeds)), fmt(sum(times) / max(1, len(times)), 0)
+        with_delta = row.label != BASE_LABEL
+        rows.append(f"| {'**base**' if not with_delta else row.label} | {seeds} | {row.status} | "
+                    + " | ".join(fmt_metric(row.metrics.get(n), with_delta) for _, n in names) + f" | {time} |")
     for cell in table.cells_for(task):
         for reason in cell.reasons:
             rows.append(f"\n- {table.label(cell)} ({cell.status}) — {reason}")
     return rows
 
 
-def _better(table: ResultTable, task: str, name: str) -> str:
-    base = table.base_for(task)
-    if base and name in base["metrics"]:
-        return base["metrics"][name]["better"]
-    return ""
-
-
-def headline_table(table: ResultTable) -> list[str]:
-    tasks = table.tasks()
-    rows = ["| rank | method | mean win rate | " + " | ".join(f"{t} C (F / U)" for t in tasks) + " |",
-            "|" + "---|" * (3 + len(tasks))]
-    for rank, row in enumerate(table.headline(), 1):
-        cells = []
-        for t in tasks:
-            sc = row["scores"][t]
-            cells.append(f"{sc.combined:+.3f} ({sc.forget:+.2f} / {sc.utility:+.2f})" if sc
-                         else ("failed" if row["ran"][t] else "–"))
-        rows.append(f"| {rank} | {row['method']} | {fmt(row['win_rate'], 2)} | " + " | ".join(cells) + " |")
-    return rows
-
-
-SCORE_NOTE = ("Scores are normalised against the base model per task: for each primary metric the relative "
-              "change r = ±(v − b)/max(|b|, 0.01) in the method's wanted direction, clipped to [−1, 1], and 0 "
-              "when the paired 95 % CI of the change includes zero; "
-              "forget score F = mean r over forget metrics (>0: forgot), utility score U = mean r over "
-              "utility metrics (0: kept, <0: lost), combined C = F + U. Mean win rate: share of other "
-              "methods whose C a method beats, averaged over tasks (failed/diverged cells lose).")
-
-
 def render(table: ResultTable, title: str) -> str:
+    scoring = table.scoring
     out = [f"# {title}", "", *[f"- {line}" for line in provenance_lines(table)], "",
-           "Values are means over evaluation items with a 95 % bootstrap CI in brackets (several seeds: "
-           "mean over seeds with a 95 % t-interval). Δ is the change versus the base model, paired over "
-           "items; `*` marks a Δ whose 95 % CI excludes zero, a Δ without `*` is not significant. "
-           "↓/↑: the direction the method wants.", "", "## Headline", "", *headline_table(table), "",
-           SCORE_NOTE, ""]
+           "## Headline", "", *headline_table(table), "", *scoring_legend(scoring), ""]
     for task in table.tasks():
-        out += [f"## Task `{task}`", "", *_task_table(table, task), ""]
+        scores = scoring.tasks[task]
+        out += [f"## Task `{task}`", "", *ranking_table(table, task), "",
+                *[f"- {line}" for line in no_signal_lines(scores)], "", *metrics_table(table, task), ""]
     return "\n".join(out)
 
 
 class MarkdownReporter(Reporter):
     name = "markdown"
-    description = "leaderboard.md: headline + per-task tables"
+    description = "leaderboard.md: headline ranking with intervals + per-task rankings and metric tables"
 
     def write(self, table: ResultTable, out_dir: Path) -> list[Path]:
         path = out_dir / "leaderboard.md"

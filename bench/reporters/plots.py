@@ -1,10 +1,11 @@
 """Plots reporter: ``plots/*.png`` (also embedded by the HTML reporter).
 
-  * ``pareto_<task>.png`` — forget score F (x) versus utility score U (y) per method, base model at
-    (0, 0), the Pareto front (no other point better on both) highlighted;
+  * ``pareto_<task>.png`` — forget score F (x) versus utility score U (y) per method with 95 % intervals
+    and rank intervals, base model at (0, 0), the utility budget as a line, the Pareto front among the
+    rows that kept utility highlighted;
   * ``trajectory_<task>.png`` — the task's likelihood probes over training (steps for loss methods,
     rounds for Reveal-and-Release, epochs for ICU), from each cell's stored trajectory;
-  * ``radar.png`` — combined score C per task for each method.
+  * ``forget_utility.png`` — the per-task panels side by side (one figure for the whole leaderboard).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 from ..api import Reporter
 from ..hookspecs import hookimpl
 from ..report import ResultTable
-from ..scores import pareto_front
+from ..scores import BASE_LABEL, pareto_front
 from ..store import atomic_write_bytes
 
 X_KEYS = ("round", "epoch", "step")
@@ -41,31 +42,62 @@ def _png(fig: Any) -> bytes:
     return buf.getvalue()
 
 
-def pareto_plot(table: ResultTable, task: str) -> bytes | None:
-    scores = {label: s for label, s in table.scores(task).items() if s is not None}
-    if not scores:
-        return None
-    plt = _pyplot()
-    points = [("base", 0.0, 0.0)] + [(label, s.forget, s.utility) for label, s in scores.items()]
-    front = set(pareto_front(points))
-    fig, ax = plt.subplots(figsize=(5.5, 4.2))
-    for label, x, y in points:
-        on_front = label in front
-        if label == "base":
-            ax.scatter([x], [y], marker="*", s=220, color="black", zorder=3, label="base model")
-        else:
-            ax.scatter([x], [y], s=60, color="tab:red" if on_front else "tab:blue", zorder=3,
-                       edgecolors="black" if on_front else "none")
-        ax.annotate(label, (x, y), textcoords="offset points", xytext=(5, 5), fontsize=8)
-    ordered = sorted((p for p in points if p[0] in front), key=lambda p: p[1])
-    ax.plot([p[1] for p in ordered], [p[2] for p in ordered], color="tab:red", lw=1.2, ls="--",
-            label="Pareto front")
-    ax.axhline(0, color="grey", lw=0.6)
-    ax.axvline(0, color="grey", lw=0.6)
+def _forget_utility_axes(ax: Any, table: ResultTable, task: str) -> bool:
+    """F (x) against U (y) with 95 % intervals, the utility budget, the base at (0, 0); False if unranked."""
+    scores = table.scoring.tasks[task]
+    rows = [r for r in scores.rows if r.forget is not None]
+    if scores.unranked_reason or not rows:
+        ax.text(0.5, 0.5, f"{task}: not ranked\n({scores.unranked_reason or 'no scores'})", ha="center",
+                va="center", transform=ax.transAxes, fontsize=8)
+        ax.set_axis_off()
+        return False
+    budget = table.scoring.budget
+    front = set(pareto_front([(r.label, r.forget, r.utility) for r in rows if r.utility_kept]))
+    for r in rows:
+        if r.label == BASE_LABEL:
+            ax.scatter([0], [0], marker="*", s=200, color="black", zorder=4, label="base model")
+            continue
+        color = "tab:red" if r.label in front else ("tab:blue" if r.utility_kept else "tab:gray")
+        ax.errorbar([r.forget], [r.utility], xerr=[[r.forget - r.forget_ci[0]], [r.forget_ci[1] - r.forget]],
+                    yerr=[[r.utility - r.utility_ci[0]], [r.utility_ci[1] - r.utility]], fmt="o", ms=5,
+                    color=color, ecolor=color, elinewidth=0.8, capsize=2, zorder=3)
+        ax.annotate(f"{r.label} ({r.rank_text})", (r.forget, r.utility), textcoords="offset points",
+                    xytext=(5, 4), fontsize=7)
+    ax.axhspan(-budget, ax.get_ylim()[1] if ax.get_ylim()[1] > 0 else 0.1, color="tab:green", alpha=0.06, lw=0)
+    ax.axhline(-budget, color="tab:green", lw=0.8, ls="--", label=f"utility budget (U = −{budget:g})")
+    ax.axhline(0, color="grey", lw=0.5)
+    ax.axvline(0, color="grey", lw=0.5)
     ax.set_xlabel("forget score F (→ more forgetting)")
     ax.set_ylabel("utility score U (↑ kept)")
-    ax.set_title(f"{task}: forgetting versus utility")
-    ax.legend(fontsize=8, loc="best")
+    ax.set_title(f"{task}: red = Pareto front among utility-kept rows; (rank interval)", fontsize=8)
+    return True
+
+
+def pareto_plot(table: ResultTable, task: str) -> bytes | None:
+    if task not in table.scoring.tasks:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.8, 4.4))
+    if not _forget_utility_axes(ax, table, task):
+        plt.close(fig)
+        return None
+    ax.legend(fontsize=7, loc="best")
+    return _png(fig)
+
+
+def forget_utility_grid(table: ResultTable) -> bytes | None:
+    """One forget-versus-utility panel per task, side by side (replaces a radar of combined scores)."""
+    tasks = [t for t in table.tasks() if t in table.scoring.tasks]
+    if not tasks:
+        return None
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5.2 * len(tasks), 4.2), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        _forget_utility_axes(ax, table, task)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=2)
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
     return _png(fig)
 
 
@@ -107,28 +139,6 @@ def trajectory_plot(table: ResultTable, task: str) -> bytes | None:
     return _png(fig)
 
 
-def radar_plot(table: ResultTable) -> bytes | None:
-    tasks = table.tasks()
-    rows = [r for r in table.headline() if any(s is not None for s in r["scores"].values())]
-    if not rows or len(tasks) < 2:
-        return None
-    plt = _pyplot()
-    angles = [2 * math.pi * i / len(tasks) for i in range(len(tasks))] + [0.0]
-    fig = plt.figure(figsize=(5.5, 5.5))
-    ax = fig.add_subplot(projection="polar")
-    for row in rows:
-        values = [row["scores"][t].combined if row["scores"][t] else -2.0 for t in tasks]
-        values.append(values[0])
-        ax.plot(angles, values, label=row["method"])
-        ax.fill(angles, values, alpha=0.07)
-    ax.set_xticks(angles[:-1])
-    ax.set_xticklabels(tasks)
-    ax.set_ylim(-2, 2)
-    ax.set_title("combined score C per task (0 = base model)")
-    ax.legend(fontsize=7, loc="upper right", bbox_to_anchor=(1.35, 1.1))
-    return _png(fig)
-
-
 def figures(table: ResultTable) -> dict[str, bytes]:
     """All plots as PNG bytes, by file name."""
     out: dict[str, bytes] = {}
@@ -137,15 +147,15 @@ def figures(table: ResultTable) -> dict[str, bytes]:
             png = make(table, task)
             if png:
                 out[f"{name}_{task}.png"] = png
-    radar = radar_plot(table)
-    if radar:
-        out["radar.png"] = radar
+    grid = forget_utility_grid(table)
+    if grid:
+        out["forget_utility.png"] = grid
     return out
 
 
 class PlotsReporter(Reporter):
     name = "plots"
-    description = "plots/*.png: forget-vs-utility Pareto per task, probe trajectories, radar"
+    description = "plots/*.png: forget-vs-utility per task with intervals, probe trajectories"
 
     def write(self, table: ResultTable, out_dir: Path) -> list[Path]:
         written = []
