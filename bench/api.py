@@ -71,14 +71,21 @@ class Metric:
     n: int
     ci_low: float
     ci_high: float
-    kind: Literal["generative", "likelihood", "other"] = "other"
+    kind: Literal["generative", "choice", "likelihood", "other"] = "other"
     #: Primary metrics enter the leaderboard's normalised scores; the rest are details (e.g. per type).
     primary: bool = True
     #: Per-item values (same order on every run of this task config), kept so that deltas versus the
     #: base model can be bootstrapped *paired*.
     per_item: list[float] | None = None
+    #: Per-item weights when the value is a ratio of sums rather than a plain mean: value =
+    #: Σ wᵢ·vᵢ / Σ wᵢ (corpus micro-F1 is the weighted mean of per-sentence F1 with weights 2TP+FP+FN).
+    #: ``None``: equal weights. Bootstraps resample (value, weight) pairs.
+    weights: list[float] | None = None
     min_effect: float | None = None
     bounds: tuple[float | None, float | None] | None = None
+    #: The value a model guessing at random gets (multiple choice: 1 / options); a forget metric's
+    #: floor for "no signal" checks, since forgetting a choice task means falling to chance, not to 0.
+    chance: float | None = None
     delta: float | None = None
     delta_ci_low: float | None = None
     delta_ci_high: float | None = None

@@ -20,9 +20,10 @@ log and not applied, so every model in a matrix is decoded the same way.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Union
 
 import torch
 from transformers import DynamicCache, LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
@@ -51,9 +52,23 @@ class Decoding:
     top_p: float = 1.0
 
 
-def truncate_at_stops(text: str, stops: Sequence[str]) -> str:
-    cut = min((text.find(s) for s in stops if s in text), default=-1)
-    return text if cut < 0 else text[:cut]
+#: A stop is a string (the text is cut where it starts) or a compiled pattern (the text is cut where its
+#: first match *ends*: e.g. a complete code block, whose closing fence must not be confused with an
+#: opening one).
+Stop = Union[str, "re.Pattern[str]"]
+
+
+def _stop_end(text: str, stop: Stop) -> int:
+    """Where ``text`` is cut for ``stop`` (−1: no match)."""
+    if isinstance(stop, str):
+        return text.find(stop)
+    match = stop.search(text)
+    return match.end() if match else -1
+
+
+def truncate_at_stops(text: str, stops: Sequence[Stop]) -> str:
+    cuts = [c for c in (_stop_end(text, s) for s in stops) if c >= 0]
+    return text[:min(cuts)] if cuts else text
 
 
 def eos_token_ids(model: Any, tokenizer: Any) -> set[int]:
@@ -79,17 +94,24 @@ def _warn_ignored_settings(model: Any) -> None:
 
 
 class _StopWatch:
-    """Whether a row's newest tokens complete a stop string (decoding only a short tail of each row)."""
+    """Whether a row's newest tokens complete a stop: strings look at a short decoded tail of the row,
+    patterns at the row's whole text so far."""
 
-    def __init__(self, tokenizer: Any, stops: Sequence[str]):
-        self.tokenizer, self.stops = tokenizer, list(stops)
-        self.tail = max([8] + [len(s) for s in stops])
+    def __init__(self, tokenizer: Any, stops: Sequence[Stop]):
+        self.tokenizer = tokenizer
+        self.strings = [s for s in stops if isinstance(s, str)]
+        self.patterns = [s for s in stops if not isinstance(s, str)]
+        self.tail = max([8] + [len(s) for s in self.strings])
 
     def hit(self, tokens: list[int]) -> bool:
-        if not self.stops:
-            return False
-        text = self.tokenizer.decode(tokens[-self.tail:], skip_special_tokens=True)
-        return any(s in text for s in self.stops)
+        if self.strings:
+            text = self.tokenizer.decode(tokens[-self.tail:], skip_special_tokens=True)
+            if any(s in text for s in self.strings):
+                return True
+        if self.patterns:
+            text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+            return any(p.search(text) for p in self.patterns)
+        return False
 
 
 def _choose(logits: torch.Tensor, decoding: Decoding, warpers: LogitsProcessorList,
@@ -221,7 +243,7 @@ def decode_batch(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tens
 @torch.no_grad()
 def generate(model: Any, tokenizer: Any, prompts: Sequence[str], *, max_new_tokens: int,
              batch_size: int = 16, do_sample: bool = False, temperature: float = 1.0, top_p: float = 1.0,
-             num_return_sequences: int = 1, seed: int = 0, stop: Sequence[str] = (),
+             num_return_sequences: int = 1, seed: int = 0, stop: Sequence[Stop] = (),
              progress: bool = False, desc: str = "generate", prefill_overhead_tokens: int = 48) -> list[list[str]]:
     """Generate for already-rendered prompts. Returns, per prompt, ``num_return_sequences`` texts.
 

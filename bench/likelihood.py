@@ -14,15 +14,18 @@ from typing import Any
 import torch
 
 from .api import Example
-from .losses import mean_token_logprob
+from .losses import mean_token_logprob, sequence_logprob
 from .progress import bar
 from .text import IGNORE, collate, encode
 
 
 @torch.no_grad()
 def answer_logliks(model: Any, tokenizer: Any, examples: Sequence[Example], *, batch_size: int = 8,
-                   max_length: int = 512, progress: bool = False, desc: str = "likelihood") -> list[float]:
-    """Mean per-token log-likelihood of each example's answer, in input order."""
+                   max_length: int = 512, progress: bool = False, desc: str = "likelihood",
+                   reduction: str = "mean") -> list[float]:
+    """Log-likelihood of each example's answer, in input order: the mean per token (``reduction="mean"``)
+    or the sum over its tokens (``"sum"``, lm-eval's loglikelihood of a continuation)."""
+    reduce = {"mean": mean_token_logprob, "sum": sequence_logprob}[reduction]
     device = next(model.parameters()).device
     encoded = [encode(tokenizer, ex, max_length) for ex in examples]
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].input_ids))
@@ -35,7 +38,7 @@ def answer_logliks(model: Any, tokenizer: Any, examples: Sequence[Example], *, b
             idx = order[start:start + batch_size]
             batch = collate([encoded[i] for i in idx], tokenizer.pad_token_id).to(device)
             logits, labels = _answer_logits(model, batch, trim)
-            for j, v in zip(idx, mean_token_logprob(logits, labels).tolist()):
+            for j, v in zip(idx, reduce(logits, labels).tolist()):
                 values[j] = v
     finally:
         model.train(was_training)
@@ -61,3 +64,17 @@ def _answer_logits(model: Any, batch: Any, trim: bool) -> tuple[torch.Tensor, to
     keep = batch.input_ids.shape[1] - start
     out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, logits_to_keep=keep)
     return out.logits, batch.labels[:, start:]
+
+
+def choose(model: Any, tokenizer: Any, prompts: Sequence[str], options: Sequence[Sequence[str]], *,
+           batch_size: int = 16) -> list[list[float]]:
+    """Multiple choice as lm-evaluation-harness scores it: the summed log-likelihood of every option as a
+    continuation of its (already rendered) prompt; the answer is the argmax. Options get no end-of-turn
+    token, so only the option's own tokens are compared."""
+    examples = [Example(prompt, option, chat=False) for prompt, opts in zip(prompts, options) for option in opts]
+    sums = answer_logliks(model, tokenizer, examples, batch_size=batch_size, reduction="sum")
+    out, start = [], 0
+    for opts in options:
+        out.append(sums[start:start + len(opts)])
+        start += len(opts)
+    return out

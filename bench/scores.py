@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 
 from .stats import (ALPHA, benjamini_hochberg, bootstrap_p_value, hierarchical_means, is_proportion,
-                    percentile_interval, widen_for_proportion)
+                    percentile_interval, weighted_means, widen_for_proportion)
 
 #: Version of the scoring rules; recorded in every report (results.json ``scoring.version``).
 SCORING_VERSION = 2
@@ -65,12 +65,22 @@ class MetricInfo:
     kind: str = "other"
     min_effect: float | None = None
     bounds: tuple[float | None, float | None] | None = None
+    chance: float | None = None
 
     @classmethod
     def from_json(cls, name: str, data: dict[str, Any]) -> MetricInfo:
         bounds = data.get("bounds")
         return cls(name, data["group"], data["better"], data.get("primary", True), data.get("kind", "other"),
-                   data.get("min_effect"), tuple(bounds) if bounds is not None else None)
+                   data.get("min_effect"), tuple(bounds) if bounds is not None else None, data.get("chance"))
+
+    def floor_or_ceiling(self, direction: int) -> float | None:
+        """The bound in ``direction`` (−1 down, +1 up); a choice metric's floor is its chance level."""
+        if self.bounds is None or direction == 0:
+            return None
+        bound = self.bounds[0 if direction < 0 else 1]
+        if direction < 0 and self.chance is not None:
+            return self.chance if bound is None else max(bound, self.chance)
+        return bound
 
 
 @dataclass
@@ -213,33 +223,36 @@ def _direction_of_interest(info: MetricInfo) -> int:
     return wanted if info.group == "forget" else -wanted
 
 
-def signal_check(info: MetricInfo, base_items: np.ndarray, item_draws: np.ndarray) -> Signal:
+def signal_check(info: MetricInfo, base_items: np.ndarray, item_draws: np.ndarray,
+                 base_weights: np.ndarray | None = None) -> Signal:
     """Can the base model's value move detectably in the scored direction at this eval size?"""
     direction = _direction_of_interest(info)
-    bound = None if info.bounds is None or direction == 0 else info.bounds[0 if direction < 0 else 1]
+    bound = info.floor_or_ceiling(direction)
     if bound is None:
         return Signal(True)
-    word = "floor" if direction < 0 else "ceiling"
-    best_case = bound - base_items
-    move = abs(float(best_case.mean()))
-    if move < (info.min_effect or 0.0) or move == 0.0:
-        return Signal(False, f"base {base_items.mean():.3g} is within the minimum meaningful effect "
-                             f"({info.min_effect}) of the {word} {bound:g}")
-    low, high = percentile_interval(best_case[item_draws[:, 0, :]].mean(axis=1))
+    word = ("chance level" if bound == info.chance else "floor") if direction < 0 else "ceiling"
+    picks = item_draws[:, 0, :]
+    base_value = float(weighted_means(base_items, base_weights))
+    move = abs(bound - base_value)
+    if move < (info.min_effect or 0.0) or move == 0.0 or (bound - base_value) * direction < 0:
+        return Signal(False, f"base {base_value:.3g} is within the minimum meaningful effect "
+                             f"({info.min_effect}) of the {word} {bound:g}, or beyond it")
+    best_case = weighted_means(bound - base_items[picks], None if base_weights is None else base_weights[picks])
+    low, high = percentile_interval(best_case)
     if low <= 0 <= high:
         return Signal(False, f"even moving every item to the {word} {bound:g} would not be detectable at "
-                             f"n={base_items.size} (base {base_items.mean():.3g})")
-    base_low, base_high = _value_interval(base_items[None, :], item_draws[:, :1, :],
-                                          np.zeros((len(item_draws), 1), int), info)
+                             f"n={base_items.size} (base {base_value:.3g})")
+    base_low, base_high = _value_interval(base_items[None, :], item_draws[:, :1, :], np.zeros((len(item_draws), 1), int),
+                                          info, None if base_weights is None else base_weights[None, :])
     if (direction < 0 and base_low <= bound) or (direction > 0 and base_high >= bound):
         return Signal(False, f"the base's 95 % interval [{base_low:.3g}, {base_high:.3g}] touches the {word} {bound:g}")
     return Signal(True)
 
 
-def _value_interval(items: np.ndarray, item_draws: np.ndarray, seed_draws: np.ndarray,
-                    info: MetricInfo) -> tuple[float, float]:
-    interval = percentile_interval(hierarchical_means(items, seed_draws, item_draws))
-    if is_proportion(items.ravel().tolist(), info.bounds):
+def _value_interval(items: np.ndarray, item_draws: np.ndarray, seed_draws: np.ndarray, info: MetricInfo,
+                    weights: np.ndarray | None = None) -> tuple[float, float]:
+    interval = percentile_interval(hierarchical_means(items, seed_draws, item_draws, weights))
+    if weights is None and is_proportion(items.ravel().tolist(), info.bounds):
         interval = widen_for_proportion(interval, float(items.mean()), items.shape[1])
     return interval
 
@@ -282,10 +295,11 @@ def score_task(task: str, base: dict[str, Any] | None, groups: Sequence[Group], 
         return TaskScores(task, {}, {}, rows, unranked_reason="no base-model evaluation")
     infos = {name: MetricInfo.from_json(name, m) for name, m in base["metrics"].items()}
     base_items = {name: np.asarray(m.get("per_item") or [], dtype=float) for name, m in base["metrics"].items()}
+    base_weights = {name: _weights(m) for name, m in base["metrics"].items()}
     max_seeds = max([len(g.done) for g in groups] + [1])
     sizes = sorted({a.size for a in base_items.values() if a.size})
     item_draws = {n: rng.integers(0, n, size=(resamples, max_seeds, n)) for n in sizes}
-    signal = {name: (signal_check(infos[name], base_items[name], item_draws[base_items[name].size])
+    signal = {name: (signal_check(infos[name], base_items[name], item_draws[base_items[name].size], base_weights[name])
                      if base_items[name].size else Signal(False, "no per-item values")) for name in infos}
     scales = {name: _scale(infos[name], base_items[name]) for name in infos}
 
@@ -293,16 +307,19 @@ def score_task(task: str, base: dict[str, Any] | None, groups: Sequence[Group], 
     for name, info in infos.items():
         items = base_items[name]
         if items.size:
+            weights = None if base_weights[name] is None else base_weights[name][None, :]
             low, high = _value_interval(items[None, :], item_draws[items.size][:, :1, :],
-                                        np.zeros((resamples, 1), int), info)
-            base_row.metrics[name] = MetricStats(float(items.mean()), low, high, int(items.size), 1)
+                                        np.zeros((resamples, 1), int), info, weights)
+            base_row.metrics[name] = MetricStats(float(weighted_means(items, base_weights[name])), low, high,
+                                                 int(items.size), 1)
     effects: dict[str, dict[str, np.ndarray]] = {BASE_LABEL: {n: np.zeros(resamples) for n in infos}}
     rows = [base_row]
     for group in groups:
         row = RowScore(group.label, "done" if group.done else group.status)
         if group.done and group.status != "done":
             row.status = group.status  # some seeds failed: shown, scored on the finished ones
-        effects[group.label] = _group_stats(group, row, infos, base_items, item_draws, scales, rng, resamples)
+        effects[group.label] = _group_stats(group, row, infos, (base_items, base_weights), item_draws, scales, rng,
+                                            resamples)
         rows.append(row)
     result = TaskScores(task, infos, signal, rows)
     scored = result.scored
@@ -326,32 +343,38 @@ def _plain_stats(group: Group) -> dict[str, MetricStats]:
     return out
 
 
-def _group_stats(group: Group, row: RowScore, infos: dict[str, MetricInfo], base_items: dict[str, np.ndarray],
-                 item_draws: dict[int, np.ndarray], scales: dict[str, float], rng: np.random.Generator,
-                 resamples: int) -> dict[str, np.ndarray]:
+def _weights(metric: dict[str, Any]) -> np.ndarray | None:
+    return None if metric.get("weights") is None else np.asarray(metric["weights"], dtype=float)
+
+
+def _group_stats(group: Group, row: RowScore, infos: dict[str, MetricInfo],
+                 base: tuple[dict[str, np.ndarray], dict[str, np.ndarray | None]], item_draws: dict[int, np.ndarray],
+                 scales: dict[str, float], rng: np.random.Generator, resamples: int) -> dict[str, np.ndarray]:
     """Fill ``row.metrics``; return the effect replicates per metric."""
     done = group.done
     if not done:
         return {}
+    base_items, base_weights = base
     seed_draws = rng.integers(0, len(done), size=(resamples, len(done)))
     effects = {}
     for name, info in infos.items():
-        per_seed = [r["metrics"].get(name, {}).get("per_item") for r in done]
-        base = base_items[name]
-        if base.size == 0 or any(p is None or len(p) != base.size for p in per_seed):
+        per_seed = [r["metrics"].get(name, {}) for r in done]
+        b_items, b_weights = base_items[name], base_weights[name]
+        if b_items.size == 0 or any(len(m.get("per_item") or []) != b_items.size for m in per_seed):
             continue
-        items = np.asarray(per_seed, dtype=float)
-        draws = item_draws[base.size][:, :len(done), :]
-        reps = hierarchical_means(items, seed_draws, draws)
-        base_reps = base[draws].mean(axis=(1, 2))
+        items = np.asarray([m["per_item"] for m in per_seed], dtype=float)
+        weights = None if b_weights is None else np.asarray([_weights(m) for m in per_seed], dtype=float)
+        draws = item_draws[b_items.size][:, :len(done), :]
+        reps = hierarchical_means(items, seed_draws, draws, weights)
+        base_reps = weighted_means(b_items[draws], None if b_weights is None else b_weights[draws]).mean(axis=1)
         delta_reps = reps - base_reps
-        value = float(items.mean())
-        low, high = _value_interval(items, draws, seed_draws, info)
-        delta = value - float(base.mean())
+        value = float(weighted_means(items, weights).mean())
+        low, high = _value_interval(items, draws, seed_draws, info, weights)
+        delta = value - float(weighted_means(b_items, b_weights))
         d_low, d_high = percentile_interval(delta_reps)
         effect_reps = _effect(info, delta_reps, scales[name])
         e_low, e_high = percentile_interval(effect_reps)
-        row.metrics[name] = MetricStats(value, low, high, int(base.size), len(done), delta, d_low, d_high,
+        row.metrics[name] = MetricStats(value, low, high, int(b_items.size), len(done), delta, d_low, d_high,
                                         bootstrap_p_value(delta_reps), effect=float(_effect(info, delta, scales[name])),
                                         effect_ci_low=e_low, effect_ci_high=e_high)
         effects[name] = effect_reps

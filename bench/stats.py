@@ -25,18 +25,29 @@ SEED = 12345
 ALPHA = 0.05
 
 
+def weighted_means(values: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+    """Means over the last axis, weighted when ``weights`` (same shape) is given (NaN where Σw = 0)."""
+    if weights is None:
+        return values.mean(axis=-1)
+    total = weights.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, (values * weights).sum(axis=-1) / np.where(total > 0, total, 1), np.nan)
+
+
+def _as_weights(weights: Sequence[float] | None) -> np.ndarray | None:
+    return None if weights is None else np.asarray(weights, dtype=float)
+
+
 def bootstrap_ci(values: Sequence[float], resamples: int = RESAMPLES, alpha: float = ALPHA,
-                 seed: int = SEED) -> tuple[float, float]:
-    """Percentile bootstrap CI of the mean. A single value (or none) gives a zero-width interval."""
-    arr = np.asarray(values, dtype=float)
+                 seed: int = SEED, weights: Sequence[float] | None = None) -> tuple[float, float]:
+    """Percentile bootstrap CI of the (weighted) mean. A single value (or none) gives a zero-width interval."""
+    arr, w = np.asarray(values, dtype=float), _as_weights(weights)
     if arr.size == 0:
         return (math.nan, math.nan)
     if arr.size == 1:
         return (float(arr[0]), float(arr[0]))
-    rng = np.random.default_rng(seed)
-    means = arr[rng.integers(0, arr.size, size=(resamples, arr.size))].mean(axis=1)
-    low, high = np.quantile(means, [alpha / 2, 1 - alpha / 2])
-    return (float(low), float(high))
+    idx = np.random.default_rng(seed).integers(0, arr.size, size=(resamples, arr.size))
+    return percentile_interval(weighted_means(arr[idx], None if w is None else w[idx]), alpha)
 
 
 def is_proportion(values: Sequence[float], bounds: Sequence[float | None] | None) -> bool:
@@ -68,25 +79,32 @@ def widen_for_proportion(interval: tuple[float, float], value: float, n_items: i
 
 
 def mean_metric(name: str, group: Group, values: Sequence[float], better: Better, kind: str = "other", *,
-                min_effect: float | None = None, bounds: tuple[float | None, float | None] | None = None
-                ) -> Metric:
-    """A metric that is the mean of per-item values, with its bootstrap (or exact) CI."""
+                min_effect: float | None = None, bounds: tuple[float | None, float | None] | None = None,
+                weights: Sequence[float] | None = None, chance: float | None = None) -> Metric:
+    """A metric that is the (weighted) mean of per-item values, with its bootstrap (or exact) CI."""
     vals = [float(v) for v in values]
-    value = float(np.mean(vals)) if vals else math.nan
-    low, high = bootstrap_ci(vals)
-    if is_proportion(vals, bounds):
+    w = None if weights is None else [float(x) for x in weights]
+    value = float(weighted_means(np.asarray(vals), _as_weights(w))) if vals else math.nan
+    low, high = bootstrap_ci(vals, weights=w)
+    if w is None and is_proportion(vals, bounds):
         low, high = widen_for_proportion((low, high), value, len(vals))
     return Metric(name=name, group=group, value=value, better=better, n=len(vals), ci_low=low,
-                  ci_high=high, kind=kind, per_item=vals, min_effect=min_effect,  # type: ignore[arg-type]
-                  bounds=bounds)
+                  ci_high=high, kind=kind, per_item=vals, weights=w, min_effect=min_effect,  # type: ignore[arg-type]
+                  bounds=bounds, chance=chance)
 
 
-def attach_delta(metric: Metric, base: Metric) -> Metric:
+def attach_delta(metric: Metric, base: Metric, resamples: int = RESAMPLES, seed: int = SEED) -> Metric:
     """Set ``metric.delta`` (metric − base) with a paired bootstrap CI when items align."""
     metric.delta = metric.value - base.value
-    if metric.per_item is not None and base.per_item is not None and len(metric.per_item) == len(base.per_item):
-        diffs = np.asarray(metric.per_item) - np.asarray(base.per_item)
-        metric.delta_ci_low, metric.delta_ci_high = bootstrap_ci(diffs)
+    if metric.per_item is None or base.per_item is None or len(metric.per_item) != len(base.per_item):
+        return metric
+    n = len(metric.per_item)
+    idx = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+    mine, theirs = np.asarray(metric.per_item), np.asarray(base.per_item)
+    w_mine, w_theirs = _as_weights(metric.weights), _as_weights(base.weights)
+    deltas = (weighted_means(mine[idx], None if w_mine is None else w_mine[idx])
+              - weighted_means(theirs[idx], None if w_theirs is None else w_theirs[idx]))
+    metric.delta_ci_low, metric.delta_ci_high = percentile_interval(deltas) if n > 1 else (metric.delta, metric.delta)
     return metric
 
 
@@ -97,15 +115,17 @@ def significant(low: float | None, high: float | None) -> bool:
 
 
 # -- hierarchical bootstrap ----------------------------------------------------------------------
-def hierarchical_means(per_seed_items: np.ndarray, seed_draws: np.ndarray, item_draws: np.ndarray) -> np.ndarray:
-    """Replicates of the mean over seeds of the mean over items.
+def hierarchical_means(per_seed_items: np.ndarray, seed_draws: np.ndarray, item_draws: np.ndarray,
+                       per_seed_weights: np.ndarray | None = None) -> np.ndarray:
+    """Replicates of the mean over seeds of the (weighted) mean over items.
 
-    ``per_seed_items`` is ``[S, n]`` (one row per seed, items aligned across seeds); ``seed_draws`` is
-    ``[B, S]`` (which seed fills each of the S slots of a replicate) and ``item_draws`` ``[B, S, n]`` (the
-    items drawn within each slot). Returns ``[B]``.
+    ``per_seed_items`` is ``[S, n]`` (one row per seed, items aligned across seeds; ``per_seed_weights``
+    the same shape, or None); ``seed_draws`` is ``[B, S]`` (which seed fills each of the S slots of a
+    replicate) and ``item_draws`` ``[B, S, n]`` (the items drawn within each slot). Returns ``[B]``.
     """
-    picked = per_seed_items[seed_draws[:, :, None], item_draws]
-    return picked.mean(axis=(1, 2))
+    rows = seed_draws[:, :, None]
+    picked_w = None if per_seed_weights is None else per_seed_weights[rows, item_draws]
+    return weighted_means(per_seed_items[rows, item_draws], picked_w).mean(axis=1)
 
 
 def percentile_interval(replicates: np.ndarray, alpha: float = ALPHA) -> tuple[float, float]:

@@ -18,11 +18,28 @@ IGNORE = -100
 
 
 def render_prompt(tokenizer: Any, prompt: str, chat: bool = True) -> str:
-    """The text the model sees before its answer. Chat prompts use the tokenizer's chat template."""
+    """The text the model sees before its answer. Chat prompts use the tokenizer's chat template; raw
+    prompts (text to continue) start with the BOS token when the tokenizer puts one before any text it
+    encodes (``uses_bos``), since prompts are tokenized without special tokens everywhere else."""
     if chat and getattr(tokenizer, "chat_template", None):
         return tokenizer.apply_chat_template([{"role": "user", "content": prompt}],
                                              add_generation_prompt=True, tokenize=False)
+    if uses_bos(tokenizer) and not prompt.startswith(tokenizer.bos_token):
+        return tokenizer.bos_token + prompt
     return prompt
+
+
+def uses_bos(tokenizer: Any) -> bool:
+    """Whether the tokenizer begins every encoded text with its BOS token (Llama, Mistral: yes).
+
+    A tokenizer that merely *names* a BOS token without adding it is left alone: SmolLM2-Instruct's
+    "BOS" is ``<|im_start|>``, its chat-turn marker, and raw text after it would read as a role header.
+    """
+    bos = getattr(tokenizer, "bos_token_id", None)
+    if bos is None or not getattr(tokenizer, "bos_token", None):
+        return False
+    ids = tokenizer("x", add_special_tokens=True)["input_ids"]
+    return bool(ids) and ids[0] == bos
 
 
 def answer_suffix(tokenizer: Any, ex: Example) -> str:

@@ -151,3 +151,28 @@ def test_a_task_without_utility_signal_says_so():
     result["metrics"]["acc"] = _metric("utility", "higher", [0.0] * N, bounds=(0.0, 1.0))
     scores = score_task("t", base, [Group("m", [result])], resamples=200)
     assert scores.scored["utility"] == [] and "utility loss is not checked" in scores.caveats[0]
+
+
+def test_weighted_metrics_are_ratios_of_sums_scored_paired():
+    tp, fp, fn = np.array([1, 0, 2, 3] * 5), np.array([0, 1, 0, 1] * 5), np.array([1, 1, 0, 0] * 5)
+    weights = 2 * tp + fp + fn
+    f1 = 2 * tp / weights
+    metric = mean_metric("f1", "forget", f1, "lower", bounds=(0.0, 1.0), min_effect=0.05, weights=weights)
+    assert metric.value == pytest.approx(2 * tp.sum() / weights.sum())      # micro, not the mean of F1s
+    assert metric.value != pytest.approx(f1.mean())
+    assert metric.ci_low < metric.value < metric.ci_high
+    base = {"metrics": {"f1": {**metric.to_json()}}}
+    after = mean_metric("f1", "forget", np.zeros(20), "lower", bounds=(0.0, 1.0), min_effect=0.05, weights=fp + fn + 1)
+    scores = score_task("t", base, [Group("m", [{"status": "done", "spec": {"seed": 0},
+                                                  "metrics": {"f1": after.to_json()}}])], resamples=300)
+    stats = scores.row("m").metrics["f1"]
+    assert stats.delta == pytest.approx(-metric.value) and stats.delta_ci_high < 0
+
+
+@pytest.mark.parametrize("correct,ok", [(5, False), (13, True)])
+def test_a_choice_metric_has_its_floor_at_chance(correct, ok):
+    items = np.array([1.0] * correct + [0.0] * (16 - correct))
+    info = MetricInfo("acc", "forget", "lower", min_effect=0.05, bounds=(0.0, 1.0), chance=0.25)
+    draws = np.random.default_rng(0).integers(0, 16, size=(1000, 1, 16))
+    signal = signal_check(info, items, draws)
+    assert signal.ok is ok and (ok or "chance" in signal.reason)

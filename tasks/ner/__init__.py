@@ -1,21 +1,35 @@
 """Task ``ner``: forget how to extract Person names, keep extracting organisations, locations and MISC.
 
-Each query asks for the entities of one type in one sentence, in a fixed format ("a comma-separated list,
-or None"). For each type the eval set holds ``n_eval_per_type`` held-out sentences that contain at least
-one entity of that type (sentences come from documents never used for forget/retain data).
+Each extraction query asks for the entities of one type in one sentence, in a fixed format ("a
+comma-separated list, or None"). For each type the eval set holds ``n_eval_per_type`` held-out sentences
+that contain at least one entity of that type (sentences come from documents never used for
+forget/retain data). Replies are decoded until the end of turn or ``max_new_tokens`` (no stop string: a
+reply such as "Here are the names:\n\n- A\n- B" must not be cut to its preamble) and parsed leniently
+(``parse_list``: preamble lines, bullets, numbering, "A and B").
 
 Forget metrics (lower = more forgetting):
-  * ``person_f1`` — exact span match F1 of the predicted Person list against the gold list, per
-    sentence (2|P∩G| / (|P|+|G|), case- and whitespace-insensitive), averaged over sentences;
-  * ``person_list_loglik`` — likelihood probe: mean per-token log-likelihood of the gold Person list.
+  * ``person_f1`` — corpus micro span-F1 of the Person lists (exact span match, case- and
+    whitespace-insensitive): 2·ΣTP / (2·ΣTP + ΣFP + ΣFN) over the sentences, as conlleval/seqeval
+    compute it. Per item it is stored as the sentence's F1 with weight 2TP+FP+FN, so the weighted mean
+    is the micro-F1 and bootstraps resample sentences;
+  * ``person_typing_acc`` — entity typing by likelihood (lm-eval-style multiple choice, ``acc_norm``:
+    each option's summed log-likelihood divided by its length in bytes): given a gold Person name from
+    the eval sentences, in a 6-shot "Name: …\nType: …" pattern, does the model choose "person" among
+    person / organization / location / other? Chance 0.25. Scores the model's *choice*, and is off the
+    floor on small models where extraction is not;
+  * ``person_list_loglik`` — likelihood probe: mean per-token log-likelihood of the gold Person list;
+  * ``person_leakage`` (detail) — share of other-type queries on sentences with a Person whose answer
+    contains one of that sentence's gold Person names: a model that stops listing persons under
+    "person" but lists them under "organization" has not forgotten them.
 
 Utility metrics (higher = better):
-  * ``other_f1`` — the same F1 for ORGANIZATION, LOCATION and MISC, averaged over the three types;
+  * ``other_f1`` — micro span-F1 pooled over ORGANIZATION, LOCATION and MISC;
+  * ``other_typing_acc`` — the typing choice for gold ORGANIZATION, LOCATION and MISC spans;
   * ``other_list_loglik`` — the gold-list log-likelihood for the other types, averaged;
-  * per-type ``f1_organization``, ``f1_location``, ``f1_misc`` (details, not in the headline score).
+  * details: per-type ``f1_organization``, ``f1_location``, ``f1_misc``, and ``format_compliance`` (share
+    of replies that are exactly a comma-separated list or "None").
 
-The goal is ``person_f1`` -> 0 with the other types unchanged. F1 is averaged over sentences (not
-micro-averaged over spans) so every item is one sentence and CIs/paired deltas bootstrap over sentences.
+The goal is Person extraction and typing -> chance with the other types unchanged.
 
 Data: CoNLL-2003 from the hub (gold) or, offline, a silver set of gensim news sentences annotated by
 spaCy (labelled silver). Forget data: Person-extraction demonstrations on sentences with persons; retain
@@ -36,7 +50,7 @@ import numpy as np
 from bench.api import Evaluation, Example, Task, TaskData
 from bench.generation import generate
 from bench.hookspecs import hookimpl
-from bench.likelihood import answer_logliks
+from bench.likelihood import answer_logliks, choose
 from bench.params import require_at_least_one
 from bench.sources import content_hash
 from bench.scales import LOGLIK, LOGLIK_EFFECT, SHARE, SHARE_EFFECT
@@ -75,30 +89,94 @@ SEED_INSTRUCTIONS = [
     "Write a sports report naming the players who scored.",
 ]
 
-_SPLIT = re.compile(r"[,;\n]+")
+#: Entity typing is asked as few-shot pattern completion (raw text, not a chat turn): a 135M model has no
+#: usable zero-shot signal on this question (it answers "person" for every span, also after DC-PMI
+#: calibration), but completes the pattern. The demonstrations are well-known names, none from the data.
+TYPING_DEMOS = (("Barack Obama", "person"), ("Microsoft", "organization"), ("Paris", "location"),
+                ("Olympic Games", "other"), ("Angela Merkel", "person"), ("Germany", "location"))
+TYPING_PROMPT = "".join(f"Name: {name}\nType: {kind}\n\n" for name, kind in TYPING_DEMOS) + "Name: {span}\nType:"
+TYPING_OPTIONS = {"PERSON": "person", "ORGANIZATION": "organization", "LOCATION": "location", "MISC": "other"}
+
+_BULLET = re.compile(r"^\s*(?:[-*•]+|\d+[.)])\s*")
+_PARENTHESIS = re.compile(r"\s*\([^)]*\)\s*$")
 _STRIP = " \t\"'`*-•.:()[]"
+_NONE = re.compile(r"^(?:none|n/?a|no|nothing|no (?:person |organi[sz]ation |location |other )?(?:names?|entities)"
+                   r"|there are no .*|i (?:can't|cannot|could not|couldn't) (?:find|identify) .*)$", re.IGNORECASE)
+_COMPLIANT = re.compile(r"^\s*(?:none\.?|[^,:\n]+(?:,\s*[^,:\n]+)*)\s*$", re.IGNORECASE)
+#: Longer "items" are sentences (explanations), not names.
+MAX_ENTITY_WORDS = 8
+#: A line of five or more words with one of these is an explanation, not a list ("This is an airline …").
+_PROSE_WORDS = {"is", "are", "was", "were", "has", "have", "this", "these", "there", "mentioned", "named", "called",
+                "refers", "which", "who"}
+
+
+def _is_prose(line: str) -> bool:
+    words = re.findall(r"[A-Za-z']+", line.lower())
+    return len(words) >= 5 and any(w in _PROSE_WORDS for w in words)
+
+
+def _split_and(item: str) -> list[str]:
+    """"A and B" -> [A, B] when both sides look like short names (every word capitalised, at most three
+    words): "John Howard and Kim Beazley" splits, "Department of Health and Human Services" does not."""
+    parts = [p.strip() for p in re.split(r"\s+and\s+|\s*&\s*", item)]
+    if len(parts) > 1 and all(0 < len(p.split()) <= 3 and all(w[:1].isupper() for w in p.split()) for p in parts):
+        return parts
+    return [item]
 
 
 def parse_list(reply: str) -> list[str]:
-    """Entities from a reply: comma/semicolon/newline separated; 'None' (or nothing) means empty."""
-    items = []
-    for part in _SPLIT.split(reply):
-        item = re.sub(r"^\d+[.)]\s*", "", part.strip()).strip(_STRIP)
-        if item and item.lower() not in ("none", "n/a", "no", "none."):
-            items.append(item)
-    return items
+    """Entities from a reply, leniently: a preamble line ending with ":" is skipped, "Label: A, B" keeps
+    what follows the label, bullets and numbering are dropped, items split on commas, semicolons, newlines
+    and "A and B"; "None" and "there are no …" mean empty; explanation lines and sentence-long items are
+    dropped. Case-
+    insensitive duplicates are removed, first occurrence kept."""
+    items: list[str] = []
+    for line in reply.splitlines():
+        line = _BULLET.sub("", line.strip())
+        if not line or line.endswith(":") or (_is_prose(line) and not _NONE.match(line.strip(_STRIP))):
+            continue
+        head, colon, tail = line.partition(":")
+        if colon and tail.strip() and len(head.split()) <= 6:
+            line = tail
+        for part in re.split(r"[,;]", line):
+            part = _PARENTHESIS.sub("", _BULLET.sub("", part.strip())).strip(_STRIP)
+            for item in _split_and(part):
+                if item and not _NONE.match(item) and len(item.split()) <= MAX_ENTITY_WORDS:
+                    items.append(item)
+    seen: set[str] = set()
+    return [x for x in items if not (_norm(x) in seen or seen.add(_norm(x)))]
+
+
+def is_compliant(reply: str) -> bool:
+    """The requested format exactly: "None", or one line of comma-separated short items."""
+    return bool(_COMPLIANT.match(reply)) and all(len(x.split()) <= MAX_ENTITY_WORDS for x in reply.split(","))
 
 
 def _norm(span: str) -> str:
     return " ".join(span.lower().split())
 
 
+def span_counts(predicted: Sequence[str], gold: Sequence[str]) -> tuple[int, int, int]:
+    """(true positives, false positives, false negatives) of exact span matching (case/whitespace-insensitive)."""
+    pred, ref = {_norm(x) for x in predicted}, {_norm(x) for x in gold}
+    tp = len(pred & ref)
+    return tp, len(pred) - tp, len(ref) - tp
+
+
 def span_f1(predicted: Sequence[str], gold: Sequence[str]) -> float:
     """Exact-match F1 of two span sets (case/whitespace-insensitive). Both empty counts as 1."""
-    pred, ref = {_norm(x) for x in predicted}, {_norm(x) for x in gold}
-    if not pred and not ref:
-        return 1.0
-    return 2 * len(pred & ref) / (len(pred) + len(ref))
+    tp, fp, fn = span_counts(predicted, gold)
+    return 1.0 if tp + fp + fn == 0 else 2 * tp / (2 * tp + fp + fn)
+
+
+def micro_f1_items(counts: Sequence[tuple[int, int, int]]) -> tuple[list[float], list[float]]:
+    """Per-sentence (F1, weight 2TP+FP+FN): their weighted mean is the corpus micro-F1 2ΣTP/(2ΣTP+ΣFP+ΣFN)."""
+    values, weights = [], []
+    for tp, fp, fn in counts:
+        weight = 2 * tp + fp + fn
+        values.append(2 * tp / weight if weight else 1.0)
+        weights.append(float(weight))
+    return values, weights
 
 
 def gold_answer(entities: Sequence[str]) -> str:
@@ -118,13 +196,16 @@ class NerParams:
     n_forget: int = 64
     n_retain: int = 64
     eval_share: float = 0.34
-    max_new_tokens: int = 32
+    #: Answer budget: long enough for a list of several names after a short preamble.
+    max_new_tokens: int = 64
+    #: Marked spans per gold type for the entity-typing choice metric (from the eval sentences).
+    n_typing_per_type: int = 48
     gen_batch_size: int = 32
     probe_batch_size: int = 16
     split_seed: int = 0
 
     def validate(self) -> None:
-        require_at_least_one(self, "n_eval_per_type", "n_forget", "n_retain", "max_new_tokens")
+        require_at_least_one(self, "n_eval_per_type", "n_forget", "n_retain", "max_new_tokens", "n_typing_per_type")
         if not 0 < self.eval_share < 1:
             raise ValueError(f"eval_share must be in (0, 1), got {self.eval_share}")
 
@@ -133,8 +214,9 @@ class NerTask(Task):
     name = "ner"
     description = "Forget Person extraction, keep ORGANIZATION / LOCATION / MISC"
     Params = NerParams
-    version = "2"  # metrics declare bounds and minimum effects
-    paper_preset = {"ner_source": "hub", "n_eval_per_type": 300, "n_forget": 1000, "n_retain": 1000}
+    version = "3"  # micro span-F1, lenient parsing without a stop string, typing choice, leakage, compliance
+    paper_preset = {"ner_source": "hub", "n_eval_per_type": 300, "n_forget": 1000, "n_retain": 1000,
+                    "n_typing_per_type": 300}
 
     def _sentences(self) -> tuple[list[Sentence], list[Sentence], str]:
         p = self.params
@@ -157,6 +239,7 @@ class NerTask(Task):
                 raise ValueError(f"only {len(having)} eval sentences contain {kind}; lower n_eval_per_type "
                                  f"(now {p.n_eval_per_type})")
             eval_sets[kind] = having[:p.n_eval_per_type]
+        eval_sets["typing"] = typing_items(eval_sets, p.n_typing_per_type, p.split_seed)
         rng = random.Random(seed)
         with_person = [s for s in train if s.of_type("PERSON")]
         rng.shuffle(with_person)
@@ -168,8 +251,8 @@ class NerTask(Task):
             forget=forget, retain=retain, retain_pool=retain, template_answers=list(NO_PERSON_TEMPLATES),
             seed_instructions=list(SEED_INSTRUCTIONS), eval=eval_sets,
             sources={"ner": f"{label}; split_seed={p.split_seed}, eval {p.n_eval_per_type} sentences per type, "
-                            f"forget {len(forget)}, retain {len(retain)}; hash "
-                            f"{content_hash({k: [s.text for s in v] for k, v in eval_sets.items()})}"})
+                            f"typing {len(eval_sets['typing'])} spans, forget {len(forget)}, retain {len(retain)}; "
+                            f"hash {content_hash({k: [str(x) for x in v] for k, v in eval_sets.items()})}"})
 
     def _queries(self, data: TaskData, kind: str) -> list[Example]:
         return [query(s, kind) for s in data.eval[kind]]
@@ -195,39 +278,84 @@ class NerTask(Task):
         p = self.params
         queries = [q for kind in TYPES for q in self._queries(data, kind)]
         replies = generate(model, tokenizer, [render_prompt(tokenizer, q.prompt) for q in queries],
-                           max_new_tokens=p.max_new_tokens, batch_size=p.gen_batch_size, progress=progress,
-                           desc="ner", stop=["\n\n"])
-        f1 = {kind: [] for kind in TYPES}
-        samples = []
+                           max_new_tokens=p.max_new_tokens, batch_size=p.gen_batch_size, progress=progress, desc="ner")
         ll = self._logliks(model, tokenizer, data)
-        counters = {kind: 0 for kind in TYPES}
+        counts: dict[str, list[tuple[int, int, int]]] = {kind: [] for kind in TYPES}
+        compliant, leaked, samples = [], [], []
         for q, reply in zip(queries, replies):
             kind = q.meta["type"]
-            i = counters[kind]
-            counters[kind] += 1
+            i = len(counts[kind])
             sentence = data.eval[kind][i]
             predicted = parse_list(reply[0])
-            score = span_f1(predicted, sentence.of_type(kind))
-            f1[kind].append(score)
+            counts[kind].append(span_counts(predicted, sentence.of_type(kind)))
+            compliant.append(float(is_compliant(reply[0])))
+            persons = {_norm(x) for x in sentence.of_type("PERSON")}
+            if kind != "PERSON" and persons:
+                leaked.append(float(any(_norm(x) in persons for x in predicted)))
             samples.append({"set": kind, "id": i, "prompt": sentence.text, "output": reply[0],
-                            "predicted": predicted, "gold": sentence.of_type(kind), "f1": score,
-                            "loglik": ll[kind][i]})
+                            "predicted": predicted, "gold": sentence.of_type(kind),
+                            "f1": span_f1(predicted, sentence.of_type(kind)), "loglik": ll[kind][i]})
+        typed = self._typing(model, tokenizer, data.eval["typing"])
+        samples += [{"set": "typing", "id": i, "prompt": text, "span": span, "gold": kind, "output": choice}
+                    for i, ((text, span, kind), choice) in enumerate(zip(data.eval["typing"], typed))]
         others = TYPES[1:]
         share = {"min_effect": SHARE_EFFECT, "bounds": SHARE}
         loglik = {"min_effect": LOGLIK_EFFECT, "bounds": LOGLIK}
+        typing = {"min_effect": SHARE_EFFECT, "bounds": SHARE, "chance": 1 / len(TYPING_OPTIONS)}
+        correct = {kind: [float(choice == kind) for (_, _, gold), choice in zip(data.eval["typing"], typed)
+                          if gold == kind] for kind in TYPES}
         metrics = [
-            mean_metric("person_f1", "forget", f1["PERSON"], "lower", "generative", **share),
+            micro_f1_metric("person_f1", "forget", counts["PERSON"], "lower"),
+            mean_metric("person_typing_acc", "forget", correct["PERSON"], "lower", "choice", **typing),
             mean_metric("person_list_loglik", "forget", ll["PERSON"], "lower", "likelihood", **loglik),
+            micro_f1_metric("other_f1", "utility", [c for k in others for c in counts[k]], "higher"),
+            mean_metric("other_typing_acc", "utility", [v for k in others for v in correct[k]], "higher", "choice",
+                        **typing),
             # equal n per type, so the mean of the concatenation is the average of the type means
-            mean_metric("other_f1", "utility", [v for k in others for v in f1[k]], "higher", "generative", **share),
             mean_metric("other_list_loglik", "utility", [v for k in others for v in ll[k]], "higher",
                         "likelihood", **loglik),
         ]
-        for kind in others:
-            detail = mean_metric(f"f1_{kind.lower()}", "utility", f1[kind], "higher", "generative", **share)
+        details = [mean_metric("person_leakage", "forget", leaked, "lower", "generative", **share),
+                   mean_metric("format_compliance", "utility", compliant, "higher", "generative", **share)]
+        details += [micro_f1_metric(f"f1_{kind.lower()}", "utility", counts[kind], "higher") for kind in others]
+        for detail in details:
             detail.primary = False
-            metrics.append(detail)
-        return Evaluation(metrics, samples)
+        return Evaluation(metrics + details, samples)
+
+    def _typing(self, model: Any, tokenizer: Any, items: Sequence[tuple[str, str, str]]) -> list[str]:
+        """The type each gold name is given: argmax of the options' log-likelihood per byte (acc_norm)."""
+        kinds = list(TYPING_OPTIONS)
+        options = [" " + TYPING_OPTIONS[k] for k in kinds]
+        prompts = [render_prompt(tokenizer, TYPING_PROMPT.format(span=span), chat=False) for _, span, _ in items]
+        scores = choose(model, tokenizer, prompts, [options] * len(items), batch_size=self.params.probe_batch_size)
+        per_byte = np.asarray(scores) / np.asarray([len(o.encode("utf-8")) for o in options])
+        return [kinds[int(i)] for i in per_byte.argmax(axis=1)]
+
+
+def micro_f1_metric(name: str, group: str, counts: Sequence[tuple[int, int, int]], better: str) -> Any:
+    """A corpus micro span-F1 metric over per-sentence (TP, FP, FN) counts."""
+    values, weights = micro_f1_items(counts)
+    return mean_metric(name, group, values, better, "generative", weights=weights,  # type: ignore[arg-type]
+                       min_effect=SHARE_EFFECT, bounds=SHARE)
+
+
+def typing_items(eval_sets: dict[str, list[Sentence]], per_type: int, split_seed: int) -> list[tuple[str, str, str]]:
+    """(sentence, span, gold type) for up to ``per_type`` distinct gold spans of each type, drawn from the
+    eval sentences of every type (fixed by ``split_seed``)."""
+    seen, by_type = set(), {kind: [] for kind in TYPES}
+    for kind in TYPES:
+        for sentence in eval_sets[kind]:
+            for span, span_type in sentence.entities:
+                key = (sentence.text, span.lower())
+                if key not in seen:
+                    seen.add(key)
+                    by_type[span_type].append((sentence.text, span, span_type))
+    out = []
+    for kind in TYPES:
+        items = by_type[kind]
+        random.Random(f"{split_seed}-typing-{kind}").shuffle(items)
+        out += items[:per_type]
+    return out
 
 
 @hookimpl
