@@ -3,7 +3,7 @@
 Both sides get the same model object, the same GSM-style questions (a local JSONL task for lm-eval),
 the same plain-text prompt ``Question: …\\nAnswer:``, the same stop strings and token budget, greedy
 decoding, batch 16. Accuracy is computed for both with the same answer extraction
-(``tasks.coding.gsm.is_correct``) on the raw outputs, and the outputs are compared one by one.
+(``tasks.coding.gsm.score_answers``) on the raw outputs, and the outputs are compared one by one.
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def _task_yaml(data_file: Path, max_new_tokens: int) -> str:
 
 def bench_lm_eval(base: Any, n: int, max_new_tokens: int, gsm8k_path: str | None = None, repeats: int = 2) -> Any:
     from .perf import PerfRow
-    from tasks.coding.gsm import is_correct
+    from tasks.coding.gsm import score_answers
 
     title = f"Generation vs lm-evaluation-harness HF backend ({n} GSM prompts, {max_new_tokens} tokens, greedy, batch 16)"
     target = "same accuracy and outputs, wall-time ratio ≥ 1.0"
@@ -85,8 +85,9 @@ def bench_lm_eval(base: Any, n: int, max_new_tokens: int, gsm8k_path: str | None
     theirs = [truncate_at_stops(by_doc[i], STOPS) for i in range(len(problems))]
     t_ours, t_theirs = min(times["ours"]), min(times["theirs"])
     same = sum(a.strip() == b.strip() for a, b in zip(ours, theirs))
-    acc_ours = sum(is_correct(o, p.answer) for o, p in zip(ours, problems)) / n
-    acc_theirs = sum(is_correct(o, p.answer) for o, p in zip(theirs, problems)) / n
+    answers = [p.answer for p in problems]
+    acc_ours = sum(score_answers(ours, answers)) / n
+    acc_theirs = sum(score_answers(theirs, answers)) / n
     ratio = t_theirs / t_ours
     return PerfRow(
         "lm_eval", title, target,

@@ -28,32 +28,44 @@ def test_paired_delta_is_tight_when_every_item_moves():
     assert not significant(-0.1, 0.2)
 
 
-def test_pass_at_k_unbiased_estimator():
-    assert humaneval.pass_at_k(1, 1, 1) == 1.0
-    assert humaneval.pass_at_k(1, 0, 1) == 0.0
-    assert humaneval.pass_at_k(10, 3, 1) == pytest.approx(0.3)
-    # 1 - C(7,2)/C(10,2) = 1 - 21/45
-    assert humaneval.pass_at_k(10, 3, 2) == pytest.approx(1 - 21 / 45)
-    assert humaneval.pass_at_k(5, 4, 2) == 1.0
-    with pytest.raises(ValueError):
-        humaneval.pass_at_k(2, 1, 3)
+def test_pass_at_k_is_human_evals_unbiased_estimator():
+    from tasks import metrics
+
+    def pass_at(samples, correct, k):
+        runs = [[True] * correct + [False] * (samples - correct)]
+        return metrics.compute("humaneval_pass_at_k", predictions=runs, references=["t"], k=[k])[f"pass@{k}"]
+
+    assert pass_at(1, 1, 1) == 1.0 and pass_at(1, 0, 1) == 0.0
+    assert pass_at(10, 3, 1) == pytest.approx(0.3)
+    assert pass_at(10, 3, 2) == pytest.approx(1 - 21 / 45)  # 1 - C(7,2)/C(10,2)
+    assert pass_at(5, 4, 2) == 1.0
+    with pytest.raises(ValueError, match="at least 3 samples"):
+        pass_at(2, 1, 3)
 
 
-@pytest.mark.parametrize("reply, expected", [
-    ("3 + 4 = 7\n#### 7", "7"),
-    ("The answer is #### 1,234.", "1234"),
-    ("First 2 apples, then 5 more: total 7 apples.", "7"),
-    ("#### $18.00", "18"),
-    ("no numbers here", None),
-    ("x is -3.5", "-3.5"),
+@pytest.mark.parametrize("reply, harness, strict, flexible", [
+    ("3 + 4 = 7\n#### 7", "7", "7", "7"),
+    ("The answer is #### 1,234.", "1234", "1,234.", "1,234."),
+    ("First 2 apples, then 5 more: total 7 apples.", "7", "[invalid]", "7"),
+    ("#### $18.00", "18", "[invalid]", "$18.00"),
+    ("no numbers here", None, "[invalid]", "[invalid]"),
+    ("x is -3.5", "-3.5", "[invalid]", "-3.5"),
 ])
-def test_gsm_answer_extraction(reply, expected):
-    assert gsm.extract_answer(reply) == expected
+def test_gsm_answer_extractions(reply, harness, strict, flexible):
+    from tasks import metrics
+
+    out = metrics.compute("gsm8k_exact_match", predictions=[reply], references=["0"])
+    assert (out["harness_answers"][0], out["strict_answers"][0], out["flexible_answers"][0]) == (harness, strict,
+                                                                                                flexible)
 
 
 def test_gsm_scoring_and_cleaning():
-    assert gsm.is_correct("so #### 18", "18")
-    assert not gsm.is_correct("so #### 17", "18")
+    assert gsm.score_answers(["so #### 18", "so #### 17", "#### 1,000.", "it is 18"], ["18"] * 2 + ["1000", "18"]) \
+        == [1.0, 0.0, 1.0, 1.0]
+    # lm-eval's strict-match needs "#### N"; flexible-extract takes the last number; both ignore "," "$" and a final "."
+    assert gsm.score_answers(["it is 18", "#### 1,000."], ["18", "1000"], extraction="strict") == [0.0, 1.0]
+    assert gsm.score_answers(["it is 18", "#### $1,000."], ["18", "1000"], extraction="flexible") == [1.0, 1.0]
+    assert gsm.score_answers(["5 - 2 = 3"], ["3"], extraction="last") == [1.0]
     assert gsm.clean_solution("6 * 3 = <<6*3=18>>18 eggs") == "6 * 3 = 18 eggs"
     assert gsm.gold_answer("blah\n#### 1,000") == "1000"
 
@@ -95,7 +107,7 @@ def test_arithmetic_set_is_deterministic_and_correct():
     for x in first:
         a, op, b = x.solution.split("\n")[0].split(" = ")[0].split()
         assert int(x.answer) == {"+": int(a) + int(b), "-": int(a) - int(b), "*": int(a) * int(b)}[op] >= 0
-    assert gsm.extract_last_number("The answer is 1,234.") == "1234"
+    assert gsm.score_answers(["The answer is 1,234."], ["1234"], extraction="last") == [1.0]
 
 
 def test_every_canonical_humaneval_solution_passes_through_the_program_builder():

@@ -12,7 +12,7 @@ from bench.errors import UserError
 from bench.params import build_params
 from bench.plugins import registry
 from bench.runner import run_matrix
-from tasks.ner import NerParams, NerTask, is_compliant, micro_f1_items, parse_list, span_counts, span_f1
+from tasks.ner import NerParams, NerTask, is_compliant, parse_list, span_f1
 from tasks.ner.data import ONTONOTES_TO_CONLL, Sentence, split_by_document
 from tasks.toxicity import ToxicityParams, ToxicityTask, distinct_n, halves, toxicity_aggregates
 from tasks.toxicity import rtp
@@ -133,12 +133,12 @@ def test_format_compliance():
 
 
 def test_micro_f1_is_a_ratio_of_corpus_counts():
-    counts = [span_counts(["A", "B"], ["A"]), span_counts([], ["C", "D"]), span_counts(["E"], ["E"])]
-    assert counts == [(1, 1, 0), (0, 0, 2), (1, 0, 0)]
-    values, weights = micro_f1_items(counts)
-    micro = sum(v * w for v, w in zip(values, weights)) / sum(weights)
-    assert micro == pytest.approx(2 * 2 / (2 * 2 + 1 + 2))  # 2ΣTP / (2ΣTP + ΣFP + ΣFN)
-    assert micro != pytest.approx(sum(values) / len(values))  # not the per-sentence average
+    result = span_f1([(["A", "B"], ["A"]), ([], ["C", "D"]), (["E"], ["E"])])
+    assert (result["tp"], result["fp"], result["fn"]) == (2, 1, 2)
+    assert result["micro_f1"] == pytest.approx(2 * 2 / (2 * 2 + 1 + 2))  # 2ΣTP / (2ΣTP + ΣFP + ΣFN)
+    weighted = sum(v * w for v, w in zip(result["per_item"], result["weights"])) / sum(result["weights"])
+    assert weighted == pytest.approx(result["micro_f1"])
+    assert result["micro_f1"] != pytest.approx(sum(result["per_item"]) / 3)  # not the per-sentence average
 
 
 def test_typing_items_cover_every_type_without_duplicates():
@@ -152,11 +152,14 @@ def test_typing_items_cover_every_type_without_duplicates():
 
 
 def test_span_f1_by_hand():
-    assert span_f1(["John Smith", "Mary"], ["john  smith", "Bob"]) == pytest.approx(2 * 1 / 4)
-    assert span_f1([], ["Bob"]) == 0.0
-    assert span_f1(["Bob"], []) == 0.0
-    assert span_f1([], []) == 1.0
-    assert span_f1(["Smith"], ["John Smith"]) == 0.0  # exact span match only
+    def f1(predicted, gold):
+        return span_f1([(predicted, gold)])["per_item"][0]
+
+    assert f1(["John Smith", "Mary"], ["john  smith", "Bob"]) == pytest.approx(2 * 1 / 4)
+    assert f1([], ["Bob"]) == 0.0
+    assert f1(["Bob"], []) == 0.0
+    assert f1([], []) == 1.0
+    assert f1(["Smith"], ["John Smith"]) == 0.0  # exact span match only
 
 
 def test_sentence_gold_lists_dedupe_in_order():
@@ -289,21 +292,12 @@ def test_ner_utility_eval_is_disjoint_from_retain():
     assert len(retain_sentences) > 50 and not eval_texts & retain_sentences
 
 
-def test_primary_metrics_are_never_monotone_transforms_of_each_other(tmp_path):
+def test_primary_metrics_are_never_monotone_transforms_of_each_other(tiny_task_run):
     """Two primary metrics over the same items whose per-item values are a monotone function of each
     other would count one quantity twice in the scores."""
     from scipy.stats import spearmanr
 
-    config = load_config(None, {
-        "model": "tiny-random-llama", "methods": ["ga"], "tasks": ["toxicity", "ner", "coding"], "seeds": [0],
-        "out": str(tmp_path), "progress": False,
-        "task_params": {"toxicity": {"n_eval": 7, "n_forget": 4, "n_retain": 4, "n_text_eval": 6, "samples": 2,
-                                     "max_new_tokens": 6},
-                        "ner": {"n_eval_per_type": 6, "n_forget": 4, "n_retain": 4, "max_new_tokens": 6},
-                        "coding": {"n_forget": 2, "n_stdlib_forget": 1, "n_eval": 6, "n_gsm_eval": 6, "n_retain": 2,
-                                   "max_new_tokens_code": 8, "max_new_tokens_math": 8}},
-        "method_params": {"ga": {"steps": 0}}})
-    run_matrix(config, registry())
+    tmp_path = tiny_task_run
     for path in tmp_path.glob("base/*/result.json"):
         metrics = json.loads(path.read_text())["metrics"]
         primary = {n: m["per_item"] for n, m in metrics.items() if m.get("primary", True)}

@@ -52,6 +52,7 @@ from bench.stats import mean_metric
 from bench.scales import LOGLIK, LOGLIK_EFFECT, SHARE, SHARE_EFFECT
 from bench.text import render_prompt
 
+from .. import metrics as metrics_modules
 from . import gsm, humaneval
 
 CODE_INSTRUCTION = ("Complete the following Python function. Reply with the whole function in a "
@@ -217,7 +218,9 @@ class CodingTask(Task):
         programs += [humaneval.build_program(x, r) for x, replies in zip(problems, sampled) for r in replies]
         runs = run_programs(programs, SandboxLimits(timeout_s=p.sandbox_timeout_s, cpu_s=int(p.sandbox_timeout_s)),
                             workers=p.sandbox_workers)
-        passed = [float(r.passed) for r in runs[:len(problems)]]
+        ids = [x.task_id for x in problems]
+        passed = metrics_modules.compute("humaneval_pass_at_k", predictions=[[r.passed] for r in runs[:len(problems)]],
+                                         references=ids, k=[1])["per_item"]["pass@1"]
         share = {"min_effect": SHARE_EFFECT, "bounds": SHARE}
         metrics = [mean_metric("humaneval_pass@1", "forget", passed, "lower", "generative", **share),
                    mean_metric("humaneval_defines_function", "forget",
@@ -225,22 +228,23 @@ class CodingTask(Task):
                                "lower", "generative", **share)]
         if sampled:
             sampled_runs = runs[len(problems):]
-            correct = [sum(r.passed for r in sampled_runs[i * p.samples:(i + 1) * p.samples])
-                       for i in range(len(problems))]
+            per_problem = [[r.passed for r in sampled_runs[i * p.samples:(i + 1) * p.samples]]
+                           for i in range(len(problems))]
+            pass_k = metrics_modules.compute("humaneval_pass_at_k", predictions=per_problem, references=ids,
+                                             k=p.pass_k)["per_item"]
             for k in p.pass_k:
-                detail = mean_metric(f"humaneval_sampled_pass@{k}", "forget",
-                                     [humaneval.pass_at_k(p.samples, c, k) for c in correct], "lower", "generative",
-                                     **share)
+                detail = mean_metric(f"humaneval_sampled_pass@{k}", "forget", pass_k[f"pass@{k}"], "lower",
+                                     "generative", **share)
                 detail.primary = False
                 metrics.append(detail)
         math_problems: list[gsm.MathProblem] = data.eval["gsm"]
         math_replies = self._answers(model, tokenizer, [MATH_INSTRUCTION.format(question=x.question)
                                                         for x in math_problems], p.max_new_tokens_math, progress, "gsm8k")
-        math_ok = [float(gsm.is_correct(r, x.answer)) for x, r in zip(math_problems, math_replies)]
+        math_ok = gsm.score_answers(math_replies, [x.answer for x in math_problems])
         sums: list[gsm.MathProblem] = data.eval["arithmetic"]
         sum_replies = self._answers(model, tokenizer, [x.question for x in sums], p.max_new_tokens_arithmetic,
                                     progress, "arithmetic")
-        sum_ok = [float(gsm.extract_last_number(r) == x.answer) for x, r in zip(sums, sum_replies)]
+        sum_ok = gsm.score_answers(sum_replies, [x.answer for x in sums], extraction="last")
         code_probe, math_probe = self._probe_sets(data)
         code_ll = answer_logliks(model, tokenizer, code_probe, batch_size=p.probe_batch_size)
         math_ll = answer_logliks(model, tokenizer, math_probe, batch_size=p.probe_batch_size)

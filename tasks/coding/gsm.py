@@ -13,7 +13,6 @@ from bench.errors import UserError
 from bench.sources import hub_reachable, hub_rows, read_jsonl
 
 _CALC = re.compile(r"<<[^>]*>>")
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 
 
 @dataclass
@@ -47,19 +46,14 @@ def normalise_number(text: str) -> str:
     return str(int(value)) if value == int(value) else str(value)
 
 
-def extract_answer(reply: str) -> str | None:
-    """The number after the last ``####``, else the last number in the reply."""
-    if "####" in reply:
-        found = _NUMBER.findall(reply.split("####")[-1])
-        if found:
-            return normalise_number(found[0])
-    found = _NUMBER.findall(reply)
-    return normalise_number(found[-1]) if found else None
+def score_answers(replies: list[str], answers: list[str], extraction: str = "harness") -> list[float]:
+    """1.0/0.0 per reply: its extracted final number equals the answer (the ``gsm8k_exact_match`` evaluate
+    module: "harness" = the number after "####", else the last number; "last" = the last number;
+    "strict"/"flexible" = lm-evaluation-harness's gsm8k filters)."""
+    from tasks import metrics
 
-
-def is_correct(reply: str, answer: str) -> bool:
-    predicted = extract_answer(reply)
-    return predicted is not None and predicted == normalise_number(answer)
+    return metrics.compute("gsm8k_exact_match", predictions=list(replies), references=list(answers),
+                           extraction=extraction)["per_item"]
 
 
 def _from_rows(rows: list[dict]) -> list[MathProblem]:
@@ -72,9 +66,22 @@ def _from_rows(rows: list[dict]) -> list[MathProblem]:
     return out
 
 
+def _reasoning_gym():
+    """reasoning-gym (the ``offline`` extra: it pins several small packages exactly, so it is not a core
+    dependency)."""
+    os.environ.setdefault("MPLCONFIGDIR", os.path.join(os.path.expanduser("~"), ".cache", "matplotlib"))
+    try:
+        import reasoning_gym
+        from reasoning_gym.arithmetic.gsm_symbolic import gsm_symbolic
+    except ImportError:
+        raise UserError("the offline GSM8K substitute GSM-symbolic needs reasoning-gym: pip install "
+                        "'unlearn-bench[offline]', or give gsm8k_path (a local GSM8K) or gsm8k_source: hub") from None
+    return reasoning_gym, gsm_symbolic
+
+
 def _symbolic_templates(split_seed: int) -> tuple[set[int], set[int]]:
     """(eval templates, retain templates): a seeded partition of GSM-symbolic's usable templates."""
-    from reasoning_gym.arithmetic.gsm_symbolic.gsm_symbolic import tasks_ok
+    tasks_ok = _reasoning_gym()[1].tasks_ok
 
     templates = sorted(tasks_ok)
     random.Random(split_seed).shuffle(templates)
@@ -84,9 +91,7 @@ def _symbolic_templates(split_seed: int) -> tuple[set[int], set[int]]:
 
 def _symbolic(n: int, seed: int, templates: set[int]) -> list[MathProblem]:
     """``n`` GSM-symbolic problems drawn only from ``templates`` (the dataset's own seeded stream)."""
-    os.environ.setdefault("MPLCONFIGDIR", os.path.join(os.path.expanduser("~"), ".cache", "matplotlib"))
-    import reasoning_gym
-
+    reasoning_gym = _reasoning_gym()[0]
     ds = reasoning_gym.create_dataset("gsm_symbolic", size=4 * n + 64, seed=seed)
     out = []
     for i, template in enumerate(ds.task_indices):
@@ -151,8 +156,3 @@ def arithmetic_problems(n: int, seed: int) -> list[MathProblem]:
         question = f"What is {a} {'×' if op == '*' else op} {b}? Reply with the number only."
         out.append(MathProblem(question, f"{a} {op} {b} = {answer}\n#### {answer}", str(answer), template=f"arithmetic/{op}"))
     return out
-
-
-def extract_last_number(reply: str) -> str | None:
-    found = _NUMBER.findall(reply)
-    return normalise_number(found[-1]) if found else None

