@@ -258,6 +258,8 @@ def _value_interval(items: np.ndarray, item_draws: np.ndarray, seed_draws: np.nd
 
 
 def _scale(info: MetricInfo, base_items: np.ndarray) -> float:
+    """σ of Glass's Δ: the SD of the base model's per-item values (unweighted, also for weighted metrics),
+    at least the metric's minimum meaningful effect."""
     sd = float(np.std(base_items, ddof=1)) if base_items.size > 1 else 0.0
     return max(sd, info.min_effect or 0.0)
 
@@ -291,7 +293,7 @@ def score_task(task: str, base: dict[str, Any] | None, groups: Sequence[Group], 
     """Statistics, scores and the utility-constrained ranking of every row of one task."""
     rng = np.random.default_rng([seed, _stable_int(task)])
     if base is None:
-        rows = [RowScore(g.label, g.status, {n: s for n, s in _plain_stats(g).items()}) for g in groups]
+        rows = [RowScore(g.label, g.status, _plain_stats(g)) for g in groups]
         return TaskScores(task, {}, {}, rows, unranked_reason="no base-model evaluation")
     infos = {name: MetricInfo.from_json(name, m) for name, m in base["metrics"].items()}
     base_items = {name: np.asarray(m.get("per_item") or [], dtype=float) for name, m in base["metrics"].items()}
@@ -315,9 +317,7 @@ def score_task(task: str, base: dict[str, Any] | None, groups: Sequence[Group], 
     effects: dict[str, dict[str, np.ndarray]] = {BASE_LABEL: {n: np.zeros(resamples) for n in infos}}
     rows = [base_row]
     for group in groups:
-        row = RowScore(group.label, "done" if group.done else group.status)
-        if group.done and group.status != "done":
-            row.status = group.status  # some seeds failed: shown, scored on the finished ones
+        row = RowScore(group.label, group.status)  # "mixed: …" rows are scored on their finished seeds
         effects[group.label] = _group_stats(group, row, infos, (base_items, base_weights), item_draws, scales, rng,
                                             resamples)
         rows.append(row)
