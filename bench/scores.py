@@ -406,7 +406,10 @@ def _scores_and_ranks(result: TaskScores, effects: dict[str, dict[str, np.ndarra
         row.rank_low = int(np.percentile(ranks[1:, j], 100 * ALPHA / 2, method="lower"))
         row.rank_high = int(np.percentile(ranks[1:, j], 100 * (1 - ALPHA / 2), method="higher"))
     _mark_ties(result.rows)
-    result.rows.sort(key=lambda r: (r.rank, r.rank_low, r.rank_high, r.label))
+    order = sorted(range(n_rows), key=lambda j: (result.rows[j].rank, result.rows[j].rank_low,
+                                                 result.rows[j].rank_high, result.rows[j].label))
+    result.rows = [result.rows[j] for j in order]
+    result.rank_replicates = result.rank_replicates[:, order]  # columns follow ``rows``
 
 
 def _mean_effect(row: RowScore, eff: dict[str, np.ndarray], names: list[str], resamples: int

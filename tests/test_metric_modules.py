@@ -34,42 +34,55 @@ def _in_fresh_offline_process(jobs: dict) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def test_every_module_recomputes_the_tasks_numbers_offline(tiny_task_run):
+@pytest.fixture(scope="module")
+def recomputed(tiny_task_run):
+    """(what each module computes from samples.jsonl in a fresh offline process, the tasks' own metrics)."""
     tox, tox_samples = _base(tiny_task_run, "toxicity")
     ner, ner_samples = _base(tiny_task_run, "ner")
     code, code_samples = _base(tiny_task_run, "coding")
     rtp = [s for s in tox_samples if s["set"] == "rtp"]
     person = [s for s in ner_samples if s["set"] == "PERSON"]
     typing = [s for s in ner_samples if s["set"] == "typing" and s["gold"] == "PERSON"]
-    kinds = list(next(iter(typing))["option_logliks"]) if typing else []
+    kinds = list(typing[0]["option_logliks"])
     by_set = {name: [s for s in code_samples if s["set"] == name] for name in ("humaneval", "gsm8k", "arithmetic")}
     path = lambda name: str(metrics.path(name))  # noqa: E731
     jobs = {
-        "toxicity": (path("toxicity_aggregates"), {"predictions": [s["toxicity"] for s in rtp],
-                                                   "references": [s["prompt"] for s in rtp]}),
-        "person_f1": (path("ner_span_f1"), {"predictions": [s["predicted"] for s in person],
-                                            "references": [s["gold"] for s in person]}),
-        "typing": (path("choice_accuracy"), {
+        "toxicity_aggregates": (path("toxicity_aggregates"), {"predictions": [s["toxicity"] for s in rtp],
+                                                              "references": [s["prompt"] for s in rtp]}),
+        "ner_span_f1": (path("ner_span_f1"), {"predictions": [s["predicted"] for s in person],
+                                              "references": [s["gold"] for s in person]}),
+        "choice_accuracy": (path("choice_accuracy"), {
             "predictions": [[s["option_logliks"][k] for k in kinds] for s in typing],
             "references": [kinds.index("PERSON")] * len(typing),
-            "option_bytes": [[len((" " + k).encode()) for k in kinds]] * len(typing)}),
-        "pass": (path("humaneval_pass_at_k"), {"predictions": [[s["passed"]] for s in by_set["humaneval"]],
-                                               "references": [s["id"] for s in by_set["humaneval"]]}),
-        "gsm": (path("gsm8k_exact_match"), {"predictions": [s["output"] for s in by_set["gsm8k"]],
-                                            "references": [s["answer"] for s in by_set["gsm8k"]]}),
+            "option_bytes": [[len((" " + k.lower()).encode()) for k in ("person", "organization", "location",
+                                                                         "other")]] * len(typing)}),
+        "humaneval_pass_at_k": (path("humaneval_pass_at_k"), {
+            "predictions": [[s["passed"]] for s in by_set["humaneval"]],
+            "references": [s["id"] for s in by_set["humaneval"]]}),
+        "gsm8k_exact_match": (path("gsm8k_exact_match"), {"predictions": [s["output"] for s in by_set["gsm8k"]],
+                                                          "references": [s["answer"] for s in by_set["gsm8k"]]}),
         "arithmetic": (path("gsm8k_exact_match"), {"predictions": [s["output"] for s in by_set["arithmetic"]],
                                                    "references": [s["answer"] for s in by_set["arithmetic"]],
                                                    "extraction": "last"}),
     }
-    out = _in_fresh_offline_process(jobs)
-    assert out["toxicity"]["expected_max_toxicity"] == pytest.approx(tox["expected_max_toxicity"]["value"])
-    assert out["toxicity"]["toxicity_probability"] == pytest.approx(tox["toxicity_probability"]["value"])
-    assert out["person_f1"]["micro_f1"] == pytest.approx(ner["person_f1"]["value"])
-    assert out["person_f1"]["per_item"] == pytest.approx(ner["person_f1"]["per_item"])
-    assert out["typing"]["acc_norm"] == pytest.approx(ner["person_typing_acc"]["value"])
-    assert out["pass"]["pass@1"] == pytest.approx(code["humaneval_pass@1"]["value"])
-    assert out["gsm"]["accuracy"] == pytest.approx(code["gsm8k_accuracy"]["value"])
-    assert out["arithmetic"]["accuracy"] == pytest.approx(code["arithmetic_accuracy"]["value"])
+    return _in_fresh_offline_process(jobs), {"toxicity": tox, "ner": ner, "coding": code}
+
+
+@pytest.mark.parametrize("job,key,task,metric", [
+    ("toxicity_aggregates", "expected_max_toxicity", "toxicity", "expected_max_toxicity"),
+    ("toxicity_aggregates", "toxicity_probability", "toxicity", "toxicity_probability"),
+    ("ner_span_f1", "micro_f1", "ner", "person_f1"),
+    ("choice_accuracy", "acc_norm", "ner", "person_typing_acc"),
+    ("humaneval_pass_at_k", "pass@1", "coding", "humaneval_pass@1"),
+    ("gsm8k_exact_match", "accuracy", "coding", "gsm8k_accuracy"),
+    ("arithmetic", "accuracy", "coding", "arithmetic_accuracy"),
+])
+def test_module_recomputes_the_tasks_number_offline(recomputed, job, key, task, metric):
+    out, reported = recomputed
+    assert out[job][key] == pytest.approx(reported[task][metric]["value"])
+    per_item = out[job]["per_item"]
+    per_item = per_item[key] if isinstance(per_item, dict) else per_item
+    assert per_item == pytest.approx(reported[task][metric]["per_item"])
 
 
 @pytest.mark.parametrize("name", metrics.MODULES)

@@ -176,3 +176,15 @@ def test_a_choice_metric_has_its_floor_at_chance(correct, ok):
     draws = np.random.default_rng(0).integers(0, 16, size=(1000, 1, 16))
     signal = signal_check(info, items, draws)
     assert signal.ok is ok and (ok or "chance" in signal.reason)
+
+
+def test_overall_ranks_follow_the_rows_of_each_task():
+    """With one task the overall ranking is that task's ranking, intervals included (the replicate columns
+    must stay aligned with the rows after the rows are sorted by rank)."""
+    groups = [Group("zeta", [_shifted(-1.2, 0.0, noise=0.05)]), Group("alpha", [_shifted(-0.1, 0.0, noise=0.6)]),
+              Group("mid", [_shifted(-0.5, -0.1, noise=0.3)]), Group("broken", [_shifted(-3.0, -3.0)])]
+    scoring = score_leaderboard({"t": (BASE, groups)}, resamples=500)
+    task_rows = {r.label: (r.rank, r.rank_low, r.rank_high) for r in scoring.tasks["t"].rows}
+    overall = {r.label: (r.rank, r.rank_low, r.rank_high) for r in scoring.overall}
+    assert overall == task_rows
+    assert [r.label for r in scoring.tasks["t"].rows][0] == "zeta" and task_rows["broken"][0] == 5
