@@ -198,8 +198,8 @@ def test_ner_silver_loader_offline():
 @pytest.mark.parametrize("task,task_params", [
     ("toxicity", {"n_eval": 7, "n_forget": 8, "n_retain": 8, "n_text_eval": 4, "samples": 2,
                   "max_new_tokens": 6}),
-    ("ner", {"n_eval_per_type": 4, "n_forget": 8, "n_retain": 8, "max_new_tokens": 6}),
-    ("coding", {"n_forget": 4, "n_stdlib_forget": 2, "n_eval": 3, "n_gsm_eval": 3, "n_retain": 4,
+    ("ner", {"n_eval_per_type": 4, "n_forget": 8, "n_retain": 8, "max_new_tokens": 6, "n_typing_per_type": 4}),
+    ("coding", {"n_forget": 4, "n_stdlib_forget": 2, "n_eval": 3, "n_gsm_eval": 3, "n_retain": 4, "n_arithmetic": 4,
                 "max_new_tokens_code": 8, "max_new_tokens_math": 8}),
 ])
 def test_task_end_to_end_on_tiny_model(tmp_path, task, task_params):
@@ -236,7 +236,7 @@ def test_every_method_runs_on_the_new_tasks(tmp_path):
         "task_params": {
             "toxicity": {"n_eval": 7, "n_forget": 6, "n_retain": 6, "n_text_eval": 3, "samples": 2,
                          "max_new_tokens": 4},
-            "ner": {"n_eval_per_type": 3, "n_forget": 6, "n_retain": 6, "max_new_tokens": 4}},
+            "ner": {"n_eval_per_type": 3, "n_forget": 6, "n_retain": 6, "max_new_tokens": 4, "n_typing_per_type": 3}},
         "method_params": {
             "ga": small, "graddiff": small, "npo": small, "flat": small,
             "icu": dict(small, max_epochs=1, max_new_tokens=4, embedding="model"),
