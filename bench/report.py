@@ -18,7 +18,7 @@ from typing import Any
 
 from .errors import UserError
 from .params import stable_hash
-from .scores import RESAMPLES, UTILITY_BUDGET, Group, Scoring, score_leaderboard
+from .scores import RESAMPLES, UTILITY_BUDGET, Group, Scoring, combined_status, score_leaderboard
 from .store import ResultsStore, read_json
 
 
@@ -43,8 +43,7 @@ class Cell:
 
     @property
     def status(self) -> str:
-        statuses = {r["status"] for r in self.results}
-        return statuses.pop() if len(statuses) == 1 else "mixed: " + ", ".join(sorted(statuses))
+        return combined_status(self.results)
 
     @property
     def reasons(self) -> list[str]:

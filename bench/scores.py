@@ -284,8 +284,13 @@ class Group:
 
     @property
     def status(self) -> str:
-        statuses = {r["status"] for r in self.results}
-        return statuses.pop() if len(statuses) == 1 else "mixed: " + ", ".join(sorted(statuses))
+        return combined_status(self.results)
+
+
+def combined_status(results: Sequence[dict[str, Any]]) -> str:
+    """The seeds' common status, or "mixed: …" naming every status when they differ."""
+    statuses = {r["status"] for r in results}
+    return statuses.pop() if len(statuses) == 1 else "mixed: " + ", ".join(sorted(statuses))
 
 
 def score_task(task: str, base: dict[str, Any] | None, groups: Sequence[Group], *, budget: float = UTILITY_BUDGET,
