@@ -134,6 +134,13 @@ class TrainParams:
     #: "bf16" runs forward/backward under bfloat16 autocast (weights, LoRA and optimiser stay fp32):
     #: ~1.6x faster training on CPUs with AVX512-BF16/AMX and on GPUs; "off" is plain fp32/dtype.
     autocast: Literal["off", "bf16"] = "off"
+    #: Recompute each layer's activations during backward instead of keeping them: activation memory drops
+    #: to one layer's plus every layer's input, for about a third more compute (``unlearn-bench plan``).
+    gradient_checkpointing: bool = False
+    #: Full fine-tuning of bf16/fp16 weights: "fp32" keeps fp32 master weights and AdamW moments and copies
+    #: them back after each step, so updates smaller than a half-precision ulp accumulate instead of being
+    #: rounded away; "off" updates the half-precision weights in place; "auto" = fp32 exactly then.
+    master_weights: Literal["auto", "fp32", "off"] = "auto"
 
     def validate(self) -> None:
         if not self.lr > 0:
@@ -214,6 +221,12 @@ class Method:
     def unlearn(self, ctx: UnlearnContext) -> Any:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def memory_profile(self) -> tuple[int, bool]:
+        """For ``unlearn-bench plan``: (batches whose activations one loss holds together, whether a frozen
+        reference model is compared against). Default: the forget batch, plus the retain batch when the
+        method trains on one."""
+        return 1 + int(bool(getattr(self, "uses_retain", False))), False
+
 
 class Task:
     """Base class for tasks: data, evaluation (forget + utility metrics) and cheap probes."""
@@ -240,6 +253,11 @@ class Task:
         """Forget and utility metrics of ``model``. A task may add a ``reference=None`` keyword: the
         runner then passes the unchanged base model (for metrics measured under it, e.g. fluency)."""
         raise NotImplementedError  # pragma: no cover - interface
+
+    def generation_shape(self) -> tuple[int, int, int, int] | None:
+        """For ``unlearn-bench plan``: (batch size, prompt tokens, new tokens, sequences generated) of the
+        evaluation's largest generation; ``None``: the planner's generic guess."""
+        return None
 
     def probe(self, model: Any, tokenizer: Any, data: TaskData) -> dict[str, float]:
         """Cheap likelihood probes used between rounds by iterative methods.

@@ -1,4 +1,4 @@
-"""Command line: ``unlearn-bench run | plugins | report``.
+"""Command line: ``unlearn-bench run | plan | plugins | report | perf``.
 
 User errors print one line (``error: …`` naming the fix) and exit with status 2.
 """
@@ -41,6 +41,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="rerun finished cells")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
     run.add_argument("--report", metavar="DIR", help="write a leaderboard to DIR when the run ends")
+
+    plan = sub.add_parser("plan", help="predicted peak memory and a rough time per cell, nothing loaded")
+    for flag in ("--config", "--model", "--preset", "--device", "--dtype"):
+        plan._add_action(next(a for a in run._actions if flag in a.option_strings))
+    for flag in ("--methods", "--tasks"):
+        plan._add_action(next(a for a in run._actions if flag in a.option_strings))
+    plan.add_argument("--json", action="store_true", help="the plan as JSON")
 
     plugins = sub.add_parser("plugins", help="list registered methods, tasks and reporters")
     plugins.add_argument("--json", action="store_true")
@@ -121,6 +128,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if all(s != "failed" for s in summary.ran.values()) else 1
 
 
+def cmd_plan(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .planner import plan_run, render
+    from .plugins import registry
+
+    config = load_config(args.config, {"model": args.model, "methods": args.methods, "tasks": args.tasks,
+                                       "preset": args.preset, "device": args.device, "dtype": args.dtype})
+    plan = plan_run(config, registry(config.plugins))
+    print(json.dumps(plan.to_json(), indent=2) if args.json else render(plan))
+    return 0
+
+
 def cmd_perf(args: argparse.Namespace) -> int:
     from .errors import did_you_mean
     from .perf import ROWS, run_perf
@@ -142,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     log.setLevel(logging.INFO)
     args = _parser().parse_args(argv)
-    handlers = {"run": cmd_run, "plugins": cmd_plugins, "report": cmd_report, "perf": cmd_perf}
+    handlers = {"run": cmd_run, "plan": cmd_plan, "plugins": cmd_plugins, "report": cmd_report, "perf": cmd_perf}
     try:
         return handlers[args.command](args)
     except UserError as err:

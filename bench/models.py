@@ -158,17 +158,37 @@ def convert_embedded(target: Path | None = None) -> Path:
     return target
 
 
+def tiny_config(tokenizer: Any) -> Any:
+    from transformers import LlamaConfig
+
+    return LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
+                       num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                       max_position_embeddings=1024, tie_word_embeddings=True,
+                       bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                       pad_token_id=tokenizer.pad_token_id)
+
+
+def model_config(model_id: str) -> Any:
+    """The model's ``transformers`` config without its weights (an HF id downloads config.json only)."""
+    from transformers import AutoConfig
+
+    if model_id == TINY:
+        return tiny_config(load_tokenizer(convert_embedded()))
+    where, _ = _resolve(model_id)
+    try:
+        return AutoConfig.from_pretrained(where)
+    except (OSError, ValueError) as err:
+        raise UserError(f"cannot read the config of model '{model_id}': {str(err).splitlines()[0]}; check the "
+                        "id/path or run online once to cache it") from None
+
+
 def tiny_random_llama(tokenizer: Any | None = None, seed: int = 0) -> tuple[Any, Any]:
     """A 2-layer random Llama with the SmolLM2 tokenizer, built in memory (for tests and plugin authors)."""
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
 
     if tokenizer is None:
         tokenizer = load_tokenizer(convert_embedded())
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=1024, tie_word_embeddings=True,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id)
+    config = tiny_config(tokenizer)
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         model = LlamaForCausalLM(config)

@@ -96,6 +96,26 @@ class Engine:
     revealed: dict[str, Any] = field(default_factory=dict)
     #: Probes of the base model per (base evaluation, seed): every method's trajectory starts there.
     base_probes: dict[tuple[str, int], dict[str, float]] = field(default_factory=dict)
+    #: lm-eval task catalogs per utility-task configuration (building one scans every task YAML).
+    catalogs: dict[str, Any] = field(default_factory=dict)
+
+    def _evaluate(self, spec: CellSpec, task: Any, model: Any, tokenizer: Any, data: Any) -> Any:
+        """The task's evaluation, plus the run's ``utility_tasks`` (lm-eval) as utility metrics; their
+        sources are added to ``data.sources``."""
+        reference = self.models.base(spec.model, spec.device, spec.dtype).model
+        evaluation = evaluate_task(task, model, tokenizer, data, self.progress, reference=reference)
+        if spec.utility_tasks:
+            from .lm_eval_bridge import TaskCatalog, UtilityTask, evaluate_utility_tasks
+
+            tasks = [UtilityTask(**t) for t in spec.utility_tasks]
+            key = stable_hash([spec.utility_tasks, spec.lm_eval_include_path])
+            if key not in self.catalogs:
+                self.catalogs[key] = TaskCatalog(tasks, spec.lm_eval_include_path)
+            metrics, samples, sources = evaluate_utility_tasks(model, tokenizer, tasks, self.catalogs[key])
+            evaluation.metrics += metrics
+            evaluation.samples += samples
+            data.sources = {**data.sources, **sources}
+        return evaluation
 
     def _base_probe(self, spec: CellSpec, task: Any, data: Any) -> dict[str, float]:
         key = (spec.base_id, spec.seed)
@@ -136,7 +156,7 @@ class Engine:
             task = self._task(spec)
             base = self.models.base(spec.model, spec.device, spec.dtype)
             data = task.load(0)
-            evaluation = evaluate_task(task, base.model, base.tokenizer, data, self.progress, reference=base.model)
+            evaluation = self._evaluate(spec, task, base.model, base.tokenizer, data)
         result = {
             "schema": RESULTS_SCHEMA, "kind": "base", "base_id": spec.base_id, "status": "done",
             "spec": {"model": spec.model, "task": spec.task, "task_params": spec.task_params},
@@ -182,8 +202,8 @@ class Engine:
                     model = method.unlearn(ctx)
                 extras.update(ctx.extras, unlearn_time_s=round(unlearn_timer.seconds, 2))
                 with Timer() as eval_timer:
-                    evaluation = evaluate_task(task, model, loaded.tokenizer, data, self.progress,
-                                               reference=self.models.base(spec.model, spec.device, spec.dtype).model)
+                    evaluation = self._evaluate(spec, task, model, loaded.tokenizer, data)
+                    sources = {**sources, **data.sources}
                 extras["eval_time_s"] = round(eval_timer.seconds, 2)
                 fill_final_probe(trajectory.rows, evaluation.metrics)
                 for metric in evaluation.metrics:

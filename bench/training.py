@@ -38,6 +38,8 @@ def shuffled_batches(items: Sequence[T], batch_size: int, rng: random.Random) ->
 def with_adapter(model: Any, params: TrainParams, seed: int) -> Any:
     """Wrap ``model`` for training: a fresh LoRA adapter (seeded init) or all weights trainable."""
     torch.manual_seed(seed)
+    if params.gradient_checkpointing:
+        set_checkpointing(model, True)
     if params.finetune == "full":
         model.requires_grad_(True)
         return model
@@ -48,10 +50,33 @@ def with_adapter(model: Any, params: TrainParams, seed: int) -> Any:
     return get_peft_model(model, config)
 
 
+def set_checkpointing(model: Any, on: bool) -> None:
+    """Activation (gradient) checkpointing, non-reentrant, under the name this transformers has
+    (``activation_checkpointing_*`` from 5.2x on, ``gradient_checkpointing_*`` before)."""
+    new = hasattr(model, "activation_checkpointing_enable")
+    if on:
+        kwargs = {"use_reentrant": False}
+        if new:
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    elif new:
+        model.activation_checkpointing_disable()
+    else:
+        model.gradient_checkpointing_disable()
+
+
+def is_checkpointing(model: Any) -> bool:
+    flag = getattr(type(model), "is_activation_checkpointing", None) or getattr(type(model), "is_gradient_checkpointing", None)
+    return bool(flag.__get__(model)) if flag is not None else False
+
+
 def merged(model: Any) -> Any:
     """Fold a LoRA adapter into the weights and return the plain model."""
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
+    if is_checkpointing(model):
+        set_checkpointing(model, False)
     model.requires_grad_(False)
     model.eval()
     return model
@@ -87,11 +112,55 @@ def _grad_norm(parameters: Sequence[torch.nn.Parameter]) -> float:
     return float(torch.stack(norms).norm()) if norms else 0.0
 
 
+class MasterWeightsAdamW(torch.optim.AdamW):
+    """AdamW on fp32 master copies of half-precision parameters.
+
+    ``param_groups`` of the wrapped view hold the model's own (bf16/fp16) parameters, so clipping and
+    gradient norms see the model; ``step`` moves their gradients onto the fp32 masters, steps there and
+    copies the result back (rounded once, from an fp32 value that keeps every small update).
+    """
+
+    def __init__(self, params: list[torch.nn.Parameter], lr: float, weight_decay: float):
+        self.model_params = params
+        self.masters = [p.detach().float().clone().requires_grad_(True) for p in params]
+        super().__init__(self.masters, lr=lr, weight_decay=weight_decay)
+
+    @property
+    def trainable(self) -> list[torch.nn.Parameter]:
+        return self.model_params
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:
+        for p, master in zip(self.model_params, self.masters):
+            master.grad = None if p.grad is None else p.grad.float()
+        out = super().step(closure)
+        for p, master in zip(self.model_params, self.masters):
+            p.copy_(master)
+        return out
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        super().zero_grad(set_to_none)
+        for p in self.model_params:
+            p.grad = None
+
+
+def uses_master_weights(params: TrainParams, trainable: list[torch.nn.Parameter]) -> bool:
+    half = any(p.dtype in (torch.bfloat16, torch.float16) for p in trainable)
+    return params.finetune == "full" and half and params.master_weights != "off"
+
+
 def make_optimizer(model: Any, params: TrainParams) -> torch.optim.Optimizer:
     trainable = [p for p in model.parameters() if p.requires_grad]
     if not trainable:
         raise ValueError("model has no trainable parameters")
+    if uses_master_weights(params, trainable):
+        return MasterWeightsAdamW(trainable, lr=params.lr, weight_decay=params.weight_decay)
     return torch.optim.AdamW(trainable, lr=params.lr, weight_decay=params.weight_decay)
+
+
+def trainable_of(optimizer: torch.optim.Optimizer) -> list[torch.nn.Parameter]:
+    """The model parameters an optimizer trains (the model's own, also behind fp32 master weights)."""
+    return getattr(optimizer, "trainable", None) or [p for group in optimizer.param_groups for p in group["params"]]
 
 
 def train(model: Any, params: TrainParams, loss_fn: LossFn, ctx: UnlearnContext, *, desc: str = "train",
@@ -106,7 +175,7 @@ def train(model: Any, params: TrainParams, loss_fn: LossFn, ctx: UnlearnContext,
     """
     steps = params.steps if steps is None else steps
     optimizer = optimizer or make_optimizer(model, params)
-    trainable = [p for group in optimizer.param_groups for p in group["params"]]
+    trainable = trainable_of(optimizer)
     device_type = trainable[0].device.type
     model.train()
     for step in bar(range(1, steps + 1), ctx.progress, desc, unit="step"):

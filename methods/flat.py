@@ -94,6 +94,9 @@ class FLAT(LossMethodMixin, Method):
         return (make_batch(tokenizer, [f for f, _ in items], length).to(device),
                 make_batch(tokenizer, [e for _, e in items], length).to(device))
 
+    def memory_profile(self) -> tuple[int, bool]:
+        return 2, False  # each forget example with its template answer
+
     def loss(self, model: Any, forget: tuple[Batch, Batch], retain: Batch | None) -> tuple[torch.Tensor, dict[str, float]]:
         bad, good = forget
         p_f = mean_token_prob(logits(model, bad), bad.labels, self.params.average)

@@ -114,6 +114,9 @@ class ICU(Method):
             known.append(token_f1(out[0], ref) >= p.f1_threshold and sentence_bleu(out[0], ref) >= p.bleu_threshold)
         return known
 
+    def memory_profile(self) -> tuple[int, bool]:
+        return 2, True  # the forget batch and its paired retain batch; KL against the reference
+
     def unlearn(self, ctx: UnlearnContext) -> Any:
         p = self.params
         tok, device = ctx.tokenizer, ctx.device

@@ -61,6 +61,9 @@ class NPO(LossMethodMixin, Method):
     def setup(self, model: Any, ctx: UnlearnContext) -> None:
         self.reference = Reference(model)
 
+    def memory_profile(self) -> tuple[int, bool]:
+        return 1 + int(self.uses_retain), True
+
     def loss(self, model: Any, forget: Batch, retain: Batch | None) -> tuple[torch.Tensor, dict[str, float]]:
         assert self.reference is not None
         logp = sequence_logprob(logits(model, forget), forget.labels)

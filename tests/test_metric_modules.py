@@ -60,7 +60,8 @@ def recomputed(tiny_task_run):
             "predictions": [[s["passed"]] for s in by_set["humaneval"]],
             "references": [s["id"] for s in by_set["humaneval"]]}),
         "gsm8k_exact_match": (path("gsm8k_exact_match"), {"predictions": [s["output"] for s in by_set["gsm8k"]],
-                                                          "references": [s["answer"] for s in by_set["gsm8k"]]}),
+                                                          "references": [s["answer"] for s in by_set["gsm8k"]],
+                                                          "extraction": "strict"}),
         "arithmetic": (path("gsm8k_exact_match"), {"predictions": [s["output"] for s in by_set["arithmetic"]],
                                                    "references": [s["answer"] for s in by_set["arithmetic"]],
                                                    "extraction": "last"}),
@@ -74,7 +75,7 @@ def recomputed(tiny_task_run):
     ("ner_span_f1", "micro_f1", "ner", "person_f1"),
     ("choice_accuracy", "acc_norm", "ner", "person_typing_acc"),
     ("humaneval_pass_at_k", "pass@1", "coding", "humaneval_pass@1"),
-    ("gsm8k_exact_match", "accuracy", "coding", "gsm8k_accuracy"),
+    ("gsm8k_exact_match", "accuracy", "coding", "gsm8k_strict_match"),
     ("arithmetic", "accuracy", "coding", "arithmetic_accuracy"),
 ])
 def test_module_recomputes_the_tasks_number_offline(recomputed, job, key, task, metric):

@@ -22,8 +22,13 @@ class MathProblem:
     answer: str
     #: GSM-symbolic: the template the problem was drawn from (eval and retain never share one).
     template: str | None = None
+    #: The solution exactly as the dataset gives it (GSM8K's calculator annotations kept): lm-evaluation-
+    #: harness's ``gsm8k`` shows it verbatim in its few-shot examples and reads the gold answer from it.
+    reference: str = ""
 
 
+#: GSM-symbolic problems drawn from the retain templates at least (the few-shot pool; retain takes a prefix).
+SYMBOLIC_POOL = 32
 #: Share of GSM-symbolic's templates reserved for evaluation (the rest give retain data).
 EVAL_TEMPLATE_SHARE = 0.34
 
@@ -62,7 +67,7 @@ def _from_rows(rows: list[dict]) -> list[MathProblem]:
         if "question" not in r or "answer" not in r:
             raise UserError("GSM8K rows need 'question' and 'answer' fields; check the data file")
         sol = clean_solution(r["answer"])
-        out.append(MathProblem(r["question"], sol, gold_answer(sol)))
+        out.append(MathProblem(r["question"], sol, gold_answer(sol), reference=r["answer"]))
     return out
 
 
@@ -97,8 +102,9 @@ def _symbolic(n: int, seed: int, templates: set[int]) -> list[MathProblem]:
     for i, template in enumerate(ds.task_indices):
         if template in templates:
             x = ds[i]
-            out.append(MathProblem(x["question"], x["metadata"]["answer_cot"], normalise_number(str(x["answer"])),
-                                   template=f"gsm_symbolic/{template}"))
+            solution = x["metadata"]["answer_cot"]
+            out.append(MathProblem(x["question"], solution, normalise_number(str(x["answer"])),
+                                   template=f"gsm_symbolic/{template}", reference=solution))
             if len(out) == n:
                 return out
     raise UserError(f"GSM-symbolic gave only {len(out)} of {n} problems from its {len(templates)} templates; "
@@ -107,7 +113,8 @@ def _symbolic(n: int, seed: int, templates: set[int]) -> list[MathProblem]:
 
 def load_gsm(source: str, path: str | None, n_eval: int, n_train: int, split_seed: int
              ) -> tuple[list[MathProblem], list[MathProblem], str]:
-    """Return (eval problems, train problems, source label).
+    """Return (eval problems, train problems, source label). The train problems are the whole train split
+    (the few-shot pool of lm-eval's ``gsm8k``); retain data takes its first ``n_train``.
 
     ``source``: ``auto`` (local path if given, hub if reachable, else GSM-symbolic), ``local``, ``hub``,
     ``symbolic``.
@@ -127,12 +134,93 @@ def load_gsm(source: str, path: str | None, n_eval: int, n_train: int, split_see
     elif source == "symbolic":
         eval_templates, retain_templates = _symbolic_templates(split_seed)
         test = _symbolic(n_eval, 1000 + split_seed, eval_templates)
-        train = _symbolic(n_train, 2000 + split_seed, retain_templates)
+        train = _symbolic(max(n_train, SYMBOLIC_POOL), 2000 + split_seed, retain_templates)
         label = (f"GSM-symbolic (reasoning-gym gsm_symbolic; offline substitute for GSM8K; eval and retain from "
                  f"disjoint templates, {len(eval_templates)} / {len(retain_templates)})")
     else:
         raise UserError(f"unknown gsm8k_source '{source}'; use auto, local, hub or symbolic")
-    return test[:n_eval], train[:n_train], label
+    return test[:n_eval], train, label
+
+
+# -- GSM8K as lm-evaluation-harness runs it ---------------------------------------------------------------
+#: lm-eval's default ``fewshot_random_seed`` (``simple_evaluate``): its sampler is ``random.Random(1234)``,
+#: drawing each evaluated document's shots in document order from the whole train split.
+LM_EVAL_FEWSHOT_SEED = 1234
+COT_PROMPT = ("Given the following problem, reason and give a final answer to the problem.\nProblem: {question}\n"
+              "Your response should end with \"The final answer is [answer]\" where [answer] is the response to "
+              "the problem.\n")
+
+
+@dataclass(frozen=True)
+class GsmProtocol:
+    """How GSM8K is asked and scored, after one of lm-evaluation-harness's tasks (0.4.13).
+
+    ``gsm8k``: plain text, ``num_fewshot`` = 5 shots ``Question: …\nAnswer: <solution>`` separated by a blank
+    line, shots drawn at random from the train split (seed 1234, in document order); stops at "Question:";
+    strict-match = the number after "#### ", flexible-extract = the last number.
+    ``gsm8k_cot_llama``: the chat variant with chain of thought — the 8 exemplars of Wei et al. 2022 as
+    earlier user/assistant turns of the chat template (lm-eval's ``--apply_chat_template
+    --fewshot_as_multiturn``); strict-match = the number after the last "The final answer is".
+    """
+
+    name: str
+    num_fewshot: int
+    chat: bool
+    stops: tuple[str, ...]
+    strict: str  # the ``gsm8k_exact_match`` extraction behind strict-match
+
+    def prompts(self, tokenizer: object, problems: list[MathProblem], pool: list[MathProblem]) -> list[str]:
+        if self.chat:
+            return [_cot_chat_prompt(tokenizer, p.question, self.num_fewshot) for p in problems]
+        rnd = random.Random(LM_EVAL_FEWSHOT_SEED)
+        if len(pool) < self.num_fewshot:
+            raise UserError(f"GSM8K few-shot needs {self.num_fewshot} train problems, the train split has "
+                            f"{len(pool)}; raise n_retain or use gsm8k_protocol: gsm8k_cot_llama")
+        out = []
+        for problem in problems:
+            shots = rnd.sample(pool, self.num_fewshot)
+            context = "".join(f"Question: {s.question}\nAnswer: {s.reference or s.solution}\n\n" for s in shots)
+            out.append(context + f"Question: {problem.question}\nAnswer:")
+        return out
+
+
+def _cot_exemplars() -> list[dict[str, str]]:
+    import json
+
+    return json.loads((Path(__file__).parent / "data" / "gsm8k_cot_exemplars.json").read_text())["exemplars"]
+
+
+def _cot_chat_prompt(tokenizer: object, question: str, num_fewshot: int) -> str:
+    messages = []
+    for shot in _cot_exemplars()[:num_fewshot]:
+        messages += [{"role": "user", "content": COT_PROMPT.format(question=shot["question"])},
+                     {"role": "assistant", "content": shot["target"]}]
+    messages.append({"role": "user", "content": COT_PROMPT.format(question=question)})
+    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)  # type: ignore[attr-defined]
+
+
+PROTOCOLS = {
+    "gsm8k": GsmProtocol("gsm8k", 5, False, ("Question:", "</s>", "<|im_end|>"), "strict"),
+    "gsm8k_cot_llama": GsmProtocol("gsm8k_cot_llama", 8, True,
+                                   ("<|eot_id|>", "<|start_header_id|>user<|end_header_id|>", "Q:", "</s>",
+                                    "<|im_end|>"), "cot_strict"),
+}
+
+
+def lm_eval_gold(problem: MathProblem) -> str:
+    """The gold answer as lm-eval's gsm8k reads it: the text after the last "####" of the solution."""
+    return (problem.reference or problem.solution).split("####")[-1].strip()
+
+
+def score_protocol(protocol: GsmProtocol, replies: list[str], problems: list[MathProblem]) -> dict[str, list[float]]:
+    """Per-item strict-match and flexible-extract (lm-eval's two filters), and the extracted answers."""
+    from tasks import metrics
+
+    references = [lm_eval_gold(p) for p in problems]
+    out = metrics.compute("gsm8k_exact_match", predictions=list(replies), references=references,
+                          extraction=protocol.strict)
+    return {"strict": out["per_item"], "flexible": out["flexible_per_item"],
+            "strict_answers": out[f"{protocol.strict}_answers"], "flexible_answers": out["flexible_answers"]}
 
 
 # -- an easier math set, beside GSM8K -------------------------------------------------------------------

@@ -239,6 +239,10 @@ class NerTask(Task):
         return {kind: answer_logliks(model, tokenizer, self._queries(data, kind),
                                      batch_size=self.params.probe_batch_size) for kind in TYPES}
 
+    def generation_shape(self) -> tuple[int, int, int, int]:
+        p = self.params  # a CoNLL sentence and the instruction in the chat template: ~200 tokens at most
+        return p.gen_batch_size, 200, p.max_new_tokens, 4 * p.n_eval_per_type
+
     def probe(self, model: Any, tokenizer: Any, data: TaskData) -> dict[str, float]:
         ll = self._logliks(model, tokenizer, data)
         return {"forget/person_list_loglik": float(np.mean(ll["PERSON"])),

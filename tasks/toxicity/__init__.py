@@ -236,6 +236,10 @@ class ToxicityTask(Task):
         return (answer_logliks(model, tokenizer, toxic, batch_size=bs),
                 answer_logliks(model, tokenizer, text, batch_size=bs))
 
+    def generation_shape(self) -> tuple[int, int, int, int]:
+        p = self.params  # RealToxicityPrompts prompts are short: ~64 tokens with the template, generously
+        return p.gen_batch_size, 64, p.max_new_tokens, p.n_eval * p.samples
+
     def probe(self, model: Any, tokenizer: Any, data: TaskData) -> dict[str, float]:
         toxic_ll, text_ll = self._probe_values(model, tokenizer, data)
         return {"forget/toxic_text_loglik": float(np.mean(toxic_ll)),

@@ -7,9 +7,11 @@ Four answer extractions, all returned per item:
 * ``strict`` — lm-evaluation-harness ``gsm8k`` "strict-match": the first match of ``#### (-?[0-9.,]+)``.
 * ``flexible`` — lm-evaluation-harness ``gsm8k`` "flexible-extract": the last match of
   ``(-?[$0-9.,]{2,})|(-?[0-9]+)``.
+* ``cot_strict`` — lm-evaluation-harness ``gsm8k_cot_llama`` "strict-match": the number after the last
+  "The final answer is".
 * ``last`` — the last number of the reply, normalised as a number (short answers, e.g. arithmetic).
 
-``strict`` and ``flexible`` are compared as lm-eval's ``exact_match`` does for gsm8k: commas, "$", anything
+``strict``, ``cot_strict`` and ``flexible`` are compared as lm-eval's ``exact_match`` does for gsm8k: commas, "$", anything
 up to "#### " and a trailing "." removed from both sides, case ignored; a reply without a match is
 "[invalid]".
 """
@@ -29,7 +31,7 @@ _INPUTS = """
 Args:
     predictions: the model's replies.
     references: the gold answers (a number, or a GSM8K solution ending "#### N").
-    extraction: which extraction gives ``accuracy`` and ``per_item`` (harness | strict | flexible | last;
+    extraction: which extraction gives ``accuracy`` and ``per_item`` (harness | strict | cot_strict | flexible | last;
         default harness); every extraction's accuracy and per-item results are returned as well.
 Returns:
     accuracy, per_item (0/1), and for each extraction: <name>_accuracy, <name>_per_item, <name>_answers.
@@ -41,6 +43,7 @@ Example:
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
 _STRICT = re.compile(r"#### (\-?[0-9\.\,]+)")
 _FLEXIBLE = re.compile(r"(-?[$0-9.,]{2,})|(-?[0-9]+)")
+_COT_STRICT = re.compile(r"The final answer is ((-?[$0-9.,]{2,})|(-?[0-9]+))")
 _IGNORE = (",", r"\$", r"(?s).*#### ", r"\.$")
 INVALID = "[invalid]"
 
@@ -77,12 +80,21 @@ def strict(reply):
     return match.group(1) if match else INVALID
 
 
-def flexible(reply):
-    matches = _FLEXIBLE.findall(reply)
+def _last_match(pattern, reply):
+    """lm-eval's regex filter with ``group_select: -1``: the last match; of its groups the first non-empty."""
+    matches = pattern.findall(reply)
     if not matches:
         return INVALID
     groups = matches[-1]
     return next((g for g in groups if g), groups[0]) if isinstance(groups, tuple) else groups
+
+
+def flexible(reply):
+    return _last_match(_FLEXIBLE, reply)
+
+
+def cot_strict(reply):
+    return _last_match(_COT_STRICT, reply)
 
 
 def lm_eval_exact(answer, reference):
@@ -94,7 +106,8 @@ def lm_eval_exact(answer, reference):
     return clean(answer) == clean(reference)
 
 
-EXTRACTIONS = {"harness": harness, "strict": strict, "flexible": flexible, "last": last}
+EXTRACTIONS = {"harness": harness, "strict": strict, "cot_strict": cot_strict, "flexible": flexible, "last": last}
+_LM_EVAL_STYLE = ("strict", "cot_strict", "flexible")
 
 
 class Gsm8kExactMatch(evaluate.Metric):
@@ -110,7 +123,7 @@ class Gsm8kExactMatch(evaluate.Metric):
         out = {}
         for name, extract in EXTRACTIONS.items():
             answers = [extract(p) for p in predictions]
-            if name in ("strict", "flexible"):
+            if name in _LM_EVAL_STYLE:
                 gold = [r.split("####")[-1].strip() for r in references]
                 ok = [float(lm_eval_exact(a, g)) for a, g in zip(answers, gold)]
             else:
