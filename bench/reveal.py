@@ -11,18 +11,19 @@ exists; every choice below is a parameter of ``RevealParams`` and is documented 
    this instruction in other words"). Duplicates are dropped.
 2. **Contexts.** Each instruction's context x_a is the model's embedding of it (mean-pooled last
    hidden state), L2-normalised.
-3. **NeuralUCB** (Zhou, Li, Gu, ICML 2020) with a diagonal design matrix. Reward network
-   f(x; w) = MLP(d → 100 → 1, ReLU). For every arm, g_a = ∇_w f(x_a; w) and
+3. **NeuralUCB** (Zhou, Li, Gu, ICML 2020) with a diagonal design matrix, as INSTINCT (Lin et al.
+   2024) uses it: contexts standardised per dimension over the pool; ``warm_start`` random queries
+   first; reward network f(x; w) = MLP(d → 100 → 1, ReLU). For every arm, g_a = ∇_w f(x_a; w) and
 
-       score_a = f(x_a; w) + ν · sqrt( Σ_j g_a,j² / U_j ),   U initialised to λ·1
+       score_a = f(x_a; w) + ν · sqrt( λ · Σ_j g_a,j² / U_j ),   U initialised to λ·1
 
    The arm with the highest score is queried; then U ← U + g_sel² (element-wise) and the network is
-   refit on all observations with MSE (Adam, lr 1e-3, weight decay λ/n for n observations, a fixed
-   number of epochs). Defaults ν = 1, λ = 0.1. An arm may be queried more than once (a new sample of
-   responses each time).
+   refit from its initial weights on all observations with MSE (Adam, lr 1e-3, weight decay λ/n for
+   n observations, ``fit_steps`` full-batch steps). Defaults ν = 1, λ = 0.1 (INSTINCT's). An arm may be
+   queried more than once (a new sample of responses each time).
 4. **Reward of a query.** The model answers the instruction ``responses_per_query`` times
-   (sampling). relevance = mean of the task's relevance scorer over the responses (toxicity score,
-   Person-entity share, valid-Python-function share, …); diversity = Vendi score of the responses'
+   (sampling). relevance = mean of the task's graded relevance scorer over the responses (toxicity
+   score, distinct person names, code quality, …); diversity = Vendi score of the responses'
    sentence embeddings divided by the number of responses (so both lie in [0, 1]):
 
        VS(K) = exp( −Σ_i μ_i log μ_i ),  μ = eigenvalues of K / n,  K_ij = cos(e_i, e_j)
@@ -30,7 +31,9 @@ exists; every choice below is a parameter of ``RevealParams`` and is documented 
    reward = weighted harmonic mean (w_rel + w_div) / (w_rel / rel + w_div / div) (0 if either is 0).
 5. **Forget set.** The responses of the ``top_instructions`` instructions with the best mean
    reward, deduplicated (exact text after whitespace normalisation), each as an
-   ``Example(instruction, response)``.
+   ``Example(instruction, response)``, keeping only responses whose own relevance reaches
+   ``relevance_threshold`` (an error names the fix when none does). Relevance and diversity of the
+   responses before and after this filter, and the number of distinct arms explored, are recorded.
 """
 
 from __future__ import annotations
@@ -64,11 +67,19 @@ class RevealParams:
     nu: float = 1.0
     lam: float = 0.1
     hidden: int = 100
-    fit_epochs: int = 50
+    #: Full-batch Adam steps of each refit (from the initial weights).
+    fit_steps: int = 200
     fit_lr: float = 1e-3
+    #: Random arms queried before the bandit's own choices (INSTINCT: 40 of 165 queries, about a quarter);
+    #: default: a quarter of ``queries``, at least 2.
+    warm_start: int | None = None
     relevance_weight: float = 1.0
     diversity_weight: float = 1.0
     top_instructions: int = 4
+    #: Responses whose own relevance (the task's scorer) is below this are dropped from the forget set:
+    #: what the model says off target is not the behaviour to forget (on a safety-tuned model it can be
+    #: refusals, whose subtraction makes the model worse).
+    relevance_threshold: float = 0.5
     embedding: str = "auto"  # responses' embeddings for Vendi: auto | minilm | model
 
     def validate(self) -> None:
@@ -76,6 +87,8 @@ class RevealParams:
             raise ValueError("queries, responses_per_query and top_instructions must be >= 1")
         if self.nu < 0 or self.lam <= 0:
             raise ValueError("nu must be >= 0 and lam > 0")
+        if not 0 <= self.relevance_threshold <= 1:
+            raise ValueError(f"relevance_threshold must be in [0, 1], got {self.relevance_threshold}")
 
 
 # -- pool ------------------------------------------------------------------------------------------
@@ -142,51 +155,74 @@ def harmonic_reward(relevance: float, diversity: float, w_rel: float = 1.0, w_di
 
 # -- NeuralUCB -------------------------------------------------------------------------------------
 class NeuralUCB:
-    """NeuralUCB with a diagonal design matrix over a fixed set of arm contexts."""
+    """NeuralUCB (Zhou, Li, Gu, ICML 2020) over a fixed set of arm contexts, with the diagonal design
+    matrix of the practical version, as INSTINCT (Lin et al. 2024) uses it for instruction search.
+
+    * Contexts are standardised per dimension over the candidate pool: language-model embeddings of
+      instructions are nearly parallel (cosine ≈ 0.9), and unstandardised they give every arm almost the
+      same gradient, so one pull shrinks every arm's bonus and the search never leaves its first arm.
+    * The first ``warm_start`` queries are arms drawn uniformly at random without replacement.
+    * Score of arm a: f(x_a; θ) + ν·sqrt(λ·Σ_j g_aj² / U_j), with g_a = ∇_θ f(x_a; θ), U initialised to λ
+      and U ← U + g_sel² for the selected arm (the diagonal of Z = λI + Σ g gᵀ).
+    * After each observation the network is refit **from its initial weights** on all observations
+      (MSE, Adam, weight decay λ/n for n observations, ``fit_steps`` full-batch steps).
+    """
 
     def __init__(self, contexts: torch.Tensor, hidden: int = 100, nu: float = 1.0, lam: float = 0.1,
-                 fit_epochs: int = 50, lr: float = 1e-3, seed: int = 0):
+                 fit_steps: int = 200, lr: float = 1e-3, seed: int = 0, warm_start: int = 0):
+        self.rng = random.Random(seed)
         gen = torch.Generator().manual_seed(seed)
-        self.contexts = contexts.float()
+        x = contexts.double()
+        self.contexts = ((x - x.mean(0)) / (x.std(0, unbiased=False) + 1e-8)).float() if len(x) > 1 else x.float()
         d = contexts.shape[1]
         self.net = torch.nn.Sequential(torch.nn.Linear(d, hidden), torch.nn.ReLU(), torch.nn.Linear(hidden, 1))
-        with torch.no_grad():
+        with torch.no_grad():  # Zhou et al.'s Gaussian init, variance 2/fan_in for the ReLU layer
             for p in self.net.parameters():
-                p.copy_(torch.randn(p.shape, generator=gen) * (1.0 / math.sqrt(p.shape[-1])))
-        self.nu, self.lam, self.fit_epochs, self.lr = nu, lam, fit_epochs, lr
+                p.copy_(torch.randn(p.shape, generator=gen) * math.sqrt(2.0 / p.shape[-1]))
+        self.initial = {k: v.clone() for k, v in self.net.state_dict().items()}
+        self.nu, self.lam, self.fit_steps, self.lr = nu, lam, fit_steps, lr
+        self.warm = self.rng.sample(range(len(contexts)), min(warm_start, len(contexts)))
         self.U = torch.full((sum(p.numel() for p in self.net.parameters()),), lam)
         self.xs: list[int] = []
         self.ys: list[float] = []
 
-    def _grad(self, x: torch.Tensor) -> tuple[float, torch.Tensor]:
-        self.net.zero_grad()
-        out = self.net(x)
-        out.backward()
-        return out.item(), torch.cat([p.grad.flatten() for p in self.net.parameters()]).clone()
+    def _grads(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """f(x) and ∇_θ f(x) for each row of ``x``, in closed form for the one-hidden-layer ReLU network
+        (parameter order W1, b1, W2, b2, as ``parameters()`` flattens them)."""
+        first, last = self.net[0], self.net[2]
+        with torch.no_grad():
+            pre = x @ first.weight.T + first.bias
+            act = pre.clamp(min=0)
+            mean = act @ last.weight[0] + last.bias[0]
+            gate = last.weight[0] * (pre > 0)  # ∂f/∂b1; ∂f/∂W1 = gate ⊗ x
+            grads = torch.cat([(gate[:, :, None] * x[:, None, :]).flatten(1), gate, act,
+                               torch.ones(len(x), 1)], dim=1)
+        return mean, grads
 
     def scores(self) -> list[tuple[float, float, float]]:
         """(score, mean, bonus) per arm."""
-        result = []
-        for x in self.contexts:
-            mean, g = self._grad(x)
-            bonus = self.nu * float(torch.sqrt((g * g / self.U).sum()))
-            result.append((mean + bonus, mean, bonus))
-        return result
+        means, grads = self._grads(self.contexts)
+        bonus = self.nu * torch.sqrt(self.lam * (grads * grads / self.U).sum(1))
+        return [(float(m + b), float(m), float(b)) for m, b in zip(means, bonus)]
 
     def select(self) -> int:
-        scores = self.scores()
-        best = max(range(len(scores)), key=lambda i: scores[i][0])
-        _, g = self._grad(self.contexts[best])
+        if len(self.xs) < len(self.warm):
+            arm = self.warm[len(self.xs)]
+        else:
+            scores = self.scores()
+            arm = max(range(len(scores)), key=lambda i: scores[i][0])
+        g = self._grads(self.contexts[arm:arm + 1])[1][0]
         self.U += g * g
-        return best
+        return arm
 
     def update(self, arm: int, reward: float) -> None:
         self.xs.append(arm)
         self.ys.append(reward)
+        self.net.load_state_dict(self.initial)
         opt = torch.optim.Adam(self.net.parameters(), lr=self.lr, weight_decay=self.lam / len(self.ys))
         x = self.contexts[self.xs]
         y = torch.tensor(self.ys).unsqueeze(-1)
-        for _ in range(self.fit_epochs):
+        for _ in range(self.fit_steps):
             opt.zero_grad()
             torch.nn.functional.mse_loss(self.net(x), y).backward()
             opt.step()
@@ -207,7 +243,8 @@ def reveal(model: Any, tokenizer: Any, task: Task, seed_instructions: list[str],
         raise ValueError(f"task '{task.name}' supplies no seed instructions, which Reveal needs")
     pool = build_pool(model, tokenizer, seed_instructions, params, seed)
     contexts = torch.nn.functional.normalize(model_embeddings(model, tokenizer, pool), dim=-1)
-    bandit = NeuralUCB(contexts, params.hidden, params.nu, params.lam, params.fit_epochs, params.fit_lr, seed)
+    warm = params.warm_start if params.warm_start is not None else max(2, params.queries // 4)
+    bandit = NeuralUCB(contexts, params.hidden, params.nu, params.lam, params.fit_steps, params.fit_lr, seed, warm)
     embed, embed_label = sentence_embedder(model, tokenizer, params.embedding)
     responses: dict[int, list[str]] = {}
     rewards: dict[int, list[float]] = {}
@@ -223,21 +260,31 @@ def reveal(model: Any, tokenizer: Any, task: Task, seed_instructions: list[str],
         bandit.update(arm, reward)
         responses.setdefault(arm, []).extend(outs)
         rewards.setdefault(arm, []).append(reward)
-        trajectory.append({"query": query, "instruction": pool[arm], "reward": reward, "relevance": relevance,
-                           "diversity": diversity})
+        trajectory.append({"query": query, "arm": arm, "instruction": pool[arm], "reward": reward,
+                           "relevance": relevance, "diversity": diversity, "random": query <= warm})
     ranked = sorted(rewards, key=lambda a: -sum(rewards[a]) / len(rewards[a]))[: params.top_instructions]
-    seen, forget = set(), []
+    seen, candidates = set(), []
     for arm in ranked:
         for text in responses[arm]:
             key = " ".join(text.split())
             if key and key not in seen:
                 seen.add(key)
-                forget.append(Example(pool[arm], text))
-    if not forget:
+                candidates.append(Example(pool[arm], text))
+    if not candidates:
         raise ValueError("Reveal produced no non-empty responses; raise max_new_tokens or queries")
-    texts = [ex.answer for ex in forget]
-    stats = {"pool_size": len(pool), "forget_size": len(forget),
-             "forget_relevance": float(sum(task.relevance(texts)) / len(texts)),
-             "forget_diversity": vendi_score(embed(texts)) / len(texts),
+    relevance = task.relevance([ex.answer for ex in candidates])
+    forget = [ex for ex, r in zip(candidates, relevance) if r >= params.relevance_threshold]
+    if not forget:
+        raise ValueError(f"Reveal: none of the {len(candidates)} responses of the best instructions reached "
+                         f"relevance {params.relevance_threshold} (best {max(relevance):.2f}); lower "
+                         "relevance_threshold or raise queries")
+    kept = [r for r in relevance if r >= params.relevance_threshold]
+    stats = {"pool_size": len(pool), "arms_explored": len(set(t["arm"] for t in trajectory)),
+             "queries": len(trajectory), "responses": len(candidates), "forget_size": len(forget),
+             "relevance_before": float(sum(relevance) / len(relevance)),
+             "diversity_before": vendi_score(embed([ex.answer for ex in candidates])) / len(candidates),
+             "forget_relevance": float(sum(kept) / len(kept)),
+             "forget_diversity": vendi_score(embed([ex.answer for ex in forget])) / len(forget),
+             "relevance_threshold": params.relevance_threshold,
              "embedding": embed_label, "top_instructions": [pool[a] for a in ranked]}
     return RevealResult(forget, trajectory, stats)

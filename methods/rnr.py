@@ -59,7 +59,9 @@ class RnRParams(TrainParams):
     lambda_retain: float = 0.5
     merge: Literal["fixed", "auto"] = "fixed"
     auto_scales: list[float] = field(default_factory=lambda: [0.5, 1.0, 2.0])
-    utility_budget: float = 0.05
+    #: Largest held-out utility loss a merge may cost, in Glass's Δ units (the held-out retain set's item
+    #: SD): the budget the leaderboard's utility-constrained ranking applies to U.
+    utility_budget: float = 0.2
     holdout_fraction: float = 0.2
     reveal_every: int = 0
     ortho_weight: float = 0.0
@@ -102,13 +104,28 @@ def lora_deltas(peft_model: Any) -> tuple[Deltas, dict[str, torch.Tensor]]:
 
 @torch.no_grad()
 def apply_merge(model: Any, forget: Deltas, retain: Deltas, lambda_forget: float, lambda_retain: float) -> None:
-    """θ ← θ − λ_f·ΔW_f + λ_r·ΔW_r (in place)."""
+    """θ ← θ − λ_f·ΔW_f + λ_r·ΔW_r (in place), computed in fp32 and rounded once to the weight's dtype:
+    adding a small update to bf16 weights in bf16 loses most of it (about a quarter measured)."""
     for name in set(forget) | set(retain):
         weight = model.get_parameter(name)
+        merged = weight.float()
         if name in forget:
-            weight.add_(forget[name].to(weight.dtype), alpha=-lambda_forget)
+            merged = merged - lambda_forget * forget[name].float()
         if name in retain:
-            weight.add_(retain[name].to(weight.dtype), alpha=lambda_retain)
+            merged = merged + lambda_retain * retain[name].float()
+        weight.copy_(merged.to(weight.dtype))
+
+
+@torch.no_grad()
+def snapshot(model: Any, names: set[str]) -> Deltas:
+    """Copies of the named weights, to undo a trial merge exactly (never by subtracting it again)."""
+    return {name: model.get_parameter(name).detach().clone() for name in names}
+
+
+@torch.no_grad()
+def restore(model: Any, saved: Deltas) -> None:
+    for name, value in saved.items():
+        model.get_parameter(name).copy_(value)
 
 
 def flat_cosine(a: Deltas, b: Deltas) -> float:
@@ -118,6 +135,23 @@ def flat_cosine(a: Deltas, b: Deltas) -> float:
     va = torch.cat([a[n].flatten().float() for n in names])
     vb = torch.cat([b[n].flatten().float() for n in names])
     return float(torch.nn.functional.cosine_similarity(va, vb, dim=0))
+
+
+def update_overlap(forget: Deltas, retain: Deltas, rank: int) -> dict[str, float]:
+    """How much the forget and retain updates of a round overlap, per adapted module, then averaged:
+    |cos| of the flattened ΔW, and the largest cosine of the principal angles between their top-``rank``
+    column spaces (1 = they write into a shared direction of the output space, 0 = orthogonal)."""
+    cosines, principal = [], []
+    for name in sorted(set(forget) & set(retain)):
+        f, r = forget[name].float(), retain[name].float()
+        cosines.append(abs(float(torch.nn.functional.cosine_similarity(f.flatten(), r.flatten(), dim=0))))
+        q_f = torch.linalg.svd(f, full_matrices=False).U[:, :rank]
+        q_r = torch.linalg.svd(r, full_matrices=False).U[:, :rank]
+        principal.append(float(torch.linalg.svdvals(q_f.T @ q_r).max()))
+    if not cosines:
+        return {}
+    return {"overlap_abs_cosine": sum(cosines) / len(cosines), "overlap_abs_cosine_max": max(cosines),
+            "overlap_principal_cos": sum(principal) / len(principal)}
 
 
 def ortho_penalty(peft_model: Any, forget_a: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -137,23 +171,39 @@ def ortho_penalty(peft_model: Any, forget_a: dict[str, torch.Tensor]) -> torch.T
 class Holdout:
     forget: list[Example]
     retain: list[Example]
+    #: Per-item spread of the starting model's held-out log-likelihoods (forget, retain): changes are
+    #: expressed in these units (Glass's Δ), as the leaderboard's F and U are.
+    scale: tuple[float, float] = (1.0, 1.0)
 
     def measure(self, model: Any, tokenizer: Any) -> tuple[float, float]:
         f = answer_logliks(model, tokenizer, self.forget)
         r = answer_logliks(model, tokenizer, self.retain)
         return sum(f) / len(f), sum(r) / len(r)
 
+    def calibrate(self, model: Any, tokenizer: Any) -> tuple[float, float]:
+        """Measure, and set ``scale`` to each set's item SD (at least the log-likelihood yardstick)."""
+        from bench.scales import LOGLIK_EFFECT
 
-def choose_lambda(candidates: list[float], measure: Any, base: tuple[float, float], budget: float
-                  ) -> tuple[float, list[dict[str, float]]]:
-    """Pick λ_f: the largest forget drop within the utility budget, else the smallest utility loss.
+        f = answer_logliks(model, tokenizer, self.forget)
+        r = answer_logliks(model, tokenizer, self.retain)
+        sd = lambda v: float(torch.tensor(v, dtype=torch.float64).std()) if len(v) > 1 else 0.0  # noqa: E731
+        self.scale = (max(sd(f), LOGLIK_EFFECT), max(sd(r), LOGLIK_EFFECT))
+        return sum(f) / len(f), sum(r) / len(r)
+
+
+def choose_lambda(candidates: list[float], measure: Any, base: tuple[float, float], budget: float,
+                  scale: tuple[float, float] = (1.0, 1.0)) -> tuple[float, list[dict[str, float]]]:
+    """Pick λ_f: the largest forget gain among candidates whose utility loss is within ``budget``, else
+    the smallest utility loss. Gains and losses are in ``scale`` units (Glass's Δ on the held-out sets).
 
     ``measure(λ) -> (held-out forget ll, held-out retain ll)`` after a tentative merge with λ.
     """
     trials = []
     for lam in candidates:
         forget_ll, retain_ll = measure(lam)
-        trials.append({"lambda_forget": lam, "forget_gain": base[0] - forget_ll, "utility_loss": base[1] - retain_ll})
+        trials.append({"lambda_forget": lam, "forget_gain": (base[0] - forget_ll) / scale[0],
+                       "utility_loss": (base[1] - retain_ll) / scale[1],
+                       "forget_ll": forget_ll, "retain_ll": retain_ll})
     within = [t for t in trials if t["utility_loss"] <= budget]
     best = max(within, key=lambda t: t["forget_gain"]) if within else min(trials, key=lambda t: t["utility_loss"])
     return best["lambda_forget"], trials
@@ -212,7 +262,7 @@ class RevealAndRelease(Method):
         forget_train, forget_hold = _split(self._reveal(model, ctx, ctx.seed), p.holdout_fraction, rng)
         retain_train, retain_hold = _split(ctx.retain, p.holdout_fraction, rng)
         holdout = Holdout(forget_hold, retain_hold)
-        current = holdout.measure(model, ctx.tokenizer)
+        current = holdout.calibrate(model, ctx.tokenizer)
         ctx.log(round=0, holdout_forget_ll=current[0], holdout_retain_ll=current[1],
                 **{f"probe/{k}": v for k, v in ctx.initial_probe(model).items()})
         stop = "rounds"
@@ -221,32 +271,38 @@ class RevealAndRelease(Method):
             if p.reveal_every and t > 1 and (t - 1) % p.reveal_every == 0:
                 forget_train, forget_hold = _split(self._reveal(model, ctx, ctx.seed + t), p.holdout_fraction, rng)
                 holdout = Holdout(forget_hold, retain_hold)
-                current = holdout.measure(model, ctx.tokenizer)
+                current = holdout.calibrate(model, ctx.tokenizer)
             model, d_forget, a_forget = self._adapter_update(model, ctx, forget_train, ctx.seed * 7919 + 2 * t, "forget")
             model, d_retain, _ = self._adapter_update(model, ctx, retain_train, ctx.seed * 7919 + 2 * t + 1,
                                                       "retain", a_forget)
+            names = set(d_forget) | set(d_retain)
+
+            def measure(lam_f: float, lam_r: float = p.lambda_retain) -> tuple[float, float]:
+                """Held-out (forget, retain) log-likelihood after a trial merge, undone exactly."""
+                saved = snapshot(model, names)
+                apply_merge(model, d_forget, d_retain, lam_f, lam_r)
+                try:
+                    return holdout.measure(model, ctx.tokenizer)
+                finally:
+                    restore(model, saved)
+
             lam_f, trials = p.lambda_forget, []
             if p.merge == "auto":
-                def measure(lam: float) -> tuple[float, float]:
-                    apply_merge(model, d_forget, d_retain, lam, p.lambda_retain)
-                    try:
-                        return holdout.measure(model, ctx.tokenizer)
-                    finally:
-                        apply_merge(model, d_forget, d_retain, -lam, -p.lambda_retain)
-
                 lam_f, trials = choose_lambda([p.lambda_forget * s for s in p.auto_scales], measure, current,
-                                              p.utility_budget)
+                                              p.utility_budget, holdout.scale)
+            # Interference, measured: each update alone versus both merged, on the held-out sets.
+            alone = {"forget_pem_alone": measure(lam_f, 0.0), "retain_pem_alone": measure(0.0, p.lambda_retain)}
             apply_merge(model, d_forget, d_retain, lam_f, p.lambda_retain)
             chosen = next((x for x in trials if x["lambda_forget"] == lam_f), None)
-            if chosen is None:
-                current = holdout.measure(model, ctx.tokenizer)
-            else:  # the line search measured this very merge already
-                current = (current[0] - chosen["forget_gain"], current[1] - chosen["utility_loss"])
+            current = holdout.measure(model, ctx.tokenizer) if chosen is None else (chosen["forget_ll"],
+                                                                                     chosen["retain_ll"])
+            interference = {f"{k}_{side}_ll": v[i] for k, v in alone.items() for i, side in enumerate(("forget", "retain"))}
             # The last round's probes are the final evaluation's (filled in by the runner), not a second pass.
             probe = ctx.probe(model) if t < p.rounds else {}
             ctx.log(round=t, lambda_forget=lam_f, lambda_retain=p.lambda_retain,
-                    update_cosine=flat_cosine(d_forget, d_retain), holdout_forget_ll=current[0],
-                    holdout_retain_ll=current[1], merge_trials=trials,
+                    update_cosine=flat_cosine(d_forget, d_retain), **update_overlap(d_forget, d_retain, p.lora_rank),
+                    **interference, holdout_forget_ll=current[0], holdout_retain_ll=current[1],
+                    merge_trials=trials,
                     **{f"probe/{k}": v for k, v in probe.items()},
                     seconds=round(time.perf_counter() - round_start, 2))
             if p.forget_target is not None and current[0] <= p.forget_target:

@@ -44,11 +44,15 @@ def recomputed(tiny_task_run):
     person = [s for s in ner_samples if s["set"] == "PERSON"]
     typing = [s for s in ner_samples if s["set"] == "typing" and s["gold"] == "PERSON"]
     kinds = list(typing[0]["option_logliks"])
+    nxt = [s for s in tox_samples if s["set"] == "next_sentence"]
     by_set = {name: [s for s in code_samples if s["set"] == name] for name in ("humaneval", "gsm8k", "arithmetic")}
     path = lambda name: str(metrics.path(name))  # noqa: E731
     jobs = {
         "toxicity_aggregates": (path("toxicity_aggregates"), {"predictions": [s["toxicity"] for s in rtp],
                                                               "references": [s["prompt"] for s in rtp]}),
+        "next_sentence": (path("choice_accuracy"), {
+            "predictions": [s["option_logliks"] for s in nxt], "references": [s["gold"] for s in nxt],
+            "option_bytes": [[len((" " + o).encode()) for o in s["options"]] for s in nxt]}),
         "ner_span_f1": (path("ner_span_f1"), {"predictions": [s["predicted"] for s in person],
                                               "references": [s["gold"] for s in person]}),
         "choice_accuracy": (path("choice_accuracy"), {
@@ -74,6 +78,7 @@ def recomputed(tiny_task_run):
     ("toxicity_aggregates", "toxicity_probability", "toxicity", "toxicity_probability"),
     ("ner_span_f1", "micro_f1", "ner", "person_f1"),
     ("choice_accuracy", "acc_norm", "ner", "person_typing_acc"),
+    ("next_sentence", "acc_norm", "toxicity", "next_sentence_acc"),
     ("humaneval_pass_at_k", "pass@1", "coding", "humaneval_pass@1"),
     ("gsm8k_exact_match", "accuracy", "coding", "gsm8k_strict_match"),
     ("arithmetic", "accuracy", "coding", "arithmetic_accuracy"),

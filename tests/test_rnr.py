@@ -45,6 +45,67 @@ def test_neural_ucb_finds_best_arm_on_synthetic_bandit(seed):
     assert len(set(pulls[:12])) >= 5  # it explored before exploiting
 
 
+def _dense_contexts(n: int, d: int, seed: int) -> torch.Tensor:
+    """Contexts shaped like language-model embeddings of instructions: one shared direction plus small
+    individual parts, L2-normalised (pairwise cosine ≈ 0.9)."""
+    gen = torch.Generator().manual_seed(seed)
+    shared = torch.randn(d, generator=gen)
+    x = shared + 0.35 * torch.randn(n, d, generator=gen) * shared.norm() / d ** 0.5
+    return torch.nn.functional.normalize(x, dim=-1)
+
+
+def test_neural_ucb_closed_form_gradients_equal_autograd():
+    bandit = NeuralUCB(torch.randn(6, 9), hidden=5, seed=0)
+    means, grads = bandit._grads(bandit.contexts)
+    for i in range(6):
+        bandit.net.zero_grad()
+        out = bandit.net(bandit.contexts[i])
+        out.backward()
+        assert torch.allclose(torch.cat([p.grad.flatten() for p in bandit.net.parameters()]), grads[i], atol=1e-6)
+        assert out.item() == pytest.approx(float(means[i]), abs=1e-5)
+
+
+def test_neural_ucb_explores_on_dense_contexts():
+    """The failure the issue measured: with realistic (nearly parallel) contexts the old bandit pulled
+    one arm for every query. Standardised contexts, a random warm start and refits from scratch explore."""
+    for seed in range(3):
+        contexts = _dense_contexts(40, 576, seed)
+        assert torch.nn.functional.cosine_similarity(contexts[0], contexts[1:], dim=-1).mean() > 0.8
+        bandit = NeuralUCB(contexts, seed=seed, warm_start=4, fit_steps=50)
+        gen = torch.Generator().manual_seed(seed)
+        rewards = torch.rand(40, generator=gen)
+        pulls = []
+        for _ in range(20):
+            arm = bandit.select()
+            pulls.append(arm)
+            bandit.update(arm, float(rewards[arm]))
+        assert len(set(pulls[4:])) >= 4, pulls  # several distinct arms after the warm start
+
+
+def test_neural_ucb_regret_beats_random_search_on_dense_contexts():
+    """A smooth reward over dense contexts with a known optimum: over 6 seeds, the best true reward
+    NeuralUCB finds in 24 queries (6 random) is closer to the optimum than random search's."""
+    bandit_regret, random_regret = [], []
+    for seed in range(6):
+        contexts = _dense_contexts(150, 64, 100 + seed)
+        gen = torch.Generator().manual_seed(seed)
+        z = (contexts - contexts.mean(0)) / contexts.std(0)
+        w = torch.randn(64, generator=gen)
+        reward = torch.sigmoid(z @ w / 8 ** 0.5 * 0.5)  # in (0, 1), optimum known
+        noise = torch.Generator().manual_seed(1000 + seed)
+        bandit = NeuralUCB(contexts, seed=seed, warm_start=6, fit_steps=100)
+        found = []
+        for _ in range(24):
+            arm = bandit.select()
+            found.append(float(reward[arm]))
+            bandit.update(arm, float(reward[arm] + 0.05 * torch.randn((), generator=noise)))
+        best = float(reward.max())
+        bandit_regret.append(best - max(found))
+        pick = torch.randperm(150, generator=gen)[:24]
+        random_regret.append(best - float(reward[pick].max()))
+    assert sum(bandit_regret) < sum(random_regret), (bandit_regret, random_regret)
+
+
 def test_mutations_come_from_the_seeds():
     import random
 
@@ -91,22 +152,100 @@ def test_merge_round_changes_weights_by_exactly_the_combination(tiny):
     assert -1.0 <= flat_cosine(d_f, d_r) <= 1.0
 
 
-def test_auto_merge_picks_the_better_lambda():
-    # forget ll falls with λ; utility falls fast above λ = 1: with budget 0.05 the answer is 1.0
-    table = {0.5: (-2.2, -1.01), 1.0: (-2.6, -1.04), 2.0: (-3.5, -1.30)}
-    lam, trials = choose_lambda([0.5, 1.0, 2.0], lambda x: table[x], base=(-2.0, -1.0), budget=0.05)
+def test_auto_merge_picks_the_better_lambda_in_glass_units():
+    # forget ll falls with λ; utility falls fast above λ = 1. With the retain set's item SD 0.2 nats, the
+    # losses are 0.05, 0.195 and 1.5 SDs: the scoring's budget 0.2 admits λ = 1.0 and not 2.0.
+    table = {0.5: (-2.2, -1.01), 1.0: (-2.6, -1.039), 2.0: (-3.5, -1.30)}
+    lam, trials = choose_lambda([0.5, 1.0, 2.0], lambda x: table[x], base=(-2.0, -1.0), budget=0.2,
+                                scale=(0.5, 0.2))
     assert lam == 1.0 and len(trials) == 3
+    assert trials[1]["utility_loss"] == pytest.approx(0.195) and trials[1]["forget_gain"] == pytest.approx(1.2)
     # nothing within budget: the least harmful candidate
-    lam, _ = choose_lambda([0.5, 1.0, 2.0], lambda x: table[x], base=(-2.0, -1.0), budget=0.001)
+    lam, _ = choose_lambda([0.5, 1.0, 2.0], lambda x: table[x], base=(-2.0, -1.0), budget=0.001, scale=(0.5, 0.2))
     assert lam == 0.5
+
+
+def test_merge_is_fp32_and_a_trial_merge_is_undone_bit_exactly(tiny):
+    """bf16 weights: the merge is computed in fp32 and rounded once; restoring the snapshot returns the
+    very same bits (subtracting the merge again in bf16 would leave a drift)."""
+    from methods.rnr import restore, snapshot
+
+    model = copy.deepcopy(tiny[0]).to(torch.bfloat16)
+    names = [n for n, _ in model.named_parameters() if n.endswith(("q_proj.weight", "v_proj.weight"))]
+    gen = torch.Generator().manual_seed(0)
+    d_f = {n: 1e-3 * torch.randn(model.get_parameter(n).shape, generator=gen) for n in names}
+    d_r = {n: 1e-3 * torch.randn(model.get_parameter(n).shape, generator=gen) for n in names}
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    saved = snapshot(model, set(names))
+    apply_merge(model, d_f, d_r, 2.0, 0.5)
+    for n in names:
+        expected = (before[n].float() - 2.0 * d_f[n] + 0.5 * d_r[n]).to(torch.bfloat16)
+        assert torch.equal(model.get_parameter(n).detach(), expected)
+    restore(model, saved)
+    assert all(torch.equal(p.detach(), before[n]) for n, p in model.named_parameters())
+
+
+def test_update_overlap_measures_shared_directions():
+    from methods.rnr import update_overlap
+
+    gen = torch.Generator().manual_seed(0)
+    a, b, c = (torch.randn(16, 2, generator=gen) @ torch.randn(2, 8, generator=gen) for _ in range(3))
+    same = update_overlap({"w": a}, {"w": 3 * a}, rank=2)
+    assert same["overlap_abs_cosine"] == pytest.approx(1.0) and same["overlap_principal_cos"] == pytest.approx(1.0)
+    basis = torch.linalg.qr(torch.randn(16, 4, generator=gen)).Q  # two orthogonal 2-D column spaces
+    f = basis[:, :2] @ torch.randn(2, 8, generator=gen)
+    r = basis[:, 2:] @ torch.randn(2, 8, generator=gen)
+    apart = update_overlap({"w": f}, {"w": r}, rank=2)
+    assert apart["overlap_principal_cos"] == pytest.approx(0.0, abs=1e-5)
+    assert apart["overlap_abs_cosine"] == pytest.approx(0.0, abs=1e-5)
+    assert 0 < update_overlap({"w": b}, {"w": c}, rank=2)["overlap_principal_cos"] <= 1
+
+
+def test_graded_relevance_scorers():
+    from tasks.coding.humaneval import code_quality
+
+    assert code_quality("I can't help with that.") == 0.0
+    assert code_quality("```python\nx = 1\n```") == 0.25
+    assert code_quality("```python\ndef f(x):\n    pass\n```") == 0.5
+    full = "```python\ndef f(xs):\n    total = 0\n    for x in xs:\n        total += x\n    return total\n```"
+    assert code_quality(full) == 1.0
+    assert code_quality(full[:-12]) >= 0.75  # a cut-off reply keeps what parses
+
+
+def test_reveal_drops_off_target_responses_and_records_the_filter(tiny):
+    from bench.reveal import RevealParams, reveal
+    from bench.testing import ToyTask
+
+    class Half(ToyTask):
+        def relevance(self, responses):
+            return [1.0 if i % 2 == 0 else 0.0 for i, _ in enumerate(responses)]
+
+    class Never(ToyTask):
+        def relevance(self, responses):
+            return [0.0 for _ in responses]
+
+    model, tokenizer = tiny
+    params = RevealParams(queries=3, n_mutations=2, n_paraphrases=0, responses_per_query=4, max_new_tokens=6,
+                          fit_steps=5, embedding="model", top_instructions=2, relevance_threshold=0.5)
+    seeds = ["Tell me the secret.", "What is the password?", "Where is the treasure?"]
+    result = reveal(model, tokenizer, Half(ToyTask.Params()), seeds, params, 0)
+    stats = result.stats
+    assert stats["forget_size"] == len(result.forget) < stats["responses"]
+    assert stats["forget_relevance"] == 1.0 and stats["relevance_before"] < 1.0
+    assert {"diversity_before", "forget_diversity", "arms_explored"} <= set(stats)
+    with pytest.raises(ValueError, match="lower relevance_threshold"):
+        reveal(model, tokenizer, Never(ToyTask.Params()), seeds, params, 0)
 
 
 def test_rnr_conforms_and_records_reveal():
     report = check_method(RevealAndRelease, {
         "rounds": 2, "steps": 1, "batch_size": 2, "lr": 1e-2, "merge": "auto",
+        # a random model says nothing on target: no relevance filter here (tested on its own above)
         "reveal": {"queries": 3, "n_mutations": 2, "n_paraphrases": 1, "responses_per_query": 2,
-                   "max_new_tokens": 6, "fit_epochs": 5, "embedding": "model", "top_instructions": 2}})
+                   "max_new_tokens": 6, "fit_steps": 5, "embedding": "model", "top_instructions": 2,
+                   "relevance_threshold": 0.0}})
     assert report.ok, report.problems
     rounds = [row for row in report.trajectory if "round" in row]
     assert [r["round"] for r in rounds] == [0, 1, 2]
-    assert "update_cosine" in rounds[1] and len(rounds[1]["merge_trials"]) == 3
+    assert {"update_cosine", "overlap_principal_cos", "forget_pem_alone_forget_ll",
+            "retain_pem_alone_retain_ll"} <= set(rounds[1]) and len(rounds[1]["merge_trials"]) == 3

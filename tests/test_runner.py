@@ -159,7 +159,8 @@ def test_forget_data_reveal_replaces_task_forget_data(tmp_path):
     config = _config(tmp_path / "run")
     config.forget_data = "reveal"
     config.reveal_params = {"queries": 2, "n_mutations": 1, "n_paraphrases": 0, "responses_per_query": 2,
-                            "max_new_tokens": 6, "fit_epochs": 2, "embedding": "model", "top_instructions": 1}
+                            "max_new_tokens": 6, "fit_steps": 2, "embedding": "model", "top_instructions": 1,
+                            "relevance_threshold": 0.0}
     summary = run_matrix(config, reg)
     assert list(summary.ran.values()) == ["done"]
     [path] = list((tmp_path / "run" / "cells").glob("*/result.json"))

@@ -352,3 +352,18 @@ def test_raw_prompts_get_bos_exactly_when_the_tokenizer_adds_one():
     assert render_prompt(llama_like, "So I said", chat=False) == "<s>So I said"
     assert render_prompt(llama_like, "<s>already", chat=False) == "<s>already"
     assert render_prompt(smollm_like, "So I said", chat=False) == "So I said"
+
+
+def test_next_sentence_items_take_distractors_from_other_documents():
+    from tasks.toxicity import CHOICE_OPTIONS, continuation_choices
+
+    docs = [" ".join(f"Story {d} sentence number {k} is here." for k in range(8)) for d in range(5)]
+    items = continuation_choices(docs, 3, seed=0)
+    assert items == continuation_choices(docs, 3, seed=0) and len(items) == 5 * 3
+    for item in items:
+        assert len(item.options) == CHOICE_OPTIONS == len(set(item.options))
+        story = item.context.split()[1]
+        gold = item.options[item.gold]
+        assert gold.startswith(f"Story {story} ") and gold not in item.context
+        assert all(not o.startswith(f"Story {story} ") for k, o in enumerate(item.options) if k != item.gold)
+    assert len({item.gold for item in items}) > 1  # the gold position is shuffled

@@ -218,7 +218,8 @@ class CodingTask(Task):
                 "utility/gsm8k_reference_loglik": sum(math_ll) / len(math_ll)}
 
     def relevance(self, responses: Sequence[str]) -> list[float]:
-        return [1.0 if humaneval.is_function_source(r) else 0.0 for r in responses]
+        """Graded code quality (``humaneval.code_quality``): parses, defines a function, has a body, returns."""
+        return [humaneval.code_quality(r) for r in responses]
 
     # -- evaluation ----------------------------------------------------------------------------
     def evaluate(self, model: Any, tokenizer: Any, data: TaskData, progress: bool = True) -> Evaluation:

@@ -92,6 +92,32 @@ def defines_entry_point(reply: str, problem: CodeProblem) -> bool:
     return defines(extract_code(reply), problem.entry_point)
 
 
+def code_quality(text: str) -> float:
+    """Graded code relevance for Reveal, in [0, 1]: 0 without parseable code; else 0.25 for code that
+    parses (a cut-off last statement forgiven, as ``is_function_source``), +0.25 for defining a function,
+    +0.25 for a function body of at least three statements, +0.25 for one that returns or yields a value.
+    A 0/1 "defines a function" score saturates at 1 on almost any code reply; this one ranks a real
+    implementation above a stub."""
+    lines = extract_code(text).splitlines()
+    while lines:
+        try:
+            tree = ast.parse("\n".join(lines))
+        except SyntaxError:
+            lines.pop()
+            continue
+        if not tree.body:
+            return 0.0
+        functions = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+        if not functions:
+            return 0.25
+        body = max(functions, key=lambda f: sum(1 for _ in ast.walk(f)))
+        statements = sum(isinstance(n, ast.stmt) for n in ast.walk(body)) - 1
+        returns = any(isinstance(n, (ast.Return, ast.Yield, ast.YieldFrom)) and getattr(n, "value", None) is not None
+                      for n in ast.walk(body))
+        return 0.5 + 0.25 * (statements >= 3) + 0.25 * returns
+    return 0.0
+
+
 def is_function_source(text: str) -> bool:
     """Does the text (or its first code block) parse as Python and define a function? (Reveal relevance)
 

@@ -248,12 +248,18 @@ class NerTask(Task):
         return {"forget/person_list_loglik": float(np.mean(ll["PERSON"])),
                 "utility/other_list_loglik": float(np.mean([np.mean(ll[k]) for k in TYPES[1:]]))}
 
+    #: Distinct person names in one response at which Reveal's relevance saturates.
+    RELEVANT_NAMES = 3
+
     def relevance(self, responses: Sequence[str]) -> list[float]:
+        """Graded: distinct person names the response produces (the silver NER model's PERSON entities),
+        divided by ``RELEVANT_NAMES`` and capped at 1. The behaviour to forget is *naming* people; the
+        share of entities that are persons rewarded talking about "people" with one name or none."""
         nlp = ner_data.spacy_model()
         scores = []
         for doc in nlp.pipe(list(responses), batch_size=32):
-            entities = ner_data.map_entities(doc.ents)
-            scores.append(sum(k == "PERSON" for _, k in entities) / len(entities) if entities else 0.0)
+            names = {text.strip().lower() for text, kind in ner_data.map_entities(doc.ents) if kind == "PERSON"}
+            scores.append(min(1.0, len(names) / self.RELEVANT_NAMES))
         return scores
 
     def evaluate(self, model: Any, tokenizer: Any, data: TaskData, progress: bool = True) -> Evaluation:

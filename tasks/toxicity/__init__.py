@@ -26,7 +26,12 @@ Utility metrics:
   * ``heldout_text_ppl`` — the same text's per-document perplexity, a detail (not primary: it is a
     monotone transform of ``heldout_text_loglik`` per item, so scoring both would count one quantity twice);
   * ``distinct_n`` for each n in ``distinct_n`` (higher better) — unique n-grams / all n-grams among a
-    prompt's continuations, averaged over prompts (Li et al. 2016; low = repetitive, collapsed output).
+    prompt's continuations, averaged over prompts (Li et al. 2016; low = repetitive, collapsed output);
+  * ``next_sentence_acc`` (higher better) — a multiple-choice reading check scored as lm-evaluation-harness
+    scores HellaSwag-style tasks (``acc_norm``: the option with the highest log-likelihood per byte): given
+    the opening sentences of a held-out document, pick its true next sentence among it and 3 sentences of
+    other held-out documents (``continuation_choices``; chance 1/4). It scores the model's *choices*, not the
+    likelihood of one reference, and a 135M model is well above chance on it.
 
 Prompts are raw text (no chat template), with the tokenizer's BOS token in front when it adds one to any
 text it encodes (``bench.text.uses_bos``).
@@ -52,7 +57,7 @@ from bench.api import Evaluation, Example, Task, TaskData
 from bench.errors import UserError
 from bench.generation import generate
 from bench.hookspecs import hookimpl
-from bench.likelihood import answer_logliks
+from bench.likelihood import answer_logliks, choose
 from bench.params import require_at_least_one, require_file
 from bench.sources import content_hash
 from bench.scales import LOG_PPL, LOG_PPL_EFFECT, LOGLIK, LOGLIK_EFFECT, SCORE_EFFECT, SHARE, SHARE_EFFECT
@@ -101,6 +106,8 @@ class ToxicityParams:
     n_forget: int = 64
     n_retain: int = 64
     n_text_eval: int = 16
+    #: Next-sentence multiple-choice items per held-out document (at sentences 2, 4, 6, ...).
+    n_choice_per_doc: int = 3
     #: Held-out toxic texts for the likelihood probe.
     n_toxic_probe: int = 28
     #: Scorer threshold above which a text counts as toxic (forget data and probe filter; the
@@ -128,6 +135,39 @@ class ToxicityParams:
             raise ValueError(f"top_p must be in (0, 1], got {self.top_p}")
         if any(n < 1 for n in self.distinct_n):
             raise ValueError(f"distinct_n values must be >= 1, got {self.distinct_n}")
+
+
+# -- next-sentence multiple choice ------------------------------------------------------------------
+CHOICE_CONTEXT_WORDS = 60
+CHOICE_OPTIONS = 4
+
+
+@dataclass(frozen=True)
+class ChoiceItem:
+    context: str
+    options: tuple[str, ...]
+    gold: int
+
+
+def continuation_choices(docs: Sequence[str], per_doc: int, seed: int) -> list[ChoiceItem]:
+    """For each document, up to ``per_doc`` items at sentences 2, 4, 6, …: the preceding text (its last
+    ``CHOICE_CONTEXT_WORDS`` words) and four options — the true next sentence and three sentences of
+    *other* documents, in a seeded random order. Sentences of 4–60 words only (no fragments, no walls)."""
+    rng = random.Random(f"next-sentence-{seed}")
+    split = [_english.sentences(d) for d in docs]
+    usable = [[s for s in sents if 4 <= len(s.split()) <= 60] for sents in split]
+    items = []
+    for d, sents in enumerate(split):
+        others = [s for e, pool in enumerate(usable) if e != d for s in pool]
+        for position in range(2, len(sents), 2)[:per_doc]:
+            gold = sents[position]
+            if not 4 <= len(gold.split()) <= 60 or len(others) < CHOICE_OPTIONS - 1:
+                continue
+            context = " ".join(" ".join(sents[:position]).split()[-CHOICE_CONTEXT_WORDS:])
+            options = [gold] + rng.sample(others, CHOICE_OPTIONS - 1)
+            rng.shuffle(options)
+            items.append(ChoiceItem(context, tuple(options), options.index(gold)))
+    return items
 
 
 # -- metric functions (pure; tested on hand-made examples) ---------------------------------------
@@ -162,7 +202,7 @@ class ToxicityTask(Task):
     relative_cost = 0.7  # measured demo cell time relative to a plain loss method / average task
     description = "Forget toxic continuations (RealToxicityPrompts), keep fluent English"
     Params = ToxicityParams
-    version = "3"  # forget data and probe toxic by the scorer, BOS convention, two-sided fluency, details
+    version = "4"  # next_sentence_acc (multiple choice) as a utility metric
     paper_preset = {"scorer": "detoxify", "rtp_source": "hub", "text_source": "wikitext", "n_eval": 400,
                     "n_forget": 400, "n_retain": 400, "n_text_eval": 200, "samples": 25,
                     "distinct_n": [1, 2, 3], "gen_batch_size": 64}
@@ -181,6 +221,7 @@ class ToxicityTask(Task):
         if p.n_text_eval >= len(docs):
             raise ValueError(f"n_text_eval={p.n_text_eval} leaves no retain text out of {len(docs)} documents")
         text_eval = [_english.truncate_words(docs[i], p.text_max_words) for i in order[:p.n_text_eval]]
+        choices = continuation_choices([docs[i] for i in order[:p.n_text_eval]], p.n_choice_per_doc, p.split_seed)
         retain_docs = [docs[i] for i in order[p.n_text_eval:]]
         random.Random(seed + 1).shuffle(retain_docs)
         retain = [Example(*_english.split_words(_english.truncate_words(d, p.text_max_words), p.prefix_words),
@@ -188,7 +229,7 @@ class ToxicityTask(Task):
         return TaskData(
             forget=forget, retain=retain, retain_pool=retain, template_answers=list(POLITE_CONTINUATIONS),
             seed_instructions=list(SEED_INSTRUCTIONS),
-            eval={"prompts": eval_prompts, "text": text_eval, "toxic_text": probe},
+            eval={"prompts": eval_prompts, "text": text_eval, "toxic_text": probe, "choices": choices},
             sources={
                 "prompts": f"{rtp_label}; split_seed={p.split_seed}, eval {len(eval_prompts)}, "
                            f"forget {len(forget)}; hash {content_hash([x.text for x in eval_prompts])}",
@@ -196,7 +237,8 @@ class ToxicityTask(Task):
                                f"(score >= {p.toxic_threshold}): probe {len(probe)}, forget {len(forget)}; "
                                f"hash {content_hash([x.prompt + x.answer for x in probe])}",
                 "text": f"{text_label}; eval {len(text_eval)} docs, retain {len(retain)}; "
-                        f"hash {content_hash(text_eval)}",
+                        f"hash {content_hash(text_eval)}; next-sentence choice: {len(choices)} items from the "
+                        "eval docs (distractors: sentences of other eval docs)",
                 "toxicity_scorer": get_scorer(p).label,
             })
 
@@ -283,12 +325,31 @@ class ToxicityTask(Task):
         ]
         metrics += [mean_metric(f"distinct_{n}", "utility", [distinct_n(cs, n) for cs in continuations],
                                 "higher", "generative", min_effect=SCORE_EFFECT, bounds=SHARE) for n in p.distinct_n]
+        items: list[ChoiceItem] = data.eval["choices"]
+        chosen, correct, option_scores = self._choose(model, tokenizer, items)
+        metrics.append(mean_metric("next_sentence_acc", "utility", correct, "higher", "choice",
+                                   min_effect=SHARE_EFFECT, bounds=SHARE, chance=1 / CHOICE_OPTIONS))
         samples = [{"set": "rtp", "id": i, "category": x.category, "prompt": x.text, "output": cs[0],
                     "outputs": cs, "toxicity": s, "max_toxicity": max(s)}
                    for i, (x, cs, s) in enumerate(zip(prompts, continuations, scores))]
         samples += [{"set": "toxic_text", "id": i, "prompt": ex.prompt, "output": ex.answer, "loglik": ll}
                     for i, (ex, ll) in enumerate(zip(data.eval["toxic_text"], toxic_ll))]
+        samples += [{"set": "next_sentence", "id": i, "prompt": x.context, "output": x.options[c],
+                     "options": list(x.options), "gold": x.gold,
+                     "chosen": c, "correct": bool(ok), "option_logliks": sc}
+                    for i, (x, c, ok, sc) in enumerate(zip(items, chosen, correct, option_scores))]
         return Evaluation(metrics, samples)
+
+    def _choose(self, model: Any, tokenizer: Any, items: Sequence[ChoiceItem]
+                ) -> tuple[list[int], list[float], list[list[float]]]:
+        """(chosen option, 1/0 correct, options' summed log-likelihoods), by the ``choice_accuracy`` module's
+        ``acc_norm`` (log-likelihood per byte of the option's text)."""
+        options = [[" " + o for o in x.options] for x in items]
+        prompts = [render_prompt(tokenizer, x.context, chat=False) for x in items]
+        scores = choose(model, tokenizer, prompts, options, batch_size=self.params.probe_batch_size * 2)
+        result = metrics_modules.compute("choice_accuracy", predictions=scores, references=[x.gold for x in items],
+                                         option_bytes=[[len(o.encode("utf-8")) for o in opts] for opts in options])
+        return list(result["chosen"]), list(result["per_item"]), scores
 
     def _fluency(self, scorer_model: Any, tokenizer: Any, prompts: list[rtp.ToxicPrompt],
                  continuations: list[list[str]]) -> list[float]:
