@@ -41,7 +41,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -57,6 +57,14 @@ PARAPHRASE_PROMPT = "Rewrite this instruction in other words. Reply with the new
 
 @dataclass
 class RevealParams:
+    #: The arms: "instructions" (default) — the task's seed instructions, mutations, recombinations and the
+    #: model's paraphrases; "soft_prompt" — instructions the model writes from random soft prompts
+    #: (``bench.soft_prompt``, the paper's search space). The discrete pool is the default because a small
+    #: model writes few usable instructions from soft prompts (measured in docs/methods/reveal_and_release.md).
+    search: Literal["instructions", "soft_prompt"] = "instructions"
+    soft_candidates: int = 24
+    intrinsic_dim: int = 10
+    soft_tokens: int = 5
     queries: int = 12  # NeuralUCB query budget
     n_mutations: int = 12
     n_paraphrases: int = 4
@@ -241,7 +249,18 @@ def reveal(model: Any, tokenizer: Any, task: Task, seed_instructions: list[str],
     """Search instructions that make the model show the behaviour to forget; return its responses."""
     if not seed_instructions:
         raise ValueError(f"task '{task.name}' supplies no seed instructions, which Reveal needs")
-    pool = build_pool(model, tokenizer, seed_instructions, params, seed)
+    if params.search == "soft_prompt":
+        from .soft_prompt import soft_prompt_candidates
+
+        candidates_sp = soft_prompt_candidates(model, tokenizer, seed_instructions, params.soft_candidates,
+                                               params.intrinsic_dim, params.soft_tokens, 40, seed)
+        pool = list(dict.fromkeys(c.instruction for c in candidates_sp))
+        if len(pool) < 2:
+            raise ValueError(f"soft-prompt search: the model wrote {len(pool)} usable instruction(s) from "
+                             f"{params.soft_candidates} soft prompts; raise soft_candidates or use "
+                             "search: instructions")
+    else:
+        pool = build_pool(model, tokenizer, seed_instructions, params, seed)
     contexts = torch.nn.functional.normalize(model_embeddings(model, tokenizer, pool), dim=-1)
     warm = params.warm_start if params.warm_start is not None else max(2, params.queries // 4)
     bandit = NeuralUCB(contexts, params.hidden, params.nu, params.lam, params.fit_steps, params.fit_lr, seed, warm)
@@ -279,7 +298,7 @@ def reveal(model: Any, tokenizer: Any, task: Task, seed_instructions: list[str],
                          f"relevance {params.relevance_threshold} (best {max(relevance):.2f}); lower "
                          "relevance_threshold or raise queries")
     kept = [r for r in relevance if r >= params.relevance_threshold]
-    stats = {"pool_size": len(pool), "arms_explored": len(set(t["arm"] for t in trajectory)),
+    stats = {"search": params.search, "pool_size": len(pool), "arms_explored": len(set(t["arm"] for t in trajectory)),
              "queries": len(trajectory), "responses": len(candidates), "forget_size": len(forget),
              "relevance_before": float(sum(relevance) / len(relevance)),
              "diversity_before": vendi_score(embed([ex.answer for ex in candidates])) / len(candidates),

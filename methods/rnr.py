@@ -13,17 +13,20 @@ the stop rule (never the task's evaluation sets).
    ΔW_f = (α/r)·B_f A_f per target module;
 2. train a *retain* LoRA on the retain data with CE → ΔW_r; optionally with the O-LoRA style
    orthogonality penalty ``ortho_weight · Σ_modules ‖A_r A_fᵀ‖_F²`` (off by default);
-3. merge into the weights:  θ ← θ − λ_f · ΔW_f + λ_r · ΔW_r;
-4. log the task's forget/utility probes, held-out log-likelihoods and the cosine similarity between
-   the flattened ΔW_f and ΔW_r (the paper reports them near-orthogonal). The last round's probe values
+3. merge into the weights:  θ ← θ − λ_f · ΔW_f + λ_r · ΔW_r, in fp32, rounded once (``apply_merge``);
+   trial merges are undone by restoring a snapshot (``snapshot``/``restore``), bit-exactly;
+4. log the task's forget/utility probes, held-out log-likelihoods, and the measured interference of the
+   two updates (``update_overlap``: |cosine| and principal angles per module; held-out values with each
+   update alone versus merged). The last round's probe values
    are the final evaluation's (``probe_source: final evaluation``), and with ``merge: auto`` the held-out
    values of the chosen merge are the line search's own measurement — neither is computed twice.
 
 Merge weights: ``merge: fixed`` uses (λ_f, λ_r) = (``lambda_forget``, ``lambda_retain``). ``merge:
 auto`` addresses the paper's open problem (manual tuning): each round it tries λ_f ∈
 ``lambda_forget × auto_scales`` and keeps the one with the largest drop of the held-out forget
-log-likelihood whose held-out retain log-likelihood falls by at most ``utility_budget`` (nats/token);
-if none fits the budget, the candidate with the smallest utility loss.
+log-likelihood whose held-out retain log-likelihood falls by at most ``utility_budget``;
+if none fits the budget, the candidate with the smallest utility loss. Gains and losses are in Glass's Δ
+units of the held-out sets, and the budget is the leaderboard's (0.2).
 
 Stop: after ``rounds``, or when the held-out forget log-likelihood reaches ``forget_target``, or when
 the held-out retain log-likelihood falls below ``utility_floor``. ``reveal_every = k > 0`` re-runs

@@ -125,3 +125,41 @@ def provenance_lines(table: ResultTable) -> list[str]:
             sources.setdefault(name, set()).add(desc)
     lines += [f"Data/scorer `{name}`: {'; '.join(sorted(d))}" for name, d in sorted(sources.items())]
     return lines
+
+
+REVEAL_HEADER = ("| method | seed | queries (random) | arms explored | responses → kept | relevance before → after | "
+                 "diversity before → after | merge λ_f by round | forget/retain update overlap |")
+
+
+def _reveal_runs(result: dict[str, Any]) -> list[dict[str, Any]]:
+    reveal = (result.get("extras") or {}).get("reveal")
+    if isinstance(reveal, dict):  # ``forget_data: reveal``: one search on the base model
+        return [reveal]
+    return list(reveal or [])
+
+
+def reveal_rows(table: ResultTable, task: str) -> list[str]:
+    """Self-generated forget data, per cell that used Reveal: how the search explored, what the relevance
+    filter kept, and (Reveal-and-Release) the merge weights chosen and the overlap of the two updates."""
+    rows = []
+    for cell in table.cells_for(task):
+        for result in cell.results:
+            rounds = [r for r in result.get("trajectory", []) if r.get("round", 0) >= 1]
+            lambdas = ", ".join(fmt(r["lambda_forget"], 2) for r in rounds if "lambda_forget" in r) or "–"
+            overlap = [r["overlap_principal_cos"] for r in rounds if "overlap_principal_cos" in r]
+            for run in _reveal_runs(result):
+                stats, trajectory = run.get("stats", {}), run.get("trajectory", [])
+                warm = sum(bool(q.get("random")) for q in trajectory)
+                arms = stats.get("arms_explored", len({q.get("instruction") for q in trajectory}))
+                rows.append(
+                    f"| {table.label(cell)} | {result['spec']['seed']} | {len(trajectory)} ({warm}) | {arms} | "
+                    f"{stats.get('responses', '–')} → {stats.get('forget_size', '–')} | "
+                    f"{fmt(stats.get('relevance_before'), 2)} → {fmt(stats.get('forget_relevance'), 2)} | "
+                    f"{fmt(stats.get('diversity_before'), 2)} → {fmt(stats.get('forget_diversity'), 2)} | "
+                    f"{lambdas} | {fmt(sum(overlap) / len(overlap), 2) if overlap else '–'} |")
+    if not rows:
+        return []
+    return ["Self-generated forget data (Reveal): relevance is the task's graded scorer, kept responses reach "
+            "the relevance threshold; diversity = Vendi score / responses; overlap = mean largest principal-angle "
+            "cosine between the forget and retain updates per module (1 = same directions).", "",
+            REVEAL_HEADER, "|" + "---|" * REVEAL_HEADER.count(" | ") + "---|", *rows]

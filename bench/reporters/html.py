@@ -19,7 +19,7 @@ from ..hookspecs import hookimpl
 from ..report import ResultTable, read_samples
 from ..scores import BASE_LABEL
 from ..store import atomic_write_text
-from .common import fmt, fmt_signed, interval, mark, metric_header, no_signal_lines, provenance_lines, \
+from .common import fmt, fmt_signed, interval, mark, metric_header, no_signal_lines, provenance_lines, reveal_rows, \
     scoring_legend, task_cell
 from .plots import figures
 
@@ -135,9 +135,17 @@ def _task_table(table: ResultTable, task: str) -> str:
     notes = "".join(f"<li>{esc(table.label(c))} ({esc(c.status)}): {esc(r)}</li>"
                     for c in table.cells_for(task) for r in c.reasons)
     notes += "".join(f"<li>{esc(line)}</li>" for line in no_signal_lines(scores))
+    reveal = reveal_rows(table, task)
+    reveal_html = ""
+    if reveal:
+        cells = [[c.strip() for c in line.strip("|").split(" | ")] for line in reveal[2:] if not line.startswith("|-")]
+        reveal_html = (f"<p>{esc(reveal[0])}</p><div class=wrap><table><thead><tr>"
+                       + "".join(f"<th>{esc(h)}</th>" for h in cells[0]) + "</tr></thead><tbody>"
+                       + "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in cells[1:])
+                       + "</tbody></table></div>")
     return (f"<div class=wrap><table class=sortable id='table-{esc(task)}'><thead><tr><th>method</th><th>seeds</th>"
             f"<th>status</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
-            + (f"<ul>{notes}</ul>" if notes else ""))
+            + (f"<ul>{notes}</ul>" if notes else "") + reveal_html)
 
 
 def _sample_block(sample: dict[str, Any]) -> str:

@@ -10,7 +10,7 @@ from ..report import ResultTable
 from ..scores import BASE_LABEL
 from ..store import atomic_write_text
 from .common import fmt, fmt_metric, metric_header, no_signal_lines, provenance_lines, score_text, scoring_legend, \
-    task_cell
+    reveal_rows, task_cell
 
 
 def headline_table(table: ResultTable) -> list[str]:
@@ -71,6 +71,8 @@ def render(table: ResultTable, title: str) -> str:
         scores = scoring.tasks[task]
         out += [f"## Task `{task}`", "", *ranking_table(table, task), "",
                 *[f"- {line}" for line in no_signal_lines(scores)], "", *metrics_table(table, task), ""]
+        reveal = reveal_rows(table, task)
+        out += [*reveal, ""] if reveal else []
     return "\n".join(out)
 
 
