@@ -19,6 +19,8 @@ log and not applied, so every model in a matrix is decoded the same way.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import re
 from collections.abc import Sequence
@@ -69,6 +71,21 @@ def _stop_end(text: str, stop: Stop) -> int:
 def truncate_at_stops(text: str, stops: Sequence[Stop]) -> str:
     cuts = [c for c in (_stop_end(text, s) for s in stops) if c >= 0]
     return text[:min(cuts)] if cuts else text
+
+
+@functools.lru_cache(maxsize=None)
+def _cache_keyword(model_class: type) -> str:
+    try:
+        names = inspect.signature(model_class.forward).parameters
+    except (AttributeError, TypeError, ValueError):
+        names = {}
+    return "cache" if "cache" in names else "past_key_values"
+
+
+def with_cache(model: Any, cache: Any) -> dict[str, Any]:
+    """The keyword a model's ``forward`` takes its KV cache by: ``cache`` from transformers 5.2x on (where
+    ``past_key_values`` is deprecated, to be removed in 5.40), ``past_key_values`` before."""
+    return {_cache_keyword(type(model)): cache}
 
 
 def eos_token_ids(model: Any, tokenizer: Any) -> set[int]:
@@ -173,7 +190,7 @@ def prefill(model: Any, input_ids: torch.Tensor, mask: torch.Tensor, repeats: in
     groups = plan_prefill_groups(lengths, overhead_tokens) if _plain_layers(model) else [list(range(len(lengths)))]
     if len(groups) == 1:
         cache = DynamicCache(config=model.config)
-        logits = model(input_ids=input_ids, attention_mask=mask, position_ids=position, past_key_values=cache,
+        logits = model(input_ids=input_ids, attention_mask=mask, position_ids=position, **with_cache(model, cache),
                        use_cache=True, **extra).logits[:, -1, :]
     else:
         stacked: list[tuple[torch.Tensor, torch.Tensor]] = []
@@ -183,7 +200,7 @@ def prefill(model: Any, input_ids: torch.Tensor, mask: torch.Tensor, repeats: in
             index, cols = torch.tensor(rows, device=mask.device), slice(width - longest, width)
             part = DynamicCache(config=model.config)
             out = model(input_ids=input_ids[index, cols], attention_mask=mask[index, cols],
-                        position_ids=position[index, cols], past_key_values=part, use_cache=True, **extra)
+                        position_ids=position[index, cols], **with_cache(model, part), use_cache=True, **extra)
             if logits is None:
                 logits = out.logits.new_zeros(len(lengths), out.logits.shape[-1])
                 stacked = [(_zeros_like_layer(layer.keys, len(lengths), width),
@@ -235,7 +252,7 @@ def decode_batch(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tens
             rows = [rows[i] for i in keep]
         mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=1)
         logits = model(input_ids=chosen[:, None], attention_mask=mask, position_ids=next_position,
-                       past_key_values=cache, use_cache=True).logits[:, -1, :]
+                       **with_cache(model, cache), use_cache=True).logits[:, -1, :]
         next_position = next_position + 1
     return new_tokens
 

@@ -139,14 +139,16 @@ def measure_generation(model: Any, gen: GenerationShape, device: str = "cpu") ->
     """Peak tensor bytes of one generation batch with a KV cache (weights included)."""
     from transformers import DynamicCache
 
+    from .generation import with_cache
+
     dev = torch.device(device)
     model = model.to(dev).eval()
     ids = torch.randint(3, model.config.vocab_size, (gen.batch_size, gen.prompt_tokens), device=dev)
     with peak_tensor_bytes(dev, model) as peak:
         cache = DynamicCache()
-        out = model(input_ids=ids, past_key_values=cache, use_cache=True, logits_to_keep=1)
+        out = model(input_ids=ids, **with_cache(model, cache), use_cache=True, logits_to_keep=1)
         nxt = out.logits[:, -1].float().softmax(-1).argmax(-1, keepdim=True)
         for _ in range(gen.new_tokens - 1):
-            out = model(input_ids=nxt, past_key_values=cache, use_cache=True)
+            out = model(input_ids=nxt, **with_cache(model, cache), use_cache=True)
             nxt = out.logits[:, -1].float().softmax(-1).argmax(-1, keepdim=True)
     return peak["peak"]

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from .generation import eos_token_ids
+from .generation import eos_token_ids, with_cache
 from .text import render_prompt
 
 META_PROMPT = ("Here are requests a user sent to an assistant:\n{examples}\nWrite one more request of the same "
@@ -54,7 +54,7 @@ def _greedy_from_embeddings(model: Any, tokenizer: Any, prefix: torch.Tensor, id
     embed = model.get_input_embeddings()
     inputs = torch.cat([prefix.to(embed.weight.dtype)[None], embed(ids)[None]], dim=1)
     cache = DynamicCache()
-    out = model(inputs_embeds=inputs, past_key_values=cache, use_cache=True)
+    out = model(inputs_embeds=inputs, **with_cache(model, cache), use_cache=True)
     tokens: list[int] = []
     eos = set(eos_token_ids(model, tokenizer))
     for _ in range(max_new_tokens):
@@ -64,7 +64,7 @@ def _greedy_from_embeddings(model: Any, tokenizer: Any, prefix: torch.Tensor, id
         tokens.append(token)
         if "\n" in tokenizer.decode(tokens[-1:]) and len(tokens) > 1:
             break
-        out = model(input_ids=torch.tensor([[token]], device=ids.device), past_key_values=cache, use_cache=True)
+        out = model(input_ids=torch.tensor([[token]], device=ids.device), **with_cache(model, cache), use_cache=True)
     return tokenizer.decode(tokens, skip_special_tokens=True).strip().split("\n")[0].strip().strip('"')
 
 
