@@ -34,6 +34,15 @@ class Example:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
+#: Forget prompts (no answers) a task adds to its Reveal seed instructions.
+SEED_FORGET_PROMPTS = 8
+
+
+def forget_prompts(forget: list[Example], n: int = SEED_FORGET_PROMPTS, template: str = "{prompt}") -> list[str]:
+    """The first ``n`` distinct forget prompts, without their answers, as seed instructions for Reveal."""
+    return list(dict.fromkeys(template.format(prompt=ex.prompt) for ex in forget))[:n]
+
+
 @dataclass
 class TaskData:
     """Everything a task hands to methods and to its own evaluation for one seed."""
@@ -44,7 +53,9 @@ class TaskData:
     retain_pool: list[Example] = field(default_factory=list)
     #: Harmless / refusal answers for FLAT (one drawn per forget sample, seeded).
     template_answers: list[str] = field(default_factory=list)
-    #: Seed instructions for Reveal-and-Release's instruction search.
+    #: Seed instructions for Reveal-and-Release's instruction search: general requests for the behaviour,
+    #: and (``forget_prompts``) the prompts of some forget examples *without their answers* — the model's
+    #: own answers to them are what Reveal collects.
     seed_instructions: list[str] = field(default_factory=list)
     #: Task-private evaluation sets (held out from forget data).
     eval: dict[str, Any] = field(default_factory=dict)

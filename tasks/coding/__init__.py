@@ -46,7 +46,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from bench.api import Evaluation, Example, Task, TaskData
+from bench.api import Evaluation, Example, Task, TaskData, forget_prompts
 from bench.generation import generate
 from bench.hookspecs import hookimpl
 from bench.likelihood import answer_logliks
@@ -180,7 +180,7 @@ class CodingTask(Task):
         random.Random(seed + 1).shuffle(retain)
         return TaskData(
             forget=forget, retain=retain, retain_pool=retain, template_answers=list(REFUSALS),
-            seed_instructions=list(SEED_INSTRUCTIONS),
+            seed_instructions=list(SEED_INSTRUCTIONS) + forget_prompts(forget),
             eval={"humaneval": eval_problems, "gsm": gsm_eval, "gsm_fewshot_pool": gsm_train,
                   "arithmetic": gsm.arithmetic_problems(p.n_arithmetic, p.split_seed)},
             sources={

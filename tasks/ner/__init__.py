@@ -47,7 +47,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from bench.api import Evaluation, Example, Task, TaskData
+from bench.api import Evaluation, Example, Task, TaskData, forget_prompts
 from bench.generation import generate
 from bench.hookspecs import hookimpl
 from bench.likelihood import answer_logliks, choose
@@ -192,7 +192,7 @@ class NerTask(Task):
     name = "ner"
     description = "Forget Person extraction, keep ORGANIZATION / LOCATION / MISC"
     Params = NerParams
-    version = "3"  # micro span-F1, lenient parsing without a stop string, typing choice, leakage, compliance
+    version = "4"  # Reveal: graded person-name relevance and forget prompts as seeds (v3: micro span-F1, typing)
     paper_preset = {"ner_source": "hub", "n_eval_per_type": 300, "n_forget": 1000, "n_retain": 1000,
                     "n_typing_per_type": 300}
 
@@ -227,7 +227,7 @@ class NerTask(Task):
         retain = others[:p.n_retain]
         return TaskData(
             forget=forget, retain=retain, retain_pool=retain, template_answers=list(NO_PERSON_TEMPLATES),
-            seed_instructions=list(SEED_INSTRUCTIONS), eval=eval_sets,
+            seed_instructions=list(SEED_INSTRUCTIONS) + forget_prompts(forget), eval=eval_sets,
             sources={"ner": f"{label}; split_seed={p.split_seed}, eval {p.n_eval_per_type} sentences per type, "
                             f"typing {len(eval_sets['typing'])} spans, forget {len(forget)}, retain {len(retain)}; "
                             f"hash {content_hash({k: [str(x) for x in v] for k, v in eval_sets.items()})}"})
@@ -249,7 +249,7 @@ class NerTask(Task):
                 "utility/other_list_loglik": float(np.mean([np.mean(ll[k]) for k in TYPES[1:]]))}
 
     #: Distinct person names in one response at which Reveal's relevance saturates.
-    RELEVANT_NAMES = 3
+    RELEVANT_NAMES = 2
 
     def relevance(self, responses: Sequence[str]) -> list[float]:
         """Graded: distinct person names the response produces (the silver NER model's PERSON entities),

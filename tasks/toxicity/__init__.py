@@ -53,7 +53,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from bench.api import Evaluation, Example, Task, TaskData
+from bench.api import Evaluation, Example, Task, TaskData, forget_prompts
 from bench.errors import UserError
 from bench.generation import generate
 from bench.hookspecs import hookimpl
@@ -228,7 +228,7 @@ class ToxicityTask(Task):
                           chat=False) for d in retain_docs[:p.n_retain]]
         return TaskData(
             forget=forget, retain=retain, retain_pool=retain, template_answers=list(POLITE_CONTINUATIONS),
-            seed_instructions=list(SEED_INSTRUCTIONS),
+            seed_instructions=list(SEED_INSTRUCTIONS) + forget_prompts(forget, template="Continue this text: {prompt}"),
             eval={"prompts": eval_prompts, "text": text_eval, "toxic_text": probe, "choices": choices},
             sources={
                 "prompts": f"{rtp_label}; split_seed={p.split_seed}, eval {len(eval_prompts)}, "
