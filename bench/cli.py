@@ -94,6 +94,8 @@ def write_report(run_dirs: list[str], out: str, reporter_names: list[str] | None
     table = load_table(run_dirs, utility_budget=UTILITY_BUDGET if utility_budget is None else utility_budget)
     table.scoring  # computed (and any refusal raised) before anything is written
     out_dir = Path(out)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"--out {out_dir} is a file, not a directory; give a directory for the leaderboard")
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     for reporter in reporters:

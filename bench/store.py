@@ -75,6 +75,8 @@ class ResultsStore:
     # -- manifest ------------------------------------------------------------------------------
     def open(self, create: bool = True) -> None:
         """Check the directory was written by a compatible version; create the manifest if new."""
+        if self.root.exists() and not self.root.is_dir():
+            raise UserError(f"--out {self.root} is a file, not a directory; give a directory path for the results")
         manifest = self.root / "manifest.json"
         if manifest.exists():
             data = read_json(manifest)

@@ -172,3 +172,16 @@ def test_bad_input_is_one_line_exit_2_and_existing_results_survive(case, message
     assert code == 2, err
     assert err[-1].startswith("error: ") and message in err[-1]
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+@pytest.mark.parametrize("command", ["run", "report"])
+def test_out_pointing_at_a_file_is_one_line_exit_2(command, tmp_path, capsys):
+    target = tmp_path / "results.txt"
+    target.write_text("keep me")
+    argv = (["run", "--model", "tiny-random-llama", "--out", str(target)] if command == "run"
+            else ["report", "--runs", str(_finished_run(tmp_path)[0]), "--out", str(target)])
+    capsys.readouterr()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "is a file, not a directory" in err
+    assert target.read_text() == "keep me"
