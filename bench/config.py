@@ -52,6 +52,9 @@ class RunConfig:
     utility_tasks: list[Any] = field(default_factory=list)
     #: A folder of the user's own lm-eval task YAMLs, searched besides lm-eval's.
     lm_eval_include_path: str | None = None
+    #: "merged": keep each finished cell's unlearned model in Hugging Face format with a model card
+    #: (``OUT/cells/<cell-id>/model``); "none": keep nothing.
+    save_model: Literal["none", "merged"] = "none"
     progress: bool = True
 
     def validate(self) -> None:
@@ -117,6 +120,8 @@ class CellSpec:
     reveal_params: dict[str, Any] = dataclasses.field(default_factory=dict)
     utility_tasks: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     lm_eval_include_path: str | None = None
+    #: What to keep of the unlearned model (not part of the cell's identity: it does not change results).
+    save_model: str = "none"
 
     def _eval_extras(self) -> dict[str, Any]:
         """Evaluation settings beyond the task's own, in the ids only when set (older ids stay valid)."""
@@ -207,5 +212,5 @@ def plan_cells(config: RunConfig, registry: Registry) -> list[CellSpec]:
                         cells.append(CellSpec(config.model, method_name, method_params, task_name, task_params,
                                               int(seed), config.preset, config.dtype, config.device,
                                               config.forget_data, reveal_params, utility_tasks,
-                                              config.lm_eval_include_path))
+                                              config.lm_eval_include_path, config.save_model))
     return cells

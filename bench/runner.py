@@ -211,6 +211,8 @@ class Engine:
                         attach_delta(metric, Metric.from_json(base["metrics"][metric.name]))
                 metrics = {m.name: m.to_json() for m in evaluation.metrics}
                 samples = evaluation.samples
+                if spec.save_model == "merged":
+                    keep = (model, loaded.tokenizer)
                 del model, loaded, ctx
             except Diverged as err:
                 status, reason = "diverged", str(err)
@@ -226,6 +228,12 @@ class Engine:
             "provenance": _provenance(spec, info, sources, self.registry, timer.seconds, memory.summary())
             if info else {"versions": package_versions(), "git": git_commit(), "wall_time_s": round(timer.seconds, 2)},
         }
+        if status == "done" and spec.save_model == "merged":
+            from .checkpoints import save_merged
+
+            path = save_merged(*keep, result, folder)
+            log.info("cell %s: unlearned model saved to %s", spec.cell_id, path)
+            del keep
         self.store.write_cell(spec.cell_id, result, samples)
         log.info("cell %s: %s in %.1fs%s", spec.cell_id, status, timer.seconds, f" ({reason})" if reason else "")
         return result
