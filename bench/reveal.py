@@ -88,6 +88,9 @@ class RevealParams:
     #: what the model says off target is not the behaviour to forget (on a safety-tuned model it can be
     #: refusals, whose subtraction makes the model worse).
     relevance_threshold: float = 0.5
+    #: When the best instructions' responses that pass the threshold are fewer than this, responses of the
+    #: next-ranked instructions are added (in reward order) until it is reached or none are left.
+    min_forget: int = 8
     embedding: str = "auto"  # responses' embeddings for Vendi: auto | minilm | model
 
     def validate(self) -> None:
@@ -281,22 +284,28 @@ def reveal(model: Any, tokenizer: Any, task: Task, seed_instructions: list[str],
         rewards.setdefault(arm, []).append(reward)
         trajectory.append({"query": query, "arm": arm, "instruction": pool[arm], "reward": reward,
                            "relevance": relevance, "diversity": diversity, "random": query <= warm})
-    ranked = sorted(rewards, key=lambda a: -sum(rewards[a]) / len(rewards[a]))[: params.top_instructions]
-    seen, candidates = set(), []
-    for arm in ranked:
+    order = sorted(rewards, key=lambda a: -sum(rewards[a]) / len(rewards[a]))
+    seen, candidates, forget, relevance, ranked = set(), [], [], [], []
+    for rank, arm in enumerate(order):
+        if rank >= params.top_instructions and len(forget) >= params.min_forget:
+            break
+        ranked.append(arm)
+        new = []
         for text in responses[arm]:
             key = " ".join(text.split())
             if key and key not in seen:
                 seen.add(key)
-                candidates.append(Example(pool[arm], text))
+                new.append(Example(pool[arm], text))
+        scores = task.relevance([ex.answer for ex in new]) if new else []
+        candidates += new
+        relevance += scores
+        forget += [ex for ex, r in zip(new, scores) if r >= params.relevance_threshold]
     if not candidates:
         raise ValueError("Reveal produced no non-empty responses; raise max_new_tokens or queries")
-    relevance = task.relevance([ex.answer for ex in candidates])
-    forget = [ex for ex, r in zip(candidates, relevance) if r >= params.relevance_threshold]
     if not forget:
-        raise ValueError(f"Reveal: none of the {len(candidates)} responses of the best instructions reached "
-                         f"relevance {params.relevance_threshold} (best {max(relevance):.2f}); lower "
-                         "relevance_threshold or raise queries")
+        raise ValueError(f"Reveal: none of the {len(candidates)} responses reached relevance "
+                         f"{params.relevance_threshold} (best {max(relevance):.2f}); lower relevance_threshold or "
+                         "raise queries")
     kept = [r for r in relevance if r >= params.relevance_threshold]
     stats = {"search": params.search, "pool_size": len(pool), "arms_explored": len(set(t["arm"] for t in trajectory)),
              "queries": len(trajectory), "responses": len(candidates), "forget_size": len(forget),

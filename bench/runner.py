@@ -177,6 +177,7 @@ class Engine:
         extras: dict[str, Any] = {"attempts": attempt + 1} if attempt else {}
         info: ModelInfo | None = None
         sources: dict[str, str] = {}
+        ctx: UnlearnContext | None = None
         with cell_log(folder / "log.txt"), PeakMemory() as memory, Timer() as timer:
             log.info("cell %s: %s on %s, seed %d", spec.cell_id, spec.method, spec.task, spec.seed)
             try:
@@ -220,6 +221,8 @@ class Engine:
                 log.warning("cell %s diverged: %s", spec.cell_id, err)
             except Exception as err:  # noqa: BLE001 - a cell's failure must not stop the matrix
                 status, reason = "failed", f"{type(err).__name__}: {err}".splitlines()[0][:500]
+                if ctx is not None:  # what the method recorded before failing (e.g. Reveal's statistics)
+                    extras.update(ctx.extras)
                 log.error("cell %s failed:\n%s", spec.cell_id, traceback.format_exc())
         result = {
             "schema": RESULTS_SCHEMA, "kind": "cell", "cell_id": spec.cell_id, "base_id": spec.base_id,

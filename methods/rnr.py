@@ -256,6 +256,12 @@ class RevealAndRelease(Method):
         result = reveal(model, ctx.tokenizer, ctx.task, ctx.data.seed_instructions, self.params.reveal_params(), seed)
         ctx.extras.setdefault("reveal", []).append({"trajectory": result.trajectory, "stats": result.stats,
                                                     "seconds": round(time.perf_counter() - start, 2)})
+        if len(result.forget) < 2:
+            stats = result.stats
+            raise ValueError(f"Reveal kept {len(result.forget)} of {stats['responses']} responses (relevance >= "
+                             f"{stats['relevance_threshold']}; mean relevance {stats['relevance_before']:.2f}): "
+                             "Release needs 2 or more (one is held out); raise reveal queries or "
+                             "responses_per_query, or lower relevance_threshold")
         return result.forget
 
     def unlearn(self, ctx: UnlearnContext) -> Any:
