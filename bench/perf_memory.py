@@ -32,23 +32,22 @@ CONFIGS: dict[str, dict[str, Any]] = {
 
 #: (label, training shape) per case; the memory profiles of the built-in methods: GA (1 graph), GradDiff
 #: (2), NPO with retain (2 + reference), R&R (LoRA).
+_FULL_FT = [
+    ("GA full, bs 4x256", TrainingShape("full", batch_size=4, max_length=256)),
+    ("GA full + fp32 masters", TrainingShape("full", batch_size=4, max_length=256, master_weights=True)),
+    ("NPO+retain full (ref copy)", TrainingShape("full", batch_size=4, max_length=256, graphs=2, needs_reference=True)),
+]
 CASES: dict[str, list[tuple[str, TrainingShape]]] = {
     "SmolLM2-135M": [
-        ("GA full, bs 4x256", TrainingShape("full", batch_size=4, max_length=256)),
-        ("GA full + fp32 masters", TrainingShape("full", batch_size=4, max_length=256, master_weights=True)),
-        ("NPO+retain full (ref copy)", TrainingShape("full", batch_size=4, max_length=256, graphs=2,
-                                                     needs_reference=True)),
+        *_FULL_FT,
         ("LoRA r8 q,v", TrainingShape("lora", batch_size=4, max_length=256)),
         ("GA full + grad. checkpointing", TrainingShape("full", batch_size=4, max_length=256,
                                                         gradient_checkpointing=True)),
     ],
     "Llama-3.2-1B": [
-        ("GA full, bs 4x256", TrainingShape("full", batch_size=4, max_length=256)),
-        ("GA full + fp32 masters", TrainingShape("full", batch_size=4, max_length=256, master_weights=True)),
+        *_FULL_FT,
         ("GradDiff full + fp32 masters", TrainingShape("full", batch_size=4, max_length=256, graphs=2,
                                                        master_weights=True)),
-        ("NPO+retain full (ref copy)", TrainingShape("full", batch_size=4, max_length=256, graphs=2,
-                                                     needs_reference=True)),
         ("LoRA r8 q,v, bs 8x512", TrainingShape("lora", batch_size=8, max_length=512)),
         ("LoRA + grad. checkpointing, bs 8x512", TrainingShape("lora", batch_size=8, max_length=512,
                                                                 gradient_checkpointing=True)),

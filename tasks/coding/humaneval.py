@@ -92,45 +92,42 @@ def defines_entry_point(reply: str, problem: CodeProblem) -> bool:
     return defines(extract_code(reply), problem.entry_point)
 
 
-def code_quality(text: str) -> float:
-    """Graded code relevance for Reveal, in [0, 1]: 0 without parseable code; else 0.25 for code that
-    parses (a cut-off last statement forgiven, as ``is_function_source``), +0.25 for defining a function,
-    +0.25 for a function body of at least three statements, +0.25 for one that returns or yields a value.
-    A 0/1 "defines a function" score saturates at 1 on almost any code reply; this one ranks a real
-    implementation above a stub."""
+def parse_forgiving(text: str) -> ast.Module | None:
+    """The AST of the text's code (its first code block, or the text), dropping trailing lines until it
+    parses: responses are generated with a token cap, so a cut-off last statement is forgiven (a bare
+    ``def f():`` header never parses, so a function body is still required). ``None``: nothing parses."""
     lines = extract_code(text).splitlines()
     while lines:
         try:
-            tree = ast.parse("\n".join(lines))
+            return ast.parse("\n".join(lines))
         except SyntaxError:
             lines.pop()
-            continue
-        if not tree.body:
-            return 0.0
-        functions = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
-        if not functions:
-            return 0.25
-        body = max(functions, key=lambda f: sum(1 for _ in ast.walk(f)))
-        statements = sum(isinstance(n, ast.stmt) for n in ast.walk(body)) - 1
-        returns = any(isinstance(n, (ast.Return, ast.Yield, ast.YieldFrom)) and getattr(n, "value", None) is not None
-                      for n in ast.walk(body))
-        return 0.5 + 0.25 * (statements >= 3) + 0.25 * returns
-    return 0.0
+    return None
+
+
+def _functions(tree: ast.Module) -> list[ast.AST]:
+    return [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+
+
+def code_quality(text: str) -> float:
+    """Graded code relevance for Reveal, in [0, 1]: 0 without parseable code; else 0.25 for code that
+    parses (``parse_forgiving``), 0.5 for defining a function, +0.25 for a function body of at least three
+    statements, +0.25 for one that returns or yields a value. A 0/1 "defines a function" score saturates at
+    1 on almost any code reply; this one ranks a real implementation above a stub."""
+    tree = parse_forgiving(text)
+    if tree is None or not tree.body:
+        return 0.0
+    functions = _functions(tree)
+    if not functions:
+        return 0.25
+    body = max(functions, key=lambda f: sum(1 for _ in ast.walk(f)))
+    statements = sum(isinstance(n, ast.stmt) for n in ast.walk(body)) - 1
+    returns = any(isinstance(n, (ast.Return, ast.Yield, ast.YieldFrom)) and getattr(n, "value", None) is not None
+                  for n in ast.walk(body))
+    return 0.5 + 0.25 * (statements >= 3) + 0.25 * returns
 
 
 def is_function_source(text: str) -> bool:
-    """Does the text (or its first code block) parse as Python and define a function? (Reveal relevance)
-
-    Responses are generated with a token cap, so a cut-off last statement is forgiven: trailing lines
-    are dropped until the code parses (a bare ``def f():`` header never parses, so a function body
-    is still required).
-    """
-    lines = extract_code(text).splitlines()
-    while lines:
-        try:
-            tree = ast.parse("\n".join(lines))
-        except SyntaxError:
-            lines.pop()
-            continue
-        return any(isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) for n in ast.walk(tree))
-    return False
+    """Does the text (or its first code block) parse as Python (``parse_forgiving``) and define a function?"""
+    tree = parse_forgiving(text)
+    return tree is not None and bool(_functions(tree))
