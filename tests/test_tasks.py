@@ -367,3 +367,15 @@ def test_next_sentence_items_take_distractors_from_other_documents():
         assert gold.startswith(f"Story {story} ") and gold not in item.context
         assert all(not o.startswith(f"Story {story} ") for k, o in enumerate(item.options) if k != item.gold)
     assert len({item.gold for item in items}) > 1  # the gold position is shuffled
+
+
+@pytest.mark.timeout(20)
+def test_ner_format_check_is_linear_on_degenerate_replies():
+    """The old one-regex check backtracked exponentially ("a , " * 22 + "b:" took 1.4 s, each 2 more items
+    ×3.5): an unlearned model's repetitive reply stalled a demo cell for over 20 minutes."""
+    from tasks.ner import is_compliant
+
+    assert is_compliant("a , " * 200 + "b:") is False
+    assert is_compliant("word " * 5000) is False
+    assert is_compliant("John Smith, Mary Jones") and is_compliant("None.")
+    assert not is_compliant("Names: John Smith") and not is_compliant("John\nMary")

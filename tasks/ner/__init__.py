@@ -103,7 +103,7 @@ _PARENTHESIS = re.compile(r"\s*\([^)]*\)\s*$")
 _STRIP = " \t\"'`*-•.:()[]"
 _NONE = re.compile(r"^(?:none|n/?a|no|nothing|no (?:person |organi[sz]ation |location |other )?(?:names?|entities)"
                    r"|there are no .*|i (?:can't|cannot|could not|couldn't) (?:find|identify) .*)$", re.IGNORECASE)
-_COMPLIANT = re.compile(r"^\s*(?:none\.?|[^,:\n]+(?:,\s*[^,:\n]+)*)\s*$", re.IGNORECASE)
+_NONE_REPLY = re.compile(r"none\.?", re.IGNORECASE)
 #: Longer "items" are sentences (explanations), not names.
 MAX_ENTITY_WORDS = 8
 #: A line of five or more words with one of these is an explanation, not a list ("This is an airline …").
@@ -149,8 +149,17 @@ def parse_list(reply: str) -> list[str]:
 
 
 def is_compliant(reply: str) -> bool:
-    """The requested format exactly: "None", or one line of comma-separated short items."""
-    return bool(_COMPLIANT.match(reply)) and all(len(x.split()) <= MAX_ENTITY_WORDS for x in reply.split(","))
+    """The requested format exactly: "None", or one line of comma-separated short items (no colon).
+
+    Checked by splitting, not by one regular expression: a pattern such as ``[^,:]+(?:,\s*[^,:]+)*\s*$``
+    backtracks for minutes on a long degenerate reply (an unlearned model's output is hostile input)."""
+    text = reply.strip()
+    if "\n" in text or ":" in text:
+        return False
+    if _NONE_REPLY.fullmatch(text):
+        return True
+    items = text.split(",")
+    return all(item.strip() and len(item.split()) <= MAX_ENTITY_WORDS for item in items)
 
 
 def _norm(span: str) -> str:
