@@ -43,9 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--report", metavar="DIR", help="write a leaderboard to DIR when the run ends")
 
     plan = sub.add_parser("plan", help="predicted peak memory and a rough time per cell, nothing loaded")
-    for flag in ("--config", "--model", "--preset", "--device", "--dtype"):
-        plan._add_action(next(a for a in run._actions if flag in a.option_strings))
-    for flag in ("--methods", "--tasks"):
+    for flag in ("--config", "--model", "--methods", "--tasks", "--preset", "--device", "--dtype"):
         plan._add_action(next(a for a in run._actions if flag in a.option_strings))
     plan.add_argument("--json", action="store_true", help="the plan as JSON")
 

@@ -103,6 +103,20 @@ class TaskCatalog:
         self._tmp.cleanup()
 
 
+_CATALOGS: dict[str, TaskCatalog] = {}
+
+
+def catalog(tasks: list[UtilityTask], include_path: str | None = None) -> TaskCatalog:
+    """The catalog of a utility-task configuration, built once per process (indexing lm-eval's YAMLs takes
+    seconds): the run's up-front check and every evaluation in the same process share it."""
+    from .params import params_dict, stable_hash
+
+    key = stable_hash([[params_dict(t) for t in tasks], include_path])
+    if key not in _CATALOGS:
+        _CATALOGS[key] = TaskCatalog(tasks, include_path)
+    return _CATALOGS[key]
+
+
 def check_tasks(raw: list[Any], include_path: str | None = None) -> list[UtilityTask]:
     """Parse and check ``utility_tasks`` before any cell runs (unknown names: a did-you-mean error)."""
     from .params import build_params
@@ -111,7 +125,7 @@ def check_tasks(raw: list[Any], include_path: str | None = None) -> list[Utility
     if include_path and not Path(include_path).is_dir():
         raise UserError(f"lm_eval_include_path {include_path} is not a folder; give the folder of your task YAMLs")
     if tasks:
-        TaskCatalog(tasks, include_path).close()
+        catalog(tasks, include_path)
     return tasks
 
 
@@ -164,7 +178,7 @@ def evaluate_utility_tasks(model: Any, tokenizer: Any, tasks: list[UtilityTask],
             limit=task.limit, log_samples=True, bootstrap_iters=0, gen_kwargs=task.gen_kwargs,
             apply_chat_template=task.apply_chat_template, fewshot_as_multiturn=task.fewshot_as_multiturn,
             verbosity="ERROR")
-        leaves = [name for name in out["samples"]]
+        leaves = list(out["samples"])
         for metric in _metric_names(task, out["results"][leaves[0]], task.run_name):
             values, chance = [], []
             for leaf in leaves:  # a group (mmlu): every subtask's documents, i.e. the micro average

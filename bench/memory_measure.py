@@ -106,7 +106,6 @@ def measure_train_step(build_model: Callable[[], Any], train: TrainingShape, dev
                          master_weights="fp32" if train.master_weights else "off")
     if dev.type == "cuda":
         torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats(dev)
     model = build_model().to(dev)
     model = with_adapter(model, params, 0)
     reference = Reference(model) if train.needs_reference else None
@@ -114,8 +113,7 @@ def measure_train_step(build_model: Callable[[], Any], train: TrainingShape, dev
     vocab = model.config.vocab_size
     batches = [_batch(vocab, train.batch_size, train.max_length, dev) for _ in range(train.graphs)]
     model.train()
-    if dev.type == "cuda":
-        weights_and_state = torch.cuda.memory_allocated(dev)
+    # on CUDA the peak statistic is reset once the model is built, so it starts at the weights' bytes
     with peak_tensor_bytes(dev, model, optimizer) as peak:
         for _ in range(2):  # the second step has AdamW's moments from the first: the steady state
             optimizer.zero_grad(set_to_none=True)
@@ -126,8 +124,6 @@ def measure_train_step(build_model: Callable[[], Any], train: TrainingShape, dev
             optimizer.step()
             del loss
     result = peak["peak"]
-    if dev.type == "cuda":
-        result = max(result, weights_and_state)
     del model, optimizer, reference, batches
     if dev.type == "cuda":
         torch.cuda.empty_cache()

@@ -2,8 +2,8 @@
 
 A cell's peak is the larger of its training peak and its evaluation peak:
 
-* **weights** — resident copies of the model (``resident_copies``: the process keeps the cached base model
-  and the cell's working copy; on a GPU the cached base can live on the CPU, ``base_on_device=False``);
+* **weights** — resident copies of the model (``resident_copies``: today the process keeps the cached base
+  model and the cell's working copy, 2);
 * **reference** — a frozen copy for losses that compare with π_ref (NPO, ICU) under full fine-tuning; with
   LoRA the reference is the same weights with the adapter switched off (0 bytes);
 * **gradients** and **optimizer** — AdamW keeps two moments per trainable parameter in the parameter's dtype;

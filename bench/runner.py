@@ -96,8 +96,6 @@ class Engine:
     revealed: dict[str, Any] = field(default_factory=dict)
     #: Probes of the base model per (base evaluation, seed): every method's trajectory starts there.
     base_probes: dict[tuple[str, int], dict[str, float]] = field(default_factory=dict)
-    #: lm-eval task catalogs per utility-task configuration (building one scans every task YAML).
-    catalogs: dict[str, Any] = field(default_factory=dict)
 
     def _evaluate(self, spec: CellSpec, task: Any, model: Any, tokenizer: Any, data: Any) -> Any:
         """The task's evaluation, plus the run's ``utility_tasks`` (lm-eval) as utility metrics; their
@@ -105,13 +103,11 @@ class Engine:
         reference = self.models.base(spec.model, spec.device, spec.dtype).model
         evaluation = evaluate_task(task, model, tokenizer, data, self.progress, reference=reference)
         if spec.utility_tasks:
-            from .lm_eval_bridge import TaskCatalog, UtilityTask, evaluate_utility_tasks
+            from .lm_eval_bridge import UtilityTask, catalog, evaluate_utility_tasks
 
             tasks = [UtilityTask(**t) for t in spec.utility_tasks]
-            key = stable_hash([spec.utility_tasks, spec.lm_eval_include_path])
-            if key not in self.catalogs:
-                self.catalogs[key] = TaskCatalog(tasks, spec.lm_eval_include_path)
-            metrics, samples, sources = evaluate_utility_tasks(model, tokenizer, tasks, self.catalogs[key])
+            metrics, samples, sources = evaluate_utility_tasks(model, tokenizer, tasks,
+                                                               catalog(tasks, spec.lm_eval_include_path))
             evaluation.metrics += metrics
             evaluation.samples += samples
             data.sources = {**data.sources, **sources}

@@ -67,8 +67,9 @@ def set_checkpointing(model: Any, on: bool) -> None:
 
 
 def is_checkpointing(model: Any) -> bool:
-    flag = getattr(type(model), "is_activation_checkpointing", None) or getattr(type(model), "is_gradient_checkpointing", None)
-    return bool(flag.__get__(model)) if flag is not None else False
+    if hasattr(type(model), "is_activation_checkpointing"):  # the old name warns on transformers 5.2x
+        return bool(model.is_activation_checkpointing)
+    return bool(getattr(model, "is_gradient_checkpointing", False))
 
 
 def merged(model: Any) -> Any:

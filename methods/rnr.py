@@ -36,6 +36,7 @@ Reveal on the updated model every k rounds.
 from __future__ import annotations
 
 import random
+import statistics
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -178,20 +179,21 @@ class Holdout:
     #: expressed in these units (Glass's Δ), as the leaderboard's F and U are.
     scale: tuple[float, float] = (1.0, 1.0)
 
+    def _logliks(self, model: Any, tokenizer: Any) -> tuple[list[float], list[float]]:
+        return answer_logliks(model, tokenizer, self.forget), answer_logliks(model, tokenizer, self.retain)
+
     def measure(self, model: Any, tokenizer: Any) -> tuple[float, float]:
-        f = answer_logliks(model, tokenizer, self.forget)
-        r = answer_logliks(model, tokenizer, self.retain)
-        return sum(f) / len(f), sum(r) / len(r)
+        f, r = self._logliks(model, tokenizer)
+        return statistics.fmean(f), statistics.fmean(r)
 
     def calibrate(self, model: Any, tokenizer: Any) -> tuple[float, float]:
         """Measure, and set ``scale`` to each set's item SD (at least the log-likelihood yardstick)."""
         from bench.scales import LOGLIK_EFFECT
 
-        f = answer_logliks(model, tokenizer, self.forget)
-        r = answer_logliks(model, tokenizer, self.retain)
-        sd = lambda v: float(torch.tensor(v, dtype=torch.float64).std()) if len(v) > 1 else 0.0  # noqa: E731
+        f, r = self._logliks(model, tokenizer)
+        sd = lambda v: statistics.stdev(v) if len(v) > 1 else 0.0  # noqa: E731
         self.scale = (max(sd(f), LOGLIK_EFFECT), max(sd(r), LOGLIK_EFFECT))
-        return sum(f) / len(f), sum(r) / len(r)
+        return statistics.fmean(f), statistics.fmean(r)
 
 
 def choose_lambda(candidates: list[float], measure: Any, base: tuple[float, float], budget: float,

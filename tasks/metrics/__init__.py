@@ -33,3 +33,15 @@ def load(name: str) -> Any:
 
 def compute(name: str, **inputs: Any) -> dict[str, Any]:
     return load(name).compute(**inputs)
+
+
+def multiple_choice(model: Any, tokenizer: Any, prompts: list[str], options: list[list[str]], gold: list[int],
+                    batch_size: int) -> tuple[list[int], list[float], list[list[float]]]:
+    """lm-eval-style multiple choice scored by the ``choice_accuracy`` module's ``acc_norm``: (chosen option,
+    1/0 correct, the options' summed log-likelihoods) per item. Prompts are already rendered."""
+    from bench.likelihood import choose
+
+    scores = choose(model, tokenizer, prompts, options, batch_size=batch_size)
+    result = compute("choice_accuracy", predictions=scores, references=gold,
+                     option_bytes=[[len(o.encode("utf-8")) for o in opts] for opts in options])
+    return list(result["chosen"]), list(result["per_item"]), scores

@@ -50,7 +50,7 @@ import numpy as np
 from bench.api import Evaluation, Example, Task, TaskData, forget_prompts
 from bench.generation import generate
 from bench.hookspecs import hookimpl
-from bench.likelihood import answer_logliks, choose
+from bench.likelihood import answer_logliks
 from bench.params import require_at_least_one
 from bench.sources import content_hash
 from bench.scales import LOGLIK, LOGLIK_EFFECT, SHARE, SHARE_EFFECT
@@ -331,11 +331,10 @@ class NerTask(Task):
         kinds = list(TYPING_OPTIONS)
         options = [" " + TYPING_OPTIONS[k] for k in kinds]
         prompts = [render_prompt(tokenizer, TYPING_PROMPT.format(span=span), chat=False) for _, span, _ in items]
-        scores = choose(model, tokenizer, prompts, [options] * len(items), batch_size=self.params.probe_batch_size)
-        result = metrics_modules.compute("choice_accuracy", predictions=scores,
-                                         references=[kinds.index(kind) for _, _, kind in items],
-                                         option_bytes=[[len(o.encode("utf-8")) for o in options]] * len(items))
-        return [kinds[i] for i in result["chosen"]], result["per_item"], scores
+        chosen, correct, scores = metrics_modules.multiple_choice(
+            model, tokenizer, prompts, [options] * len(items), [kinds.index(kind) for _, _, kind in items],
+            self.params.probe_batch_size)
+        return [kinds[i] for i in chosen], correct, scores
 
 
 def span_f1(pairs: Sequence[tuple[list[str], list[str]]]) -> dict[str, Any]:

@@ -57,7 +57,7 @@ from bench.api import Evaluation, Example, Task, TaskData, forget_prompts
 from bench.errors import UserError
 from bench.generation import generate
 from bench.hookspecs import hookimpl
-from bench.likelihood import answer_logliks, choose
+from bench.likelihood import answer_logliks
 from bench.params import require_at_least_one, require_file
 from bench.sources import content_hash
 from bench.scales import LOG_PPL, LOG_PPL_EFFECT, LOGLIK, LOGLIK_EFFECT, SCORE_EFFECT, SHARE, SHARE_EFFECT
@@ -346,10 +346,8 @@ class ToxicityTask(Task):
         ``acc_norm`` (log-likelihood per byte of the option's text)."""
         options = [[" " + o for o in x.options] for x in items]
         prompts = [render_prompt(tokenizer, x.context, chat=False) for x in items]
-        scores = choose(model, tokenizer, prompts, options, batch_size=self.params.probe_batch_size * 2)
-        result = metrics_modules.compute("choice_accuracy", predictions=scores, references=[x.gold for x in items],
-                                         option_bytes=[[len(o.encode("utf-8")) for o in opts] for opts in options])
-        return list(result["chosen"]), list(result["per_item"]), scores
+        return metrics_modules.multiple_choice(model, tokenizer, prompts, options, [x.gold for x in items],
+                                               self.params.probe_batch_size * 2)
 
     def _fluency(self, scorer_model: Any, tokenizer: Any, prompts: list[rtp.ToxicPrompt],
                  continuations: list[list[str]]) -> list[float]:
