@@ -63,6 +63,13 @@ class RnRParams(TrainParams):
     lambda_retain: float = 0.5
     merge: Literal["fixed", "auto"] = "fixed"
     auto_scales: list[float] = field(default_factory=lambda: [0.5, 1.0, 2.0])
+    #: λ_r candidates of ``merge: auto``, as multiples of ``lambda_retain``: the retain update is searched
+    #: jointly with λ_f (0 lets the search drop a retain update that raises the forget side, e.g. a retain set
+    #: in the forget probe's format). Default [1.0]: λ_r fixed.
+    auto_retain_scales: list[float] = field(default_factory=lambda: [1.0])
+    #: Also run the task's probes with each update alone every round (two more probe passes per round):
+    #: what the forget and the retain PEM each do to the forget and utility probes.
+    probe_alone: bool = True
     #: Largest held-out utility loss a merge may cost, in Glass's Δ units (the held-out retain set's item
     #: SD): the budget the leaderboard's utility-constrained ranking applies to U.
     utility_budget: float = 0.2
@@ -83,6 +90,8 @@ class RnRParams(TrainParams):
             raise ValueError("holdout_fraction must be in (0, 1)")
         if not self.auto_scales or any(s <= 0 for s in self.auto_scales):
             raise ValueError("auto_scales must be positive numbers")
+        if not self.auto_retain_scales or any(s < 0 for s in self.auto_retain_scales):
+            raise ValueError("auto_retain_scales must be non-negative numbers")
         self.reveal_params()
 
     def reveal_params(self) -> RevealParams:
@@ -196,22 +205,22 @@ class Holdout:
         return statistics.fmean(f), statistics.fmean(r)
 
 
-def choose_lambda(candidates: list[float], measure: Any, base: tuple[float, float], budget: float,
-                  scale: tuple[float, float] = (1.0, 1.0)) -> tuple[float, list[dict[str, float]]]:
-    """Pick λ_f: the largest forget gain among candidates whose utility loss is within ``budget``, else
-    the smallest utility loss. Gains and losses are in ``scale`` units (Glass's Δ on the held-out sets).
+def choose_merge(candidates: list[tuple[float, float]], measure: Any, base: tuple[float, float], budget: float,
+                 scale: tuple[float, float] = (1.0, 1.0)) -> tuple[tuple[float, float], list[dict[str, float]]]:
+    """Pick (λ_f, λ_r): the largest forget gain among candidates whose utility loss is within ``budget``,
+    else the smallest utility loss. Gains and losses are in ``scale`` units (Glass's Δ on the held-out sets).
 
-    ``measure(λ) -> (held-out forget ll, held-out retain ll)`` after a tentative merge with λ.
+    ``measure(λ_f, λ_r) -> (held-out forget ll, held-out retain ll)`` after a tentative merge.
     """
     trials = []
-    for lam in candidates:
-        forget_ll, retain_ll = measure(lam)
-        trials.append({"lambda_forget": lam, "forget_gain": (base[0] - forget_ll) / scale[0],
+    for lam_f, lam_r in candidates:
+        forget_ll, retain_ll = measure(lam_f, lam_r)
+        trials.append({"lambda_forget": lam_f, "lambda_retain": lam_r, "forget_gain": (base[0] - forget_ll) / scale[0],
                        "utility_loss": (base[1] - retain_ll) / scale[1],
                        "forget_ll": forget_ll, "retain_ll": retain_ll})
     within = [t for t in trials if t["utility_loss"] <= budget]
     best = max(within, key=lambda t: t["forget_gain"]) if within else min(trials, key=lambda t: t["utility_loss"])
-    return best["lambda_forget"], trials
+    return (best["lambda_forget"], best["lambda_retain"]), trials
 
 
 def _split(items: list[Example], fraction: float, rng: random.Random) -> tuple[list[Example], list[Example]]:
@@ -288,33 +297,40 @@ class RevealAndRelease(Method):
                                                       "retain", a_forget)
             names = set(d_forget) | set(d_retain)
 
-            def measure(lam_f: float, lam_r: float = p.lambda_retain) -> tuple[float, float]:
-                """Held-out (forget, retain) log-likelihood after a trial merge, undone exactly."""
+            def measure(lam_f: float, lam_r: float, probe: bool = False) -> Any:
+                """Held-out (forget, retain) log-likelihood — or the task's probes — after a trial merge,
+                undone exactly."""
                 saved = snapshot(model, names)
                 apply_merge(model, d_forget, d_retain, lam_f, lam_r)
                 try:
-                    return holdout.measure(model, ctx.tokenizer)
+                    return ctx.probe(model) if probe else holdout.measure(model, ctx.tokenizer)
                 finally:
                     restore(model, saved)
 
-            lam_f, trials = p.lambda_forget, []
+            (lam_f, lam_r), trials = (p.lambda_forget, p.lambda_retain), []
             if p.merge == "auto":
-                lam_f, trials = choose_lambda([p.lambda_forget * s for s in p.auto_scales], measure, current,
-                                              p.utility_budget, holdout.scale)
-            # Interference, measured: each update alone versus both merged, on the held-out sets.
-            alone = {"forget_pem_alone": measure(lam_f, 0.0), "retain_pem_alone": measure(0.0, p.lambda_retain)}
-            apply_merge(model, d_forget, d_retain, lam_f, p.lambda_retain)
-            chosen = next((x for x in trials if x["lambda_forget"] == lam_f), None)
+                grid = [(p.lambda_forget * f, p.lambda_retain * r) for r in p.auto_retain_scales for f in p.auto_scales]
+                (lam_f, lam_r), trials = choose_merge(grid, measure, current, p.utility_budget, holdout.scale)
+            # Interference, measured: each update alone versus both merged, on the held-out sets (and, with
+            # ``probe_alone``, on the task's probes).
+            alone = {"forget_pem_alone": measure(lam_f, 0.0), "retain_pem_alone": measure(0.0, lam_r)}
+            probes_alone = {}
+            if p.probe_alone:
+                for tag, lams in (("forget_pem_alone", (lam_f, 0.0)), ("retain_pem_alone", (0.0, lam_r))):
+                    probes_alone.update({f"{tag}/{k}": v for k, v in measure(*lams, probe=True).items()})
+            apply_merge(model, d_forget, d_retain, lam_f, lam_r)
+            chosen = next((x for x in trials if (x["lambda_forget"], x["lambda_retain"]) == (lam_f, lam_r)), None)
             current = holdout.measure(model, ctx.tokenizer) if chosen is None else (chosen["forget_ll"],
                                                                                      chosen["retain_ll"])
             interference = {f"{k}_{side}_ll": v[i] for k, v in alone.items() for i, side in enumerate(("forget", "retain"))}
             # The last round's probes are the final evaluation's (filled in by the runner), not a second pass.
             probe = ctx.probe(model) if t < p.rounds else {}
-            ctx.log(round=t, lambda_forget=lam_f, lambda_retain=p.lambda_retain,
+            ctx.log(round=t, lambda_forget=lam_f, lambda_retain=lam_r,
                     update_cosine=flat_cosine(d_forget, d_retain), **update_overlap(d_forget, d_retain, p.lora_rank),
                     **interference, holdout_forget_ll=current[0], holdout_retain_ll=current[1],
                     merge_trials=trials,
                     **{f"probe/{k}": v for k, v in probe.items()},
+                    **{f"probe_{k}": v for k, v in probes_alone.items()},
                     seconds=round(time.perf_counter() - round_start, 2))
             if p.forget_target is not None and current[0] <= p.forget_target:
                 stop = "forget target reached"

@@ -7,7 +7,7 @@ import torch
 
 from bench.reveal import NeuralUCB, harmonic_reward, mutate, vendi_score
 from bench.testing import check_method
-from methods.rnr import RevealAndRelease, apply_merge, choose_lambda, flat_cosine, lora_deltas
+from methods.rnr import RevealAndRelease, apply_merge, choose_merge, flat_cosine, lora_deltas
 
 
 def test_vendi_identical_is_one_orthogonal_is_n():
@@ -153,16 +153,27 @@ def test_merge_round_changes_weights_by_exactly_the_combination(tiny):
 
 
 def test_auto_merge_picks_the_better_lambda_in_glass_units():
-    # forget ll falls with λ; utility falls fast above λ = 1. With the retain set's item SD 0.2 nats, the
-    # losses are 0.05, 0.195 and 1.5 SDs: the scoring's budget 0.2 admits λ = 1.0 and not 2.0.
+    # forget ll falls with λ_f; utility falls fast above λ_f = 1. With the retain set's item SD 0.2 nats, the
+    # losses are 0.05, 0.195 and 1.5 SDs: the scoring's budget 0.2 admits λ_f = 1.0 and not 2.0.
     table = {0.5: (-2.2, -1.01), 1.0: (-2.6, -1.039), 2.0: (-3.5, -1.30)}
-    lam, trials = choose_lambda([0.5, 1.0, 2.0], lambda x: table[x], base=(-2.0, -1.0), budget=0.2,
-                                scale=(0.5, 0.2))
-    assert lam == 1.0 and len(trials) == 3
+    grid = [(lam, 0.5) for lam in table]
+    lams, trials = choose_merge(grid, lambda f, r: table[f], base=(-2.0, -1.0), budget=0.2, scale=(0.5, 0.2))
+    assert lams == (1.0, 0.5) and len(trials) == 3
     assert trials[1]["utility_loss"] == pytest.approx(0.195) and trials[1]["forget_gain"] == pytest.approx(1.2)
     # nothing within budget: the least harmful candidate
-    lam, _ = choose_lambda([0.5, 1.0, 2.0], lambda x: table[x], base=(-2.0, -1.0), budget=0.001, scale=(0.5, 0.2))
-    assert lam == 0.5
+    lams, _ = choose_merge(grid, lambda f, r: table[f], base=(-2.0, -1.0), budget=0.001, scale=(0.5, 0.2))
+    assert lams == (0.5, 0.5)
+
+
+def test_auto_merge_searches_lambda_retain_jointly():
+    """A retain update that also raises the forget side: without it (λ_r = 0) the same λ_f forgets more,
+    and the search takes that when the utility loss stays within the budget — and keeps λ_r when not."""
+    table = {(1.0, 0.0): (-2.5, -1.03), (1.0, 0.5): (-2.2, -0.98), (2.0, 0.0): (-3.0, -1.5), (2.0, 0.5): (-2.7, -1.2)}
+    lams, trials = choose_merge(list(table), lambda f, r: table[(f, r)], base=(-2.0, -1.0), budget=0.2,
+                                scale=(0.5, 0.2))
+    assert lams == (1.0, 0.0) and {t["lambda_retain"] for t in trials} == {0.0, 0.5}
+    lams, _ = choose_merge(list(table), lambda f, r: table[(f, r)], base=(-2.0, -1.0), budget=0.1, scale=(0.5, 0.2))
+    assert lams == (1.0, 0.5)
 
 
 def test_merge_is_fp32_and_a_trial_merge_is_undone_bit_exactly(tiny):
@@ -239,7 +250,7 @@ def test_reveal_drops_off_target_responses_and_records_the_filter(tiny):
 
 def test_rnr_conforms_and_records_reveal():
     report = check_method(RevealAndRelease, {
-        "rounds": 2, "steps": 1, "batch_size": 2, "lr": 1e-2, "merge": "auto",
+        "rounds": 2, "steps": 1, "batch_size": 2, "lr": 1e-2, "merge": "auto", "auto_retain_scales": [0.0, 1.0],
         # a random model says nothing on target: no relevance filter here (tested on its own above)
         "reveal": {"queries": 3, "n_mutations": 2, "n_paraphrases": 1, "responses_per_query": 2,
                    "max_new_tokens": 6, "fit_steps": 5, "embedding": "model", "top_instructions": 2,
@@ -248,7 +259,10 @@ def test_rnr_conforms_and_records_reveal():
     rounds = [row for row in report.trajectory if "round" in row]
     assert [r["round"] for r in rounds] == [0, 1, 2]
     assert {"update_cosine", "overlap_principal_cos", "forget_pem_alone_forget_ll",
-            "retain_pem_alone_retain_ll"} <= set(rounds[1]) and len(rounds[1]["merge_trials"]) == 3
+            "retain_pem_alone_retain_ll"} <= set(rounds[1]) and len(rounds[1]["merge_trials"]) == 6
+    # the task's probes with each update alone, every round
+    assert any(k.startswith("probe_forget_pem_alone/forget/") for k in rounds[2])
+    assert any(k.startswith("probe_retain_pem_alone/utility/") for k in rounds[1])
 
 
 def test_soft_prompt_search_space(tiny):

@@ -128,7 +128,8 @@ def provenance_lines(table: ResultTable) -> list[str]:
 
 
 REVEAL_HEADER = ("| method | seed | queries (random) | arms explored | responses → kept | relevance before → after | "
-                 "diversity before → after | merge λ_f by round | forget/retain update overlap |")
+                 "diversity before → after | merge λ_f/λ_r by round | forget/retain update overlap | "
+                 "forget probe Δ, round 1: forget PEM alone / retain PEM alone |")
 
 
 def _reveal_runs(result: dict[str, Any]) -> list[dict[str, Any]]:
@@ -138,6 +139,23 @@ def _reveal_runs(result: dict[str, Any]) -> list[dict[str, Any]]:
     return list(reveal or [])
 
 
+def _alone_probe_deltas(result: dict[str, Any]) -> str:
+    """Round 1's forget-probe change with the forget PEM alone / the retain PEM alone (Reveal-and-Release
+    logs both with ``probe_alone``), against the round-0 probe."""
+    rows = result.get("trajectory", [])
+    start = next((r for r in rows if r.get("round") == 0), {})
+    first = next((r for r in rows if r.get("round") == 1), {})
+    parts = []
+    for key, base in start.items():
+        if key.startswith("probe/forget/"):
+            name = key.removeprefix("probe/")
+            after = [first.get(f"probe_{tag}_pem_alone/{name}") for tag in ("forget", "retain")]
+            if None not in after:
+                parts.append(f"{name.removeprefix('forget/')} {fmt_signed(after[0] - base)} / "
+                             f"{fmt_signed(after[1] - base)}")
+    return "; ".join(parts) or "–"
+
+
 def reveal_rows(table: ResultTable, task: str) -> list[str]:
     """Self-generated forget data, per cell that used Reveal: how the search explored, what the relevance
     filter kept, and (Reveal-and-Release) the merge weights chosen and the overlap of the two updates."""
@@ -145,7 +163,9 @@ def reveal_rows(table: ResultTable, task: str) -> list[str]:
     for cell in table.cells_for(task):
         for result in cell.results:
             rounds = [r for r in result.get("trajectory", []) if r.get("round", 0) >= 1]
-            lambdas = ", ".join(fmt(r["lambda_forget"], 2) for r in rounds if "lambda_forget" in r) or "–"
+            lambdas = ", ".join(f'{fmt(r["lambda_forget"], 2)}/{fmt(r.get("lambda_retain"), 2)}'
+                                for r in rounds if "lambda_forget" in r) or "–"
+            alone = _alone_probe_deltas(result)
             overlap = [r["overlap_principal_cos"] for r in rounds if "overlap_principal_cos" in r]
             for run in _reveal_runs(result):
                 stats, trajectory = run.get("stats", {}), run.get("trajectory", [])
@@ -156,10 +176,11 @@ def reveal_rows(table: ResultTable, task: str) -> list[str]:
                     f"{stats.get('responses', '–')} → {stats.get('forget_size', '–')} | "
                     f"{fmt(stats.get('relevance_before'), 2)} → {fmt(stats.get('forget_relevance'), 2)} | "
                     f"{fmt(stats.get('diversity_before'), 2)} → {fmt(stats.get('forget_diversity'), 2)} | "
-                    f"{lambdas} | {fmt(sum(overlap) / len(overlap), 2) if overlap else '–'} |")
+                    f"{lambdas} | {fmt(sum(overlap) / len(overlap), 2) if overlap else '–'} | {alone} |")
     if not rows:
         return []
     return ["Self-generated forget data (Reveal): relevance is the task's graded scorer, kept responses reach "
             "the relevance threshold; diversity = Vendi score / responses; overlap = mean largest principal-angle "
-            "cosine between the forget and retain updates per module (1 = same directions).", "",
+            "cosine between the forget and retain updates per module (1 = same directions); the last column is the "
+            "change of the task's forget probe (lower = forgetting) with each update merged alone at round 1.", "",
             REVEAL_HEADER, "|" + "---|" * REVEAL_HEADER.count(" | ") + "---|", *rows]
