@@ -3,11 +3,19 @@
 Built-in methods and tasks are loaded exactly like third-party plugins (they are entry points of this
 distribution). A plugin that fails to import or to register is reported on stderr and skipped, so one
 broken package never takes the harness down (tox 4 behaviour).
+
+The registry is strict, as lm-evaluation-harness's is: a class of the wrong kind, a name another package
+already registered (built-ins load first and keep theirs), and a hook implementation no hookspec declares
+(a misspelt ``register_method``, say: pluggy's ``check_pending``) refuse the whole plugin module, with a
+message naming the fix. ``UNLEARN_BENCH_PLUGINS`` is an allow-list of installed plugin distributions, as
+simonw/llm's ``LLM_LOAD_PLUGINS``: comma-separated package names; set but empty loads no third-party plugin.
+Built-ins always load.
 """
 
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,6 +29,27 @@ from .errors import UserError, unknown
 
 GROUP = "unlearn_bench"
 KINDS = ("method", "task", "reporter")
+#: The distribution whose entry points are the built-ins (loaded first, never filtered by the allow-list).
+BUILTIN_PACKAGE = "unlearn-bench"
+ALLOW_ENV = "UNLEARN_BENCH_PLUGINS"
+
+
+def _base_class(kind: str) -> type:
+    from . import api
+
+    return {"method": api.Method, "task": api.Task, "reporter": api.Reporter}[kind]
+
+
+def _normal(package: str) -> str:
+    return package.lower().replace("_", "-").replace(".", "-")
+
+
+def allowed_packages() -> set[str] | None:
+    """The allow-list from ``UNLEARN_BENCH_PLUGINS`` (normalised package names), or ``None``: load all."""
+    raw = os.environ.get(ALLOW_ENV)
+    if raw is None:
+        return None
+    return {_normal(name.strip()) for name in raw.split(",") if name.strip()}
 
 
 @dataclass(frozen=True)
@@ -72,20 +101,40 @@ def _warn(problem: PluginProblem) -> None:
     )
 
 
+def _validate(registry: Registry, kind: str, cls: Any, package: str) -> str:
+    """The plugin name of ``cls``, or an error naming the fix (wrong type, no name, name taken)."""
+    base = _base_class(kind)
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise TypeError(f"register_{kind}s got {cls!r}, which is not a subclass of bench.{base.__name__}")
+    plugin_name = getattr(cls, "name", None)
+    if not isinstance(plugin_name, str) or not plugin_name:
+        raise TypeError(f"{cls!r} has no 'name' class attribute")
+    taken = registry.entries[kind].get(plugin_name)
+    if taken is not None:
+        raise ValueError(f"{kind} '{plugin_name}' is already registered by {taken.package} "
+                         f"({taken.cls.__module__}.{taken.cls.__qualname__}); rename the one in {package}")
+    return plugin_name
+
+
 def _register_module(registry: Registry, pm: pluggy.PluginManager, module: Any, name: str,
                      package: str, version: str) -> None:
+    """Register every class ``module``'s hooks contribute, or none of them (the module is refused whole)."""
     collected: list[tuple[str, type]] = []
     hooks = {"method": pm.hook.register_methods, "task": pm.hook.register_tasks,
              "reporter": pm.hook.register_reporters}
     pm.register(module, name=name)
     try:
+        pm.check_pending()  # a hookimpl with no hookspec (a misspelt hook) is an error, not a silent no-op
         for kind, hook in hooks.items():
             hook(register=lambda cls, _kind=kind: collected.append((_kind, cls)))
+        staged: list[Registration] = []
         for kind, cls in collected:
-            plugin_name = getattr(cls, "name", None)
-            if not isinstance(plugin_name, str) or not plugin_name:
-                raise TypeError(f"{cls!r} has no 'name' class attribute")
-            registry.entries[kind][plugin_name] = Registration(kind, plugin_name, cls, package, version)
+            plugin_name = _validate(registry, kind, cls, package)
+            if any(r.kind == kind and r.name == plugin_name for r in staged):
+                raise ValueError(f"{kind} '{plugin_name}' is registered twice by {package}")
+            staged.append(Registration(kind, plugin_name, cls, package, version))
+        for entry in staged:
+            registry.entries[entry.kind][entry.name] = entry
     finally:
         pm.unregister(module)
 
@@ -95,11 +144,16 @@ def load_registry(extra_modules: list[Any] | None = None) -> Registry:
     registry = Registry()
     pm = pluggy.PluginManager(GROUP)
     pm.add_hookspecs(hookspecs)
-    entries = sorted(metadata.entry_points(group=GROUP), key=lambda ep: ep.name)
-    for ep in entries:
+    allowed = allowed_packages()
+    entries = []
+    for ep in metadata.entry_points(group=GROUP):
         dist = ep.dist
         package = dist.metadata["Name"] if dist else "unknown"
         version = dist.version if dist else "unknown"
+        builtin = _normal(package) == BUILTIN_PACKAGE
+        if builtin or allowed is None or _normal(package) in allowed:
+            entries.append((not builtin, ep.name, ep, package, version))
+    for _, _, ep, package, version in sorted(entries, key=lambda e: e[:2]):  # built-ins first
         try:
             module = ep.load()
         except Exception as err:  # noqa: BLE001 - any failure in third-party code is isolated
@@ -114,7 +168,10 @@ def load_registry(extra_modules: list[Any] | None = None) -> Registry:
             registry.problems.append(problem)
             _warn(problem)
     for module in extra_modules or []:
-        _register_module(registry, pm, module, module.__name__, "(in-process)", "0")
+        try:
+            _register_module(registry, pm, module, module.__name__, "(in-process)", "0")
+        except (TypeError, ValueError, pluggy.PluginValidationError) as err:
+            raise UserError(f"plugin module '{module.__name__}': {err}") from None
     return registry
 
 

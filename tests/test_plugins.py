@@ -68,3 +68,107 @@ def test_registration_failure_isolated(monkeypatch, capsys):
     reg = load_registry()
     assert "failed at register" in capsys.readouterr().err
     assert "coding" in reg.names("task")
+
+
+def _fake_plugin(monkeypatch, module, package="other-pkg", ep_name="fake"):
+    """Install ``module`` as an entry point of distribution ``package`` (in this process only)."""
+    from importlib import metadata
+
+    real = metadata.entry_points
+
+    class FakeDist:
+        metadata = {"Name": package}
+        version = "9.9"
+
+    class FakeEP:
+        name = ep_name
+        dist = FakeDist()
+
+        def load(self):
+            return module
+
+    monkeypatch.setattr(metadata, "entry_points",
+                        lambda group=None: list(real(group=group)) + ([FakeEP()] if group == "unlearn_bench" else []))
+
+
+def _module_registering(kind, *classes):
+    module = types.ModuleType("fake_plugin")
+
+    def hook(register):
+        for cls in classes:
+            register(cls)
+
+    hook.__name__ = f"register_{kind}s"
+    setattr(module, f"register_{kind}s", hookimpl(hook))
+    return module
+
+
+def test_duplicate_name_is_refused_naming_both_packages(monkeypatch, capsys):
+    from bench.api import Method
+
+    class Impostor(Method):
+        name = "ga"
+
+    _fake_plugin(monkeypatch, _module_registering("method", Impostor))
+    reg = load_registry()
+    err = capsys.readouterr().err
+    assert "method 'ga' is already registered by unlearn-bench" in err and "other-pkg" in err
+    assert reg.get("method", "ga").package == "unlearn-bench"  # the built-in kept its name
+
+
+def test_wrong_type_is_refused_and_the_module_registers_nothing(monkeypatch, capsys):
+    from bench.api import Method
+
+    class Fine(Method):
+        name = "fine_method"
+
+    class NotATask:
+        name = "not_a_task"
+
+    module = _module_registering("method", Fine)
+    module.register_tasks = _module_registering("task", NotATask).register_tasks
+    _fake_plugin(monkeypatch, module)
+    reg = load_registry()
+    assert "not a subclass of bench.Task" in capsys.readouterr().err
+    assert "fine_method" not in reg.names("method") and "not_a_task" not in reg.names("task")
+
+
+def test_misspelt_hook_is_an_error_not_a_silent_no_op(monkeypatch, capsys):
+    module = types.ModuleType("typo")
+
+    @hookimpl
+    def register_method(register):  # missing "s"
+        pass
+
+    module.register_method = register_method
+    _fake_plugin(monkeypatch, module)
+    load_registry()
+    err = capsys.readouterr().err
+    assert "failed at register" in err and "register_method" in err
+
+
+def test_allow_list_env_var(monkeypatch):
+    from bench.api import Method
+
+    class Extra(Method):
+        name = "extra_method"
+
+    _fake_plugin(monkeypatch, _module_registering("method", Extra), package="Other_Pkg")
+    assert "extra_method" in load_registry().names("method")
+    monkeypatch.setenv("UNLEARN_BENCH_PLUGINS", "")
+    names = load_registry().names("method")
+    assert "extra_method" not in names and "ga" in names  # built-ins always load
+    monkeypatch.setenv("UNLEARN_BENCH_PLUGINS", "some-other, other-pkg")
+    assert "extra_method" in load_registry().names("method")
+
+
+def test_config_plugin_module_problems_are_user_errors():
+    import pytest
+
+    from bench.errors import UserError
+
+    class NotAMethod:
+        name = "nope"
+
+    with pytest.raises(UserError, match="not a subclass of bench.Method"):
+        load_registry(extra_modules=[_module_registering("method", NotAMethod)])
