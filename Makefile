@@ -10,7 +10,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 export MPLCONFIGDIR := $(CURDIR)/.cache/matplotlib
 
-.PHONY: venv demo demo-profiled test test-fast bench clean system-deps
+.PHONY: venv demo demo-profiled test test-fast lint bench clean system-deps
 
 venv: $(STAMP)
 
@@ -48,9 +48,13 @@ system-deps:
 test: venv system-deps
 	HF_HUB_OFFLINE=1 $(BIN)/pytest -q
 
-# Unit tests only (skips the end-to-end tests on the real model).
-test-fast: venv system-deps
-	HF_HUB_OFFLINE=1 $(BIN)/pytest -q -m "not e2e"
+# Unit tests only: skips the end-to-end tests on the real model and the slow, browser and Ray tests.
+test-fast: venv
+	HF_HUB_OFFLINE=1 $(BIN)/pytest -q -m "not e2e and not slow and not browser and not ray"
+
+# Static checks (ruff: pyflakes, pycodestyle, import order, bugbear, pyupgrade); CI runs it.
+lint: venv
+	$(BIN)/ruff check .
 
 # Side-by-side performance report: leaderboards/perf/<machine>.md + .json (under 20 minutes here).
 # GSM8K for the lm-eval row: a local folder if present (never copied into the repo), else GSM-symbolic.

@@ -1,12 +1,94 @@
 """unlearn-bench: a benchmark harness for LLM unlearning methods.
 
-The engine (runner, results store, plugin manager, shared training and evaluation code) lives here;
-built-in methods live in the top-level ``methods`` package and built-in tasks in ``tasks``. Both are
-registered through the ``unlearn_bench`` entry-point group exactly like third-party plugins.
+``bench`` is the one import a plugin author needs: the contracts (what a method, a task and a reporter
+are, and what they exchange), the hook marker, the loss and likelihood building blocks, the metric and
+sandbox helpers, and the conformance checks — everything listed in ``__all__``. A method in one file::
+
+    from bench import LossMethod, TrainParams, cross_entropy, hookimpl, logits
+
+The engine (runner, executors, store, reports, perf tooling) lives in submodules and is not part of this
+surface. Names resolve lazily (PEP 562), so ``import bench`` does not import torch: the CLI's ``--help``
+stays instant and torch loads only when a model-facing name is first used. Built-in methods and tasks
+(top-level ``methods`` and ``tasks`` packages) use this same surface and are registered through the
+``unlearn_bench`` entry-point group exactly like third-party plugins.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 
 #: Version of the on-disk results layout. A results directory written with another schema version is
 #: refused (never silently mixed or overwritten).
 RESULTS_SCHEMA = 2
+
+#: Public name -> the submodule that defines it.
+_EXPORTS: dict[str, str] = {
+    # contracts
+    **dict.fromkeys(("Better", "Evaluation", "Example", "Group", "Method", "Metric", "Reporter", "Task", "TaskData",
+                     "PROBE_PREFIX", "TrainParams", "UnlearnContext", "forget_prompts", "probe_fields"), "api"),
+    "hookimpl": "hookspecs",
+    **dict.fromkeys(("UserError", "unknown"), "errors"),
+    **dict.fromkeys(("build_params", "require_at_least_one", "require_data_files", "require_file"), "params"),
+    # training building blocks
+    **dict.fromkeys(("LossMethod", "Reference", "logits", "make_optimizer", "merged", "shuffled_batches", "train",
+                     "with_adapter"), "training"),
+    **dict.fromkeys(("cross_entropy", "kl_on_answers", "sequence_logprob", "shift", "token_logprobs"), "losses"),
+    **dict.fromkeys(("Batch", "make_batch", "render_prompt"), "text"),
+    # evaluation building blocks
+    **dict.fromkeys(("answer_logliks", "choose"), "likelihood"),
+    "generate": "generation",
+    **dict.fromkeys(("bootstrap_ci", "mean_metric"), "stats"),
+    **dict.fromkeys(("SandboxLimits", "SandboxResult", "run_program", "run_programs"), "sandbox"),
+    **dict.fromkeys(("content_hash", "hub_rows", "read_jsonl"), "sources"),
+    # conformance
+    **dict.fromkeys(("check_method", "check_task"), "testing"),
+}
+
+__all__ = sorted([*_EXPORTS, "RESULTS_SCHEMA", "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'bench' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # resolved once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from .api import (
+        PROBE_PREFIX,
+        Better,
+        Evaluation,
+        Example,
+        Group,
+        Method,
+        Metric,
+        Reporter,
+        Task,
+        TaskData,
+        TrainParams,
+        UnlearnContext,
+        forget_prompts,
+        probe_fields,
+    )
+    from .errors import UserError, unknown
+    from .generation import generate
+    from .hookspecs import hookimpl
+    from .likelihood import answer_logliks, choose
+    from .losses import cross_entropy, kl_on_answers, sequence_logprob, shift, token_logprobs
+    from .params import build_params, require_at_least_one, require_data_files, require_file
+    from .sandbox import SandboxLimits, SandboxResult, run_program, run_programs
+    from .sources import content_hash, hub_rows, read_jsonl
+    from .stats import bootstrap_ci, mean_metric
+    from .testing import check_method, check_task
+    from .text import Batch, make_batch, render_prompt
+    from .training import LossMethod, Reference, logits, make_optimizer, merged, shuffled_batches, train, with_adapter

@@ -183,14 +183,25 @@ class TrajectoryLogger:
                                 for k, v in clean.items()))
 
 
+#: Trajectory keys of probe values start with this: ``probe/<group>/<metric name>`` (the runner fills a
+#: trajectory's last point from the final evaluation's metric of that name; plots draw them).
+PROBE_PREFIX = "probe/"
+
+
+def probe_fields(values: dict[str, float], prefix: str = PROBE_PREFIX) -> dict[str, float]:
+    """``{"forget/x": v}`` -> ``{"probe/forget/x": v}``: probe values as trajectory fields."""
+    return {f"{prefix}{key}": value for key, value in values.items()}
+
+
 @dataclass
 class UnlearnContext:
-    """What a method receives. It returns the unlearned model (a plain ``PreTrainedModel``)."""
+    """What a method receives. It returns the unlearned model (a plain ``PreTrainedModel``).
+
+    The forget and retain examples are the task data's (``ctx.forget`` is ``ctx.data.forget``): one source
+    of truth, also when the engine replaces the forget set (``forget_data: reveal``)."""
 
     model: Any
     tokenizer: Any
-    forget: list[Example]
-    retain: list[Example]
     task: Task
     data: TaskData
     seed: int
@@ -207,10 +218,23 @@ class UnlearnContext:
     #: every method of a matrix; ``None`` outside the engine.
     base_probe: Callable[[], dict[str, float]] | None = None
 
+    @property
+    def forget(self) -> list[Example]:
+        return self.data.forget
+
+    @property
+    def retain(self) -> list[Example]:
+        return self.data.retain
+
     def initial_probe(self, model: Any) -> dict[str, float]:
         """Probes before any update (the trajectory's point 0). ``model`` must still compute the base
         function (a fresh LoRA adapter does); the engine's shared base probe is used when available."""
         return self.base_probe() if self.base_probe is not None else self.probe(model)
+
+    def log_probes(self, values: dict[str, float], **row: Any) -> None:
+        """Log a trajectory row with probe values under their ``probe/`` keys:
+        ``ctx.log_probes(ctx.probe(model), round=t, lambda_forget=1.0)``."""
+        self.log(**row, **probe_fields(values))
 
 
 class Method:
@@ -260,9 +284,11 @@ class Task:
         """Load data; forget/retain may depend on ``seed``; eval sets must not."""
         raise NotImplementedError
 
-    def evaluate(self, model: Any, tokenizer: Any, data: TaskData, progress: bool = True) -> Evaluation:
-        """Forget and utility metrics of ``model``. A task may add a ``reference=None`` keyword: the
-        runner then passes the unchanged base model (for metrics measured under it, e.g. fluency)."""
+    def evaluate(self, model: Any, tokenizer: Any, data: TaskData, progress: bool = True,
+                 reference: Any = None) -> Evaluation:
+        """Forget and utility metrics of ``model``. ``reference`` is the unchanged base model (the engine
+        always passes it; ``None`` when evaluating the base itself), for metrics measured under it, e.g.
+        fluency; most tasks ignore it."""
         raise NotImplementedError  # pragma: no cover - interface
 
     def generation_shape(self) -> tuple[int, int, int, int] | None:

@@ -90,7 +90,7 @@ def write_report(run_dirs: list[str], out: str, reporter_names: list[str] | None
     names = reporter_names or reg.names("reporter")
     reporters = [reg.get("reporter", n).cls() for n in names]  # unknown names fail before writing
     table = load_table(run_dirs, utility_budget=UTILITY_BUDGET if utility_budget is None else utility_budget)
-    table.scoring  # computed (and any refusal raised) before anything is written
+    _ = table.scoring  # computed (and any refusal raised) before anything is written
     out_dir = Path(out)
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"--out {out_dir} is a file, not a directory; give a directory for the leaderboard")

@@ -165,7 +165,8 @@ def expand_sweep(cls: type, values: dict[str, Any]) -> list[dict[str, Any]]:
     return [{**values, **dict(zip(sweep_keys, combo))} for combo in combos]
 
 
-def _resolved(cls: type, preset: str, paper_preset: dict[str, Any], user: dict[str, Any], where: str) -> list[dict[str, Any]]:
+def _resolved(cls: type, preset: str, paper_preset: dict[str, Any], user: dict[str, Any],
+              where: str) -> list[dict[str, Any]]:
     base = dict(paper_preset) if preset == "paper" else {}
     return [params_dict(build_params(cls, {**base, **variant}, where))
             for variant in expand_sweep(cls, {**base, **user})]

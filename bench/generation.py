@@ -73,7 +73,7 @@ def truncate_at_stops(text: str, stops: Sequence[Stop]) -> str:
     return text[:min(cuts)] if cuts else text
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _cache_keyword(model_class: type) -> str:
     try:
         names = inspect.signature(model_class.forward).parameters

@@ -2,9 +2,9 @@
 
 On CUDA the truth is ``torch.cuda.max_memory_allocated``. On CPU there is no allocator statistic, so
 live tensor storages are tracked by ``LiveStorages`` (a ``TorchDispatchMode``: parameters, gradients,
-optimizer state, activations and temporaries all count, each storage once, until it is freed). The step is the harness's own: the
-same adapter wrapping, AdamW, reference and loss helpers as ``bench.training``, on batches of random
-tokens at exactly ``max_length`` (the worst case the plan predicts).
+optimizer state, activations and temporaries all count, each storage once, until it is freed). The step
+is the harness's own: the same adapter wrapping, AdamW, reference and loss helpers as ``bench.training``,
+on batches of random tokens at exactly ``max_length`` (the worst case the plan predicts).
 """
 
 from __future__ import annotations

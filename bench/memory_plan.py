@@ -218,7 +218,8 @@ def rough_seconds(shape: ModelShape, train: TrainingShape, steps: int, gen: Gene
     """A rough wall time: 6·N FLOPs per trained token (4·N with a frozen base: no weight gradients),
     2·N per prefilled or generated token, at the measured matmul throughput (an upper bound on speed)."""
     n = shape.n_params
-    train_flops = (6 if train.finetune == "full" else 4) * n * train.batch_size * train.max_length * train.graphs * steps
+    per_token = 6 if train.finetune == "full" else 4
+    train_flops = per_token * n * train.batch_size * train.max_length * train.graphs * steps
     if train.gradient_checkpointing:
         train_flops *= 4 / 3  # one more forward pass
     gen_flops = 2 * n * n_generated * (gen.prompt_tokens + gen.new_tokens)

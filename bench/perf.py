@@ -35,7 +35,7 @@ from typing import Any
 
 import torch
 
-from .api import Example, TrainParams, TrajectoryLogger, UnlearnContext
+from .api import Example, TaskData, TrainParams, TrajectoryLogger, UnlearnContext
 from .generation import generate
 from .models import EMBEDDED, LoadedModel, ModelCache
 from .profile_summary import markdown_table as profile_table
@@ -172,7 +172,7 @@ def bench_train_step(base: LoadedModel, batch_size: int, max_length: int, steps:
 
     def ours() -> None:
         model = with_adapter(copy.deepcopy(base.model), params, 0)
-        ctx = UnlearnContext(model=model, tokenizer=base.tokenizer, forget=[], retain=[], task=None, data=None,
+        ctx = UnlearnContext(model=model, tokenizer=base.tokenizer, task=None, data=TaskData([], []),
                              seed=0, device="cpu", probe=lambda m: {}, log=TrajectoryLogger(), progress=False)
         start = time.perf_counter()
         train(model, params, lambda: (_ga(model, batch), {}), ctx)
@@ -306,9 +306,10 @@ def demo_row(run_dir: Path) -> PerfRow:
 def bench_scaling(base: LoadedModel, sizes: list[int]) -> PerfRow:
     """Evaluation time against eval-set size (likelihood probe + generation) and unlearning time
     against forget-set size (ICU, whose epochs visit every forget example)."""
+    from methods.icu import ICU
+
     from .likelihood import answer_logliks
     from .testing import make_context
-    from methods.icu import ICU
 
     examples = _train_examples(max(sizes))
     rows = []

@@ -51,10 +51,12 @@ def _task_yaml(data_file: Path, max_new_tokens: int) -> str:
 
 
 def bench_lm_eval(base: Any, n: int, max_new_tokens: int, gsm8k_path: str | None = None, repeats: int = 2) -> Any:
-    from .perf import PerfRow
     from tasks.coding.gsm import score_answers
 
-    title = f"Generation vs lm-evaluation-harness HF backend ({n} GSM prompts, {max_new_tokens} tokens, greedy, batch 16)"
+    from .perf import PerfRow
+
+    title = (f"Generation vs lm-evaluation-harness HF backend ({n} GSM prompts, {max_new_tokens} tokens, "
+             "greedy, batch 16)")
     target = "same accuracy and outputs, wall-time ratio ≥ 1.0"
     try:
         import lm_eval

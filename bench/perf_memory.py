@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from .memory_plan import GiB, GenerationShape, ModelShape, TrainingShape, estimate
+from .memory_plan import GenerationShape, GiB, ModelShape, TrainingShape, estimate
 
 #: Shapes from the hub's config.json of HuggingFaceTB/SmolLM2-135M-Instruct, meta-llama/Llama-3.2-1B-Instruct
 #: and meta-llama/Llama-3.1-8B-Instruct.
@@ -99,7 +99,8 @@ def measure_all(device: str, only: list[str] | None = None) -> list[dict[str, An
             if device == "cuda":
                 torch.cuda.empty_cache()
             row = {"model": name, "n_params": shape.n_params, "case": label, "dtype": dtype,
-                   "predicted_gib": round(peak / GiB, 2), "measured_gib": None if measured is None else round(measured / GiB, 2),
+                   "predicted_gib": round(peak / GiB, 2),
+                   "measured_gib": None if measured is None else round(measured / GiB, 2),
                    "ratio": None if not measured else round(peak / measured, 3), "note": note,
                    "fits_prediction": None if capacity is None else peak <= 0.9 * capacity,
                    "seconds": round(time.perf_counter() - start, 1), "breakdown_gib": {
@@ -117,7 +118,8 @@ def render(rows: list[dict[str, Any]], name: str, device: str, torch_version: st
              + ("`torch.cuda.max_memory_allocated`." if device.startswith("cuda") else "live tensor storages.")
              + " Written by `python -m bench.perf_memory`; predictions by `bench.memory_plan` (what "
              "`unlearn-bench plan` shows).",
-             "", "| model | case | predicted GiB | measured GiB | predicted / measured | note |", "|---|---|---|---|---|---|"]
+             "", "| model | case | predicted GiB | measured GiB | predicted / measured | note |",
+             "|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['model']} | {r['case']} | {r['predicted_gib']} | "
                      f"{r['measured_gib'] if r['measured_gib'] is not None else '—'} | "

@@ -10,7 +10,16 @@ from typing import Any
 
 import torch
 
-from .memory_plan import FIT_SHARE, GiB, GenerationShape, MemoryEstimate, ModelShape, TrainingShape, estimate, rough_seconds
+from .memory_plan import (
+    FIT_SHARE,
+    GenerationShape,
+    GiB,
+    MemoryEstimate,
+    ModelShape,
+    TrainingShape,
+    estimate,
+    rough_seconds,
+)
 
 #: The engine keeps the cached base model and each cell's working copy resident (``ModelCache``).
 RESIDENT_COPIES = 2

@@ -139,8 +139,30 @@ def _register_module(registry: Registry, pm: pluggy.PluginManager, module: Any, 
         pm.unregister(module)
 
 
+#: Top-level packages this distribution installs beside ``bench``.
+BUILTIN_TOP_LEVEL = ("methods", "tasks")
+
+
+def check_installation() -> None:
+    """Refuse to run when a built-in top-level package resolves outside this installation: research repos
+    often have their own ``tasks/`` or ``methods.py``, which on ``sys.path`` (``python -m`` from that folder,
+    ``PYTHONPATH=.``) shadows the built-ins, and the user would otherwise see "unknown task 'coding'"."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    for name in BUILTIN_TOP_LEVEL:
+        spec = importlib.util.find_spec(name)
+        origin = Path(spec.origin).resolve() if spec and spec.origin else None
+        if origin is None or root not in origin.parents:
+            raise UserError(f"the package '{name}' resolves to {origin or 'nothing'}, not to unlearn-bench's "
+                            f"built-ins in {root}: a '{name}' folder or module of yours shadows them; run from "
+                            f"another directory or rename yours")
+
+
 def load_registry(extra_modules: list[Any] | None = None) -> Registry:
     """Discover and register every plugin. ``extra_modules`` lets tests add in-memory plugins."""
+    check_installation()
     registry = Registry()
     pm = pluggy.PluginManager(GROUP)
     pm.add_hookspecs(hookspecs)

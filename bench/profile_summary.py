@@ -65,7 +65,7 @@ def phase_of(stack: list[Frame]) -> str:
 
 
 def _method_name(stack: list[Frame]) -> str:
-    """A method's module under ``methods/``; methods built on the shared loss loop (``LossMethodMixin.unlearn``
+    """A method's module under ``methods/``; methods built on the shared loss loop (``LossMethod.unlearn``
     in bench/training.py) are named by their loss's module when it is on the stack."""
     for frame in stack:
         if "/methods/" in frame.file:

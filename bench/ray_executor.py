@@ -80,7 +80,8 @@ def _import_ray() -> Any:
     try:
         import ray
     except ImportError:
-        raise UserError("executor 'ray' needs Ray: pip install 'unlearn-bench[ray]' (or use --executor local)") from None
+        raise UserError("executor 'ray' needs Ray: pip install 'unlearn-bench[ray]' "
+                        "(or use --executor local)") from None
     return ray
 
 
@@ -96,12 +97,18 @@ def _init(ray: Any, config: RunConfig) -> bool:
                             "check `ray status` on the head node or drop --ray-address for a local Ray") from None
         return True
     os.environ.setdefault("RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO", "0")  # silence a FutureWarning; CPU cells
-    # Local Ray: workers import this checkout's packages and the config's plugin modules like the driver.
-    path = os.pathsep.join(p for p in [os.getcwd(), *sys.path] if p)
+    path = worker_pythonpath(sys.path, os.getcwd())
     ray.init(num_cpus=os.cpu_count(), include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"PYTHONPATH": path, "UNLEARN_BENCH_PROGRESS": "0",
                                        "TOKENIZERS_PARALLELISM": "false"}})
     return True
+
+
+def worker_pythonpath(driver_path: list[str], cwd: str) -> str:
+    """Local Ray workers import this installation's packages like the driver, and the config's plugin modules
+    from the working directory -- appended, never first: a user's own ``tasks/`` or ``methods.py`` there must
+    not shadow the built-ins."""
+    return os.pathsep.join(dict.fromkeys(p for p in [*driver_path, cwd] if p))
 
 
 def worker_lost_result(spec: CellSpec, reason: str, attempts: int, seconds: float) -> dict[str, Any]:

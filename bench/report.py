@@ -124,7 +124,8 @@ def _check_comparable(results: list[dict[str, Any]]) -> None:
                             f"({' vs '.join(sorted(seen['version']))}): its metrics are defined differently; "
                             "report them separately or re-run the older ones")
         if len(seen["base"]) > 1:
-            params = [next(r["spec"]["task_params"] for r in results if r["base_id"] == b) for b in sorted(seen["base"])]
+            params = [next(r["spec"]["task_params"] for r in results if r["base_id"] == b)
+                      for b in sorted(seen["base"])]
             diff = sorted(k for k in set(params[0]) | set(params[1]) if params[0].get(k) != params[1].get(k))
             raise UserError(f"results for task {task} use different eval configs (task params differ in "
                             f"{', '.join(diff) or 'model/dtype'}); report each config separately")

@@ -40,8 +40,16 @@ from typing import Any
 
 import numpy as np
 
-from .stats import (ALPHA, benjamini_hochberg, bootstrap_p_value, hierarchical_means, is_proportion,
-                    percentile_interval, weighted_means, widen_for_proportion)
+from .stats import (
+    ALPHA,
+    benjamini_hochberg,
+    bootstrap_p_value,
+    hierarchical_means,
+    is_proportion,
+    percentile_interval,
+    weighted_means,
+    widen_for_proportion,
+)
 
 #: Version of the scoring rules; recorded in every report (results.json ``scoring.version``).
 SCORING_VERSION = 2
@@ -242,7 +250,8 @@ def signal_check(info: MetricInfo, base_items: np.ndarray, item_draws: np.ndarra
     if low <= 0 <= high:
         return Signal(False, f"even moving every item to the {word} {bound:g} would not be detectable at "
                              f"n={base_items.size} (base {base_value:.3g})")
-    base_low, base_high = _value_interval(base_items[None, :], item_draws[:, :1, :], np.zeros((len(item_draws), 1), int),
+    no_seed_draws = np.zeros((len(item_draws), 1), int)
+    base_low, base_high = _value_interval(base_items[None, :], item_draws[:, :1, :], no_seed_draws,
                                           info, None if base_weights is None else base_weights[None, :])
     if (direction < 0 and base_low <= bound) or (direction > 0 and base_high >= bound):
         return Signal(False, f"the base's 95 % interval [{base_low:.3g}, {base_high:.3g}] touches the {word} {bound:g}")
@@ -451,7 +460,7 @@ def score_leaderboard(per_task: dict[str, tuple[dict[str, Any] | None, list[Grou
 def _adjust_multiplicity(tasks: Iterable[TaskScores]) -> None:
     entries = [(ts, stats) for ts in tasks for row in ts.rows for stats in row.metrics.values()
                if stats.p_value is not None]
-    for (ts, stats), q in zip(entries, benjamini_hochberg([s.p_value for _, s in entries])):
+    for (_, stats), q in zip(entries, benjamini_hochberg([s.p_value for _, s in entries])):
         stats.q_value = q
         stats.significant = q < ALPHA
     for ts in tasks:

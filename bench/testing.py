@@ -1,13 +1,15 @@
-"""Helpers for plugin authors' own tests: a tiny random model, a toy task, and a method conformance check.
+"""Helpers for plugin authors' own tests: a tiny random model, a toy task, and conformance checks for a
+method (``check_method``) and a task (``check_task``).
 
 Usage in a plugin's pytest::
 
-    from bench.testing import check_method
-    from my_plugin import MyMethod
+    from bench import check_method, check_task
+    from my_plugin import MyMethod, MyTask
 
     def test_conforms():
         report = check_method(MyMethod, {"steps": 2})
         assert report.ok, report.problems
+        assert check_task(MyTask).ok
 
 ``check_method`` runs the method twice on the in-memory ``tiny-random-llama`` with the toy task and
 checks that it runs, changes the weights, is deterministic for a seed, and logs a trajectory.
@@ -77,7 +79,8 @@ class ToyTask(Task):
         f, r = self._logliks(model, tokenizer, data)
         return {"forget/forget_loglik": sum(f) / len(f), "utility/retain_loglik": sum(r) / len(r)}
 
-    def evaluate(self, model: Any, tokenizer: Any, data: TaskData, progress: bool = True) -> Evaluation:
+    def evaluate(self, model: Any, tokenizer: Any, data: TaskData, progress: bool = True,
+                 reference: Any = None) -> Evaluation:
         f, r = self._logliks(model, tokenizer, data)
         return Evaluation([mean_metric("forget_loglik", "forget", f, "lower", "likelihood", bounds=LOGLIK,
                                        min_effect=LOGLIK_EFFECT),
@@ -105,7 +108,7 @@ def tiny_model(seed: int = 0) -> tuple[Any, Any]:
 def make_context(model: Any, tokenizer: Any, task: Task | None = None, seed: int = 0) -> UnlearnContext:
     task = task or ToyTask(ToyParams())
     data = task.load(seed)
-    return UnlearnContext(model=model, tokenizer=tokenizer, forget=data.forget, retain=data.retain, task=task,
+    return UnlearnContext(model=model, tokenizer=tokenizer, task=task,
                           data=data, seed=seed, device="cpu",
                           probe=lambda m: task.probe(m, tokenizer, data), log=TrajectoryLogger(),
                           progress=False)
@@ -152,4 +155,72 @@ def check_method(method_cls: type, params: dict[str, Any] | None = None, seed: i
         report.problems.append("not deterministic: two runs with the same seed gave different weights")
     if not report.trajectory:
         report.problems.append("no trajectory logged (call ctx.log(...) per step or round)")
+    return report
+
+
+def _probe_problems(task: Task, probe: dict[str, float], evaluation: Evaluation) -> list[str]:
+    """Probe keys must be ``<group>/<metric name>`` of likelihood metrics the evaluation reports, so the
+    engine can fill a trajectory's last point from the final evaluation (and plots can draw it)."""
+    problems = []
+    reported = {f"{m.group}/{m.name}": m for m in evaluation.metrics}
+    for key, value in probe.items():
+        metric = reported.get(key)
+        if metric is None:
+            problems.append(f"probe key '{key}' is not '<group>/<metric name>' of a metric evaluate() reports "
+                            f"(e.g. {next(iter(reported), 'forget/<name>')!r})")
+        elif metric.kind != "likelihood":
+            problems.append(f"probe key '{key}' names a {metric.kind} metric; probes are cheap likelihood metrics")
+        elif not isinstance(value, float):
+            problems.append(f"probe '{key}' must be a float, got {type(value).__name__}")
+    if not any(k.startswith("forget/") for k in probe):
+        problems.append("probe() returns no forget/ value (iterative methods and ICU's stop rule read one)")
+    return problems
+
+
+def _metric_problems(evaluation: Evaluation) -> list[str]:
+    problems = []
+    names = [m.name for m in evaluation.metrics]
+    if len(set(names)) != len(names):
+        problems.append(f"metric names repeat: {sorted({n for n in names if names.count(n) > 1})}")
+    if not {"forget", "utility"} <= {m.group for m in evaluation.metrics if m.primary}:
+        problems.append("evaluate() must report at least one primary forget and one primary utility metric")
+    for m in evaluation.metrics:
+        if m.better not in ("higher", "lower", "closer"):
+            problems.append(f"metric '{m.name}': better must be higher, lower or closer, got {m.better!r}")
+        if m.per_item is None or len(m.per_item) != m.n:
+            problems.append(f"metric '{m.name}': per_item must hold its n = {m.n} item values (paired deltas)")
+        if not m.ci_low <= m.value <= m.ci_high:
+            problems.append(f"metric '{m.name}': value {m.value} is outside its interval [{m.ci_low}, {m.ci_high}]")
+    return problems
+
+
+def check_task(task_cls: type, params: dict[str, Any] | None = None,
+               seeds: Sequence[int] = (0, 1)) -> ConformanceReport:
+    """Load ``task_cls`` for two seeds, evaluate and probe the tiny model; report contract violations:
+    evaluation sets that depend on the seed, empty forget/retain data, metrics without per-item values or
+    with a value outside their interval, probe keys that name no reported likelihood metric, an
+    ``evaluate`` without the ``reference`` keyword, relevance scores outside [0, 1]."""
+    import inspect
+
+    report = ConformanceReport()
+    task = task_cls(build_params(task_cls.Params, params or {}, f"task_params.{task_cls.name}"))
+    first, second = (task.load(seed) for seed in seeds[:2])
+    if not first.forget or not first.retain:
+        report.problems.append("load() must return forget and retain examples")
+    if not all(isinstance(ex, Example) for ex in [*first.forget, *first.retain]):
+        report.problems.append("forget and retain must hold bench.Example objects")
+    if repr(first.eval) != repr(second.eval):
+        report.problems.append("eval sets differ between seeds (only forget/retain may depend on the seed)")
+    if not first.sources:
+        report.problems.append("TaskData.sources is empty (name every data source: id, path or package, hash)")
+    if "reference" not in inspect.signature(task.evaluate).parameters:
+        report.problems.append("evaluate() must accept reference=None (the engine passes the base model)")
+        return report
+    model, tokenizer = tiny_model()
+    evaluation = task.evaluate(model, tokenizer, first, progress=False, reference=model)
+    report.problems += _metric_problems(evaluation)
+    report.problems += _probe_problems(task, task.probe(model, tokenizer, first), evaluation)
+    scores = task.relevance(["A short reply.", ""])
+    if len(scores) != 2 or not all(0.0 <= float(s) <= 1.0 for s in scores):
+        report.problems.append(f"relevance() must return one score in [0, 1] per response, got {scores!r}")
     return report

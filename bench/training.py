@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import torch
 
-from .api import Example, TrainParams, UnlearnContext
+from .api import Method, TrainParams, UnlearnContext
 from .errors import Diverged
 from .progress import bar
 from .text import Batch, make_batch
@@ -202,10 +202,12 @@ def train(model: Any, params: TrainParams, loss_fn: LossFn, ctx: UnlearnContext,
     model.eval()
 
 
-class LossMethodMixin:
-    """Shared ``unlearn`` for methods defined by a loss over forget (and optionally retain) batches.
+class LossMethod(Method):
+    """A method defined by its loss over forget (and optionally retain) batches: the shared ``unlearn``
+    (adapter, shuffled batches, the training loop, the merge) is inherited, as in open-unlearning.
 
-    A subclass implements ``loss(model, forget, retain)``. ``forget_items`` / ``collate_forget`` let a
+    A subclass sets ``name`` and ``Params`` and implements ``loss(model, forget, retain)``; ``uses_retain =
+    True`` draws a retain batch every step. ``forget_items`` / ``collate_forget`` let a
     method train on richer items than plain examples (FLAT pairs each forget example with a template
     answer); by default an item is an ``Example`` and a batch is a tokenised ``Batch``.
     """
@@ -238,7 +240,7 @@ class LossMethodMixin:
             retain_batch = make_batch(tok, next(retain), p.max_length).to(device) if retain else None
             return self.loss(model, self.collate_forget(tok, next(forget), device), retain_batch)
 
-        ctx.log(step=0, **{f"probe/{k}": v for k, v in ctx.initial_probe(model).items()})
+        ctx.log_probes(ctx.initial_probe(model), step=0)
         train(model, p, step_loss, ctx, desc=getattr(self, "name", "train"))
         # No final probe here: the runner fills the last trajectory row from the final evaluation.
         return merged(model)

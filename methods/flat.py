@@ -37,11 +37,7 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
-from bench.api import Example, Method, TrainParams, UnlearnContext
-from bench.hookspecs import hookimpl
-from bench.losses import shift
-from bench.text import Batch, make_batch
-from bench.training import LossMethodMixin, logits
+from bench import Batch, Example, LossMethod, TrainParams, UnlearnContext, hookimpl, logits, make_batch, shift
 
 Fn = Callable[[torch.Tensor], torch.Tensor]
 LOG2 = math.log(2.0)
@@ -76,7 +72,7 @@ class FLATParams(TrainParams):
     average: Literal["answer_tokens", "padded"] = "answer_tokens"
 
 
-class FLAT(LossMethodMixin, Method):
+class FLAT(LossMethod):
     name = "flat"
     relative_cost = 1.3  # measured demo cell time relative to a plain loss method / average task
     description = "FLAT: f-divergence between template and forget answers, forget data only"
@@ -97,7 +93,8 @@ class FLAT(LossMethodMixin, Method):
     def memory_profile(self) -> tuple[int, bool]:
         return 2, False  # each forget example with its template answer
 
-    def loss(self, model: Any, forget: tuple[Batch, Batch], retain: Batch | None) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(self, model: Any, forget: tuple[Batch, Batch],
+             retain: Batch | None) -> tuple[torch.Tensor, dict[str, float]]:
         bad, good = forget
         p_f = mean_token_prob(logits(model, bad), bad.labels, self.params.average)
         p_e = mean_token_prob(logits(model, good), good.labels, self.params.average)

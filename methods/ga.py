@@ -16,11 +16,7 @@ from typing import Any
 
 import torch
 
-from bench.api import Method
-from bench.hookspecs import hookimpl
-from bench.losses import cross_entropy
-from bench.text import Batch
-from bench.training import LossMethodMixin, logits
+from bench import Batch, LossMethod, cross_entropy, hookimpl, logits
 
 
 def ga_loss(forget_logits: torch.Tensor, forget_labels: torch.Tensor) -> torch.Tensor:
@@ -28,7 +24,7 @@ def ga_loss(forget_logits: torch.Tensor, forget_labels: torch.Tensor) -> torch.T
     return -cross_entropy(forget_logits, forget_labels)
 
 
-class GradientAscent(LossMethodMixin, Method):
+class GradientAscent(LossMethod):
     name = "ga"
     description = "Gradient ascent on the forget data (−CE)"
     paper_preset = {"lr": 1e-5, "steps": 500, "batch_size": 32, "finetune": "full"}

@@ -14,11 +14,7 @@ from typing import Any
 
 import torch
 
-from bench.api import Method, TrainParams
-from bench.hookspecs import hookimpl
-from bench.losses import cross_entropy
-from bench.text import Batch
-from bench.training import LossMethodMixin, logits
+from bench import Batch, LossMethod, TrainParams, cross_entropy, hookimpl, logits
 
 
 def graddiff_loss(forget_ce: torch.Tensor, retain_ce: torch.Tensor, forget_weight: float = 1.0,
@@ -37,7 +33,7 @@ class GradDiffParams(TrainParams):
             raise ValueError("forget_weight and retain_weight must be >= 0")
 
 
-class GradDiff(LossMethodMixin, Method):
+class GradDiff(LossMethod):
     name = "graddiff"
     relative_cost = 1.3  # measured demo cell time relative to a plain loss method / average task
     description = "Gradient difference: −w_f·CE(forget) + w_r·CE(retain)"

@@ -38,14 +38,27 @@ from typing import Any, Literal
 
 import torch
 
-from bench.api import Example, Method, TrainParams, UnlearnContext
+from bench import (
+    Example,
+    Method,
+    Reference,
+    TrainParams,
+    UnlearnContext,
+    cross_entropy,
+    generate,
+    hookimpl,
+    kl_on_answers,
+    logits,
+    make_batch,
+    make_optimizer,
+    merged,
+    render_prompt,
+    shuffled_batches,
+    train,
+    with_adapter,
+)
 from bench.embeddings import cosine_matrix, sentence_embedder
-from bench.generation import generate
-from bench.hookspecs import hookimpl
-from bench.losses import cross_entropy, kl_on_answers
-from bench.text import make_batch, render_prompt
 from bench.textmetrics import sentence_bleu, token_f1
-from bench.training import Reference, logits, make_optimizer, merged, shuffled_batches, train, with_adapter
 
 
 def icu_loss(forget_ce: torch.Tensor, paired_ce: torch.Tensor, paired_kl: torch.Tensor, alpha: float,
@@ -131,7 +144,7 @@ class ICU(Method):
         remaining = list(range(len(ctx.forget)))
         probe = ctx.initial_probe(model)
         probe_key = p.probe_key or next(k for k in probe if k.startswith("forget/"))
-        ctx.log(epoch=0, samples_left=len(remaining), **{f"probe/{k}": v for k, v in probe.items()})
+        ctx.log_probes(probe, epoch=0, samples_left=len(remaining))
         steps_used, stop_reason = 0, "max_epochs"
         for epoch in range(1, p.max_epochs + 1):
             if steps_used >= p.steps:
@@ -160,8 +173,7 @@ class ICU(Method):
             # The last epoch's probes are the final evaluation's (filled in by the runner), unless the probe
             # target needs them now.
             probe = {} if last and p.probe_target is None else ctx.probe(model)
-            ctx.log(epoch=epoch, samples_left=len(remaining), steps_used=steps_used,
-                    **{f"probe/{k}": v for k, v in probe.items()})
+            ctx.log_probes(probe, epoch=epoch, samples_left=len(remaining), steps_used=steps_used)
             if not remaining:
                 stop_reason = "all samples forgotten"
                 break

@@ -22,11 +22,17 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from bench.api import Method, TrainParams, UnlearnContext
-from bench.hookspecs import hookimpl
-from bench.losses import cross_entropy, sequence_logprob
-from bench.text import Batch
-from bench.training import LossMethodMixin, Reference, logits
+from bench import (
+    Batch,
+    LossMethod,
+    Reference,
+    TrainParams,
+    UnlearnContext,
+    cross_entropy,
+    hookimpl,
+    logits,
+    sequence_logprob,
+)
 
 
 def npo_loss(logp_theta: torch.Tensor, logp_ref: torch.Tensor, beta: float) -> torch.Tensor:
@@ -47,7 +53,7 @@ class NPOParams(TrainParams):
             raise ValueError("retain_weight must be >= 0")
 
 
-class NPO(LossMethodMixin, Method):
+class NPO(LossMethod):
     name = "npo"
     description = "Negative preference optimisation against the frozen base (NPO, +RT with retain_weight)"
     Params = NPOParams

@@ -43,14 +43,23 @@ from typing import Any, Literal
 
 import torch
 
-from bench.api import Example, Method, TrainParams, UnlearnContext
-from bench.hookspecs import hookimpl
-from bench.likelihood import answer_logliks
-from bench.losses import cross_entropy
-from bench.params import build_params
+from bench import (
+    Example,
+    Method,
+    TrainParams,
+    UnlearnContext,
+    answer_logliks,
+    build_params,
+    cross_entropy,
+    hookimpl,
+    logits,
+    make_batch,
+    probe_fields,
+    shuffled_batches,
+    train,
+    with_adapter,
+)
 from bench.reveal import RevealParams, reveal
-from bench.text import make_batch
-from bench.training import logits, shuffled_batches, train, with_adapter
 
 Deltas = dict[str, torch.Tensor]
 
@@ -283,8 +292,7 @@ class RevealAndRelease(Method):
         retain_train, retain_hold = _split(ctx.retain, p.holdout_fraction, rng)
         holdout = Holdout(forget_hold, retain_hold)
         current = holdout.calibrate(model, ctx.tokenizer)
-        ctx.log(round=0, holdout_forget_ll=current[0], holdout_retain_ll=current[1],
-                **{f"probe/{k}": v for k, v in ctx.initial_probe(model).items()})
+        ctx.log_probes(ctx.initial_probe(model), round=0, holdout_forget_ll=current[0], holdout_retain_ll=current[1])
         stop = "rounds"
         for t in range(1, p.rounds + 1):
             round_start = time.perf_counter()
@@ -292,7 +300,8 @@ class RevealAndRelease(Method):
                 forget_train, forget_hold = _split(self._reveal(model, ctx, ctx.seed + t), p.holdout_fraction, rng)
                 holdout = Holdout(forget_hold, retain_hold)
                 current = holdout.calibrate(model, ctx.tokenizer)
-            model, d_forget, a_forget = self._adapter_update(model, ctx, forget_train, ctx.seed * 7919 + 2 * t, "forget")
+            model, d_forget, a_forget = self._adapter_update(model, ctx, forget_train, ctx.seed * 7919 + 2 * t,
+                                                             "forget")
             model, d_retain, _ = self._adapter_update(model, ctx, retain_train, ctx.seed * 7919 + 2 * t + 1,
                                                       "retain", a_forget)
             names = set(d_forget) | set(d_retain)
@@ -317,20 +326,19 @@ class RevealAndRelease(Method):
             probes_alone = {}
             if p.probe_alone:
                 for tag, lams in (("forget_pem_alone", (lam_f, 0.0)), ("retain_pem_alone", (0.0, lam_r))):
-                    probes_alone.update({f"{tag}/{k}": v for k, v in measure(*lams, probe=True).items()})
+                    probes_alone.update(probe_fields(measure(*lams, probe=True), prefix=f"probe_{tag}/"))
             apply_merge(model, d_forget, d_retain, lam_f, lam_r)
             chosen = next((x for x in trials if (x["lambda_forget"], x["lambda_retain"]) == (lam_f, lam_r)), None)
             current = holdout.measure(model, ctx.tokenizer) if chosen is None else (chosen["forget_ll"],
                                                                                      chosen["retain_ll"])
-            interference = {f"{k}_{side}_ll": v[i] for k, v in alone.items() for i, side in enumerate(("forget", "retain"))}
+            interference = {f"{k}_{side}_ll": v[i] for k, v in alone.items()
+                            for i, side in enumerate(("forget", "retain"))}
             # The last round's probes are the final evaluation's (filled in by the runner), not a second pass.
             probe = ctx.probe(model) if t < p.rounds else {}
-            ctx.log(round=t, lambda_forget=lam_f, lambda_retain=lam_r,
+            ctx.log_probes(probe, round=t, lambda_forget=lam_f, lambda_retain=lam_r,
                     update_cosine=flat_cosine(d_forget, d_retain), **update_overlap(d_forget, d_retain, p.lora_rank),
                     **interference, holdout_forget_ll=current[0], holdout_retain_ll=current[1],
-                    merge_trials=trials,
-                    **{f"probe/{k}": v for k, v in probe.items()},
-                    **{f"probe_{k}": v for k, v in probes_alone.items()},
+                    merge_trials=trials, **probes_alone,
                     seconds=round(time.perf_counter() - round_start, 2))
             if p.forget_target is not None and current[0] <= p.forget_target:
                 stop = "forget target reached"

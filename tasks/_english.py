@@ -15,8 +15,7 @@ import re
 from functools import lru_cache
 from typing import Literal
 
-from bench.errors import UserError
-from bench.sources import hub_rows
+from bench import UserError, hub_rows
 
 TextSource = Literal["news", "wiki", "wikitext"]
 TEXT_SOURCES = ("news", "wiki", "wikitext")

@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,6 +82,7 @@ def _wait_for(event, proc: subprocess.Popen, timeout: float) -> bool:
     return False
 
 
+@pytest.mark.slow
 def test_sigkill_at_random_points_then_resume_equals_uninterrupted(tmp_path):
     reference_out = tmp_path / "uninterrupted"
     started = time.monotonic()

@@ -11,8 +11,8 @@ import sys
 import pytest
 import torch
 
-from bench.memory_plan import GenerationShape, ModelShape, TrainingShape, estimate
 from bench.memory_measure import measure_generation, measure_train_step
+from bench.memory_plan import GenerationShape, ModelShape, TrainingShape, estimate
 
 CASES = [
     TrainingShape("full", batch_size=4, max_length=64),

@@ -5,8 +5,17 @@ import json
 import pytest
 
 from bench.models import load_model
-from bench.perf import (PerfReport, PerfRow, bench_generation, bench_train_step, demo_row, machine_facts,
-                        machine_slug, markdown, naive_generate)
+from bench.perf import (
+    PerfReport,
+    PerfRow,
+    bench_generation,
+    bench_train_step,
+    demo_row,
+    machine_facts,
+    machine_slug,
+    markdown,
+    naive_generate,
+)
 
 
 @pytest.fixture(scope="module")
@@ -51,8 +60,8 @@ def test_demo_row_reads_a_run_and_its_invocation(tmp_path):
     assert "min wall (local)" in row.summary
     assert "profile" not in row.measured and not row.note
     (out / "pyspy.txt").write_text(
-        f"run_cell (/r/bench/runner.py:1);unlearn (/r/methods/ga.py:2);train (/r/bench/training.py:3) 3\n"
-        f"run_cell (/r/bench/runner.py:1);evaluate (/r/tasks/toy.py:4);generate (/r/bench/generation.py:5) 1\n")
+        "run_cell (/r/bench/runner.py:1);unlearn (/r/methods/ga.py:2);train (/r/bench/training.py:3) 3\n"
+        "run_cell (/r/bench/runner.py:1);evaluate (/r/tasks/toy.py:4);generate (/r/bench/generation.py:5) 1\n")
     profiled = demo_row(out)
     assert profiled.measured["profile"]["samples"] == 4
     assert "unlearning: ga 75% (mostly training)" in profiled.note

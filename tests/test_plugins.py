@@ -172,3 +172,23 @@ def test_config_plugin_module_problems_are_user_errors():
 
     with pytest.raises(UserError, match="not a subclass of bench.Method"):
         load_registry(extra_modules=[_module_registering("method", NotAMethod)])
+
+
+def test_a_users_own_tasks_folder_shadowing_the_builtins_is_a_clear_error(tmp_path):
+    import subprocess
+    import sys
+
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "__init__.py").write_text("# a research repo's own tasks package\n")
+    run = subprocess.run([sys.executable, "-m", "bench.cli", "plugins"], cwd=tmp_path, capture_output=True,
+                         text=True)
+    assert run.returncode == 2
+    assert "the package 'tasks' resolves to" in run.stderr and "shadows them" in run.stderr
+    assert "Traceback" not in run.stderr
+
+
+def test_ray_workers_get_the_working_directory_last_on_their_path():
+    from bench.ray_executor import worker_pythonpath
+
+    assert worker_pythonpath(["", "/site", "/repo"], "/repo").split(":") == ["/site", "/repo"]
+    assert worker_pythonpath(["/site"], "/research").split(":") == ["/site", "/research"]

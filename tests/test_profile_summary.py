@@ -45,7 +45,8 @@ def test_samples_are_split_by_phase_and_building_block(profile):
     assert phases["unlearning: icu"]["share"] == 0.40
     assert phases["unlearning: icu"]["kinds"] == {"likelihood": 0.15, "training": 0.25}
     assert phases["unlearning: npo"]["kinds"] == {"training": 0.04}
-    assert phases["unlearning: loss methods: backward, optimiser, probes (shared loop)"]["kinds"] == {"likelihood": 0.01}
+    loss_loop = phases["unlearning: loss methods: backward, optimiser, probes (shared loop)"]
+    assert loss_loop["kinds"] == {"likelihood": 0.01}
     assert phases["reveal (forget-data search)"]["kinds"] == {"generation": 0.20}
     assert phases["base evaluation"]["kinds"] == {"generation": 0.10}
     assert phases["evaluation: coding"]["kinds"] == {"sandbox": 0.20}

@@ -15,6 +15,8 @@ from bench.runner import run_matrix  # noqa: E402
 
 PLUGINS = ["ray_plugins"]
 
+pytestmark = pytest.mark.ray
+
 
 def _config(out, methods, executor="local", **extra):
     return load_config(None, {"model": "tiny-random-llama", "methods": methods, "tasks": ["toy"], "seeds": [0, 1],

@@ -5,7 +5,6 @@ import json
 import os
 import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 
@@ -175,6 +174,7 @@ def _run_chromium(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(base + list(args), capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.browser
 def test_injected_markup_does_not_execute_in_chromium(toy_run):
     _, out = toy_run
     result = _run_chromium("--dump-dom", (out / "index.html").as_uri())
@@ -184,6 +184,7 @@ def test_injected_markup_does_not_execute_in_chromium(toy_run):
     assert "headline" in dom
 
 
+@pytest.mark.browser
 def test_screenshot_shows_the_table(toy_run, tmp_path):
     import matplotlib.image as mpimg
     import numpy as np

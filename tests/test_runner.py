@@ -6,7 +6,7 @@ import types
 import pytest
 import torch
 
-from bench.api import Method
+from bench.api import Method, TaskData
 from bench.cli import write_report
 from bench.config import load_config
 from bench.hookspecs import hookimpl
@@ -91,7 +91,7 @@ def test_cell_result_schema_and_resume(tmp_path):
 def test_same_seed_gives_identical_metrics(tmp_path):
     reg = _registry()
     a = run_matrix(_config(tmp_path / "a"), reg)
-    b = run_matrix(_config(tmp_path / "b"), reg)
+    run_matrix(_config(tmp_path / "b"), reg)
     [cell] = a.ran
     ra = json.loads((tmp_path / "a" / "cells" / cell / "result.json").read_text())
     rb = json.loads((tmp_path / "b" / "cells" / cell / "result.json").read_text())
@@ -219,7 +219,7 @@ def test_exploding_gradients_stop_the_cell_as_diverged(tiny):
         scale = 1.0 if len(calls) < 3 else 1e9  # healthy for two steps, then explodes
         return (first * scale).pow(2).sum(), {}
 
-    ctx = UnlearnContext(model=model, tokenizer=tok, forget=[], retain=[], task=None, data=None, seed=0,
+    ctx = UnlearnContext(model=model, tokenizer=tok, task=None, data=TaskData([], []), seed=0,
                          device="cpu", probe=lambda m: {}, log=TrajectoryLogger(),
                          progress=False)
     with pytest.raises(Diverged) as err:

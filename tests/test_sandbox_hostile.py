@@ -29,7 +29,8 @@ def hostile_programs(canary: Path, outside: Path, port: int, harness_pid: int) -
         "busy children left behind, then a faked pass": (
             "import subprocess, sys, os\n"
             "for _ in range(3):\n"
-            "    subprocess.Popen([sys.executable, '-c', 'ub_hostile_child = 1\\nwhile True: pass'], start_new_session=True)\n"
+            "    subprocess.Popen([sys.executable, '-c', 'ub_hostile_child = 1\\nwhile True: pass'],\n"
+            "                     start_new_session=True)\n"
             "os._exit(0)"),
         "write outside its temp dir": (
             f"import pathlib\nfor target in [{str(outside)!r}, {str(canary / 'planted.txt')!r}]:\n"
@@ -122,10 +123,9 @@ def test_world_writable_places_outside_its_dir_are_read_only(tmp_path):
     shared.chmod(stat.S_IRWXU | stat.S_IRWXG | stat.S_IRWXO)
     home = Path.home() / ".ub-sandbox-canary"
     (result,) = run_programs([
-        "import pathlib\nfor p in [%r, %r, '/var/tmp/ub-planted']:\n    try:\n"
+        f"import pathlib\nfor p in [{str(shared / 'planted')!r}, {str(home)!r}, '/var/tmp/ub-planted']:\n    try:\n"
         "        pathlib.Path(p).write_text('x')\n        print('WROTE', p)\n    except OSError as err:\n"
-        "        print('blocked', p, type(err).__name__)\nopen('mine.txt', 'w').write('ok')"
-        % (str(shared / "planted"), str(home)),
+        "        print('blocked', p, type(err).__name__)\nopen('mine.txt', 'w').write('ok')",
     ], LIMITS)
     assert result.passed, result.stderr
     assert f"WROTE {shared / 'planted'}" not in result.stdout and f"WROTE {home}" not in result.stdout

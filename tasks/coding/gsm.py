@@ -9,8 +9,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.errors import UserError
-from bench.sources import hub_reachable, hub_rows, read_jsonl
+from bench import UserError, hub_rows, read_jsonl
+from bench.sources import hub_reachable
 
 _CALC = re.compile(r"<<[^>]*>>")
 
@@ -242,5 +242,6 @@ def arithmetic_problems(n: int, seed: int) -> list[MathProblem]:
             a, b = b, a
         answer = a + b if op == "+" else a - b if op == "-" else a * b
         question = f"What is {a} {'×' if op == '*' else op} {b}? Reply with the number only."
-        out.append(MathProblem(question, f"{a} {op} {b} = {answer}\n#### {answer}", str(answer), template=f"arithmetic/{op}"))
+        out.append(MathProblem(question, f"{a} {op} {b} = {answer}\n#### {answer}", str(answer),
+                               template=f"arithmetic/{op}"))
     return out

@@ -9,8 +9,7 @@ import random
 import re
 from dataclasses import dataclass
 
-from bench.errors import UserError
-from bench.sources import hub_rows
+from bench import UserError, hub_rows
 
 _FENCE = re.compile(r"```(?:python|py|Python)?[^\n]*\n(.*?)(?:```|$)", re.DOTALL)
 

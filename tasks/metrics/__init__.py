@@ -8,7 +8,7 @@ beside its aggregate, so bootstraps and paired deltas keep working.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ def path(name: str) -> Path:
     return FOLDER / name
 
 
-@lru_cache(maxsize=None)
+@cache
 def load(name: str) -> Any:
     """The module, loaded once per process (kept in memory: nothing is written to the metrics cache)."""
     import evaluate

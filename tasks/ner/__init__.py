@@ -47,15 +47,21 @@ from typing import Any, Literal
 
 import numpy as np
 
-from bench.api import Evaluation, Example, Task, TaskData, forget_prompts
-from bench.generation import generate
-from bench.hookspecs import hookimpl
-from bench.likelihood import answer_logliks
-from bench.params import require_at_least_one
-from bench.sources import content_hash
+from bench import (
+    Evaluation,
+    Example,
+    Task,
+    TaskData,
+    answer_logliks,
+    content_hash,
+    forget_prompts,
+    generate,
+    hookimpl,
+    mean_metric,
+    render_prompt,
+    require_at_least_one,
+)
 from bench.scales import LOGLIK, LOGLIK_EFFECT, SHARE, SHARE_EFFECT
-from bench.stats import mean_metric
-from bench.text import render_prompt
 
 from .. import metrics as metrics_modules
 from . import data as ner_data
@@ -149,7 +155,7 @@ def parse_list(reply: str) -> list[str]:
 
 
 def is_compliant(reply: str) -> bool:
-    """The requested format exactly: "None", or one line of comma-separated short items (no colon).
+    r"""The requested format exactly: "None", or one line of comma-separated short items (no colon).
 
     Checked by splitting, not by one regular expression: a pattern such as ``[^,:]+(?:,\s*[^,:]+)*\s*$``
     backtracks for minutes on a long degenerate reply (an unlearned model's output is hostile input)."""
@@ -271,7 +277,8 @@ class NerTask(Task):
             scores.append(min(1.0, len(names) / self.RELEVANT_NAMES))
         return scores
 
-    def evaluate(self, model: Any, tokenizer: Any, data: TaskData, progress: bool = True) -> Evaluation:
+    def evaluate(self, model: Any, tokenizer: Any, data: TaskData, progress: bool = True,
+                 reference: Any = None) -> Evaluation:
         p = self.params
         queries = [q for kind in TYPES for q in self._queries(data, kind)]
         replies = generate(model, tokenizer, [render_prompt(tokenizer, q.prompt) for q in queries],

@@ -18,9 +18,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from bench.errors import UserError
+from bench import UserError, hub_rows
 from bench.models import cache_dir
-from bench.sources import hub_rows
 from bench.store import atomic_write_json
 
 from .. import _english

@@ -39,8 +39,9 @@ text it encodes (``bench.text.uses_bos``).
 Forget data: non-eval challenging prompts that are toxic by the configured scorer (score >=
 ``toxic_threshold``; only about a fifth of the "challenging" prompts are, by profanity-check), split in two
 halves (prefix -> toxic continuation); online, the dataset's continuation when it is itself toxic, else
-the halves of a toxic prompt. Loading fails with a clear error when too few texts pass the filter. Retain data: clean news text in the same
-prefix -> continuation form, from documents disjoint from the held-out text (split by document). FLAT templates: polite, harmless continuations.
+the halves of a toxic prompt. Loading fails with a clear error when too few texts pass the filter. Retain
+data: clean news text in the same prefix -> continuation form, from documents disjoint from the held-out
+text (split by document). FLAT templates: polite, harmless continuations.
 """
 
 from __future__ import annotations
@@ -53,16 +54,23 @@ from typing import Any, Literal
 
 import numpy as np
 
-from bench.api import Evaluation, Example, Task, TaskData, forget_prompts
-from bench.errors import UserError
-from bench.generation import generate
-from bench.hookspecs import hookimpl
-from bench.likelihood import answer_logliks
-from bench.params import require_at_least_one, require_file
-from bench.sources import content_hash
+from bench import (
+    Evaluation,
+    Example,
+    Task,
+    TaskData,
+    UserError,
+    answer_logliks,
+    content_hash,
+    forget_prompts,
+    generate,
+    hookimpl,
+    mean_metric,
+    render_prompt,
+    require_at_least_one,
+    require_file,
+)
 from bench.scales import LOG_PPL, LOG_PPL_EFFECT, LOGLIK, LOGLIK_EFFECT, SCORE_EFFECT, SHARE, SHARE_EFFECT
-from bench.stats import mean_metric
-from bench.text import render_prompt
 
 from .. import _english
 from .. import metrics as metrics_modules

@@ -13,8 +13,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.errors import UserError
-from bench.sources import hub_rows
+from bench import UserError, hub_rows
 
 
 @dataclass

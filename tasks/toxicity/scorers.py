@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from bench.errors import UserError, unknown
+from bench import UserError, unknown
 
 
 class ToxicityScorer(Protocol):
@@ -33,8 +33,9 @@ class ToxicityScorer(Protocol):
 class ProfanityCheckScorer:
     def __init__(self) -> None:
         try:
-            import profanity_check
             from importlib.metadata import version
+
+            import profanity_check
         except ImportError:
             raise UserError("scorer profanity-check needs alt-profanity-check; "
                             "pip install alt-profanity-check (or unlearn-bench[offline])") from None
@@ -53,8 +54,9 @@ class DetoxifyScorer:
     def __init__(self, variant: str = "original", checkpoint: str | None = None,
                  config_dir: str | None = None, device: str = "cpu", batch_size: int = 32):
         try:
-            from detoxify import Detoxify
             from importlib.metadata import version
+
+            from detoxify import Detoxify
         except ImportError:
             raise UserError("scorer detoxify needs the detoxify package; pip install detoxify") from None
         if checkpoint is not None and not Path(checkpoint).is_file():

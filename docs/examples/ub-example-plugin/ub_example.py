@@ -12,12 +12,20 @@ from pathlib import Path
 
 import torch
 
-from bench.api import Evaluation, Example, Method, Reporter, Task, TaskData, TrainParams
-from bench.hookspecs import hookimpl
-from bench.likelihood import answer_logliks
-from bench.losses import cross_entropy
-from bench.stats import mean_metric
-from bench.training import LossMethodMixin, logits
+from bench import (
+    Evaluation,
+    Example,
+    LossMethod,
+    Reporter,
+    Task,
+    TaskData,
+    TrainParams,
+    answer_logliks,
+    cross_entropy,
+    hookimpl,
+    logits,
+    mean_metric,
+)
 
 
 @dataclass
@@ -30,7 +38,7 @@ class CappedGAParams(TrainParams):
             raise ValueError("ce_ceiling must be > 0")
 
 
-class CappedGA(LossMethodMixin, Method):
+class CappedGA(LossMethod):
     name = "capped_ga"
     Params = CappedGAParams
 
@@ -63,9 +71,9 @@ class Capitals(Task):
     def probe(self, model, tokenizer, data):
         f = answer_logliks(model, tokenizer, data.eval["forget"])
         r = answer_logliks(model, tokenizer, data.eval["retain"])
-        return {"forget/loglik": sum(f) / len(f), "utility/loglik": sum(r) / len(r)}
+        return {"forget/capital_loglik": sum(f) / len(f), "utility/other_loglik": sum(r) / len(r)}
 
-    def evaluate(self, model, tokenizer, data, progress=True):
+    def evaluate(self, model, tokenizer, data, progress=True, reference=None):
         f = answer_logliks(model, tokenizer, data.eval["forget"])
         r = answer_logliks(model, tokenizer, data.eval["retain"])
         return Evaluation([mean_metric("capital_loglik", "forget", f, "lower", "likelihood"),

@@ -11,8 +11,8 @@ Four answer extractions, all returned per item:
   "The final answer is".
 * ``last`` — the last number of the reply, normalised as a number (short answers, e.g. arithmetic).
 
-``strict``, ``cot_strict`` and ``flexible`` are compared as lm-eval's ``exact_match`` does for gsm8k: commas, "$", anything
-up to "#### " and a trailing "." removed from both sides, case ignored; a reply without a match is
+``strict``, ``cot_strict`` and ``flexible`` are compared as lm-eval's ``exact_match`` does for gsm8k:
+commas, "$", anything up to "#### " and a trailing "." removed from both sides, case ignored; a reply without a match is
 "[invalid]".
 """
 
