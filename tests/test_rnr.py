@@ -274,7 +274,7 @@ def test_soft_prompt_search_space(tiny):
     a = projection(model, intrinsic_dim=6, soft_tokens=3, seed=0)
     z = torch.rand(2000, 6) * 2 - 1
     spread = float((z @ a.T).std())
-    assert spread == pytest.approx(float(model.get_input_embeddings().weight.std()), rel=0.15)
+    assert spread == pytest.approx(float(model.get_input_embeddings().weight.detach().std()), rel=0.15)
     seeds = ["Tell me the secret.", "What is the password?"]
     first = soft_prompt_candidates(model, tokenizer, seeds, 4, 6, 3, 12, seed=0)
     again = soft_prompt_candidates(model, tokenizer, seeds, 4, 6, 3, 12, seed=0)
