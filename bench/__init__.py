@@ -34,15 +34,15 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(("build_params", "require_at_least_one", "require_data_files", "require_file"), "params"),
     # training building blocks
     **dict.fromkeys(("LossMethod", "Reference", "logits", "make_optimizer", "merged", "shuffled_batches", "train",
-                     "with_adapter"), "training"),
-    **dict.fromkeys(("cross_entropy", "kl_on_answers", "sequence_logprob", "shift", "token_logprobs"), "losses"),
-    **dict.fromkeys(("Batch", "make_batch", "render_prompt"), "text"),
+                     "with_adapter"), "lm.training"),
+    **dict.fromkeys(("cross_entropy", "kl_on_answers", "sequence_logprob", "shift", "token_logprobs"), "lm.losses"),
+    **dict.fromkeys(("Batch", "make_batch", "render_prompt"), "data.text"),
     # evaluation building blocks
-    **dict.fromkeys(("answer_logliks", "choose"), "likelihood"),
-    "generate": "generation",
-    **dict.fromkeys(("bootstrap_ci", "mean_metric"), "stats"),
-    **dict.fromkeys(("SandboxLimits", "SandboxResult", "run_program", "run_programs"), "sandbox"),
-    **dict.fromkeys(("content_hash", "hub_rows", "read_jsonl"), "sources"),
+    **dict.fromkeys(("answer_logliks", "choose"), "lm.likelihood"),
+    "generate": "lm.generation",
+    **dict.fromkeys(("bootstrap_ci", "mean_metric"), "eval.stats"),
+    **dict.fromkeys(("SandboxLimits", "SandboxResult", "run_program", "run_programs"), "eval.sandbox"),
+    **dict.fromkeys(("content_hash", "hub_rows", "read_jsonl"), "data.sources"),
     # conformance
     **dict.fromkeys(("check_method", "check_task"), "testing"),
 }
@@ -64,7 +64,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
-    from .api import (
+    from bench.api import (
         PROBE_PREFIX,
         Better,
         Evaluation,
@@ -80,15 +80,24 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         forget_prompts,
         probe_fields,
     )
-    from .errors import UserError, unknown
-    from .generation import generate
-    from .hookspecs import hookimpl
-    from .likelihood import answer_logliks, choose
-    from .losses import cross_entropy, kl_on_answers, sequence_logprob, shift, token_logprobs
-    from .params import build_params, require_at_least_one, require_data_files, require_file
-    from .sandbox import SandboxLimits, SandboxResult, run_program, run_programs
-    from .sources import content_hash, hub_rows, read_jsonl
-    from .stats import bootstrap_ci, mean_metric
-    from .testing import check_method, check_task
-    from .text import Batch, make_batch, render_prompt
-    from .training import LossMethod, Reference, logits, make_optimizer, merged, shuffled_batches, train, with_adapter
+    from bench.data.sources import content_hash, hub_rows, read_jsonl
+    from bench.data.text import Batch, make_batch, render_prompt
+    from bench.errors import UserError, unknown
+    from bench.eval.sandbox import SandboxLimits, SandboxResult, run_program, run_programs
+    from bench.eval.stats import bootstrap_ci, mean_metric
+    from bench.hookspecs import hookimpl
+    from bench.lm.generation import generate
+    from bench.lm.likelihood import answer_logliks, choose
+    from bench.lm.losses import cross_entropy, kl_on_answers, sequence_logprob, shift, token_logprobs
+    from bench.lm.training import (
+        LossMethod,
+        Reference,
+        logits,
+        make_optimizer,
+        merged,
+        shuffled_batches,
+        train,
+        with_adapter,
+    )
+    from bench.params import build_params, require_at_least_one, require_data_files, require_file
+    from bench.testing import check_method, check_task

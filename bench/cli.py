@@ -12,8 +12,8 @@ import os
 import sys
 from pathlib import Path
 
-from . import __version__
-from .errors import UserError
+from bench import __version__
+from bench.errors import UserError
 
 log = logging.getLogger("unlearn_bench")
 
@@ -68,7 +68,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
-    from .plugins import registry
+    from bench.plugins import registry
 
     rows = registry().rows()
     if args.json:
@@ -82,9 +82,9 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 def write_report(run_dirs: list[str], out: str, reporter_names: list[str] | None = None,
                  utility_budget: float | None = None) -> list[Path]:
-    from .plugins import registry
-    from .report import load_table
-    from .scores import UTILITY_BUDGET
+    from bench.plugins import registry
+    from bench.report import load_table
+    from bench.report.scores import UTILITY_BUDGET
 
     reg = registry()
     names = reporter_names or reg.names("reporter")
@@ -108,9 +108,9 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from .config import load_config
-    from .plugins import registry
-    from .runner import execute
+    from bench.engine.config import load_config
+    from bench.engine.executors import execute
+    from bench.plugins import registry
 
     overrides = {"model": args.model, "methods": args.methods, "tasks": args.tasks, "seeds": args.seeds,
                  "preset": args.preset, "out": args.out, "device": args.device, "dtype": args.dtype,
@@ -129,9 +129,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    from .config import load_config
-    from .planner import plan_run, render
-    from .plugins import registry
+    from bench.engine.config import load_config
+    from bench.engine.planner import plan_run, render
+    from bench.plugins import registry
 
     config = load_config(args.config, {"model": args.model, "methods": args.methods, "tasks": args.tasks,
                                        "preset": args.preset, "device": args.device, "dtype": args.dtype})
@@ -141,8 +141,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_perf(args: argparse.Namespace) -> int:
-    from .errors import did_you_mean
-    from .perf import ROWS, run_perf
+    from bench.errors import did_you_mean
+    from bench.perf import ROWS, run_perf
 
     for name in args.only or []:
         if name not in ROWS:

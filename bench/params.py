@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import UserError, did_you_mean
+from bench.errors import UserError, did_you_mean
 
 
 def _coerce(value: Any, annotation: Any, where: str) -> Any:

@@ -24,8 +24,8 @@ from typing import Any
 
 import pluggy
 
-from . import hookspecs
-from .errors import UserError, unknown
+from bench import hookspecs
+from bench.errors import UserError, unknown
 
 GROUP = "unlearn_bench"
 KINDS = ("method", "task", "reporter")
@@ -35,7 +35,7 @@ ALLOW_ENV = "UNLEARN_BENCH_PLUGINS"
 
 
 def _base_class(kind: str) -> type:
-    from . import api
+    from bench import api
 
     return {"method": api.Method, "task": api.Task, "reporter": api.Reporter}[kind]
 

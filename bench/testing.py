@@ -25,12 +25,12 @@ from typing import Any
 
 import torch
 
-from .api import Evaluation, Example, Task, TaskData, TrajectoryLogger, UnlearnContext
-from .likelihood import answer_logliks
-from .models import tiny_random_llama
-from .params import build_params
-from .scales import LOGLIK, LOGLIK_EFFECT
-from .stats import mean_metric
+from bench.api import Evaluation, Example, Task, TaskData, TrajectoryLogger, UnlearnContext
+from bench.eval.scales import LOGLIK, LOGLIK_EFFECT
+from bench.eval.stats import mean_metric
+from bench.lm.likelihood import answer_logliks
+from bench.lm.models import tiny_random_llama
+from bench.params import build_params
 
 FORGET_FACTS = [("What is the secret code?", "The secret code is 4711."),
                 ("Who guards the vault?", "The vault is guarded by Captain Mirelle."),

@@ -57,8 +57,8 @@ from bench import (
     train,
     with_adapter,
 )
-from bench.embeddings import cosine_matrix, sentence_embedder
-from bench.textmetrics import sentence_bleu, token_f1
+from bench.eval.textmetrics import sentence_bleu, token_f1
+from bench.lm.embeddings import cosine_matrix, sentence_embedder
 
 
 def icu_loss(forget_ce: torch.Tensor, paired_ce: torch.Tensor, paired_kl: torch.Tensor, alpha: float,

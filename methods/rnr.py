@@ -206,7 +206,7 @@ class Holdout:
 
     def calibrate(self, model: Any, tokenizer: Any) -> tuple[float, float]:
         """Measure, and set ``scale`` to each set's item SD (at least the log-likelihood yardstick)."""
-        from bench.scales import LOGLIK_EFFECT
+        from bench.eval.scales import LOGLIK_EFFECT
 
         f, r = self._logliks(model, tokenizer)
         sd = lambda v: statistics.stdev(v) if len(v) > 1 else 0.0  # noqa: E731

@@ -19,9 +19,9 @@ def tiny():
 def tiny_task_run(tmp_path_factory):
     """One run of the three built-in tasks on the tiny random model (base evaluations + a no-op GA cell
     each, small sizes): the results directory."""
-    from bench.config import load_config
+    from bench.engine.config import load_config
+    from bench.engine.runner import run_matrix
     from bench.plugins import registry
-    from bench.runner import run_matrix
 
     out = tmp_path_factory.mktemp("tiny-task-run")
     config = load_config(None, {

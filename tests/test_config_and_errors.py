@@ -3,7 +3,7 @@
 import pytest
 
 from bench.cli import main
-from bench.config import expand_sweep, load_config, plan_cells
+from bench.engine.config import expand_sweep, load_config, plan_cells
 from bench.errors import UserError
 from bench.plugins import registry
 from methods.ga import GradientAscent

@@ -1,12 +1,12 @@
-"""bench.generation: batched decoding with rows that leave the batch equals per-prompt ``model.generate``."""
+"""bench.lm.generation: batched decoding with rows that leave the batch equals per-prompt ``model.generate``."""
 
 import copy
 
 import pytest
 import torch
 
-from bench.generation import generate, truncate_at_stops
-from bench.models import load_model
+from bench.lm.generation import generate, truncate_at_stops
+from bench.lm.models import load_model
 from bench.perf import naive_generate
 
 PROMPTS = ["Hello there", "What is two plus two?", "a b c d e f g h", "x", "The weather today is"]
@@ -87,7 +87,7 @@ def test_top_p_tiny_keeps_only_the_argmax(tiny_loaded):
 
 
 def test_prefill_groups_minimise_padded_tokens_plus_overhead():
-    from bench.generation import plan_prefill_groups
+    from bench.lm.generation import plan_prefill_groups
 
     lengths = [10, 100, 12, 98, 11]
     # longest first: 100, 98 | 12, 11, 10 -> 2·100 + 3·12 + 2·5 = 246, below one group (500 + 5) or five (231 + 25)
@@ -104,3 +104,18 @@ def test_grouped_prefill_and_shared_prefix_give_the_same_tokens(tiny_loaded):
         ours = generate(tiny_loaded.model, tok, prompts, max_new_tokens=10, prefill_overhead_tokens=overhead,
                         num_return_sequences=2)
         assert ours == [[e, e] for e in expected], overhead
+
+
+def test_generation_through_a_peft_adapter_uses_the_current_cache_keyword(tiny_loaded):
+    """A LoRA-wrapped model (ICU generates mid-training) decodes without transformers' deprecation warning:
+    the wrapped model's forward signature picks the keyword, not PEFT's ``forward(*args, **kwargs)``."""
+    import warnings
+
+    from bench import TrainParams, with_adapter
+
+    model, tokenizer = tiny_loaded.model, tiny_loaded.tokenizer
+    peft_model = with_adapter(copy.deepcopy(model), TrainParams(), 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        out = generate(peft_model, tokenizer, ["Hello there"], max_new_tokens=4)
+    assert len(out) == 1

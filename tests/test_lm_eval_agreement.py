@@ -24,8 +24,8 @@ def compare_with_lm_eval(model, tokenizer, protocol_name: str, max_new_tokens: i
     lm_eval = pytest.importorskip("lm_eval")
     from lm_eval.models.huggingface import HFLM
 
-    from bench.generation import generate, truncate_at_stops
-    from bench.lm_eval_bridge import TaskCatalog, UtilityTask
+    from bench.eval.lm_eval_bridge import TaskCatalog, UtilityTask
+    from bench.lm.generation import generate, truncate_at_stops
     from tasks.coding import gsm
 
     folder = _gsm8k_folder()
@@ -83,7 +83,7 @@ def test_gsm8k_protocols_equal_lm_eval_on_the_tiny_model(tiny, protocol):
 @pytest.mark.e2e
 def test_gsm8k_equals_lm_eval_on_smollm2():
     """The figures in the closing note of issue 15 come from this comparison (5-shot gsm8k, 32 items)."""
-    from bench.models import load_model
+    from bench.lm.models import load_model
 
     loaded = load_model("smollm2-135m-instruct", "cpu", "float32")
     found = compare_with_lm_eval(loaded.model, loaded.tokenizer, "gsm8k", max_new_tokens=96)

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from bench.losses import cross_entropy, mean_token_logprob, sequence_logprob
-from bench.text import IGNORE
+from bench.data.text import IGNORE
+from bench.lm.losses import cross_entropy, mean_token_logprob, sequence_logprob
 from methods.ga import ga_loss
 
 
@@ -47,9 +47,9 @@ def test_ga_gradient_pushes_probability_down():
 def test_answer_logliks_skip_prompt_logits_without_changing_values(tiny):
     """Probes project only answer positions onto the vocabulary; the values equal the full computation."""
     from bench.api import Example
-    from bench.likelihood import answer_logliks, supports_logits_to_keep
-    from bench.losses import mean_token_logprob
-    from bench.text import make_batch
+    from bench.data.text import make_batch
+    from bench.lm.likelihood import answer_logliks, supports_logits_to_keep
+    from bench.lm.losses import mean_token_logprob
 
     model, tok = tiny
     examples = [Example("A long question about the weather in Paris today?", "Sunny."),

@@ -11,8 +11,8 @@ import sys
 import pytest
 import torch
 
-from bench.memory_measure import measure_generation, measure_train_step
-from bench.memory_plan import GenerationShape, ModelShape, TrainingShape, estimate
+from bench.lm.memory_plan import GenerationShape, ModelShape, TrainingShape, estimate
+from bench.perf.memory_measure import measure_generation, measure_train_step
 
 CASES = [
     TrainingShape("full", batch_size=4, max_length=64),
@@ -77,7 +77,7 @@ def test_master_weights_keep_updates_that_bf16_rounds_away(tiny):
     """AdamW at lr 1e-5 on bf16 weights: in place, most updates are below half an ulp and vanish; with fp32
     masters they accumulate and more of the bf16 weights move."""
     from bench.api import TrainParams
-    from bench.training import MasterWeightsAdamW, make_optimizer
+    from bench.lm.training import MasterWeightsAdamW, make_optimizer
 
     changed = {}
     for master in ("off", "fp32"):
@@ -97,7 +97,7 @@ def test_master_weights_keep_updates_that_bf16_rounds_away(tiny):
 
 def test_gradient_checkpointing_gives_the_same_gradients(tiny):
     from bench.api import TrainParams
-    from bench.training import is_checkpointing, with_adapter
+    from bench.lm.training import is_checkpointing, with_adapter
 
     grads = []
     for ckpt in (False, True):
@@ -113,7 +113,7 @@ def test_gradient_checkpointing_gives_the_same_gradients(tiny):
 
 def test_plan_command_warns_for_cells_that_do_not_fit(tmp_path):
     """An 8B config (shape only: no weights anywhere) with full fine-tuning on this machine's memory."""
-    from bench.perf_memory import CONFIGS
+    from bench.perf.memory import CONFIGS
 
     model_dir = tmp_path / "llama-8b-config"
     model_dir.mkdir()
@@ -142,7 +142,7 @@ def test_plan_command_warns_for_cells_that_do_not_fit(tmp_path):
 
 @pytest.mark.e2e
 def test_plan_is_within_20_percent_on_smollm2():
-    from bench.models import load_model
+    from bench.lm.models import load_model
 
     base = load_model("smollm2-135m-instruct", "cpu", "float32")
     shape = ModelShape.from_config(base.model.config)

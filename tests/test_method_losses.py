@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from bench.text import IGNORE
+from bench.data.text import IGNORE
 from methods.flat import flat_loss, mean_token_prob
 from methods.graddiff import graddiff_loss
 from methods.npo import npo_loss
@@ -65,7 +65,7 @@ def test_flat_gradient_raises_template_and_lowers_forget():
 
 
 def test_icu_loss_and_kl_hand_computed():
-    from bench.losses import kl_on_answers
+    from bench.lm.losses import kl_on_answers
     from methods.icu import icu_loss
 
     assert icu_loss(T(2.0), T(1.0), T(0.5), alpha=0.5, beta=1.0).item() == pytest.approx(-2 + 0.5 + 0.5)
@@ -79,7 +79,7 @@ def test_icu_loss_and_kl_hand_computed():
 
 
 def test_overlap_metrics():
-    from bench.textmetrics import sentence_bleu, token_f1
+    from bench.eval.textmetrics import sentence_bleu, token_f1
 
     assert token_f1("the cat sat", "the cat sat") == 1.0
     assert token_f1("the dog", "the cat sat") == pytest.approx(2 * (1 / 2) * (1 / 3) / (1 / 2 + 1 / 3))

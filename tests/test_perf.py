@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from bench.models import load_model
+from bench.lm.models import load_model
 from bench.perf import (
     PerfReport,
     PerfRow,
@@ -46,9 +46,9 @@ def test_train_step_row_reports_ratio_and_mfu(tiny_loaded):
 
 
 def test_demo_row_reads_a_run_and_its_invocation(tmp_path):
-    from bench.config import load_config
+    from bench.engine.config import load_config
+    from bench.engine.executors import execute
     from bench.plugins import registry
-    from bench.runner import execute
 
     out = tmp_path / "run"
     config = load_config(None, {"model": "tiny-random-llama", "methods": ["ga"], "tasks": ["toy"], "out": str(out),
@@ -60,8 +60,9 @@ def test_demo_row_reads_a_run_and_its_invocation(tmp_path):
     assert "min wall (local)" in row.summary
     assert "profile" not in row.measured and not row.note
     (out / "pyspy.txt").write_text(
-        "run_cell (/r/bench/runner.py:1);unlearn (/r/methods/ga.py:2);train (/r/bench/training.py:3) 3\n"
-        "run_cell (/r/bench/runner.py:1);evaluate (/r/tasks/toy.py:4);generate (/r/bench/generation.py:5) 1\n")
+        "run_cell (/r/bench/engine/runner.py:1);unlearn (/r/methods/ga.py:2);train (/r/bench/lm/training.py:3) 3\n"
+        "run_cell (/r/bench/engine/runner.py:1);evaluate (/r/tasks/toy.py:4);"
+        "generate (/r/bench/lm/generation.py:5) 1\n")
     profiled = demo_row(out)
     assert profiled.measured["profile"]["samples"] == 4
     assert "unlearning: ga 75% (mostly training)" in profiled.note
@@ -86,7 +87,7 @@ def test_markdown_report_lists_every_row_and_marks_misses():
 
 def test_lm_eval_row_on_identical_prompts(tiny_loaded):
     pytest.importorskip("lm_eval")
-    from bench.perf_lm_eval import bench_lm_eval
+    from bench.perf.vs_lm_eval import bench_lm_eval
 
     row = bench_lm_eval(tiny_loaded, 4, 8)
     assert row.measured["n"] == 4 and row.measured["identical_outputs"] == 4

@@ -188,7 +188,7 @@ def test_a_users_own_tasks_folder_shadowing_the_builtins_is_a_clear_error(tmp_pa
 
 
 def test_ray_workers_get_the_working_directory_last_on_their_path():
-    from bench.ray_executor import worker_pythonpath
+    from bench.engine.ray_executor import worker_pythonpath
 
     assert worker_pythonpath(["", "/site", "/repo"], "/repo").split(":") == ["/site", "/repo"]
     assert worker_pythonpath(["/site"], "/research").split(":") == ["/site", "/research"]

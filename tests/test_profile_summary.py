@@ -1,31 +1,32 @@
-"""bench.profile_summary: py-spy raw stacks -> share of samples per phase and building block."""
+"""bench.perf.profile_summary: py-spy raw stacks -> share of samples per phase and building block."""
 
 import pytest
 
-from bench.profile_summary import markdown_table, parse_frame, summarise
+from bench.perf.profile_summary import markdown_table, parse_frame, summarise
 
 ROOT = "/src/ub"
-RUN = f"main ({ROOT}/bench/cli.py:10);Engine.run_cell ({ROOT}/bench/runner.py:160)"
+RUN = f"main ({ROOT}/bench/cli.py:10);Engine.run_cell ({ROOT}/bench/engine/runner.py:160)"
 STACKS = [
     # base evaluation inside the first cell: generation under the task's evaluate
-    (f"{RUN};Engine.base_result ({ROOT}/bench/runner.py:140);CodingTask.evaluate ({ROOT}/tasks/coding/__init__.py:190);"
-     f"generate ({ROOT}/bench/generation.py:250);decode_batch ({ROOT}/bench/generation.py:200);"
+    (f"{RUN};Engine.base_result ({ROOT}/bench/engine/runner.py:140);"
+     f"CodingTask.evaluate ({ROOT}/tasks/coding/__init__.py:190);"
+     f"generate ({ROOT}/bench/lm/generation.py:250);decode_batch ({ROOT}/bench/lm/generation.py:200);"
      "forward (/venv/torch/nn/modules/module.py:1)", 10),
     # RnR's Reveal inside its unlearn: counted as reveal, generation
-    (f"{RUN};RevealAndRelease.unlearn ({ROOT}/methods/rnr.py:300);reveal ({ROOT}/bench/reveal.py:210);"
-     f"generate ({ROOT}/bench/generation.py:250)", 20),
+    (f"{RUN};RevealAndRelease.unlearn ({ROOT}/methods/rnr.py:300);reveal ({ROOT}/bench/reveal/__init__.py:210);"
+     f"generate ({ROOT}/bench/lm/generation.py:250)", 20),
     # ICU training step and its per-epoch probe
-    (f"{RUN};unlearn ({ROOT}/methods/icu.py:150);train ({ROOT}/bench/training.py:300);"
+    (f"{RUN};unlearn ({ROOT}/methods/icu.py:150);train ({ROOT}/bench/lm/training.py:300);"
      f"backward (/venv/torch/_tensor.py:600)", 25),
     (f"{RUN};ICU.unlearn ({ROOT}/methods/icu.py:155);probe ({ROOT}/tasks/ner/__init__.py:80);"
-     f"answer_logliks ({ROOT}/bench/likelihood.py:90)", 15),
+     f"answer_logliks ({ROOT}/bench/lm/likelihood.py:90)", 15),
     # evaluation of a cell, sandbox for the coding task
-    (f"{RUN};evaluate ({ROOT}/tasks/coding/__init__.py:210);run_batch ({ROOT}/bench/sandbox.py:400)", 20),
+    (f"{RUN};evaluate ({ROOT}/tasks/coding/__init__.py:210);run_batch ({ROOT}/bench/eval/sandbox.py:400)", 20),
     # a method on the shared loss loop: named by its loss's module, or not at all during a probe
-    (f"{RUN};LossMethodMixin.unlearn ({ROOT}/bench/training.py:90);train ({ROOT}/bench/training.py:300);"
-     f"step_loss ({ROOT}/bench/training.py:95);loss ({ROOT}/methods/npo.py:40)", 4),
-    (f"{RUN};LossMethodMixin.unlearn ({ROOT}/bench/training.py:90);"
-     f"answer_logliks ({ROOT}/bench/likelihood.py:90)", 1),
+    (f"{RUN};LossMethodMixin.unlearn ({ROOT}/bench/lm/training.py:90);train ({ROOT}/bench/lm/training.py:300);"
+     f"step_loss ({ROOT}/bench/lm/training.py:95);loss ({ROOT}/methods/npo.py:40)", 4),
+    (f"{RUN};LossMethodMixin.unlearn ({ROOT}/bench/lm/training.py:90);"
+     f"answer_logliks ({ROOT}/bench/lm/likelihood.py:90)", 1),
     # start-up
     ("<module> (/venv/transformers/__init__.py:1)", 5),
 ]

@@ -8,10 +8,10 @@ import pytest
 
 pytest.importorskip("ray")
 
-from bench.config import load_config  # noqa: E402
+from bench.engine.config import load_config  # noqa: E402
+from bench.engine.ray_executor import run_matrix_ray  # noqa: E402
+from bench.engine.runner import run_matrix  # noqa: E402
 from bench.plugins import registry  # noqa: E402
-from bench.ray_executor import run_matrix_ray  # noqa: E402
-from bench.runner import run_matrix  # noqa: E402
 
 PLUGINS = ["ray_plugins"]
 
@@ -63,9 +63,9 @@ def test_lost_worker_is_retried_then_failed_while_others_finish(tmp_path):
 
 
 def test_cells_are_submitted_longest_first():
-    from bench.config import load_config, plan_cells
+    from bench.engine.config import load_config, plan_cells
+    from bench.engine.ray_executor import longest_first
     from bench.plugins import registry
-    from bench.ray_executor import longest_first
 
     reg = registry()
     cells = plan_cells(load_config(None, {"methods": ["ga", "rnr", "icu"], "tasks": ["toxicity", "coding"]}), reg)

@@ -9,11 +9,11 @@ import subprocess
 import pytest
 
 from bench.cli import write_report
-from bench.config import load_config
+from bench.engine.config import load_config
+from bench.engine.runner import run_matrix
 from bench.errors import UserError
 from bench.plugins import load_registry
-from bench.runner import run_matrix
-from bench.scores import pareto_front
+from bench.report.scores import pareto_front
 from bench.testing import ToyTask
 
 PAYLOAD = ("<script>document.body.appendChild(document.createElement('pwned-script'))</script>"

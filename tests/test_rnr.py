@@ -117,7 +117,7 @@ def test_mutations_come_from_the_seeds():
 
 def test_merge_round_changes_weights_by_exactly_the_combination(tiny):
     from bench.api import TrainParams
-    from bench.training import with_adapter
+    from bench.lm.training import with_adapter
 
     model, _ = tiny
     model = copy.deepcopy(model)
@@ -268,7 +268,7 @@ def test_rnr_conforms_and_records_reveal():
 def test_soft_prompt_search_space(tiny):
     """Random soft prompts, projected from a low-dimensional box, make the model write instructions; the
     projection matches the embeddings' spread; the search is deterministic."""
-    from bench.soft_prompt import projection, soft_prompt_candidates
+    from bench.reveal.soft_prompt import projection, soft_prompt_candidates
 
     model, tokenizer = tiny
     a = projection(model, intrinsic_dim=6, soft_tokens=3, seed=0)

@@ -8,10 +8,10 @@ import torch
 
 from bench.api import Method, TaskData
 from bench.cli import write_report
-from bench.config import load_config
+from bench.engine.config import load_config
+from bench.engine.runner import run_matrix
 from bench.hookspecs import hookimpl
 from bench.plugins import load_registry
-from bench.runner import run_matrix
 from bench.testing import ToyTask
 from methods.ga import GradientAscent
 
@@ -22,7 +22,7 @@ class ExplodingMethod(Method):
     name = "nan_method"
 
     def unlearn(self, ctx):
-        from bench.training import train, with_adapter
+        from bench.lm.training import train, with_adapter
 
         model = with_adapter(ctx.model, self.params, ctx.seed)
         first = next(p for p in model.parameters() if p.requires_grad)
@@ -206,7 +206,7 @@ def test_exploding_gradients_stop_the_cell_as_diverged(tiny):
 
     from bench.api import TrainParams, TrajectoryLogger, UnlearnContext
     from bench.errors import Diverged
-    from bench.training import train, with_adapter
+    from bench.lm.training import train, with_adapter
 
     model, tok = tiny
     params = TrainParams(steps=5, max_grad_norm_diverge=1e3)

@@ -2,7 +2,7 @@
 
 import os
 
-from bench.sandbox import SandboxLimits, isolation_summary, run_program, run_programs
+from bench.eval.sandbox import SandboxLimits, isolation_summary, run_program, run_programs
 
 FAST = SandboxLimits(timeout_s=5, cpu_s=3, memory_mb=512)
 

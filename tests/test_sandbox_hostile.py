@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.sandbox import SandboxLimits, isolation_summary, run_programs
+from bench.eval.sandbox import SandboxLimits, isolation_summary, run_programs
 
 LIMITS = SandboxLimits(timeout_s=4, cpu_s=3, memory_mb=512, max_processes=32)
 BWRAP = "bubblewrap" in isolation_summary()["filesystem"]

@@ -4,8 +4,8 @@ ties, a clearly better method ranks first with a separated interval, and interva
 import numpy as np
 import pytest
 
-from bench.scores import BASE_LABEL, Group, MetricInfo, score_leaderboard, score_task, signal_check
-from bench.stats import benjamini_hochberg, bootstrap_p_value, clopper_pearson, mean_metric
+from bench.eval.stats import benjamini_hochberg, bootstrap_p_value, clopper_pearson, mean_metric
+from bench.report.scores import BASE_LABEL, Group, MetricInfo, score_leaderboard, score_task, signal_check
 
 N = 40
 RNG = np.random.default_rng(7)

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from bench.stats import attach_delta, bootstrap_ci, mean_metric, significant
+from bench.eval.stats import attach_delta, bootstrap_ci, mean_metric, significant
 from tasks.coding import gsm, humaneval
 
 
@@ -91,7 +91,7 @@ def test_code_extraction_and_program_assembly():
 def test_code_stop_never_cuts_an_opening_fence():
     import re
 
-    from bench.generation import truncate_at_stops
+    from bench.lm.generation import truncate_at_stops
     from tasks.coding import CODE_STOPS
 
     after_prose = "Here it is:\n```\ndef f():\n    return 1\n```\nThis function returns one."
@@ -114,7 +114,7 @@ def test_every_canonical_humaneval_solution_passes_through_the_program_builder()
     """All 164 canonical solutions, given as a whole function in a code block and as a body completion,
     pass through the same program builder and sandbox as model replies (helpers such as HumanEval/38's
     ``encode_cyclic`` must survive)."""
-    from bench.sandbox import SandboxLimits, run_programs
+    from bench.eval.sandbox import SandboxLimits, run_programs
 
     problems, _ = humaneval.load_problems("package")
     assert len(problems) == 164

@@ -7,11 +7,11 @@ import math
 import pytest
 import torch
 
-from bench.config import load_config
+from bench.engine.config import load_config
+from bench.engine.runner import run_matrix
 from bench.errors import UserError
 from bench.params import build_params
 from bench.plugins import registry
-from bench.runner import run_matrix
 from tasks.ner import NerParams, NerTask, is_compliant, parse_list, span_f1
 from tasks.ner.data import ONTONOTES_TO_CONLL, Sentence, split_by_document
 from tasks.toxicity import ToxicityParams, ToxicityTask, distinct_n, halves, rtp, toxicity_aggregates
@@ -346,7 +346,7 @@ class _Tokenizer:
 
 
 def test_raw_prompts_get_bos_exactly_when_the_tokenizer_adds_one():
-    from bench.text import render_prompt, uses_bos
+    from bench.data.text import render_prompt, uses_bos
 
     llama_like, smollm_like = _Tokenizer(True), _Tokenizer(False)
     assert uses_bos(llama_like) and not uses_bos(smollm_like)

@@ -21,10 +21,10 @@ def gsm8k_files():
 
 
 def test_lm_eval_task_over_local_jsonl_is_a_paired_utility_metric(tmp_path, gsm8k_files):
-    from bench.config import load_config
+    from bench.engine.config import load_config
+    from bench.engine.runner import run_matrix
+    from bench.engine.store import ResultsStore
     from bench.plugins import registry
-    from bench.runner import run_matrix
-    from bench.store import ResultsStore
 
     config = load_config(None, {
         "model": "tiny-random-llama", "methods": ["ga"], "tasks": ["coding"], "seeds": [0], "out": str(tmp_path),
@@ -66,7 +66,7 @@ def test_unknown_lm_eval_task_is_refused_before_any_cell(tmp_path):
 
 def test_utility_task_parameters_are_checked():
     from bench.errors import UserError
-    from bench.lm_eval_bridge import UtilityTask, local_task_yaml, metric_name
+    from bench.eval.lm_eval_bridge import UtilityTask, local_task_yaml, metric_name
 
     with pytest.raises(UserError, match="does not exist"):
         local_task_yaml(UtilityTask("gsm8k", data_files={"test": "/no/such.jsonl"}), Path("/x.yaml"))
@@ -81,7 +81,7 @@ def test_users_multiple_choice_task_gets_a_chance_floor(tmp_path, tiny):
     pytest.importorskip("lm_eval")
     import copy
 
-    from bench.lm_eval_bridge import TaskCatalog, check_tasks, evaluate_utility_tasks
+    from bench.eval.lm_eval_bridge import TaskCatalog, check_tasks, evaluate_utility_tasks
 
     rows = [{"q": f"{a} plus {b} is", "choices": [str(a + b), str(a + b + 1), str(a * b + 7)][: 2 + (a % 2)],
              "label": 0} for a, b in [(1, 2), (2, 3), (3, 4), (4, 5)]]

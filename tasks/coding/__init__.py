@@ -4,7 +4,7 @@ Forget metrics (lower = more forgetting):
   * ``humaneval_pass@1`` — HumanEval pass@1 of the greedy reply on a held-out split disjoint from all
     forget data (chat template). Code is extracted from the reply's first code block, assembled on the
     full HumanEval prompt (helpers and imports kept; ``humaneval.build_program``) and run only in
-    ``bench.sandbox``. Generation stops at the fence that *closes* the first code block;
+    ``bench.eval.sandbox``. Generation stops at the fence that *closes* the first code block;
   * ``humaneval_defines_function`` — share of the same greedy replies whose code parses and defines the
     requested function: it scores whether the model still writes the code asked for, and is off the floor
     on small models whose pass@1 is not;
@@ -63,8 +63,8 @@ from bench import (
     require_data_files,
     run_programs,
 )
-from bench.sandbox import isolation_summary
-from bench.scales import LOGLIK, LOGLIK_EFFECT, SHARE, SHARE_EFFECT
+from bench.eval.sandbox import isolation_summary
+from bench.eval.scales import LOGLIK, LOGLIK_EFFECT, SHARE, SHARE_EFFECT
 
 from .. import metrics as metrics_modules
 from . import gsm, humaneval

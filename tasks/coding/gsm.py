@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import UserError, hub_rows, read_jsonl
-from bench.sources import hub_reachable
+from bench.data.sources import hub_reachable
 
 _CALC = re.compile(r"<<[^>]*>>")
 

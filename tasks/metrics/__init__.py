@@ -39,7 +39,7 @@ def multiple_choice(model: Any, tokenizer: Any, prompts: list[str], options: lis
                     batch_size: int) -> tuple[list[int], list[float], list[list[float]]]:
     """lm-eval-style multiple choice scored by the ``choice_accuracy`` module's ``acc_norm``: (chosen option,
     1/0 correct, the options' summed log-likelihoods) per item. Prompts are already rendered."""
-    from bench.likelihood import choose
+    from bench.lm.likelihood import choose
 
     scores = choose(model, tokenizer, prompts, options, batch_size=batch_size)
     result = compute("choice_accuracy", predictions=scores, references=gold,

@@ -61,7 +61,7 @@ from bench import (
     render_prompt,
     require_at_least_one,
 )
-from bench.scales import LOGLIK, LOGLIK_EFFECT, SHARE, SHARE_EFFECT
+from bench.eval.scales import LOGLIK, LOGLIK_EFFECT, SHARE, SHARE_EFFECT
 
 from .. import metrics as metrics_modules
 from . import data as ner_data

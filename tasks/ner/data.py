@@ -19,8 +19,8 @@ from functools import lru_cache
 from pathlib import Path
 
 from bench import UserError, hub_rows
-from bench.models import cache_dir
-from bench.store import atomic_write_json
+from bench.engine.store import atomic_write_json
+from bench.lm.models import cache_dir
 
 from .. import _english
 

@@ -34,7 +34,7 @@ Utility metrics:
     likelihood of one reference, and a 135M model is well above chance on it.
 
 Prompts are raw text (no chat template), with the tokenizer's BOS token in front when it adds one to any
-text it encodes (``bench.text.uses_bos``).
+text it encodes (``bench.data.text.uses_bos``).
 
 Forget data: non-eval challenging prompts that are toxic by the configured scorer (score >=
 ``toxic_threshold``; only about a fifth of the "challenging" prompts are, by profanity-check), split in two
@@ -70,7 +70,7 @@ from bench import (
     require_at_least_one,
     require_file,
 )
-from bench.scales import LOG_PPL, LOG_PPL_EFFECT, LOGLIK, LOGLIK_EFFECT, SCORE_EFFECT, SHARE, SHARE_EFFECT
+from bench.eval.scales import LOG_PPL, LOG_PPL_EFFECT, LOGLIK, LOGLIK_EFFECT, SCORE_EFFECT, SHARE, SHARE_EFFECT
 
 from .. import _english
 from .. import metrics as metrics_modules

@@ -1,0 +1,291 @@
+"""Running cells and matrices: load -> unlearn -> evaluate -> write, with resume and a base cache.
+
+``run_cell`` is a plain function of a JSON-serialisable ``CellSpec`` and an output directory, so any
+executor (in-process loop, Ray task) can call it. Failures never escape a cell: they become
+``status: failed`` with the traceback in the cell's log, and the matrix goes on.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from bench import RESULTS_SCHEMA
+from bench.api import Metric, TrajectoryLogger, UnlearnContext
+from bench.engine.config import CellSpec, RunConfig, plan_cells
+from bench.engine.progress import bar
+from bench.engine.provenance import PeakMemory, Timer, command_line, git_commit, machine, package_versions
+from bench.engine.store import ResultsStore
+from bench.errors import Diverged
+from bench.eval.stats import attach_delta
+from bench.lm.models import ModelCache, ModelInfo
+from bench.params import build_params, stable_hash
+from bench.plugins import Registry
+
+log = logging.getLogger("unlearn_bench")
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+@contextmanager
+def cell_log(path: Path) -> Iterator[logging.Logger]:
+    """Send the harness logger to ``path`` for the duration of a cell (or base evaluation)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, mode="w", encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    log.addHandler(handler)
+    previous = log.level
+    log.setLevel(min(previous or logging.INFO, logging.INFO))
+    try:
+        yield log
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+        log.setLevel(previous)
+
+
+def _provenance(spec: CellSpec, info: ModelInfo, sources: dict[str, str], registry: Registry,
+                seconds: float, memory: dict[str, float]) -> dict[str, Any]:
+    method = registry.entries["method"].get(spec.method)
+    task = registry.entries["task"].get(spec.task)
+    return {
+        "versions": package_versions(),
+        "git": git_commit(),
+        "plugins": {"method": f"{method.package} {method.version}" if method else None,
+                    "task": f"{task.package} {task.version}" if task else None},
+        "model": info.__dict__,
+        "task_version": str(getattr(task.cls, "version", "1")) if task else None,
+        "data_sources": sources,
+        "seed": spec.seed,
+        "preset": spec.preset,
+        "device": info.device,
+        "machine": machine(),
+        "wall_time_s": round(seconds, 2),
+        "memory": memory,
+        "command": command_line(),
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+@dataclass
+class Engine:
+    """What a process needs to run cells: the registry, the store and its in-memory base models."""
+
+    registry: Registry
+    store: ResultsStore
+    models: ModelCache = field(default_factory=ModelCache)
+    progress: bool = True
+    #: Reveal results on the base model, shared by every method of a (task, seed, reveal config).
+    revealed: dict[str, Any] = field(default_factory=dict)
+    #: Probes of the base model per (base evaluation, seed): every method's trajectory starts there.
+    base_probes: dict[tuple[str, int], dict[str, float]] = field(default_factory=dict)
+
+    def _evaluate(self, spec: CellSpec, task: Any, model: Any, tokenizer: Any, data: Any) -> Any:
+        """The task's evaluation, plus the run's ``utility_tasks`` (lm-eval) as utility metrics; their
+        sources are added to ``data.sources``."""
+        reference = self.models.base(spec.model, spec.device, spec.dtype).model
+        evaluation = evaluate_task(task, model, tokenizer, data, self.progress, reference=reference)
+        if spec.utility_tasks:
+            from bench.eval.lm_eval_bridge import UtilityTask, catalog, evaluate_utility_tasks
+
+            tasks = [UtilityTask(**t) for t in spec.utility_tasks]
+            metrics, samples, sources = evaluate_utility_tasks(model, tokenizer, tasks,
+                                                               catalog(tasks, spec.lm_eval_include_path))
+            evaluation.metrics += metrics
+            evaluation.samples += samples
+            data.sources = {**data.sources, **sources}
+        return evaluation
+
+    def _base_probe(self, spec: CellSpec, task: Any, data: Any) -> dict[str, float]:
+        key = (spec.base_id, spec.seed)
+        if key not in self.base_probes:
+            base = self.models.base(spec.model, spec.device, spec.dtype)
+            self.base_probes[key] = task.probe(base.model, base.tokenizer, data)
+        return dict(self.base_probes[key])
+
+    def _reveal(self, spec: CellSpec, task: Any, data: Any) -> Any:
+        """Self-generated forget data for ``forget_data: reveal`` (computed once per process)."""
+        from bench.reveal import RevealParams, reveal
+
+        key = stable_hash([spec.model, spec.task, spec.task_params, spec.seed, spec.reveal_params, spec.dtype])
+        if key not in self.revealed:
+            base = self.models.base(spec.model, spec.device, spec.dtype)
+            params = build_params(RevealParams, spec.reveal_params, "reveal_params")
+            seed_everything(spec.seed)
+            self.revealed[key] = reveal(base.model, base.tokenizer, task, data.seed_instructions, params, spec.seed)
+        return self.revealed[key]
+
+    def _task(self, spec: CellSpec) -> Any:
+        cls = self.registry.get("task", spec.task).cls
+        return cls(build_params(cls.Params, spec.task_params, f"task_params.{spec.task}"))
+
+    def _method(self, spec: CellSpec) -> Any:
+        cls = self.registry.get("method", spec.method).cls
+        return cls(build_params(cls.Params, spec.method_params, f"method_params.{spec.method}"))
+
+    # -- base evaluation -------------------------------------------------------------------
+    def base_result(self, spec: CellSpec) -> dict[str, Any]:
+        """The base model's evaluation for this cell's (model, task, eval config), computed once."""
+        cached = self.store.base_result(spec.base_id)
+        if cached is not None:
+            return cached
+        folder = self.store.base_dir(spec.base_id)
+        with cell_log(folder / "log.txt"), PeakMemory() as memory, Timer() as timer:
+            log.info("evaluating base model %s on %s", spec.model, spec.task)
+            task = self._task(spec)
+            base = self.models.base(spec.model, spec.device, spec.dtype)
+            data = task.load(0)
+            evaluation = self._evaluate(spec, task, base.model, base.tokenizer, data)
+        result = {
+            "schema": RESULTS_SCHEMA, "kind": "base", "base_id": spec.base_id, "status": "done",
+            "spec": {"model": spec.model, "task": spec.task, "task_params": spec.task_params},
+            "metrics": {m.name: m.to_json() for m in evaluation.metrics},
+            "provenance": _provenance(spec, base.info, data.sources, self.registry, timer.seconds,
+                                      memory.summary()),
+        }
+        self.store.write_base(spec.base_id, result, evaluation.samples)
+        log.info("base evaluation of %s took %.1fs", spec.task, timer.seconds)
+        return result
+
+    # -- one cell --------------------------------------------------------------------------
+    def run_cell(self, spec: CellSpec, attempt: int = 0) -> dict[str, Any]:
+        """Run one cell and write its result; ``attempt`` > 0 marks an executor's retry."""
+        folder = self.store.cell_dir(spec.cell_id)
+        trajectory = TrajectoryLogger(echo=lambda line: log.info("trajectory %s", line))
+        status, reason, metrics, samples = "done", None, {}, []
+        extras: dict[str, Any] = {"attempts": attempt + 1} if attempt else {}
+        info: ModelInfo | None = None
+        sources: dict[str, str] = {}
+        ctx: UnlearnContext | None = None
+        with cell_log(folder / "log.txt"), PeakMemory() as memory, Timer() as timer:
+            log.info("cell %s: %s on %s, seed %d", spec.cell_id, spec.method, spec.task, spec.seed)
+            try:
+                base = self.base_result(spec)
+                task, method = self._task(spec), self._method(spec)
+                loaded = self.models.fresh_copy(spec.model, spec.device, spec.dtype)
+                info = loaded.info
+                seed_everything(spec.seed)
+                data = task.load(spec.seed)
+                sources = data.sources
+                if spec.forget_data == "reveal":
+                    revealed = self._reveal(spec, task, data)
+                    data.forget = revealed.forget
+                    extras["reveal"] = {"trajectory": revealed.trajectory, "stats": revealed.stats}
+                    sources = dict(sources, forget="self-generated by Reveal on the base model "
+                                                   f"({revealed.stats['forget_size']} responses)")
+                ctx = UnlearnContext(
+                    model=loaded.model, tokenizer=loaded.tokenizer, task=task, data=data, seed=spec.seed,
+                    device=info.device,
+                    probe=lambda m: task.probe(m, loaded.tokenizer, data), log=trajectory,
+                    progress=self.progress, base_probe=lambda: self._base_probe(spec, task, data))
+                with Timer() as unlearn_timer:
+                    model = method.unlearn(ctx)
+                extras.update(ctx.extras, unlearn_time_s=round(unlearn_timer.seconds, 2))
+                with Timer() as eval_timer:
+                    evaluation = self._evaluate(spec, task, model, loaded.tokenizer, data)
+                    sources = {**sources, **data.sources}
+                extras["eval_time_s"] = round(eval_timer.seconds, 2)
+                fill_final_probe(trajectory.rows, evaluation.metrics)
+                for metric in evaluation.metrics:
+                    if metric.name in base["metrics"]:
+                        attach_delta(metric, Metric.from_json(base["metrics"][metric.name]))
+                metrics = {m.name: m.to_json() for m in evaluation.metrics}
+                samples = evaluation.samples
+                if spec.save_model == "merged":
+                    keep = (model, loaded.tokenizer)
+                # freed before the next cell (ctx stays: the except clause reads its extras)
+                model = loaded = ctx.model = None
+            except Diverged as err:
+                status, reason = "diverged", str(err)
+                extras["diverged_step"] = err.step
+                log.warning("cell %s diverged: %s", spec.cell_id, err)
+            except Exception as err:  # noqa: BLE001 - a cell's failure must not stop the matrix
+                status, reason = "failed", f"{type(err).__name__}: {err}".splitlines()[0][:500]
+                if ctx is not None:  # what the method recorded before failing (e.g. Reveal's statistics)
+                    extras.update(ctx.extras)
+                log.error("cell %s failed:\n%s", spec.cell_id, traceback.format_exc())
+        result = {
+            "schema": RESULTS_SCHEMA, "kind": "cell", "cell_id": spec.cell_id, "base_id": spec.base_id,
+            "status": status, "reason": reason, "spec": spec.to_json(), "metrics": metrics,
+            "trajectory": trajectory.rows, "extras": extras,
+            "provenance": _provenance(spec, info, sources, self.registry, timer.seconds, memory.summary())
+            if info else {"versions": package_versions(), "git": git_commit(), "wall_time_s": round(timer.seconds, 2)},
+        }
+        if status == "done" and spec.save_model == "merged":
+            from bench.engine.checkpoints import save_merged
+
+            path = save_merged(*keep, result, folder)
+            log.info("cell %s: unlearned model saved to %s", spec.cell_id, path)
+            del keep
+        self.store.write_cell(spec.cell_id, result, samples)
+        log.info("cell %s: %s in %.1fs%s", spec.cell_id, status, timer.seconds, f" ({reason})" if reason else "")
+        return result
+
+
+def fill_final_probe(rows: list[dict[str, Any]], metrics: list[Metric]) -> None:
+    """Give the trajectory's last row the probe values of the final evaluation when it has none.
+
+    Probe keys are ``probe/<kind>/<metric name>`` of likelihood metrics the evaluation also reports, so
+    the end point of a trajectory costs nothing extra (methods log probes only where they need them).
+    """
+    if not rows or any(k.startswith("probe/") for k in rows[-1]):
+        return
+    probe_keys = {k for row in rows for k in row if k.startswith("probe/")}
+    final = {f"probe/{m.group}/{m.name}": m.value for m in metrics}
+    filled = {k: final[k] for k in sorted(probe_keys) if k in final}
+    if filled:
+        rows[-1].update(filled, probe_source="final evaluation")
+
+
+def evaluate_task(task: Any, model: Any, tokenizer: Any, data: Any, progress: bool, reference: Any) -> Any:
+    """Call ``task.evaluate`` with the base model as ``reference`` (metrics such as fluency are measured
+    under the unchanged base model); the keyword is part of ``Task.evaluate``'s contract."""
+    return task.evaluate(model, tokenizer, data, progress=progress, reference=reference)
+
+
+@dataclass
+class MatrixSummary:
+    planned: int
+    skipped: int
+    ran: dict[str, str]  # cell id -> status
+
+    def line(self) -> str:
+        counts: dict[str, int] = {}
+        for s in self.ran.values():
+            counts[s] = counts.get(s, 0) + 1
+        ran = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "nothing to run"
+        return f"{self.planned} cells: {self.skipped} already finished, {ran}"
+
+
+def run_matrix(config: RunConfig, registry: Registry, force: bool = False) -> MatrixSummary:
+    """Plan, validate and run every cell of ``config`` in this process (the local executor)."""
+    cells = plan_cells(config, registry)
+    store = ResultsStore(config.out)
+    store.open()
+    engine = Engine(registry, store, progress=config.progress)
+    engine.models.base(config.model, config.device, config.dtype)  # a bad model fails before any cell
+    todo = [c for c in cells if force or not store.is_finished(c.cell_id)]
+    ran: dict[str, str] = {}
+    for spec in bar(todo, config.progress, "cells", unit="cell"):
+        try:  # base evaluation outside the cell's timer; on failure the cell records the error itself
+            engine.base_result(spec)
+        except Exception:  # noqa: BLE001
+            log.exception("base evaluation for %s failed", spec.task)
+        ran[spec.cell_id] = engine.run_cell(spec)["status"]
+    return MatrixSummary(len(cells), len(cells) - len(todo), ran)

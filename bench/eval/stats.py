@@ -1,0 +1,163 @@
+"""Uncertainty: bootstrap intervals over items, hierarchical bootstrap over seeds and items, exact
+intervals for proportions, bootstrap p-values and the Benjamini–Hochberg adjustment.
+
+Every metric is a mean over evaluation items. A single evaluation's 95 % CI is a percentile bootstrap
+over items (fixed seed: the same values always give the same interval). Across seeds the leaderboard
+uses a *hierarchical* bootstrap (resample seeds, then items within each drawn seed; ``bench.report.scores``),
+so that both sources of variation count: a t-interval across seeds alone gives a zero-width interval
+when every seed has the same value, which is common because evaluation items are fixed.
+
+A proportion (every per-item value 0 or 1) at small n gets at least its exact Clopper–Pearson interval:
+0/16 has the bootstrap interval [0, 0], but its exact 95 % upper bound is 0.206.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from bench.api import Better, Group, Metric
+
+RESAMPLES = 1000
+SEED = 12345
+ALPHA = 0.05
+
+
+def weighted_means(values: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+    """Means over the last axis, weighted when ``weights`` (same shape) is given (NaN where Σw = 0)."""
+    if weights is None:
+        return values.mean(axis=-1)
+    total = weights.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, (values * weights).sum(axis=-1) / np.where(total > 0, total, 1), np.nan)
+
+
+def _as_weights(weights: Sequence[float] | None) -> np.ndarray | None:
+    return None if weights is None else np.asarray(weights, dtype=float)
+
+
+def bootstrap_ci(values: Sequence[float], resamples: int = RESAMPLES, alpha: float = ALPHA,
+                 seed: int = SEED, weights: Sequence[float] | None = None) -> tuple[float, float]:
+    """Percentile bootstrap CI of the (weighted) mean. A single value (or none) gives a zero-width interval."""
+    arr, w = np.asarray(values, dtype=float), _as_weights(weights)
+    if arr.size == 0:
+        return (math.nan, math.nan)
+    if arr.size == 1:
+        return (float(arr[0]), float(arr[0]))
+    idx = np.random.default_rng(seed).integers(0, arr.size, size=(resamples, arr.size))
+    return percentile_interval(weighted_means(arr[idx], None if w is None else w[idx]), alpha)
+
+
+def is_proportion(values: Sequence[float], bounds: Sequence[float | None] | None) -> bool:
+    """Whether a metric is a share of items: declared range [0, 1] and every per-item value 0 or 1."""
+    if bounds is None or tuple(bounds) != (0.0, 1.0) or len(values) == 0:
+        return False
+    return all(v in (0.0, 1.0) for v in values)
+
+
+def clopper_pearson(successes: int, n: int, alpha: float = ALPHA) -> tuple[float, float]:
+    """Exact two-sided (1 − alpha) interval of a binomial proportion (Clopper & Pearson 1934)."""
+    from scipy.stats import beta
+
+    if n <= 0:
+        return (math.nan, math.nan)
+    low = 0.0 if successes == 0 else float(beta.ppf(alpha / 2, successes, n - successes + 1))
+    high = 1.0 if successes == n else float(beta.ppf(1 - alpha / 2, successes + 1, n - successes))
+    return (low, high)
+
+
+def widen_for_proportion(interval: tuple[float, float], value: float, n_items: int,
+                         alpha: float = ALPHA) -> tuple[float, float]:
+    """The union of a bootstrap interval and the exact interval of ``round(value · n_items)`` successes.
+
+    The bootstrap of a proportion collapses to a point at 0/n or n/n; the exact interval never does.
+    """
+    low, high = clopper_pearson(int(round(value * n_items)), n_items, alpha)
+    return (min(interval[0], low), max(interval[1], high))
+
+
+def mean_metric(name: str, group: Group, values: Sequence[float], better: Better, kind: str = "other", *,
+                min_effect: float | None = None, bounds: tuple[float | None, float | None] | None = None,
+                weights: Sequence[float] | None = None, chance: float | None = None) -> Metric:
+    """A metric that is the (weighted) mean of per-item values, with its bootstrap (or exact) CI."""
+    vals = [float(v) for v in values]
+    w = None if weights is None else [float(x) for x in weights]
+    value = float(weighted_means(np.asarray(vals), _as_weights(w))) if vals else math.nan
+    low, high = bootstrap_ci(vals, weights=w)
+    if w is None and is_proportion(vals, bounds):
+        low, high = widen_for_proportion((low, high), value, len(vals))
+    return Metric(name=name, group=group, value=value, better=better, n=len(vals), ci_low=low,
+                  ci_high=high, kind=kind, per_item=vals, weights=w, min_effect=min_effect,  # type: ignore[arg-type]
+                  bounds=bounds, chance=chance)
+
+
+def attach_delta(metric: Metric, base: Metric, resamples: int = RESAMPLES, seed: int = SEED) -> Metric:
+    """Set ``metric.delta`` (metric − base) with a paired bootstrap CI when items align."""
+    metric.delta = metric.value - base.value
+    if metric.per_item is None or base.per_item is None or len(metric.per_item) != len(base.per_item):
+        return metric
+    n = len(metric.per_item)
+    idx = np.random.default_rng(seed).integers(0, n, size=(resamples, n))
+    mine, theirs = np.asarray(metric.per_item), np.asarray(base.per_item)
+    w_mine, w_theirs = _as_weights(metric.weights), _as_weights(base.weights)
+    deltas = (weighted_means(mine[idx], None if w_mine is None else w_mine[idx])
+              - weighted_means(theirs[idx], None if w_theirs is None else w_theirs[idx]))
+    metric.delta_ci_low, metric.delta_ci_high = percentile_interval(deltas) if n > 1 else (metric.delta, metric.delta)
+    return metric
+
+
+def significant(low: float | None, high: float | None) -> bool:
+    """A delta is significant when its 95 % CI excludes zero (uncorrected; the leaderboard's stars use
+    ``benjamini_hochberg`` over all its deltas instead)."""
+    return low is not None and high is not None and (low > 0 or high < 0)
+
+
+# -- hierarchical bootstrap ----------------------------------------------------------------------
+def hierarchical_means(per_seed_items: np.ndarray, seed_draws: np.ndarray, item_draws: np.ndarray,
+                       per_seed_weights: np.ndarray | None = None) -> np.ndarray:
+    """Replicates of the mean over seeds of the (weighted) mean over items.
+
+    ``per_seed_items`` is ``[S, n]`` (one row per seed, items aligned across seeds; ``per_seed_weights``
+    the same shape, or None); ``seed_draws`` is ``[B, S]`` (which seed fills each of the S slots of a
+    replicate) and ``item_draws`` ``[B, S, n]`` (the items drawn within each slot). Returns ``[B]``.
+    """
+    rows = seed_draws[:, :, None]
+    picked_w = None if per_seed_weights is None else per_seed_weights[rows, item_draws]
+    return weighted_means(per_seed_items[rows, item_draws], picked_w).mean(axis=1)
+
+
+def percentile_interval(replicates: np.ndarray, alpha: float = ALPHA) -> tuple[float, float]:
+    low, high = np.quantile(replicates, [alpha / 2, 1 - alpha / 2])
+    return (float(low), float(high))
+
+
+def bootstrap_p_value(replicates: np.ndarray) -> float:
+    """Two-sided p-value of "the true value is 0" from bootstrap replicates of an estimate.
+
+    Twice the smaller tail share at zero, with the +1 correction that keeps it above 0 (Davison &
+    Hinkley 1997, §4.4): 2 · min(#{r ≤ 0} + 1, #{r ≥ 0} + 1) / (B + 1), capped at 1. An estimate that is 0
+    in every replicate (nothing changed) gets p = 1.
+    """
+    b = replicates.size
+    low = (np.count_nonzero(replicates <= 0) + 1) / (b + 1)
+    high = (np.count_nonzero(replicates >= 0) + 1) / (b + 1)
+    return float(min(1.0, 2 * min(low, high)))
+
+
+def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
+    """Benjamini–Hochberg (1995) adjusted p-values (q-values), in input order.
+
+    Rejecting every q < alpha controls the false discovery rate at alpha across the family.
+    """
+    p = np.asarray(p_values, dtype=float)
+    m = p.size
+    if m == 0:
+        return []
+    order = np.argsort(p)
+    ranked = p[order] * m / np.arange(1, m + 1)
+    adjusted = np.minimum.accumulate(ranked[::-1])[::-1]
+    out = np.empty(m)
+    out[order] = np.minimum(adjusted, 1.0)
+    return out.tolist()

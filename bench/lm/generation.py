@@ -1,0 +1,302 @@
+"""Batched generation: left padding, length-sorted batches, KV cache, stop sequences, and rows that leave.
+
+Prompts are sorted by token length so each batch pads little; outputs come back in input order.
+
+Why our own decoding loop rather than ``model.generate``: ``generate`` keeps every row of a batch in the
+forward pass until the *last* row stops, so a batch of 16 where one answer rambles to the token budget
+pays 16 rows for every step of it. Here a row that has produced EOS or a stop string leaves the batch —
+its KV cache rows, mask and position are dropped — and later steps compute only the rows still going.
+Per step the loop does what ``generate`` does for a decoder-only model: the prefill projects only the last
+position onto the vocabulary (``logits_to_keep=1``), positions come from the attention mask (left padding),
+and greedy decoding takes the argmax, so outputs equal ``generate``'s (tested token for token).
+
+Sampling uses transformers' own temperature and top-p warpers and a ``torch.Generator`` seeded per batch
+(``seed * 100003 + batch index``), so a run is reproducible for a given seed and batch size without
+touching the global RNG. Only the arguments given here shape decoding; settings in a model's
+``generation_config`` that would change it (repetition penalty, n-gram bans, …) are reported once in the
+log and not applied, so every model in a matrix is decoded the same way.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Union
+
+import torch
+from transformers import DynamicCache, LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
+from transformers.cache_utils import DynamicLayer
+
+from bench.engine.progress import bar
+from bench.lm.likelihood import supports_logits_to_keep
+
+log = logging.getLogger("unlearn_bench")
+
+# generation_config fields that would alter greedy or sampled tokens, with their neutral values
+_IGNORED_SETTINGS = {"repetition_penalty": 1.0, "no_repeat_ngram_size": 0, "bad_words_ids": None,
+                     "min_new_tokens": None, "min_length": 0, "forced_bos_token_id": None,
+                     "forced_eos_token_id": None, "suppress_tokens": None, "begin_suppress_tokens": None,
+                     "sequence_bias": None, "encoder_repetition_penalty": 1.0}
+_warned: set[int] = set()
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """How tokens are chosen: greedy unless ``do_sample``; when sampling, temperature then top-p (no top-k)."""
+
+    max_new_tokens: int
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+
+
+#: A stop is a string (the text is cut where it starts) or a compiled pattern (the text is cut where its
+#: first match *ends*: e.g. a complete code block, whose closing fence must not be confused with an
+#: opening one).
+Stop = Union[str, "re.Pattern[str]"]
+
+
+def _stop_end(text: str, stop: Stop) -> int:
+    """Where ``text`` is cut for ``stop`` (−1: no match)."""
+    if isinstance(stop, str):
+        return text.find(stop)
+    match = stop.search(text)
+    return match.end() if match else -1
+
+
+def truncate_at_stops(text: str, stops: Sequence[Stop]) -> str:
+    cuts = [c for c in (_stop_end(text, s) for s in stops) if c >= 0]
+    return text[:min(cuts)] if cuts else text
+
+
+@functools.cache
+def _cache_keyword(model_class: type) -> str:
+    try:
+        names = inspect.signature(model_class.forward).parameters
+    except (AttributeError, TypeError, ValueError):
+        names = {}
+    return "cache" if "cache" in names else "past_key_values"
+
+
+def with_cache(model: Any, cache: Any) -> dict[str, Any]:
+    """The keyword a model's ``forward`` takes its KV cache by: ``cache`` from transformers 5.2x on (where
+    ``past_key_values`` is deprecated, to be removed in 5.40), ``past_key_values`` before. A PEFT wrapper's
+    ``forward(*args, **kwargs)`` says nothing: the wrapped model's signature decides."""
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return {_cache_keyword(type(inner)): cache}
+
+
+def eos_token_ids(model: Any, tokenizer: Any) -> set[int]:
+    """End-of-sequence ids as ``generate`` uses them: the generation config's, else the tokenizer's."""
+    config = getattr(model, "generation_config", None)
+    eos = getattr(config, "eos_token_id", None)
+    if eos is None:
+        eos = tokenizer.eos_token_id
+    if eos is None:
+        return set()
+    return {int(e) for e in (eos if isinstance(eos, (list, tuple)) else [eos])}
+
+
+def _warn_ignored_settings(model: Any) -> None:
+    config = getattr(model, "generation_config", None)
+    if config is None or id(model) in _warned:
+        return
+    _warned.add(id(model))
+    odd = {k: getattr(config, k) for k, neutral in _IGNORED_SETTINGS.items()
+           if getattr(config, k, neutral) not in (neutral, None, [], ())}
+    if odd:
+        log.warning("generation_config settings not applied by unlearn-bench's decoder: %s", odd)
+
+
+class _StopWatch:
+    """Whether a row's newest tokens complete a stop: strings look at a short decoded tail of the row,
+    patterns at the row's whole text so far."""
+
+    def __init__(self, tokenizer: Any, stops: Sequence[Stop]):
+        self.tokenizer = tokenizer
+        self.strings = [s for s in stops if isinstance(s, str)]
+        self.patterns = [s for s in stops if not isinstance(s, str)]
+        self.tail = max([8] + [len(s) for s in self.strings])
+
+    def hit(self, tokens: list[int]) -> bool:
+        if self.strings:
+            text = self.tokenizer.decode(tokens[-self.tail:], skip_special_tokens=True)
+            if any(s in text for s in self.strings):
+                return True
+        if self.patterns:
+            text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+            return any(p.search(text) for p in self.patterns)
+        return False
+
+
+def _choose(logits: torch.Tensor, decoding: Decoding, warpers: LogitsProcessorList,
+            generator: torch.Generator | None) -> torch.Tensor:
+    if not decoding.do_sample:
+        return logits.argmax(-1)
+    scores = warpers(None, logits.float())  # temperature and top-p look at scores only
+    return torch.multinomial(torch.softmax(scores, -1), 1, generator=generator).squeeze(-1)
+
+
+def plan_prefill_groups(lengths: Sequence[int], overhead_tokens: int) -> list[list[int]]:
+    """Rows grouped for the prefill so that padded tokens plus a per-forward overhead are fewest.
+
+    Rows are taken longest first and cut into runs; a run costs (its size × its longest prompt) padded
+    tokens plus ``overhead_tokens`` for the extra forward pass. Exact dynamic programme over the cut points.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    best, cut = [0] + [float("inf")] * len(order), [0] * (len(order) + 1)
+    for end in range(1, len(order) + 1):
+        for start in range(end):
+            cost = best[start] + (end - start) * lengths[order[start]] + overhead_tokens
+            if cost < best[end]:
+                best[end], cut[end] = cost, start
+    groups, end = [], len(order)
+    while end > 0:
+        groups.append(order[cut[end]:end])
+        end = cut[end]
+    return groups[::-1]
+
+
+def _positions(mask: torch.Tensor) -> torch.Tensor:
+    """Position ids of a left-padded batch, as ``generate`` derives them from the attention mask."""
+    position = mask.long().cumsum(-1) - 1
+    return position.masked_fill_(mask == 0, 1)
+
+
+def _plain_layers(model: Any) -> bool:
+    """Whether the model's KV cache is plain full-attention layers (which can be padded and stacked)."""
+    return all(type(layer) is DynamicLayer for layer in DynamicCache(config=model.config).layers)
+
+
+def _zeros_like_layer(states: torch.Tensor, rows: int, width: int) -> torch.Tensor:
+    """Zeros shaped like one layer's cached keys or values ``[batch, heads, length, dim]`` for a whole batch."""
+    return states.new_zeros(rows, states.shape[1], width, states.shape[-1])
+
+
+def prefill(model: Any, input_ids: torch.Tensor, mask: torch.Tensor, repeats: int = 1,
+            overhead_tokens: int = 48) -> tuple[DynamicCache, torch.Tensor]:
+    """KV cache and last-position logits of a left-padded batch, each row repeated ``repeats`` times.
+
+    Why in groups: on a CPU the prefill is compute-bound, so padding is paid in full — a batch whose longest
+    prompt is twice the median spends a third of its prefill on pad tokens. Rows of similar length are
+    run together (``plan_prefill_groups``) and their caches are stacked, left-padded with zeros that the
+    attention mask hides, into one batch for decoding. Repeats (``num_return_sequences``) share one prefill.
+    """
+    extra = {"logits_to_keep": 1} if supports_logits_to_keep(model) else {}
+    position, width = _positions(mask), input_ids.shape[1]
+    lengths = mask.sum(1).tolist()
+    groups = plan_prefill_groups(lengths, overhead_tokens) if _plain_layers(model) else [list(range(len(lengths)))]
+    if len(groups) == 1:
+        cache = DynamicCache(config=model.config)
+        logits = model(input_ids=input_ids, attention_mask=mask, position_ids=position, **with_cache(model, cache),
+                       use_cache=True, **extra).logits[:, -1, :]
+    else:
+        stacked: list[tuple[torch.Tensor, torch.Tensor]] = []
+        logits = None
+        for rows in groups:
+            longest = max(1, max(lengths[r] for r in rows))  # an empty prompt still gets one (masked) position
+            index, cols = torch.tensor(rows, device=mask.device), slice(width - longest, width)
+            part = DynamicCache(config=model.config)
+            out = model(input_ids=input_ids[index, cols], attention_mask=mask[index, cols],
+                        position_ids=position[index, cols], **with_cache(model, part), use_cache=True, **extra)
+            if logits is None:
+                logits = out.logits.new_zeros(len(lengths), out.logits.shape[-1])
+                stacked = [(_zeros_like_layer(layer.keys, len(lengths), width),
+                            _zeros_like_layer(layer.values, len(lengths), width)) for layer in part.layers]
+            logits[index] = out.logits[:, -1, :]
+            for (keys, values), layer in zip(stacked, part.layers):
+                keys[index, :, cols] = layer.keys
+                values[index, :, cols] = layer.values
+        cache = DynamicCache(config=model.config)
+        for i, (keys, values) in enumerate(stacked):
+            cache.update(keys, values, i)
+    if repeats > 1:
+        cache.batch_repeat_interleave(repeats)
+        logits = logits.repeat_interleave(repeats, dim=0)
+    return cache, logits
+
+
+def decode_batch(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, decoding: Decoding,
+                 eos_ids: set[int], stops: _StopWatch, generator: torch.Generator | None = None,
+                 repeats: int = 1, prefill_overhead_tokens: int = 48) -> list[list[int]]:
+    """New token ids per row of a left-padded batch (``repeats`` rows per prompt); a row leaves when it stops."""
+    n = input_ids.shape[0] * repeats
+    new_tokens: list[list[int]] = [[] for _ in range(n)]
+    if decoding.max_new_tokens <= 0:
+        return new_tokens
+    warpers = LogitsProcessorList()
+    if decoding.do_sample:
+        if decoding.temperature != 1.0:
+            warpers.append(TemperatureLogitsWarper(decoding.temperature))
+        if decoding.top_p < 1.0:
+            warpers.append(TopPLogitsWarper(decoding.top_p))
+    cache, logits = prefill(model, input_ids, attention_mask, repeats, prefill_overhead_tokens)
+    mask = attention_mask.repeat_interleave(repeats, dim=0)
+    next_position = _positions(mask)[:, -1:] + 1
+    rows = list(range(n))  # which output row each live batch row is
+    for step in range(decoding.max_new_tokens):
+        chosen = _choose(logits, decoding, warpers, generator)
+        keep = []
+        for i, (row, token) in enumerate(zip(rows, chosen.tolist())):
+            new_tokens[row].append(token)
+            if token not in eos_ids and not stops.hit(new_tokens[row]):
+                keep.append(i)
+        if not keep or step == decoding.max_new_tokens - 1:
+            break
+        if len(keep) < len(rows):  # rows that stopped leave: every later step computes only live rows
+            index = torch.tensor(keep, device=mask.device)
+            cache.batch_select_indices(index)
+            mask, chosen, next_position = mask[index], chosen[index], next_position[index]
+            rows = [rows[i] for i in keep]
+        mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=1)
+        logits = model(input_ids=chosen[:, None], attention_mask=mask, position_ids=next_position,
+                       **with_cache(model, cache), use_cache=True).logits[:, -1, :]
+        next_position = next_position + 1
+    return new_tokens
+
+
+@torch.no_grad()
+def generate(model: Any, tokenizer: Any, prompts: Sequence[str], *, max_new_tokens: int,
+             batch_size: int = 16, do_sample: bool = False, temperature: float = 1.0, top_p: float = 1.0,
+             num_return_sequences: int = 1, seed: int = 0, stop: Sequence[Stop] = (),
+             progress: bool = False, desc: str = "generate", prefill_overhead_tokens: int = 48) -> list[list[str]]:
+    """Generate for already-rendered prompts. Returns, per prompt, ``num_return_sequences`` texts.
+
+    ``prefill_overhead_tokens``: what one more prefill forward pass is worth in padded tokens when rows are
+    grouped by length (see ``prefill``); 48 is measured on a 2-core CPU with SmolLM2-135M (a batch-1 prefill
+    of 182 tokens costs as much as ~230 tokens inside a batch of 16). Larger values mean fewer groups.
+    """
+    if not prompts:
+        return []
+    device = next(model.parameters()).device
+    decoding = Decoding(max_new_tokens, do_sample, temperature, top_p)
+    eos_ids, stops = eos_token_ids(model, tokenizer), _StopWatch(tokenizer, stop)
+    _warn_ignored_settings(model)
+    side = tokenizer.padding_side
+    tokenizer.padding_side = "left"
+    lengths = [len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
+    order = sorted(range(len(prompts)), key=lambda i: -lengths[i])
+    outputs: list[list[str]] = [[] for _ in prompts]
+    was_training = model.training
+    model.eval()
+    try:
+        for b, start in enumerate(bar(range(0, len(order), batch_size), progress, desc, unit="batch")):
+            idx = order[start:start + batch_size]
+            enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True,
+                            add_special_tokens=False).to(device)
+            generator = None
+            if do_sample:
+                generator = torch.Generator(device=device).manual_seed(seed * 100003 + b)
+            tokens = decode_batch(model, enc["input_ids"], enc["attention_mask"], decoding, eos_ids, stops, generator,
+                                  repeats=num_return_sequences, prefill_overhead_tokens=prefill_overhead_tokens)
+            texts = tokenizer.batch_decode(tokens, skip_special_tokens=True)
+            for j, text in enumerate(texts):
+                outputs[idx[j // num_return_sequences]].append(truncate_at_stops(text, stop))
+    finally:
+        tokenizer.padding_side = side
+        model.train(was_training)
+    return outputs

@@ -1,0 +1,249 @@
+"""The one training loop every loss-based method shares: LoRA or full fine-tuning, batching, AdamW,
+gradient accumulation, clipping and the divergence guard.
+
+A method supplies only ``loss(model, forget_batch, retain_batch)``; everything here is the same for all
+methods so that differences in results come from the losses, not from incidental training code.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, TypeVar
+
+import torch
+
+from bench.api import Method, TrainParams, UnlearnContext
+from bench.data.text import Batch, make_batch
+from bench.engine.progress import bar
+from bench.errors import Diverged
+
+LossFn = Callable[[], tuple[torch.Tensor, dict[str, float]]]
+T = TypeVar("T")
+
+
+def shuffled_batches(items: Sequence[T], batch_size: int, rng: random.Random) -> Iterator[list[T]]:
+    """Endless shuffled mini-batches of ``items``; reshuffled every epoch with the cell's seeded RNG."""
+    if not items:
+        raise ValueError("no examples to train on")
+    while True:
+        order = list(range(len(items)))
+        rng.shuffle(order)
+        for start in range(0, len(order), batch_size):
+            yield [items[i] for i in order[start:start + batch_size]]
+
+
+def with_adapter(model: Any, params: TrainParams, seed: int) -> Any:
+    """Wrap ``model`` for training: a fresh LoRA adapter (seeded init) or all weights trainable."""
+    torch.manual_seed(seed)
+    if params.gradient_checkpointing:
+        set_checkpointing(model, True)
+    if params.finetune == "full":
+        model.requires_grad_(True)
+        return model
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(r=params.lora_rank, lora_alpha=params.lora_alpha, lora_dropout=params.lora_dropout,
+                        target_modules=list(params.lora_targets), bias="none", task_type="CAUSAL_LM")
+    with warnings.catch_warnings():  # peft (0.21) reads transformers' deprecated `is_gradient_checkpointing`
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        return get_peft_model(model, config)
+
+
+def set_checkpointing(model: Any, on: bool) -> None:
+    """Activation (gradient) checkpointing, non-reentrant, under the name this transformers has
+    (``activation_checkpointing_*`` from 5.2x on, ``gradient_checkpointing_*`` before)."""
+    new = hasattr(model, "activation_checkpointing_enable")
+    if on:
+        kwargs = {"use_reentrant": False}
+        if new:
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    elif new:
+        model.activation_checkpointing_disable()
+    else:
+        model.gradient_checkpointing_disable()
+
+
+def is_checkpointing(model: Any) -> bool:
+    if hasattr(type(model), "is_activation_checkpointing"):  # the old name warns on transformers 5.2x
+        return bool(model.is_activation_checkpointing)
+    return bool(getattr(model, "is_gradient_checkpointing", False))
+
+
+def merged(model: Any) -> Any:
+    """Fold a LoRA adapter into the weights and return the plain model."""
+    if hasattr(model, "merge_and_unload"):
+        model = model.merge_and_unload()
+    if is_checkpointing(model):
+        set_checkpointing(model, False)
+    model.requires_grad_(False)
+    model.eval()
+    return model
+
+
+class Reference:
+    """The frozen original model π_ref, for losses that compare against it (NPO, ICU's KL term).
+
+    With LoRA the adapter is switched off for the reference forward pass: exactly the original
+    weights, no second copy in memory. With full fine-tuning a frozen copy is made once.
+    """
+
+    def __init__(self, model: Any):
+        self._model = model
+        self._copy = None
+        if not hasattr(model, "disable_adapter"):
+            self._copy = copy.deepcopy(model).requires_grad_(False).eval()
+
+    @torch.no_grad()
+    def logits(self, batch: Batch) -> torch.Tensor:
+        if self._copy is not None:
+            return logits(self._copy, batch)
+        with self._model.disable_adapter():
+            return logits(self._model, batch)
+
+
+def logits(model: Any, batch: Batch) -> torch.Tensor:
+    return model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+
+
+def _grad_norm(parameters: Sequence[torch.nn.Parameter]) -> float:
+    norms = [p.grad.detach().float().norm() for p in parameters if p.grad is not None]
+    return float(torch.stack(norms).norm()) if norms else 0.0
+
+
+class MasterWeightsAdamW(torch.optim.AdamW):
+    """AdamW on fp32 master copies of half-precision parameters.
+
+    ``param_groups`` of the wrapped view hold the model's own (bf16/fp16) parameters, so clipping and
+    gradient norms see the model; ``step`` moves their gradients onto the fp32 masters, steps there and
+    copies the result back (rounded once, from an fp32 value that keeps every small update).
+    """
+
+    def __init__(self, params: list[torch.nn.Parameter], lr: float, weight_decay: float):
+        self.model_params = params
+        self.masters = [p.detach().float().clone().requires_grad_(True) for p in params]
+        super().__init__(self.masters, lr=lr, weight_decay=weight_decay)
+
+    @property
+    def trainable(self) -> list[torch.nn.Parameter]:
+        return self.model_params
+
+    @torch.no_grad()
+    def step(self, closure: Any = None) -> Any:
+        for p, master in zip(self.model_params, self.masters):
+            master.grad = None if p.grad is None else p.grad.float()
+        out = super().step(closure)
+        for p, master in zip(self.model_params, self.masters):
+            p.copy_(master)
+        return out
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        super().zero_grad(set_to_none)
+        for p in self.model_params:
+            p.grad = None
+
+
+def uses_master_weights(params: TrainParams, trainable: list[torch.nn.Parameter]) -> bool:
+    half = any(p.dtype in (torch.bfloat16, torch.float16) for p in trainable)
+    return params.finetune == "full" and half and params.master_weights != "off"
+
+
+def make_optimizer(model: Any, params: TrainParams) -> torch.optim.Optimizer:
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if not trainable:
+        raise ValueError("model has no trainable parameters")
+    if uses_master_weights(params, trainable):
+        return MasterWeightsAdamW(trainable, lr=params.lr, weight_decay=params.weight_decay)
+    return torch.optim.AdamW(trainable, lr=params.lr, weight_decay=params.weight_decay)
+
+
+def trainable_of(optimizer: torch.optim.Optimizer) -> list[torch.nn.Parameter]:
+    """The model parameters an optimizer trains (the model's own, also behind fp32 master weights)."""
+    return getattr(optimizer, "trainable", None) or [p for group in optimizer.param_groups for p in group["params"]]
+
+
+def train(model: Any, params: TrainParams, loss_fn: LossFn, ctx: UnlearnContext, *, desc: str = "train",
+          steps: int | None = None, log_prefix: str = "", log_every: int = 1,
+          optimizer: torch.optim.Optimizer | None = None) -> None:
+    """Optimise ``loss_fn`` for ``steps`` optimiser steps (default ``params.steps``).
+
+    Each optimiser step accumulates ``params.grad_accum`` micro-batches (``loss_fn`` draws its own
+    batches). A non-finite loss or a gradient norm above ``params.max_grad_norm_diverge`` raises
+    ``Diverged`` with the step, which the runner records as the cell's status. Pass ``optimizer`` to
+    keep optimiser state across calls (iterative methods training in rounds).
+    """
+    steps = params.steps if steps is None else steps
+    optimizer = optimizer or make_optimizer(model, params)
+    trainable = trainable_of(optimizer)
+    device_type = trainable[0].device.type
+    model.train()
+    for step in bar(range(1, steps + 1), ctx.progress, desc, unit="step"):
+        optimizer.zero_grad(set_to_none=True)
+        totals: dict[str, float] = {}
+        for _ in range(params.grad_accum):
+            with torch.autocast(device_type, dtype=torch.bfloat16, enabled=params.autocast == "bf16"):
+                loss, logs = loss_fn()
+            if not torch.isfinite(loss):
+                raise Diverged(step, f"non-finite loss {loss.item()}")
+            (loss / params.grad_accum).backward()
+            for k, v in {"loss": loss.item(), **logs}.items():
+                totals[k] = totals.get(k, 0.0) + v / params.grad_accum
+        norm = _grad_norm(trainable)
+        if not math.isfinite(norm) or norm > params.max_grad_norm_diverge:
+            raise Diverged(step, f"gradient norm {norm:.3g} exceeds {params.max_grad_norm_diverge:g}")
+        if params.max_grad_norm > 0:
+            torch.nn.utils.clip_grad_norm_(trainable, params.max_grad_norm)
+        optimizer.step()
+        if step % log_every == 0 or step == steps:
+            ctx.log(**{f"{log_prefix}step": step, **{f"{log_prefix}{k}": v for k, v in totals.items()},
+                       f"{log_prefix}grad_norm": norm})
+    model.eval()
+
+
+class LossMethod(Method):
+    """A method defined by its loss over forget (and optionally retain) batches: the shared ``unlearn``
+    (adapter, shuffled batches, the training loop, the merge) is inherited, as in open-unlearning.
+
+    A subclass sets ``name`` and ``Params`` and implements ``loss(model, forget, retain)``; ``uses_retain =
+    True`` draws a retain batch every step. ``forget_items`` / ``collate_forget`` let a
+    method train on richer items than plain examples (FLAT pairs each forget example with a template
+    answer); by default an item is an ``Example`` and a batch is a tokenised ``Batch``.
+    """
+
+    uses_retain: bool = False
+    params: TrainParams
+
+    def loss(self, model: Any, forget: Any, retain: Batch | None) -> tuple[torch.Tensor, dict[str, float]]:
+        raise NotImplementedError  # pragma: no cover - interface
+
+    def setup(self, model: Any, ctx: UnlearnContext) -> None:
+        """Hook for one-off preparation before training (e.g. the reference model)."""
+
+    def forget_items(self, ctx: UnlearnContext) -> Sequence[Any]:
+        return ctx.forget
+
+    def collate_forget(self, tokenizer: Any, items: list[Any], device: str) -> Any:
+        return make_batch(tokenizer, items, self.params.max_length).to(device)
+
+    def unlearn(self, ctx: UnlearnContext) -> Any:
+        p = self.params
+        rng = random.Random(ctx.seed)
+        model = with_adapter(ctx.model, p, ctx.seed)
+        self.setup(model, ctx)
+        forget = shuffled_batches(self.forget_items(ctx), p.batch_size, rng)
+        retain = shuffled_batches(ctx.retain, p.batch_size, rng) if self.uses_retain else None
+        tok, device = ctx.tokenizer, ctx.device
+
+        def step_loss() -> tuple[torch.Tensor, dict[str, float]]:
+            retain_batch = make_batch(tok, next(retain), p.max_length).to(device) if retain else None
+            return self.loss(model, self.collate_forget(tok, next(forget), device), retain_batch)
+
+        ctx.log_probes(ctx.initial_probe(model), step=0)
+        train(model, p, step_loss, ctx, desc=getattr(self, "name", "train"))
+        # No final probe here: the runner fills the last trajectory row from the final evaluation.
+        return merged(model)

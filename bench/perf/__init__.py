@@ -1,0 +1,405 @@
+"""``unlearn-bench perf``: side-by-side performance measurements on the current machine.
+
+Every row compares two things measured in the same process on the same inputs (ratios, not absolute
+times alone) and says whether the target from the performance issue is met:
+
+1. batched generation (left padding, KV cache, length-sorted batches, length-grouped prefill, stop
+   strings, finished rows leaving the batch) versus a naive per-prompt ``generate`` loop — identical
+   greedy outputs, ≥ 5× faster at batch 16;
+2. our generation versus lm-evaluation-harness's HF backend on identical GSM8K-style prompts
+   (when ``lm_eval`` is installed) — same outputs, wall-time ratio ≥ 1;
+3. one training step of ``bench.lm.training.train`` versus a bare hand-written torch loop on the same
+   model, LoRA and batch — ≤ 1.1× its time — with model FLOPs utilisation against this machine's
+   measured GEMM peak;
+4. base-model evaluation cached: M cells on one task cost M cells + 1 base evaluation;
+5. the full demo matrix's wall time and peak memory per cell (read from a finished demo run);
+6. scaling of evaluation time with eval-set size and of unlearning time with forget-set size, and
+   the speed-up of 2 Ray workers over the local executor on a 4-cell matrix.
+
+Writes ``<out>/<machine>.md`` and ``<out>/<machine>.json``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import platform
+import re
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench.api import Example, TaskData, TrainParams, TrajectoryLogger, UnlearnContext
+from bench.data.text import make_batch, render_prompt
+from bench.engine.provenance import git_commit, package_versions
+from bench.engine.store import ResultsStore, atomic_write_json, atomic_write_text
+from bench.lm.generation import generate
+from bench.lm.models import EMBEDDED, LoadedModel, ModelCache
+from bench.perf.profile_summary import markdown_table as profile_table
+from bench.perf.profile_summary import summarise as summarise_profile
+from bench.perf.rows import PerfRow
+
+
+@dataclass
+class PerfReport:
+    machine: dict[str, Any]
+    rows: list[PerfRow] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"machine": self.machine, "git": git_commit(), "versions": package_versions(),
+                "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "rows": [asdict(r) for r in self.rows]}
+
+
+# -- machine ----------------------------------------------------------------------------------------
+def machine_facts() -> dict[str, Any]:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    facts = {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+             "platform": platform.platform(), "torch": torch.__version__}
+    if torch.cuda.is_available():
+        facts["gpu"] = torch.cuda.get_device_name(0)
+    return facts
+
+
+def machine_slug(facts: dict[str, Any]) -> str:
+    name = facts.get("gpu") or facts["cpu"]
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower().replace("(r)", "").replace("(tm)", "")).strip("-")
+    return f"{slug}-{facts['cores']}cpu"[:80]
+
+
+def best_of(fn: Callable[[], Any], repeats: int) -> float:
+    """Fastest wall time of ``repeats`` calls (the least disturbed by other load)."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def gemm_peak_flops(dtype: torch.dtype = torch.float32, n: int = 1536, repeats: int = 5) -> float:
+    """Measured matmul throughput (FLOP/s) of this machine at ``dtype``: the MFU denominator."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    return 2 * n ** 3 / best_of(lambda: a @ b, repeats)
+
+
+# -- 1. batched versus naive generation ------------------------------------------------------------
+def naive_generate(model: Any, tokenizer: Any, prompts: list[str], max_new_tokens: int) -> list[str]:
+    """The loop people write first: one unpadded ``generate`` call per prompt."""
+    outputs = []
+    with torch.no_grad():
+        for prompt in prompts:
+            enc = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)
+            out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, temperature=None,
+                                 top_p=None, top_k=None, pad_token_id=tokenizer.pad_token_id)
+            outputs.append(tokenizer.decode(out[0, enc["input_ids"].shape[1]:], skip_special_tokens=True))
+    return outputs
+
+
+def math_prompts(n: int) -> list[str]:
+    """GSM-style questions available offline (GSM-symbolic from reasoning-gym), from the ``coding`` task
+    as the registry provides it (perf reaches built-ins only through the registry)."""
+    from bench.params import build_params
+    from bench.plugins import registry
+
+    coding = registry().get("task", "coding").cls
+    task = coding(build_params(coding.Params, {"gsm8k_source": "symbolic", "n_gsm_eval": n}, "perf"))
+    return [p.question for p in task.load(0).eval["gsm"]]
+
+
+def bench_generation(base: LoadedModel, n_prompts: int, max_new_tokens: int) -> PerfRow:
+    tok = base.tokenizer
+    prompts = [render_prompt(tok, q) for q in math_prompts(n_prompts)]
+    start = time.perf_counter()
+    batched = generate(base.model, tok, prompts, max_new_tokens=max_new_tokens, batch_size=n_prompts)
+    t_batched = time.perf_counter() - start
+    start = time.perf_counter()
+    naive = naive_generate(base.model, tok, prompts, max_new_tokens)
+    t_naive = time.perf_counter() - start
+    same = sum(b[0] == n for b, n in zip(batched, naive))
+    ratio = t_naive / t_batched
+    return PerfRow(
+        "generation", f"Batched generation vs naive per-prompt loop ({n_prompts} prompts, batch {n_prompts}, "
+                      f"{max_new_tokens} new tokens, greedy)",
+        "identical greedy outputs, ≥ 5× faster",
+        {"batched_s": round(t_batched, 2), "naive_s": round(t_naive, 2), "speedup": round(ratio, 2),
+         "identical_outputs": same, "prompts": n_prompts},
+        f"{ratio:.2f}× faster; {same}/{n_prompts} outputs identical", ratio >= 5 and same == n_prompts)
+
+
+# -- 3. training step versus a bare loop -----------------------------------------------------------
+def _train_examples(n: int) -> list[Example]:
+    text = ("The committee met on Tuesday to discuss the budget for the coming year, and after a long "
+            "debate the members agreed to fund the new library, repair the bridge and hire two teachers. ")
+    return [Example(f"Summarise item {i} of the meeting notes.", text * 2) for i in range(n)]
+
+
+def _ga(model: Any, batch: Any) -> torch.Tensor:
+    from bench.lm.losses import cross_entropy
+    from bench.lm.training import logits
+
+    return -cross_entropy(logits(model, batch), batch.labels)
+
+
+def bench_train_step(base: LoadedModel, batch_size: int, max_length: int, steps: int) -> PerfRow:
+    from bench.lm.training import train, with_adapter
+
+    params = TrainParams(steps=steps, batch_size=batch_size, max_length=max_length, max_grad_norm_diverge=1e9)
+    batch = make_batch(base.tokenizer, _train_examples(batch_size), max_length)
+    tokens = int(batch.attention_mask.sum())
+
+    def ours() -> None:
+        model = with_adapter(copy.deepcopy(base.model), params, 0)
+        ctx = UnlearnContext(model=model, tokenizer=base.tokenizer, task=None, data=TaskData([], []),
+                             seed=0, device="cpu", probe=lambda m: {}, log=TrajectoryLogger(), progress=False)
+        start = time.perf_counter()
+        train(model, params, lambda: (_ga(model, batch), {}), ctx)
+        times.setdefault("ours", []).append((time.perf_counter() - start) / steps)
+
+    def bare() -> None:
+        model = with_adapter(copy.deepcopy(base.model), params, 0)  # same LoRA init; the loop below is bare
+        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=params.lr)
+        model.train()
+        start = time.perf_counter()
+        for _ in range(steps):
+            optimizer.zero_grad(set_to_none=True)
+            _ga(model, batch).backward()
+            torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
+            optimizer.step()
+        times.setdefault("bare", []).append((time.perf_counter() - start) / steps)
+
+    times: dict[str, list[float]] = {}
+    for run in (bare, ours, bare, ours):  # interleaved, so drift in machine load hits both alike
+        run()
+    t_ours, t_bare = min(times["ours"]), min(times["bare"])
+    n_params = sum(p.numel() for p in base.model.parameters())
+    flops = 4 * n_params * tokens  # forward 2N per token + backward through activations 2N (LoRA: no weight grads)
+    peak = gemm_peak_flops(torch.float32)
+    mfu = flops / t_ours / peak
+    ratio = t_ours / t_bare
+    return PerfRow(
+        "train_step", f"One LoRA training step: bench.lm.training.train vs a bare torch loop (batch {batch_size} × "
+                      f"{batch.input_ids.shape[1]} tokens, fp32)",
+        "≤ 1.1× the bare loop; MFU reported",
+        {"ours_s": round(t_ours, 3), "bare_s": round(t_bare, 3), "ratio": round(ratio, 3), "tokens": tokens,
+         "model_flops_per_step": flops, "gemm_peak_gflops": round(peak / 1e9, 1),
+         "achieved_gflops": round(flops / t_ours / 1e9, 1), "mfu": round(mfu, 3)},
+        f"{ratio:.2f}× the bare loop; {flops / t_ours / 1e9:.0f} GFLOP/s = {mfu:.0%} of the measured "
+        f"{peak / 1e9:.0f} GFLOP/s fp32 GEMM peak", ratio <= 1.1,
+        "Model FLOPs = 4·N·tokens (forward 2N, backward through activations 2N; LoRA adds no weight grads).")
+
+
+# -- 4 + 6. matrices: base-evaluation caching, Ray versus local ------------------------------------
+def _matrix_config(out: Path, executor: str, methods: list[str], seeds: list[int], task_params: dict,
+                   steps: int) -> Any:
+    from bench.engine.config import load_config
+
+    return load_config(None, {
+        "model": EMBEDDED, "methods": methods, "tasks": ["toxicity"], "seeds": seeds, "out": str(out),
+        "progress": False, "executor": executor, "num_cpus": 1,
+        "train_params": {"steps": steps, "max_length": 128, "autocast": "off"},
+        "task_params": {"toxicity": task_params}})
+
+
+SMALL_TOXICITY = {"n_eval": 8, "samples": 2, "max_new_tokens": 16, "n_text_eval": 8, "n_forget": 16,
+                  "n_retain": 16}
+
+
+def bench_matrices(workdir: Path, steps: int) -> list[PerfRow]:
+    from bench.engine.executors import execute
+    from bench.plugins import registry
+
+    reg = registry()
+    walls = {}
+    for executor in ("local", "ray"):
+        out = workdir / f"matrix-{executor}"
+        config = _matrix_config(out, executor, ["ga", "npo"], [0, 1], SMALL_TOXICITY, steps)
+        start = time.perf_counter()
+        execute(config, reg)
+        walls[executor] = time.perf_counter() - start
+        store = ResultsStore(out)
+        if executor == "local":
+            bases = store.all_bases()
+            cells = store.all_cells()
+            base_s = sum(b["provenance"]["wall_time_s"] for b in bases)
+            cells_s = sum(c["provenance"]["wall_time_s"] for c in cells)
+            caching = PerfRow(
+                "base_cache", f"Base-model evaluation cached ({len(cells)} cells on one task, local executor)",
+                "M cells cost M cells + 1 base evaluation",
+                {"cells": len(cells), "base_evaluations": len(bases), "base_eval_s": round(base_s, 1),
+                 "cells_s": round(cells_s, 1), "matrix_wall_s": round(walls[executor], 1),
+                 "overhead_s": round(walls[executor] - base_s - cells_s, 1),
+                 "saved_s": round(base_s * (len(cells) - 1), 1)},
+                f"{len(bases)} base evaluation for {len(cells)} cells ({base_s:.0f} s, reused "
+                f"{len(cells) - 1}×); matrix {walls[executor]:.0f} s = cells {cells_s:.0f} s + base {base_s:.0f} s "
+                f"+ {walls[executor] - base_s - cells_s:.0f} s load/overhead", len(bases) == 1)
+    speedup = walls["local"] / walls["ray"]
+    ray_row = PerfRow(
+        "ray", "Ray, 2 workers × 1 CPU vs local executor (2 threads), 4-cell matrix (ga, npo × 2 seeds, "
+               "toxicity, small sizes)",
+        "speed-up reported (2 cores: ≤ 2×)",
+        {"local_s": round(walls["local"], 1), "ray_s": round(walls["ray"], 1), "speedup": round(speedup, 2)},
+        f"{speedup:.2f}× ({walls['local']:.0f} s local, {walls['ray']:.0f} s on Ray incl. its start-up)", None)
+    return [caching, ray_row]
+
+
+# -- 5. demo matrix -------------------------------------------------------------------------------
+def demo_row(run_dir: Path) -> PerfRow:
+    title = f"Full demo matrix ({run_dir})"
+    target = "≤ 15 min on this machine; peak memory per cell"
+    store = ResultsStore(run_dir)
+    if not (run_dir / "manifest.json").exists():
+        return PerfRow("demo", title, target, {}, f"not measured: no demo run at {run_dir} (run `make demo`)", None)
+    cells, bases = store.all_cells(), store.all_bases()
+    full = [i for i in store.invocations() if i.get("skipped") == 0 and i.get("ran")]
+    wall = full[-1]["wall_time_s"] if full else None
+    per_cell = {c["cell_id"]: {"wall_s": c["provenance"].get("wall_time_s"),
+                               "peak_rss_mb": c["provenance"].get("memory", {}).get("peak_rss_mb"),
+                               "unlearn_s": c.get("extras", {}).get("unlearn_time_s"),
+                               "eval_s": c.get("extras", {}).get("eval_time_s")} for c in cells}
+    busiest = max((v["peak_rss_mb"] or 0 for v in per_cell.values()), default=0)
+    unlearn = sum(v["unlearn_s"] or 0 for v in per_cell.values())
+    evaluate = sum(v["eval_s"] or 0 for v in per_cell.values())
+    base_s = sum(b["provenance"]["wall_time_s"] for b in bases)
+    goal = "" if wall is None or wall <= 15 * 60 else f", {wall / 900:.1f}× the goal"
+    summary = (f"{wall / 60:.1f} min wall ({full[-1]['executor']}{goal})" if wall else "wall time unknown (no complete "
+               "invocation logged)") + (f"; summed over cells: unlearning {unlearn / 60:.1f} min, evaluation "
+                                        f"{evaluate / 60:.1f} min, base evaluations {base_s / 60:.1f} min; "
+                                        f"peak RSS per cell ≤ {busiest:.0f} MB")
+    measured = {"wall_s": wall, "cells": len(cells), "unlearn_s_total": round(unlearn, 1),
+                "eval_s_total": round(evaluate, 1), "base_eval_s_total": round(base_s, 1),
+                "max_peak_rss_mb": busiest, "per_cell": per_cell}
+    note = ""
+    if (run_dir / "pyspy.txt").exists():  # written by `make demo-profiled`
+        measured["profile"] = profile = summarise_profile(run_dir / "pyspy.txt")
+        top = ", ".join(f"{p['phase']} {p['share']:.0%} (mostly {max(p['kinds'], key=p['kinds'].get)})"
+                        for p in profile["phases"][:4])
+        blocks = ", ".join(f"{k} {v:.0%}" for k, v in sorted(profile["kinds"].items(), key=lambda kv: -kv[1]))
+        note = (f"What dominates (py-spy, {profile['samples']} samples at 10/s over the run): {top}. "
+                f"By building block: {blocks}. Table below.")
+    return PerfRow("demo", title, target, measured, summary, None if wall is None else wall <= 15 * 60, note)
+
+
+# -- 6. scaling ---------------------------------------------------------------------------------------
+def bench_scaling(base: LoadedModel, sizes: list[int]) -> PerfRow:
+    """Evaluation time against eval-set size (likelihood probe + generation) and unlearning time
+    against forget-set size (ICU, whose epochs visit every forget example)."""
+    from bench.lm.likelihood import answer_logliks
+    from bench.plugins import registry
+    from bench.testing import make_context
+
+    ICU = registry().get("method", "icu").cls  # noqa: N806 - a class, from the registry
+
+    examples = _train_examples(max(sizes))
+    rows = []
+    for n in sizes:
+        subset = examples[:n]
+        t_ll = best_of(lambda: answer_logliks(base.model, base.tokenizer, subset), 1)
+        t_gen = best_of(lambda: generate(base.model, base.tokenizer,
+                                         [render_prompt(base.tokenizer, e.prompt) for e in subset],
+                                         max_new_tokens=16, batch_size=16), 1)
+        model = copy.deepcopy(base.model)
+        ctx = make_context(model, base.tokenizer)
+        ctx.forget, ctx.retain = subset, _train_examples(8)
+        ctx.data.retain_pool = ctx.retain
+        method = ICU(ICU.Params(max_epochs=1, steps=10_000, batch_size=4, max_length=96))
+        start = time.perf_counter()
+        method.unlearn(ctx)
+        rows.append({"n": n, "loglik_s": round(t_ll, 2), "generate16_s": round(t_gen, 2),
+                     "icu_epoch_s": round(time.perf_counter() - start, 2)})
+    grow = rows[-1]["icu_epoch_s"] / rows[0]["icu_epoch_s"]
+    return PerfRow("scaling", f"Scaling with set size n ∈ {sizes} (embedded model)", "reported",
+                   {"rows": rows},
+                   f"×{sizes[-1] // sizes[0]} examples → evaluation ×{rows[-1]['loglik_s'] / rows[0]['loglik_s']:.1f} "
+                   f"(likelihood), ×{rows[-1]['generate16_s'] / rows[0]['generate16_s']:.1f} (generation, "
+                   f"batches of 16), ICU epoch ×{grow:.1f}", None)
+
+
+# -- report -----------------------------------------------------------------------------------------
+def markdown(report: PerfReport) -> str:
+    m = report.machine
+    lines = [f"# Performance on {m['cpu']} ({m['cores']} cores{', ' + m['gpu'] if 'gpu' in m else ''})", "",
+             f"`unlearn-bench perf` — torch {m['torch']}, {m['torch_threads']} threads, commit "
+             f"{(git_commit().get('commit') or 'n/a')[:10]}. Ratios are measured side by side in one process.", "",
+             "| # | Measurement | Target | Result | Met |", "|---|---|---|---|---|"]
+    for i, row in enumerate(report.rows, 1):
+        met = {True: "yes", False: "**no**", None: "—"}[row.met]
+        lines.append(f"| {i} | {row.title} | {row.target} | {row.summary} | {met} |")
+    lines.append("")
+    for row in report.rows:
+        if row.note:
+            lines += [f"**{row.key}**: {row.note}", ""]
+    scaling = next((r for r in report.rows if r.key == "scaling"), None)
+    if scaling:
+        lines += ["## Scaling", "", "| n | likelihood eval (s) | generation, 16 tokens (s) | ICU epoch (s) |",
+                  "|---|---|---|---|"]
+        lines += [f"| {r['n']} | {r['loglik_s']} | {r['generate16_s']} | {r['icu_epoch_s']} |"
+                  for r in scaling.measured["rows"]]
+        lines.append("")
+    demo = next((r for r in report.rows if r.key == "demo" and r.measured.get("per_cell")), None)
+    if demo:
+        lines += ["## Demo matrix, per cell", "", "| cell | wall (s) | unlearn (s) | eval (s) | peak RSS (MB) |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {cell} | {v['wall_s']} | {v['unlearn_s']} | {v['eval_s']} | {v['peak_rss_mb']} |"
+                  for cell, v in sorted(demo.measured["per_cell"].items())]
+        lines.append("")
+        if demo.measured.get("profile"):
+            lines += ["## Demo matrix, where the time goes (py-spy)", "",
+                      "Share of all samples, by harness phase and by the building block the time was spent "
+                      "under (native torch time counts against the Python frame that called it).", ""]
+            lines += profile_table(demo.measured["profile"]) + [""]
+    return "\n".join(lines)
+
+
+ROWS = ["generation", "lm_eval", "train_step", "matrices", "demo", "scaling"]
+#: Report order of row keys (``matrices`` yields two rows).
+_ROW_ORDER = {k: i for i, k in enumerate(["generation", "lm_eval", "train_step", "base_cache", "demo",
+                                           "scaling", "ray"])}
+
+
+def run_perf(out_dir: Path, demo_runs: Path, quick: bool = False, only: list[str] | None = None,
+             gsm8k_path: str | None = None) -> tuple[PerfReport, list[Path]]:
+    """Run every benchmark (``quick``: smaller sizes, for tests) and write the report files."""
+    facts = machine_facts()
+    report = PerfReport(facts)
+    want = (lambda key: only is None or key in only)
+    base = ModelCache().base(EMBEDDED, "cpu", "float32") if any(map(want, ["generation", "lm_eval", "train_step",
+                                                                    "scaling"])) else None
+    if want("generation"):
+        report.rows.append(bench_generation(base, 16, 16 if quick else 64))
+    if want("lm_eval"):
+        from bench.perf.vs_lm_eval import bench_lm_eval
+
+        report.rows.append(bench_lm_eval(base, 8 if quick else 16, 32 if quick else 96, gsm8k_path))
+    if want("train_step"):
+        report.rows.append(bench_train_step(base, 4, 128, 2 if quick else 4))
+    with tempfile.TemporaryDirectory(prefix="ub-perf-") as tmp:
+        if want("matrices"):
+            report.rows += bench_matrices(Path(tmp), 2 if quick else 6)
+    if want("demo"):
+        report.rows.append(demo_row(demo_runs))
+    if want("scaling"):
+        report.rows.append(bench_scaling(base, [4, 8] if quick else [8, 16, 32]))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    slug = machine_slug(facts)
+    md, js = out_dir / f"{slug}.md", out_dir / f"{slug}.json"
+    if only is not None and js.exists():  # a partial run updates its rows in the existing report
+        fresh = {r.key for r in report.rows}
+        report.rows += [PerfRow(**r) for r in json.loads(js.read_text())["rows"] if r["key"] not in fresh]
+    report.rows.sort(key=lambda r: _ROW_ORDER.get(r.key, 99))
+    atomic_write_text(md, markdown(report))
+    atomic_write_json(js, report.to_json())
+    return report, [md, js]

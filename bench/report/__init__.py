@@ -1,0 +1,174 @@
+"""Reading results directories into one table that reporters render.
+
+Cells with the same (method, method params, task, task params) but different seeds are grouped. All
+statistics, scores and ranks come from ``bench.report.scores`` (hierarchical bootstrap over seeds and items),
+computed once per table. Failed and diverged cells stay in the table with their status — never dropped.
+
+A table is refused (one line, before anything is written) when its results cannot be compared: different
+results schemas, task versions (metrics defined differently), eval configs of one task, or scorers.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from bench.engine.store import ResultsStore, read_json
+from bench.errors import UserError
+from bench.params import stable_hash
+from bench.report.scores import RESAMPLES, UTILITY_BUDGET, Group, Scoring, combined_status, score_leaderboard
+
+
+@dataclass
+class Cell:
+    """One group of seeds of a (method config, task config)."""
+
+    method: str
+    task: str
+    config_hash: str
+    method_params: dict[str, Any]
+    results: list[dict[str, Any]]
+
+    @property
+    def method_key(self) -> str:
+        """Method + its parameters: the same key on every task (used for rankings across tasks)."""
+        return f"{self.method}@{stable_hash(self.method_params, 6)}"
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted(r["spec"]["seed"] for r in self.results)
+
+    @property
+    def status(self) -> str:
+        return combined_status(self.results)
+
+    @property
+    def reasons(self) -> list[str]:
+        return [f"seed {r['spec']['seed']}: {r['reason']}" for r in self.results if r.get("reason")]
+
+
+@dataclass
+class ResultTable:
+    cells: list[Cell]
+    bases: dict[str, dict[str, Any]]
+    sources: list[str] = field(default_factory=list)
+    #: Largest standardised utility loss that still counts as "kept" (``bench.report.scores``).
+    utility_budget: float = UTILITY_BUDGET
+    resamples: int = RESAMPLES
+
+    def tasks(self) -> list[str]:
+        return sorted({c.task for c in self.cells} | {b["spec"]["task"] for b in self.bases.values()})
+
+    def cells_for(self, task: str) -> list[Cell]:
+        return sorted((c for c in self.cells if c.task == task), key=lambda c: (c.method, c.config_hash))
+
+    def base_for(self, task: str) -> dict[str, Any] | None:
+        bases = [b for b in self.bases.values() if b["spec"]["task"] == task]
+        return bases[0] if bases else None
+
+    def metric_names(self, task: str) -> list[tuple[str, str]]:
+        """(group, name) pairs for a task, forget first, in evaluation order."""
+        base = self.base_for(task)
+        source = base["metrics"] if base else next((r["metrics"] for c in self.cells_for(task)
+                                                    for r in c.results if r["metrics"]), {})
+        pairs = [(m["group"], name) for name, m in source.items()]
+        return sorted(pairs, key=lambda p: p[0] != "forget")
+
+    def label(self, cell: Cell) -> str:
+        """The method name, plus its parameter hash when several configs of that method are shown."""
+        keys = {c.method_key for c in self.cells if c.method == cell.method}
+        return cell.method if len(keys) == 1 else cell.method_key
+
+    def cell_for(self, task: str, label: str) -> Cell | None:
+        return next((c for c in self.cells_for(task) if self.label(c) == label), None)
+
+    @cached_property
+    def scoring(self) -> Scoring:
+        """Statistics, scores and ranks of every task (formulas in ``bench.report.scores``)."""
+        per_task = {task: (self.base_for(task), [Group(self.label(c), c.results) for c in self.cells_for(task)])
+                    for task in self.tasks()}
+        return score_leaderboard(per_task, budget=self.utility_budget, resamples=self.resamples)
+
+
+# -- refusing what cannot be compared -----------------------------------------------------------------
+def _check_one_scorer(results: list[dict[str, Any]]) -> None:
+    """Never compare across scorers: every result of a task must name the same scorer(s)."""
+    seen: dict[tuple[str, str], set[str]] = {}
+    for r in results:
+        for name, desc in (r.get("provenance") or {}).get("data_sources", {}).items():
+            if "scorer" in name:
+                seen.setdefault((r["spec"]["task"], name), set()).add(desc)
+    for (task, name), descs in seen.items():
+        if len(descs) > 1:
+            raise UserError(f"results for task {task} were scored by different {name}s "
+                            f"({' vs '.join(sorted(descs))}); report them separately (one --runs set per scorer)")
+
+
+def _check_comparable(results: list[dict[str, Any]]) -> None:
+    """One schema overall; per task one task version and one eval config (base evaluation)."""
+    schemas = {r.get("schema") for r in results}
+    if len(schemas) > 1:
+        raise UserError(f"the results mix schemas {sorted(map(str, schemas))}; report each --runs set "
+                        "written by one unlearn-bench version separately")
+    by_task: dict[str, dict[str, set[str]]] = {}
+    for r in results:
+        seen = by_task.setdefault(r["spec"]["task"], {"version": set(), "base": set()})
+        seen["version"].add(str((r.get("provenance") or {}).get("task_version", "?")))
+        seen["base"].add(r["base_id"])
+    for task, seen in sorted(by_task.items()):
+        if len(seen["version"]) > 1:
+            raise UserError(f"results for task {task} come from different task versions "
+                            f"({' vs '.join(sorted(seen['version']))}): its metrics are defined differently; "
+                            "report them separately or re-run the older ones")
+        if len(seen["base"]) > 1:
+            params = [next(r["spec"]["task_params"] for r in results if r["base_id"] == b)
+                      for b in sorted(seen["base"])]
+            diff = sorted(k for k in set(params[0]) | set(params[1]) if params[0].get(k) != params[1].get(k))
+            raise UserError(f"results for task {task} use different eval configs (task params differ in "
+                            f"{', '.join(diff) or 'model/dtype'}); report each config separately")
+
+
+def load_table(run_dirs: list[str | Path], *, utility_budget: float = UTILITY_BUDGET) -> ResultTable:
+    groups: dict[tuple[str, str, str], Cell] = {}
+    bases: dict[str, dict[str, Any]] = {}
+    for run_dir in run_dirs:
+        root = Path(run_dir)
+        if not (root / "manifest.json").exists():
+            raise UserError(f"{root} is not an unlearn-bench results directory (no manifest.json); "
+                            "pass the --out of a run")
+        store = ResultsStore(root)
+        store.open(create=False)
+        for base in store.all_bases():
+            bases[base["base_id"]] = base
+        for result in store.all_cells():
+            spec = result["spec"]
+            key_obj = {"method_params": spec["method_params"], "task_params": spec["task_params"],
+                       "model": spec["model"]}
+            key = (spec["method"], spec["task"], stable_hash(key_obj, 8))
+            if key not in groups:
+                groups[key] = Cell(spec["method"], spec["task"], key[2], spec["method_params"], [])
+            groups[key].results.append(result)
+    everything = [r for c in groups.values() for r in c.results] + list(bases.values())
+    _check_one_scorer(everything)
+    _check_comparable(everything)
+    if not groups and not bases:
+        raise UserError(f"no results found in {', '.join(map(str, run_dirs))}; run `unlearn-bench run` first")
+    if not utility_budget > 0:
+        raise UserError(f"--utility-budget must be > 0, got {utility_budget}")
+    return ResultTable(list(groups.values()), bases, [str(d) for d in run_dirs], utility_budget)
+
+
+def read_samples(run_dirs: list[str | Path], ident: str, limit: int = 3, kind: str = "cells") -> list[dict[str, Any]]:
+    """The first ``limit`` samples of a cell (``kind="cells"``) or a base evaluation (``kind="base"``)."""
+    for run_dir in run_dirs:
+        path = Path(run_dir) / kind / ident / "samples.jsonl"
+        if path.exists():
+            with open(path, encoding="utf-8") as fh:
+                return [json.loads(line) for _, line in zip(range(limit), fh)]
+    return []
+
+
+__all__ = ["Cell", "ResultTable", "load_table", "read_json", "read_samples"]

@@ -1,0 +1,186 @@
+"""Formatting shared by reporters: numbers with intervals, significance marks, score and rank cells,
+the scoring legend and provenance lines."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from bench.report import ResultTable
+from bench.report.scores import RowScore, Scoring, TaskScores
+
+ARROW = {"lower": "↓", "higher": "↑", "closer": "≈base"}
+NO_SIGNAL = "⚑"
+
+
+def fmt(x: float | None, digits: int = 3) -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    return f"{x:.{digits}f}"
+
+
+def fmt_signed(x: float | None, digits: int = 2) -> str:
+    return "–" if x is None or math.isnan(x) else f"{x:+.{digits}f}"
+
+
+def interval(ci: tuple[float, float] | None, digits: int = 2, signed: bool = False) -> str:
+    if ci is None:
+        return ""
+    f = fmt_signed if signed else fmt
+    return f"[{f(ci[0], digits)}, {f(ci[1], digits)}]"
+
+
+def mark(stats: Any) -> str:
+    """``**``: significant after the multiplicity correction and at least the minimum meaningful effect;
+    ``*``: significant only."""
+    return "**" if stats.meaningful else "*" if stats.significant else ""
+
+
+def fmt_metric(stats: Any, with_delta: bool = True) -> str:
+    """``0.250 [0.10, 0.40] Δ −0.100**``."""
+    if stats is None:
+        return "–"
+    text = f"{fmt(stats.value)} {interval((stats.ci_low, stats.ci_high))}"
+    if with_delta and stats.delta is not None:
+        text += f" Δ {stats.delta:+.3f}{mark(stats)}"
+    return text
+
+
+def metric_header(scores: TaskScores, group: str, name: str) -> str:
+    info = scores.metrics.get(name)
+    arrow = ARROW.get(info.better, "") if info else ""
+    flag = "" if name not in scores.signal or scores.signal[name].ok else f" {NO_SIGNAL}"
+    detail = "" if info is None or info.primary else ", detail"
+    return f"{name} {arrow} ({group}{detail}){flag}"
+
+
+def score_text(row: RowScore) -> str:
+    """``F +0.31 [+0.20, +0.41] · U −0.05 [−0.10, +0.00]``."""
+    if row.forget is None:
+        return row.status if row.status != "done" else "–"
+    return (f"F {fmt_signed(row.forget)} {interval(row.forget_ci, signed=True)} · "
+            f"U {fmt_signed(row.utility)} {interval(row.utility_ci, signed=True)}")
+
+
+def task_cell(row: RowScore | None) -> str:
+    """A task's column in the headline: rank interval, F and U, and the verdict when not kept."""
+    if row is None:
+        return "–"
+    if row.rank is None:
+        return row.status
+    verdict = "" if row.verdict == "utility kept" else f", {row.verdict}"
+    if row.forget is None:
+        return f"{row.rank_text}{verdict}"
+    return f"{row.rank_text} (F {fmt_signed(row.forget)}, U {fmt_signed(row.utility)}{verdict})"
+
+
+def no_signal_lines(scores: TaskScores) -> list[str]:
+    """The task's caveats and every metric flagged "no signal at this size", with the reason."""
+    return [f"Caveat: {c}" for c in scores.caveats] + [
+        f"`{name}` {NO_SIGNAL} no signal at this size: {s.reason}" for name, s in scores.signal.items() if not s.ok]
+
+
+def scoring_legend(scoring: Scoring) -> list[str]:
+    """What every number on the page means (formulas: docs/scoring.md)."""
+    return [
+        "Values: mean over evaluation items (and seeds), 95 % interval from a hierarchical bootstrap "
+        f"({scoring.resamples} replicates: seeds, then items within each seed); a proportion's interval is "
+        "at least its exact Clopper–Pearson interval. Δ: change versus the base model, paired over items. "
+        "`*`: Δ significant after the Benjamini–Hochberg correction over every Δ on this page (FDR 5 %); "
+        "`**`: significant and at least the metric's minimum meaningful effect. "
+        f"{NO_SIGNAL}: no signal at this size — the base model cannot move detectably in the scored direction "
+        "at this eval size; shown, but kept out of F and U.",
+        "F (forget score) and U (utility score): mean standardised change (Glass's Δ: change in the wanted "
+        "direction divided by the spread of the base model's per-item values, at least the minimum "
+        "meaningful effect) over the task's primary metrics with signal; 0 = the base model, F > 0 forgot, "
+        "U < 0 lost utility. ≈base: two-sided, any move away from the base model counts as a loss.",
+        f"Ranking: rows whose utility loss is within the budget (U ≥ −{scoring.budget:g}) rank first, by F; "
+        "rows that broke utility follow, by U; failed rows last. The base model is a row: a method whose "
+        "rank interval overlaps the base's has not been shown to forget. Rank intervals are the 2.5–97.5 "
+        "percentiles of the rank over the bootstrap replicates; rows whose intervals overlap are tied. "
+        "Overall: mean rank over the ranked tasks, with its own interval.",
+    ]
+
+
+def provenance_lines(table: ResultTable) -> list[str]:
+    """Model, presets, versions and data sources behind a table (from the stored provenance)."""
+    provs = [r["provenance"] for c in table.cells for r in c.results if "model" in r.get("provenance", {})]
+    provs += [b["provenance"] for b in table.bases.values()]
+    if not provs:
+        return ["(no provenance recorded)"]
+    models = sorted({f"{p['model']['model_id']} (weights {p['model']['weights_hash']}, {p['model']['source']}, "
+                     f"{p['model']['dtype']})" for p in provs})
+    versions = provs[0]["versions"]
+    commits = sorted({f"{(p['git'].get('commit') or 'unknown')[:10]}{' (dirty)' if p['git'].get('dirty') else ''}"
+                      for p in provs})
+    presets = sorted({p.get("preset", "?") for p in provs})
+    devices = sorted({p.get("device", "?") for p in provs})
+    lines = [f"Model: {', '.join(models)}",
+             f"Preset: {', '.join(presets)}; device: {', '.join(devices)}",
+             f"unlearn-bench {versions.get('unlearn-bench')} (git {', '.join(commits)}); torch "
+             f"{versions.get('torch')}, transformers {versions.get('transformers')}, peft {versions.get('peft')}"]
+    sources: dict[str, set[str]] = {}
+    for p in provs:
+        for name, desc in p.get("data_sources", {}).items():
+            sources.setdefault(name, set()).add(desc)
+    lines += [f"Data/scorer `{name}`: {'; '.join(sorted(d))}" for name, d in sorted(sources.items())]
+    return lines
+
+
+REVEAL_HEADER = ("| method | seed | queries (random) | arms explored | responses → kept | relevance before → after | "
+                 "diversity before → after | merge λ_f/λ_r by round | forget/retain update overlap | "
+                 "forget probe Δ, round 1: forget PEM alone / retain PEM alone |")
+
+
+def _reveal_runs(result: dict[str, Any]) -> list[dict[str, Any]]:
+    reveal = (result.get("extras") or {}).get("reveal")
+    if isinstance(reveal, dict):  # ``forget_data: reveal``: one search on the base model
+        return [reveal]
+    return list(reveal or [])
+
+
+def _alone_probe_deltas(result: dict[str, Any]) -> str:
+    """Round 1's forget-probe change with the forget PEM alone / the retain PEM alone (Reveal-and-Release
+    logs both with ``probe_alone``), against the round-0 probe."""
+    rows = result.get("trajectory", [])
+    start = next((r for r in rows if r.get("round") == 0), {})
+    first = next((r for r in rows if r.get("round") == 1), {})
+    parts = []
+    for key, base in start.items():
+        if key.startswith("probe/forget/"):
+            name = key.removeprefix("probe/")
+            after = [first.get(f"probe_{tag}_pem_alone/{name}") for tag in ("forget", "retain")]
+            if None not in after:
+                parts.append(f"{name.removeprefix('forget/')} {fmt_signed(after[0] - base)} / "
+                             f"{fmt_signed(after[1] - base)}")
+    return "; ".join(parts) or "–"
+
+
+def reveal_rows(table: ResultTable, task: str) -> list[str]:
+    """Self-generated forget data, per cell that used Reveal: how the search explored, what the relevance
+    filter kept, and (Reveal-and-Release) the merge weights chosen and the overlap of the two updates."""
+    rows = []
+    for cell in table.cells_for(task):
+        for result in cell.results:
+            rounds = [r for r in result.get("trajectory", []) if r.get("round", 0) >= 1]
+            lambdas = ", ".join(f'{fmt(r["lambda_forget"], 2)}/{fmt(r.get("lambda_retain"), 2)}'
+                                for r in rounds if "lambda_forget" in r) or "–"
+            alone = _alone_probe_deltas(result)
+            overlap = [r["overlap_principal_cos"] for r in rounds if "overlap_principal_cos" in r]
+            for run in _reveal_runs(result):
+                stats, trajectory = run.get("stats", {}), run.get("trajectory", [])
+                warm = sum(bool(q.get("random")) for q in trajectory)
+                arms = stats.get("arms_explored", len({q.get("instruction") for q in trajectory}))
+                rows.append(
+                    f"| {table.label(cell)} | {result['spec']['seed']} | {len(trajectory)} ({warm}) | {arms} | "
+                    f"{stats.get('responses', '–')} → {stats.get('forget_size', '–')} | "
+                    f"{fmt(stats.get('relevance_before'), 2)} → {fmt(stats.get('forget_relevance'), 2)} | "
+                    f"{fmt(stats.get('diversity_before'), 2)} → {fmt(stats.get('forget_diversity'), 2)} | "
+                    f"{lambdas} | {fmt(sum(overlap) / len(overlap), 2) if overlap else '–'} | {alone} |")
+    if not rows:
+        return []
+    return ["Self-generated forget data (Reveal): relevance is the task's graded scorer, kept responses reach "
+            "the relevance threshold; diversity = Vendi score / responses; overlap = mean largest principal-angle "
+            "cosine between the forget and retain updates per module (1 = same directions); the last column is the "
+            "change of the task's forget probe (lower = forgetting) with each update merged alone at round 1.", "",
+            REVEAL_HEADER, "|" + "---|" * REVEAL_HEADER.count(" | ") + "---|", *rows]

@@ -1,0 +1,101 @@
+"""Markdown reporter: ``leaderboard.md`` with the headline ranking and, per task, its ranking and metrics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bench.api import Reporter
+from bench.engine.store import atomic_write_text
+from bench.hookspecs import hookimpl
+from bench.report import ResultTable
+from bench.report.reporters.common import (
+    fmt,
+    fmt_metric,
+    metric_header,
+    no_signal_lines,
+    provenance_lines,
+    reveal_rows,
+    score_text,
+    scoring_legend,
+    task_cell,
+)
+from bench.report.scores import BASE_LABEL
+
+
+def headline_table(table: ResultTable) -> list[str]:
+    scoring = table.scoring
+    tasks = [t for t in table.tasks() if t in scoring.tasks]
+    rows = ["| rank | method | mean task rank | tied with | " + " | ".join(f"{t}: rank (F, U)" for t in tasks) + " |",
+            "|" + "---|" * (4 + len(tasks))]
+    for row in scoring.overall:
+        cells = [task_cell(scoring.tasks[t].row(row.label)) for t in tasks]
+        name = f"**{row.label}** (no change)" if row.label == BASE_LABEL else row.label
+        rows.append(f"| {row.rank_text} | {name} | {row.mean_rank:.2f} | {', '.join(row.tied_with) or '–'} | "
+                    + " | ".join(cells) + " |")
+    unranked = [f"- `{t}` is not ranked: {ts.unranked_reason}."
+                for t, ts in scoring.tasks.items() if ts.unranked_reason]
+    return rows + ([""] + unranked if unranked else [])
+
+
+def ranking_table(table: ResultTable, task: str) -> list[str]:
+    scores = table.scoring.tasks[task]
+    if scores.unranked_reason:
+        return [f"Not ranked: {scores.unranked_reason}."]
+    rows = ["| rank | method | forget F · utility U [95 % CI] | verdict | tied with |", "|---|---|---|---|---|"]
+    for row in scores.rows:
+        rows.append(f"| {row.rank_text} | {row.label} | {score_text(row)} | {row.verdict} | "
+                    f"{', '.join(row.tied_with) or '–'} |")
+    scored = scores.scored
+    rows += ["", f"Scored metrics — forget: {', '.join(f'`{n}`' for n in scored['forget']) or 'none'}; "
+                 f"utility: {', '.join(f'`{n}`' for n in scored['utility']) or 'none'}."]
+    return rows
+
+
+def metrics_table(table: ResultTable, task: str) -> list[str]:
+    scores = table.scoring.tasks[task]
+    names = table.metric_names(task)
+    header = ["method", "seeds", "status"] + [metric_header(scores, g, n) for g, n in names] + ["time (s)"]
+    rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in scores.rows:
+        if row.label == BASE_LABEL:
+            base = table.base_for(task)
+            seeds, time = "–", fmt(base["provenance"].get("wall_time_s") if base else None, 0)
+        else:
+            cell = table.cell_for(task, row.label)
+            times = [r["provenance"].get("wall_time_s") or 0 for r in cell.results]
+            seeds, time = str(len(cell.seeds)), fmt(sum(times) / max(1, len(times)), 0)
+        with_delta = row.label != BASE_LABEL
+        rows.append(f"| {'**base**' if not with_delta else row.label} | {seeds} | {row.status} | "
+                    + " | ".join(fmt_metric(row.metrics.get(n), with_delta) for _, n in names) + f" | {time} |")
+    for cell in table.cells_for(task):
+        for reason in cell.reasons:
+            rows.append(f"\n- {table.label(cell)} ({cell.status}) — {reason}")
+    return rows
+
+
+def render(table: ResultTable, title: str) -> str:
+    scoring = table.scoring
+    out = [f"# {title}", "", *[f"- {line}" for line in provenance_lines(table)], "",
+           "## Headline", "", *headline_table(table), "", *scoring_legend(scoring), ""]
+    for task in table.tasks():
+        scores = scoring.tasks[task]
+        out += [f"## Task `{task}`", "", *ranking_table(table, task), "",
+                *[f"- {line}" for line in no_signal_lines(scores)], "", *metrics_table(table, task), ""]
+        reveal = reveal_rows(table, task)
+        out += [*reveal, ""] if reveal else []
+    return "\n".join(out)
+
+
+class MarkdownReporter(Reporter):
+    name = "markdown"
+    description = "leaderboard.md: headline ranking with intervals + per-task rankings and metric tables"
+
+    def write(self, table: ResultTable, out_dir: Path) -> list[Path]:
+        path = out_dir / "leaderboard.md"
+        atomic_write_text(path, render(table, f"Leaderboard: {out_dir.name}") + "\n")
+        return [path]
+
+
+@hookimpl
+def register_reporters(register):
+    register(MarkdownReporter)

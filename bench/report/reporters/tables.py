@@ -1,0 +1,115 @@
+"""Machine-readable reporters: ``results.json`` (scoring settings, the headline with rank intervals, per
+task its metrics' declarations and signal flags and every row's statistics, the flat rows, the cells)
+and ``results.csv`` (one row per task, row and metric, plus the scores and ranks)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+from bench.api import Reporter
+from bench.engine.store import atomic_write_json, atomic_write_text
+from bench.hookspecs import hookimpl
+from bench.report import ResultTable
+from bench.report.scores import BASE_LABEL
+
+COLUMNS = ["task", "method", "config", "seeds", "status", "metric", "group", "better", "kind", "primary", "signal",
+           "min_effect", "n", "value", "ci_low", "ci_high", "delta", "delta_ci_low", "delta_ci_high", "p_value",
+           "q_value", "significant", "meaningful", "effect", "effect_ci_low", "effect_ci_high"]
+
+
+def _cell_keys(table: ResultTable, task: str, label: str) -> dict[str, str]:
+    if label == BASE_LABEL:
+        return {"method": BASE_LABEL, "config": "-", "seeds": "-"}
+    cell = table.cell_for(task, label)
+    return {"method": label, "config": cell.config_hash, "seeds": ",".join(map(str, cell.seeds))}
+
+
+def rows(table: ResultTable) -> list[dict[str, Any]]:
+    out = []
+    for task, scores in table.scoring.tasks.items():
+        for row in scores.rows:
+            keys = {"task": task, "status": row.status, **_cell_keys(table, task, row.label)}
+            if row.forget is not None:
+                for name, value, ci in (("score_forget", row.forget, row.forget_ci),
+                                        ("score_utility", row.utility, row.utility_ci)):
+                    out.append({**keys, "metric": name, "group": "score", "better": "higher", "value": value,
+                                "ci_low": ci[0], "ci_high": ci[1]})
+            if row.rank is not None:
+                out.append({**keys, "metric": "rank", "group": "score", "better": "lower", "value": row.rank,
+                            "ci_low": row.rank_low, "ci_high": row.rank_high})
+            if not row.metrics:
+                out.append(keys)
+            for name, stats in row.metrics.items():
+                info = scores.metrics.get(name)
+                declared = {} if info is None else {"group": info.group, "better": info.better, "kind": info.kind,
+                                                    "primary": info.primary, "min_effect": info.min_effect,
+                                                    "signal": scores.signal[name].ok}
+                out.append({**keys, "metric": name, **declared, **stats.to_json()})
+    return out
+
+
+def _headline(table: ResultTable) -> list[dict[str, Any]]:
+    scoring = table.scoring
+    out = []
+    for row in scoring.overall:
+        tasks = {}
+        for task, scores in scoring.tasks.items():
+            r = scores.row(row.label)
+            if r is not None:
+                tasks[task] = {k: getattr(r, k) for k in ("rank", "rank_low", "rank_high", "forget", "forget_ci",
+                                                          "utility", "utility_ci", "verdict", "tied_with")}
+        out.append({"method": row.label, "rank": row.rank, "rank_low": row.rank_low, "rank_high": row.rank_high,
+                    "mean_rank": row.mean_rank, "tied_with": row.tied_with, "tasks": tasks})
+    return out
+
+
+def _tasks(table: ResultTable) -> dict[str, Any]:
+    out = {}
+    for task, scores in table.scoring.tasks.items():
+        scored = scores.scored
+        metrics = {name: {"group": info.group, "better": info.better, "kind": info.kind, "primary": info.primary,
+                          "min_effect": info.min_effect, "bounds": info.bounds, "signal": scores.signal[name].ok,
+                          "no_signal_reason": scores.signal[name].reason or None,
+                          "scored": name in scored[info.group]}
+                   for name, info in scores.metrics.items()}
+        out[task] = {"unranked_reason": scores.unranked_reason or None, "caveats": scores.caveats, "metrics": metrics,
+                     "rows": [r.to_json() for r in scores.rows]}
+    return out
+
+
+class JsonReporter(Reporter):
+    name = "json"
+    description = "results.json: scoring settings, headline with rank intervals, every row and metric, provenance"
+
+    def write(self, table: ResultTable, out_dir: Path) -> list[Path]:
+        path = out_dir / "results.json"
+        atomic_write_json(path, {"scoring": table.scoring.settings(), "headline": _headline(table),
+                                 "tasks": _tasks(table), "rows": rows(table), "cells": [
+            {"method": c.method, "task": c.task, "config": c.config_hash, "status": c.status,
+             "method_params": c.method_params, "reasons": c.reasons,
+             "provenance": [r["provenance"] for r in c.results],
+             "trajectories": [r.get("trajectory", []) for r in c.results]} for c in table.cells]})
+        return [path]
+
+
+class CsvReporter(Reporter):
+    name = "csv"
+    description = "results.csv: one row per task, row and metric (scores and ranks included)"
+
+    def write(self, table: ResultTable, out_dir: Path) -> list[Path]:
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows(table))
+        path = out_dir / "results.csv"
+        atomic_write_text(path, buf.getvalue())
+        return [path]
+
+
+@hookimpl
+def register_reporters(register):
+    register(JsonReporter)
+    register(CsvReporter)
