@@ -225,3 +225,21 @@ def test_exploding_gradients_stop_the_cell_as_diverged(tiny):
     with pytest.raises(Diverged) as err:
         train(model, params, loss_fn, ctx)
     assert err.value.step == 3 and "gradient norm" in str(err.value)
+
+
+def test_result_records_follow_the_declared_schema_and_read_back_typed(tmp_path):
+    """Every result.json is a schema record: read back, its metrics are Metric objects, and serialising it
+    again gives the very same JSON; another schema version is refused."""
+    import pytest
+
+    from bench.api import Metric
+    from bench.results import BaseResult, CellResult
+
+    run_matrix(_config(tmp_path / "a"), _registry())
+    for path in (tmp_path / "a").glob("*/*/result.json"):
+        data = json.loads(path.read_text())
+        record = (CellResult if data["kind"] == "cell" else BaseResult).from_json(data)
+        assert all(isinstance(m, Metric) for m in record.metrics.values()) and record.metrics
+        assert json.loads(json.dumps(record.to_json())) == data
+    with pytest.raises(ValueError, match="not a schema-2 cell result"):
+        CellResult.from_json({**data, "kind": "cell", "schema": 1})

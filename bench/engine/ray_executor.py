@@ -22,13 +22,13 @@ import sys
 import time
 from typing import Any
 
-from bench import RESULTS_SCHEMA
 from bench.engine.config import CellSpec, RunConfig, plan_cells
 from bench.engine.provenance import git_commit, package_versions
 from bench.engine.runner import Engine, MatrixSummary
 from bench.engine.store import ResultsStore
 from bench.errors import UserError
 from bench.plugins import Registry
+from bench.results import CellResult
 
 log = logging.getLogger("unlearn_bench")
 
@@ -113,10 +113,10 @@ def worker_pythonpath(driver_path: list[str], cwd: str) -> str:
 
 def worker_lost_result(spec: CellSpec, reason: str, attempts: int, seconds: float) -> dict[str, Any]:
     """The result recorded by the driver when no worker survived to write one."""
-    return {"schema": RESULTS_SCHEMA, "kind": "cell", "cell_id": spec.cell_id, "base_id": spec.base_id,
-            "status": "failed", "reason": reason, "spec": spec.to_json(), "metrics": {}, "trajectory": [],
-            "extras": {"attempts": attempts, "executor": "ray"},
-            "provenance": {"versions": package_versions(), "git": git_commit(), "wall_time_s": round(seconds, 2)}}
+    return CellResult(spec.cell_id, spec.base_id, "failed", spec.to_json(), reason,
+                      extras={"attempts": attempts, "executor": "ray"},
+                      provenance={"versions": package_versions(), "git": git_commit(),
+                                  "wall_time_s": round(seconds, 2)}).to_json()
 
 
 def longest_first(cells: list[CellSpec], registry: Registry) -> list[CellSpec]:

@@ -20,7 +20,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench import RESULTS_SCHEMA
 from bench.api import Metric, TrajectoryLogger, UnlearnContext
 from bench.engine.config import CellSpec, RunConfig, plan_cells
 from bench.engine.progress import bar
@@ -31,6 +30,7 @@ from bench.eval.stats import attach_delta
 from bench.lm.models import ModelCache, ModelInfo
 from bench.params import build_params, stable_hash
 from bench.plugins import Registry
+from bench.results import BaseResult, CellResult
 
 log = logging.getLogger("unlearn_bench")
 
@@ -152,13 +152,10 @@ class Engine:
             base = self.models.base(spec.model, spec.device, spec.dtype)
             data = task.load(0)
             evaluation = self._evaluate(spec, task, base.model, base.tokenizer, data)
-        result = {
-            "schema": RESULTS_SCHEMA, "kind": "base", "base_id": spec.base_id, "status": "done",
-            "spec": {"model": spec.model, "task": spec.task, "task_params": spec.task_params},
-            "metrics": {m.name: m.to_json() for m in evaluation.metrics},
-            "provenance": _provenance(spec, base.info, data.sources, self.registry, timer.seconds,
-                                      memory.summary()),
-        }
+        result = BaseResult(spec.base_id, {"model": spec.model, "task": spec.task, "task_params": spec.task_params},
+                            {m.name: m for m in evaluation.metrics},
+                            _provenance(spec, base.info, data.sources, self.registry, timer.seconds,
+                                        memory.summary())).to_json()
         self.store.write_base(spec.base_id, result, evaluation.samples)
         log.info("base evaluation of %s took %.1fs", spec.task, timer.seconds)
         return result
@@ -205,7 +202,7 @@ class Engine:
                 for metric in evaluation.metrics:
                     if metric.name in base["metrics"]:
                         attach_delta(metric, Metric.from_json(base["metrics"][metric.name]))
-                metrics = {m.name: m.to_json() for m in evaluation.metrics}
+                metrics = {m.name: m for m in evaluation.metrics}
                 samples = evaluation.samples
                 if spec.save_model == "merged":
                     keep = (model, loaded.tokenizer)
@@ -220,13 +217,12 @@ class Engine:
                 if ctx is not None:  # what the method recorded before failing (e.g. Reveal's statistics)
                     extras.update(ctx.extras)
                 log.error("cell %s failed:\n%s", spec.cell_id, traceback.format_exc())
-        result = {
-            "schema": RESULTS_SCHEMA, "kind": "cell", "cell_id": spec.cell_id, "base_id": spec.base_id,
-            "status": status, "reason": reason, "spec": spec.to_json(), "metrics": metrics,
-            "trajectory": trajectory.rows, "extras": extras,
-            "provenance": _provenance(spec, info, sources, self.registry, timer.seconds, memory.summary())
-            if info else {"versions": package_versions(), "git": git_commit(), "wall_time_s": round(timer.seconds, 2)},
-        }
+        if info:
+            provenance = _provenance(spec, info, sources, self.registry, timer.seconds, memory.summary())
+        else:  # failed before the model was loaded
+            provenance = {"versions": package_versions(), "git": git_commit(), "wall_time_s": round(timer.seconds, 2)}
+        result = CellResult(spec.cell_id, spec.base_id, status, spec.to_json(), reason, metrics, trajectory.rows,
+                            extras, provenance).to_json()
         if status == "done" and spec.save_model == "merged":
             from bench.engine.checkpoints import save_merged
 
