@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable
+from typing import Any
 
 
 class UserError(Exception):
@@ -33,3 +34,14 @@ def did_you_mean(name: str, known: Iterable[str]) -> str:
 def unknown(kind: str, name: str, known: Iterable[str]) -> UserError:
     """A UserError for an unknown plugin/config name, with a suggestion."""
     return UserError(f"unknown {kind} '{name}'; {did_you_mean(name, known)}")
+
+
+def require_package(module: str, fix: str) -> Any:
+    """Import an optional dependency, or raise a one-line ``UserError`` naming the install that provides it
+    (``fix``, e.g. "pip install 'unlearn-bench[ray]'")."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise UserError(f"{fix} ({module} is not installed)") from None

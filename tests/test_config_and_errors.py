@@ -185,3 +185,13 @@ def test_out_pointing_at_a_file_is_one_line_exit_2(command, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "is a file, not a directory" in err
     assert target.read_text() == "keep me"
+
+
+def test_a_missing_optional_dependency_is_a_one_line_error_naming_the_install():
+    import pytest
+
+    from bench.errors import UserError, require_package
+
+    assert require_package("json", "unused").dumps([1]) == "[1]"
+    with pytest.raises(UserError, match=r"^pip install 'unlearn-bench\[x\]' \(ub_no_such_package is not installed\)$"):
+        require_package("ub_no_such_package", "pip install 'unlearn-bench[x]'")

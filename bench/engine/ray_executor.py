@@ -26,7 +26,7 @@ from bench.engine.config import CellSpec, RunConfig, plan_cells
 from bench.engine.provenance import git_commit, package_versions
 from bench.engine.runner import Engine, MatrixSummary
 from bench.engine.store import ResultsStore
-from bench.errors import UserError
+from bench.errors import UserError, require_package
 from bench.plugins import Registry
 from bench.results import CellResult
 
@@ -77,12 +77,8 @@ def _cell_task(spec_json: dict[str, Any], out: str, plugins: tuple[str, ...], ba
 
 
 def _import_ray() -> Any:
-    try:
-        import ray
-    except ImportError:
-        raise UserError("executor 'ray' needs Ray: pip install 'unlearn-bench[ray]' "
-                        "(or use --executor local)") from None
-    return ray
+    return require_package("ray", "executor 'ray' needs Ray: pip install 'unlearn-bench[ray]' "
+                                  "(or use --executor local)")
 
 
 def _init(ray: Any, config: RunConfig) -> bool:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.errors import UserError, did_you_mean
+from bench.errors import UserError, did_you_mean, require_package
 
 #: Metrics that are shares of documents (bounded in [0, 1], the same yardstick as our share metrics).
 SHARE_METRICS = {"acc", "acc_norm", "exact_match", "mcc", "f1", "em", "acc_mutual_info"}
@@ -55,12 +55,8 @@ class UtilityTask:
 
 
 def require_lm_eval() -> Any:
-    try:
-        import lm_eval
-    except ImportError:
-        raise UserError("utility_tasks need lm-evaluation-harness: pip install 'unlearn-bench[lm-eval]' "
-                        "(lm_eval==0.4.13)") from None
-    return lm_eval
+    return require_package("lm_eval", "utility_tasks need lm-evaluation-harness: pip install "
+                                      "'unlearn-bench[lm-eval]' (lm_eval==0.4.13)")
 
 
 def local_task_yaml(task: UtilityTask, installed_yaml: Path) -> str:
