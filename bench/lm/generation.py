@@ -25,11 +25,12 @@ import logging
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import TYPE_CHECKING, Any, Union
 
 import torch
-from transformers import DynamicCache, LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
-from transformers.cache_utils import DynamicLayer
+
+if TYPE_CHECKING:
+    from transformers import DynamicCache, LogitsProcessorList
 
 from bench.engine.progress import bar
 from bench.lm.likelihood import supports_logits_to_keep
@@ -169,6 +170,9 @@ def _positions(mask: torch.Tensor) -> torch.Tensor:
 
 def _plain_layers(model: Any) -> bool:
     """Whether the model's KV cache is plain full-attention layers (which can be padded and stacked)."""
+    from transformers import DynamicCache
+    from transformers.cache_utils import DynamicLayer
+
     return all(type(layer) is DynamicLayer for layer in DynamicCache(config=model.config).layers)
 
 
@@ -186,6 +190,8 @@ def prefill(model: Any, input_ids: torch.Tensor, mask: torch.Tensor, repeats: in
     run together (``plan_prefill_groups``) and their caches are stacked, left-padded with zeros that the
     attention mask hides, into one batch for decoding. Repeats (``num_return_sequences``) share one prefill.
     """
+    from transformers import DynamicCache  # here, not at import: registering plugins must not load transformers
+
     extra = {"logits_to_keep": 1} if supports_logits_to_keep(model) else {}
     position, width = _positions(mask), input_ids.shape[1]
     lengths = mask.sum(1).tolist()
@@ -228,6 +234,8 @@ def decode_batch(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tens
     new_tokens: list[list[int]] = [[] for _ in range(n)]
     if decoding.max_new_tokens <= 0:
         return new_tokens
+    from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
+
     warpers = LogitsProcessorList()
     if decoding.do_sample:
         if decoding.temperature != 1.0:
