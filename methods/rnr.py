@@ -321,11 +321,13 @@ class RevealAndRelease(Method):
                 grid = [(p.lambda_forget * f, p.lambda_retain * r) for r in p.auto_retain_scales for f in p.auto_scales]
                 (lam_f, lam_r), trials = choose_merge(grid, measure, current, p.utility_budget, holdout.scale)
             # Interference, measured: each update alone versus both merged, on the held-out sets (and, with
-            # ``probe_alone``, on the task's probes).
-            alone = {"forget_pem_alone": measure(lam_f, 0.0), "retain_pem_alone": measure(0.0, lam_r)}
+            # ``probe_alone``, on the task's probes). The retain PEM alone is measured at ``lambda_retain``
+            # when the search left it out (λ_r = 0), so that what it would have done is still on record.
+            lam_r_alone = lam_r or p.lambda_retain
+            alone = {"forget_pem_alone": measure(lam_f, 0.0), "retain_pem_alone": measure(0.0, lam_r_alone)}
             probes_alone = {}
             if p.probe_alone:
-                for tag, lams in (("forget_pem_alone", (lam_f, 0.0)), ("retain_pem_alone", (0.0, lam_r))):
+                for tag, lams in (("forget_pem_alone", (lam_f, 0.0)), ("retain_pem_alone", (0.0, lam_r_alone))):
                     probes_alone.update(probe_fields(measure(*lams, probe=True), prefix=f"probe_{tag}/"))
             apply_merge(model, d_forget, d_retain, lam_f, lam_r)
             chosen = next((x for x in trials if (x["lambda_forget"], x["lambda_retain"]) == (lam_f, lam_r)), None)
