@@ -30,6 +30,7 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(("Better", "Evaluation", "Example", "Group", "Method", "Metric", "Reporter", "Task", "TaskData",
                      "PROBE_PREFIX", "TrainParams", "UnlearnContext", "forget_prompts", "probe_fields"), "api"),
     "hookimpl": "hookspecs",
+    **dict.fromkeys(("BaseResult", "CellResult"), "results"),
     **dict.fromkeys(("UserError", "unknown"), "errors"),
     **dict.fromkeys(("build_params", "require_at_least_one", "require_data_files", "require_file"), "params"),
     # training building blocks
@@ -100,4 +101,5 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         with_adapter,
     )
     from bench.params import build_params, require_at_least_one, require_data_files, require_file
+    from bench.results import BaseResult, CellResult
     from bench.testing import check_method, check_task

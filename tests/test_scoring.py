@@ -4,8 +4,11 @@ ties, a clearly better method ranks first with a separated interval, and interva
 import numpy as np
 import pytest
 
+from bench.api import Metric
 from bench.eval.stats import benjamini_hochberg, bootstrap_p_value, clopper_pearson, mean_metric
-from bench.report.scores import BASE_LABEL, Group, MetricInfo, score_leaderboard, score_task, signal_check
+from bench.report import scores
+from bench.report.scores import BASE_LABEL, MetricInfo, signal_check
+from bench.results import BaseResult, CellResult
 
 N = 40
 RNG = np.random.default_rng(7)
@@ -27,6 +30,28 @@ def _result(forget, utility, seed=0, status="done"):
 
 
 BASE = {"metrics": _result(BASE_FORGET, BASE_UTILITY)["metrics"]}
+
+
+# The tests write results as plain dicts (easy to edit per case); scoring reads the typed records.
+def _metrics(data):
+    return {name: Metric.from_json({"name": name, **m}) for name, m in data["metrics"].items()}
+
+
+def Group(label, results):  # noqa: N802 - stands in for scores.Group, taking dict results
+    return scores.Group(label, [CellResult(f"{label}{i}", "b", r["status"], r["spec"], metrics=_metrics(r))
+                                for i, r in enumerate(results)])
+
+
+def _base(data):
+    return BaseResult("b", {"task": "t"}, _metrics(data), {})
+
+
+def score_task(task, base, groups, **kw):
+    return scores.score_task(task, _base(base), groups, **kw)
+
+
+def score_leaderboard(per_task, **kw):
+    return scores.score_leaderboard({t: (_base(b), g) for t, (b, g) in per_task.items()}, **kw)
 
 
 def _shifted(df, du, noise=0.0, seed=0):

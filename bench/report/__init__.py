@@ -16,10 +16,12 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from bench import RESULTS_SCHEMA
 from bench.engine.store import ResultsStore, read_json
 from bench.errors import UserError
 from bench.params import stable_hash
 from bench.report.scores import RESAMPLES, UTILITY_BUDGET, Group, Scoring, combined_status, score_leaderboard
+from bench.results import BaseResult, CellResult
 
 
 @dataclass
@@ -30,7 +32,7 @@ class Cell:
     task: str
     config_hash: str
     method_params: dict[str, Any]
-    results: list[dict[str, Any]]
+    results: list[CellResult]
 
     @property
     def method_key(self) -> str:
@@ -39,7 +41,7 @@ class Cell:
 
     @property
     def seeds(self) -> list[int]:
-        return sorted(r["spec"]["seed"] for r in self.results)
+        return sorted(r.spec["seed"] for r in self.results)
 
     @property
     def status(self) -> str:
@@ -47,34 +49,34 @@ class Cell:
 
     @property
     def reasons(self) -> list[str]:
-        return [f"seed {r['spec']['seed']}: {r['reason']}" for r in self.results if r.get("reason")]
+        return [f"seed {r.spec['seed']}: {r.reason}" for r in self.results if r.reason]
 
 
 @dataclass
 class ResultTable:
     cells: list[Cell]
-    bases: dict[str, dict[str, Any]]
+    bases: dict[str, BaseResult]
     sources: list[str] = field(default_factory=list)
     #: Largest standardised utility loss that still counts as "kept" (``bench.report.scores``).
     utility_budget: float = UTILITY_BUDGET
     resamples: int = RESAMPLES
 
     def tasks(self) -> list[str]:
-        return sorted({c.task for c in self.cells} | {b["spec"]["task"] for b in self.bases.values()})
+        return sorted({c.task for c in self.cells} | {b.spec["task"] for b in self.bases.values()})
 
     def cells_for(self, task: str) -> list[Cell]:
         return sorted((c for c in self.cells if c.task == task), key=lambda c: (c.method, c.config_hash))
 
-    def base_for(self, task: str) -> dict[str, Any] | None:
-        bases = [b for b in self.bases.values() if b["spec"]["task"] == task]
+    def base_for(self, task: str) -> BaseResult | None:
+        bases = [b for b in self.bases.values() if b.spec["task"] == task]
         return bases[0] if bases else None
 
     def metric_names(self, task: str) -> list[tuple[str, str]]:
         """(group, name) pairs for a task, forget first, in evaluation order."""
         base = self.base_for(task)
-        source = base["metrics"] if base else next((r["metrics"] for c in self.cells_for(task)
-                                                    for r in c.results if r["metrics"]), {})
-        pairs = [(m["group"], name) for name, m in source.items()]
+        source = base.metrics if base else next((r.metrics for c in self.cells_for(task)
+                                                 for r in c.results if r.metrics), {})
+        pairs = [(m.group, name) for name, m in source.items()]
         return sorted(pairs, key=lambda p: p[0] != "forget")
 
     def label(self, cell: Cell) -> str:
@@ -94,37 +96,42 @@ class ResultTable:
 
 
 # -- refusing what cannot be compared -----------------------------------------------------------------
-def _check_one_scorer(results: list[dict[str, Any]]) -> None:
+def _check_one_scorer(results: list[BaseResult | CellResult]) -> None:
     """Never compare across scorers: every result of a task must name the same scorer(s)."""
     seen: dict[tuple[str, str], set[str]] = {}
     for r in results:
-        for name, desc in (r.get("provenance") or {}).get("data_sources", {}).items():
+        for name, desc in (r.provenance or {}).get("data_sources", {}).items():
             if "scorer" in name:
-                seen.setdefault((r["spec"]["task"], name), set()).add(desc)
+                seen.setdefault((r.spec["task"], name), set()).add(desc)
     for (task, name), descs in seen.items():
         if len(descs) > 1:
             raise UserError(f"results for task {task} were scored by different {name}s "
                             f"({' vs '.join(sorted(descs))}); report them separately (one --runs set per scorer)")
 
 
-def _check_comparable(results: list[dict[str, Any]]) -> None:
-    """One schema overall; per task one task version and one eval config (base evaluation)."""
-    schemas = {r.get("schema") for r in results}
-    if len(schemas) > 1:
+def _check_one_schema(records: list[dict[str, Any]]) -> None:
+    """Every record in the schema this version reads (a results directory is refused earlier when its
+    manifest names another; this catches records copied in by hand)."""
+    schemas = {r.get("schema") for r in records}
+    if len(schemas) > 1 or schemas - {RESULTS_SCHEMA}:
         raise UserError(f"the results mix schemas {sorted(map(str, schemas))}; report each --runs set "
                         "written by one unlearn-bench version separately")
+
+
+def _check_comparable(results: list[BaseResult | CellResult]) -> None:
+    """Per task one task version and one eval config (base evaluation)."""
     by_task: dict[str, dict[str, set[str]]] = {}
     for r in results:
-        seen = by_task.setdefault(r["spec"]["task"], {"version": set(), "base": set()})
-        seen["version"].add(str((r.get("provenance") or {}).get("task_version", "?")))
-        seen["base"].add(r["base_id"])
+        seen = by_task.setdefault(r.spec["task"], {"version": set(), "base": set()})
+        seen["version"].add(str((r.provenance or {}).get("task_version", "?")))
+        seen["base"].add(r.base_id)
     for task, seen in sorted(by_task.items()):
         if len(seen["version"]) > 1:
             raise UserError(f"results for task {task} come from different task versions "
                             f"({' vs '.join(sorted(seen['version']))}): its metrics are defined differently; "
                             "report them separately or re-run the older ones")
         if len(seen["base"]) > 1:
-            params = [next(r["spec"]["task_params"] for r in results if r["base_id"] == b)
+            params = [next(r.spec["task_params"] for r in results if r.base_id == b)
                       for b in sorted(seen["base"])]
             diff = sorted(k for k in set(params[0]) | set(params[1]) if params[0].get(k) != params[1].get(k))
             raise UserError(f"results for task {task} use different eval configs (task params differ in "
@@ -133,7 +140,8 @@ def _check_comparable(results: list[dict[str, Any]]) -> None:
 
 def load_table(run_dirs: list[str | Path], *, utility_budget: float = UTILITY_BUDGET) -> ResultTable:
     groups: dict[tuple[str, str, str], Cell] = {}
-    bases: dict[str, dict[str, Any]] = {}
+    bases: dict[str, BaseResult] = {}
+    raw: list[dict[str, Any]] = []
     for run_dir in run_dirs:
         root = Path(run_dir)
         if not (root / "manifest.json").exists():
@@ -141,16 +149,22 @@ def load_table(run_dirs: list[str | Path], *, utility_budget: float = UTILITY_BU
                             "pass the --out of a run")
         store = ResultsStore(root)
         store.open(create=False)
-        for base in store.all_bases():
-            bases[base["base_id"]] = base
-        for result in store.all_cells():
-            spec = result["spec"]
+        for data in store.all_bases():
+            raw.append(data)
+            bases[data["base_id"]] = data
+        for data in store.all_cells():
+            raw.append(data)
+            spec = data["spec"]
             key_obj = {"method_params": spec["method_params"], "task_params": spec["task_params"],
                        "model": spec["model"]}
             key = (spec["method"], spec["task"], stable_hash(key_obj, 8))
             if key not in groups:
                 groups[key] = Cell(spec["method"], spec["task"], key[2], spec["method_params"], [])
-            groups[key].results.append(result)
+            groups[key].results.append(data)
+    _check_one_schema(raw)  # before reading records as this schema's types
+    for cell in groups.values():
+        cell.results = [CellResult.from_json(r) for r in cell.results]
+    bases = {k: BaseResult.from_json(v) for k, v in bases.items()}
     everything = [r for c in groups.values() for r in c.results] + list(bases.values())
     _check_one_scorer(everything)
     _check_comparable(everything)

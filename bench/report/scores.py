@@ -40,6 +40,7 @@ from typing import Any
 
 import numpy as np
 
+from bench.api import Metric
 from bench.eval.stats import (
     ALPHA,
     benjamini_hochberg,
@@ -50,6 +51,7 @@ from bench.eval.stats import (
     weighted_means,
     widen_for_proportion,
 )
+from bench.results import BaseResult, CellResult
 
 #: Version of the scoring rules; recorded in every report (results.json ``scoring.version``).
 SCORING_VERSION = 2
@@ -76,10 +78,10 @@ class MetricInfo:
     chance: float | None = None
 
     @classmethod
-    def from_json(cls, name: str, data: dict[str, Any]) -> MetricInfo:
-        bounds = data.get("bounds")
-        return cls(name, data["group"], data["better"], data.get("primary", True), data.get("kind", "other"),
-                   data.get("min_effect"), tuple(bounds) if bounds is not None else None, data.get("chance"))
+    def of(cls, metric: Metric) -> MetricInfo:
+        bounds = metric.bounds
+        return cls(metric.name, metric.group, metric.better, metric.primary, metric.kind, metric.min_effect,
+                   tuple(bounds) if bounds is not None else None, metric.chance)
 
     def floor_or_ceiling(self, direction: int) -> float | None:
         """The bound in ``direction`` (−1 down, +1 up); a choice metric's floor is its chance level."""
@@ -285,33 +287,33 @@ class Group:
     """Input to scoring: one method config's results on a task (all its seeds)."""
 
     label: str
-    results: list[dict[str, Any]]
+    results: list[CellResult]
 
     @property
-    def done(self) -> list[dict[str, Any]]:
-        return [r for r in self.results if r["status"] == "done"]
+    def done(self) -> list[CellResult]:
+        return [r for r in self.results if r.status == "done"]
 
     @property
     def status(self) -> str:
         return combined_status(self.results)
 
 
-def combined_status(results: Sequence[dict[str, Any]]) -> str:
+def combined_status(results: Sequence[CellResult]) -> str:
     """The seeds' common status, or "mixed: …" naming every status when they differ."""
-    statuses = {r["status"] for r in results}
+    statuses = {r.status for r in results}
     return statuses.pop() if len(statuses) == 1 else "mixed: " + ", ".join(sorted(statuses))
 
 
-def score_task(task: str, base: dict[str, Any] | None, groups: Sequence[Group], *, budget: float = UTILITY_BUDGET,
+def score_task(task: str, base: BaseResult | None, groups: Sequence[Group], *, budget: float = UTILITY_BUDGET,
                resamples: int = RESAMPLES, seed: int = BOOTSTRAP_SEED) -> TaskScores:
     """Statistics, scores and the utility-constrained ranking of every row of one task."""
     rng = np.random.default_rng([seed, _stable_int(task)])
     if base is None:
         rows = [RowScore(g.label, g.status, _plain_stats(g)) for g in groups]
         return TaskScores(task, {}, {}, rows, unranked_reason="no base-model evaluation")
-    infos = {name: MetricInfo.from_json(name, m) for name, m in base["metrics"].items()}
-    base_items = {name: np.asarray(m.get("per_item") or [], dtype=float) for name, m in base["metrics"].items()}
-    base_weights = {name: _weights(m) for name, m in base["metrics"].items()}
+    infos = {name: MetricInfo.of(m) for name, m in base.metrics.items()}
+    base_items = {name: np.asarray(m.per_item or [], dtype=float) for name, m in base.metrics.items()}
+    base_weights = {name: _weights(m) for name, m in base.metrics.items()}
     max_seeds = max([len(g.done) for g in groups] + [1])
     sizes = sorted({a.size for a in base_items.values() if a.size})
     item_draws = {n: rng.integers(0, n, size=(resamples, max_seeds, n)) for n in sizes}
@@ -350,15 +352,15 @@ def score_task(task: str, base: dict[str, Any] | None, groups: Sequence[Group], 
 def _plain_stats(group: Group) -> dict[str, MetricStats]:
     """Per-metric values without a base (no deltas): mean over seeds of the stored values."""
     out: dict[str, MetricStats] = {}
-    for name in (group.done[0]["metrics"] if group.done else {}):
-        vals = [r["metrics"][name] for r in group.done if name in r["metrics"]]
-        out[name] = MetricStats(float(np.mean([m["value"] for m in vals])), min(m["ci_low"] for m in vals),
-                                max(m["ci_high"] for m in vals), vals[0]["n"], len(vals))
+    for name in (group.done[0].metrics if group.done else {}):
+        vals = [r.metrics[name] for r in group.done if name in r.metrics]
+        out[name] = MetricStats(float(np.mean([m.value for m in vals])), min(m.ci_low for m in vals),
+                                max(m.ci_high for m in vals), vals[0].n, len(vals))
     return out
 
 
-def _weights(metric: dict[str, Any]) -> np.ndarray | None:
-    return None if metric.get("weights") is None else np.asarray(metric["weights"], dtype=float)
+def _weights(metric: Metric) -> np.ndarray | None:
+    return None if metric.weights is None else np.asarray(metric.weights, dtype=float)
 
 
 def _group_stats(group: Group, row: RowScore, infos: dict[str, MetricInfo],
@@ -372,11 +374,11 @@ def _group_stats(group: Group, row: RowScore, infos: dict[str, MetricInfo],
     seed_draws = rng.integers(0, len(done), size=(resamples, len(done)))
     effects = {}
     for name, info in infos.items():
-        per_seed = [r["metrics"].get(name, {}) for r in done]
+        per_seed = [r.metrics.get(name) for r in done]
         b_items, b_weights = base_items[name], base_weights[name]
-        if b_items.size == 0 or any(len(m.get("per_item") or []) != b_items.size for m in per_seed):
+        if b_items.size == 0 or any(m is None or len(m.per_item or []) != b_items.size for m in per_seed):
             continue
-        items = np.asarray([m["per_item"] for m in per_seed], dtype=float)
+        items = np.asarray([m.per_item for m in per_seed], dtype=float)
         weights = None if b_weights is None else np.asarray([_weights(m) for m in per_seed], dtype=float)
         draws = item_draws[b_items.size][:, :len(done), :]
         reps = hierarchical_means(items, seed_draws, draws, weights)
@@ -448,7 +450,7 @@ def _mark_ties(rows: Sequence[Any]) -> None:
 
 
 # -- leaderboard ------------------------------------------------------------------------------------
-def score_leaderboard(per_task: dict[str, tuple[dict[str, Any] | None, list[Group]]], *,
+def score_leaderboard(per_task: dict[str, tuple[BaseResult | None, list[Group]]], *,
                       budget: float = UTILITY_BUDGET, resamples: int = RESAMPLES) -> Scoring:
     """Score every task, adjust every delta for multiplicity, and rank across tasks."""
     tasks = {task: score_task(task, base, groups, budget=budget, resamples=resamples)

@@ -8,6 +8,7 @@ from typing import Any
 
 from bench.report import ResultTable
 from bench.report.scores import RowScore, Scoring, TaskScores
+from bench.results import CellResult
 
 ARROW = {"lower": "↓", "higher": "↑", "closer": "≈base"}
 NO_SIGNAL = "⚑"
@@ -104,8 +105,8 @@ def scoring_legend(scoring: Scoring) -> list[str]:
 
 def provenance_lines(table: ResultTable) -> list[str]:
     """Model, presets, versions and data sources behind a table (from the stored provenance)."""
-    provs = [r["provenance"] for c in table.cells for r in c.results if "model" in r.get("provenance", {})]
-    provs += [b["provenance"] for b in table.bases.values()]
+    provs = [r.provenance for c in table.cells for r in c.results if "model" in r.provenance]
+    provs += [b.provenance for b in table.bases.values()]
     if not provs:
         return ["(no provenance recorded)"]
     models = sorted({f"{p['model']['model_id']} (weights {p['model']['weights_hash']}, {p['model']['source']}, "
@@ -132,17 +133,17 @@ REVEAL_HEADER = ("| method | seed | queries (random) | arms explored | responses
                  "forget probe Δ, round 1: forget PEM alone / retain PEM alone |")
 
 
-def _reveal_runs(result: dict[str, Any]) -> list[dict[str, Any]]:
-    reveal = (result.get("extras") or {}).get("reveal")
+def _reveal_runs(result: CellResult) -> list[dict[str, Any]]:
+    reveal = result.extras.get("reveal")
     if isinstance(reveal, dict):  # ``forget_data: reveal``: one search on the base model
         return [reveal]
     return list(reveal or [])
 
 
-def _alone_probe_deltas(result: dict[str, Any]) -> str:
+def _alone_probe_deltas(result: CellResult) -> str:
     """Round 1's forget-probe change with the forget PEM alone / the retain PEM alone (Reveal-and-Release
     logs both with ``probe_alone``), against the round-0 probe."""
-    rows = result.get("trajectory", [])
+    rows = result.trajectory
     start = next((r for r in rows if r.get("round") == 0), {})
     first = next((r for r in rows if r.get("round") == 1), {})
     parts = []
@@ -162,7 +163,7 @@ def reveal_rows(table: ResultTable, task: str) -> list[str]:
     rows = []
     for cell in table.cells_for(task):
         for result in cell.results:
-            rounds = [r for r in result.get("trajectory", []) if r.get("round", 0) >= 1]
+            rounds = [r for r in result.trajectory if r.get("round", 0) >= 1]
             lambdas = ", ".join(f'{fmt(r["lambda_forget"], 2)}/{fmt(r.get("lambda_retain"), 2)}'
                                 for r in rounds if "lambda_forget" in r) or "–"
             alone = _alone_probe_deltas(result)
@@ -172,7 +173,7 @@ def reveal_rows(table: ResultTable, task: str) -> list[str]:
                 warm = sum(bool(q.get("random")) for q in trajectory)
                 arms = stats.get("arms_explored", len({q.get("instruction") for q in trajectory}))
                 rows.append(
-                    f"| {table.label(cell)} | {result['spec']['seed']} | {len(trajectory)} ({warm}) | {arms} | "
+                    f"| {table.label(cell)} | {result.spec['seed']} | {len(trajectory)} ({warm}) | {arms} | "
                     f"{stats.get('responses', '–')} → {stats.get('forget_size', '–')} | "
                     f"{fmt(stats.get('relevance_before'), 2)} → {fmt(stats.get('forget_relevance'), 2)} | "
                     f"{fmt(stats.get('diversity_before'), 2)} → {fmt(stats.get('forget_diversity'), 2)} | "

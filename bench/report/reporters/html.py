@@ -174,10 +174,10 @@ def _samples(table: ResultTable, task: str) -> str:
     blocks = []
     base = table.base_for(task)
     if base:
-        blocks.append(("base", read_samples(table.sources, base["base_id"], SAMPLES_PER_CELL, kind="base")))
+        blocks.append(("base", read_samples(table.sources, base.base_id, SAMPLES_PER_CELL, kind="base")))
     for cell in table.cells_for(task):
         result = cell.results[0]
-        blocks.append((table.label(cell), read_samples(table.sources, result["cell_id"], SAMPLES_PER_CELL)))
+        blocks.append((table.label(cell), read_samples(table.sources, result.cell_id, SAMPLES_PER_CELL)))
     return "".join(f"<details><summary>{esc(label)}: {len(samples)} sample generations</summary>"
                    + "".join(_sample_block(s) for s in samples) + "</details>" for label, samples in blocks)
 

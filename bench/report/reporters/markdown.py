@@ -59,10 +59,10 @@ def metrics_table(table: ResultTable, task: str) -> list[str]:
     for row in scores.rows:
         if row.label == BASE_LABEL:
             base = table.base_for(task)
-            seeds, time = "–", fmt(base["provenance"].get("wall_time_s") if base else None, 0)
+            seeds, time = "–", fmt(base.provenance.get("wall_time_s") if base else None, 0)
         else:
             cell = table.cell_for(task, row.label)
-            times = [r["provenance"].get("wall_time_s") or 0 for r in cell.results]
+            times = [r.provenance.get("wall_time_s") or 0 for r in cell.results]
             seeds, time = str(len(cell.seeds)), fmt(sum(times) / max(1, len(times)), 0)
         with_delta = row.label != BASE_LABEL
         rows.append(f"| {'**base**' if not with_delta else row.label} | {seeds} | {row.status} | "

@@ -118,7 +118,7 @@ def trajectory_plot(table: ResultTable, task: str) -> bytes | None:
     series = []
     for cell in table.cells_for(task):
         for result in cell.results[:1]:  # first seed: one line per method keeps the plot readable
-            rows = result.get("trajectory") or []
+            rows = result.trajectory
             forget, utility = _probe_series(rows, "probe/forget/"), _probe_series(rows, "probe/utility/")
             if forget or utility:
                 series.append((table.label(cell), forget, utility))

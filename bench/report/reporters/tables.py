@@ -90,8 +90,8 @@ class JsonReporter(Reporter):
                                  "tasks": _tasks(table), "rows": rows(table), "cells": [
             {"method": c.method, "task": c.task, "config": c.config_hash, "status": c.status,
              "method_params": c.method_params, "reasons": c.reasons,
-             "provenance": [r["provenance"] for r in c.results],
-             "trajectories": [r.get("trajectory", []) for r in c.results]} for c in table.cells]})
+             "provenance": [r.provenance for r in c.results],
+             "trajectories": [r.trajectory for r in c.results]} for c in table.cells]})
         return [path]
 
 
