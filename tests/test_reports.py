@@ -196,3 +196,28 @@ def test_screenshot_shows_the_table(toy_run, tmp_path):
     header_blue = np.all(np.abs(pixels - np.array([31, 78, 121])) <= 3, axis=-1)
     # table headers are #1f4e79: a visible table paints thousands of those pixels in the first screen
     assert header_blue.sum() > 2000, header_blue.sum()
+
+
+def test_reveal_table_shows_both_lambdas_and_what_each_pem_does_alone():
+    """The leaderboard's Reveal table reads an R&R cell's trajectory: λ_f/λ_r per round and round 1's
+    forget-probe change with each update merged alone (against round 0)."""
+    from bench.report import Cell, ResultTable
+    from bench.report.reporters.common import reveal_rows
+    from bench.results import CellResult
+
+    trajectory = [
+        {"round": 0, "probe/forget/list_ll": -3.0, "probe/utility/other_ll": -5.0},
+        {"round": 1, "lambda_forget": 4.0, "lambda_retain": 0.0, "overlap_principal_cos": 0.4,
+         "probe_forget_pem_alone/forget/list_ll": -3.5, "probe_retain_pem_alone/forget/list_ll": -2.0},
+        {"round": 2, "lambda_forget": 1.0, "lambda_retain": 0.5, "overlap_principal_cos": 0.2},
+    ]
+    reveal = [{"stats": {"arms_explored": 5, "responses": 32, "forget_size": 9, "relevance_before": 0.4,
+                         "forget_relevance": 0.75, "diversity_before": 0.6, "forget_diversity": 0.61},
+               "trajectory": [{"instruction": "a", "random": True}, {"instruction": "b"}]}]
+    result = CellResult("rnr__t__s0", "b", "done", {"seed": 0, "task": "t"}, trajectory=trajectory,
+                        extras={"reveal": reveal})
+    table = ResultTable([Cell("rnr", "t", "h", {}, [result])], {})
+    rows = reveal_rows(table, "t")
+    row = next(r for r in rows if r.startswith("| rnr |"))
+    assert "| 2 (1) | 5 | 32 → 9 |" in row and "4.00/0.00, 1.00/0.50" in row and "| 0.30 |" in row
+    assert "list_ll -0.50 / +1.00" in row
