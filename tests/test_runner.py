@@ -243,3 +243,19 @@ def test_result_records_follow_the_declared_schema_and_read_back_typed(tmp_path)
         assert json.loads(json.dumps(record.to_json())) == data
     with pytest.raises(ValueError, match="not a schema-2 cell result"):
         CellResult.from_json({**data, "kind": "cell", "schema": 1})
+
+
+def test_a_stored_base_of_another_task_version_is_refused_before_any_cell(tmp_path, monkeypatch):
+    """Deltas are measured against the stored base evaluation: one made by another version of the task is
+    never reused. The run stops with one line naming the fix, before any cell runs or anything is written."""
+    import pytest
+
+    from bench.errors import UserError
+
+    out = tmp_path / "a"
+    run_matrix(_config(out), _registry())
+    cells_before = sorted(p.name for p in (out / "cells").iterdir())
+    monkeypatch.setattr(ToyTask, "version", "99")
+    with pytest.raises(UserError, match="base evaluation of task toy version 1; this is version 99"):
+        run_matrix(_config(out, seeds=(0, 1)), _registry())
+    assert sorted(p.name for p in (out / "cells").iterdir()) == cells_before

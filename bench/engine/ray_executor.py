@@ -24,7 +24,7 @@ from typing import Any
 
 from bench.engine.config import CellSpec, RunConfig, plan_cells
 from bench.engine.provenance import git_commit, package_versions
-from bench.engine.runner import Engine, MatrixSummary
+from bench.engine.runner import Engine, MatrixSummary, check_cached_bases
 from bench.engine.store import ResultsStore
 from bench.errors import UserError, require_package
 from bench.plugins import Registry
@@ -129,6 +129,7 @@ def run_matrix_ray(config: RunConfig, registry: Registry, force: bool = False) -
     cells = plan_cells(config, registry)
     store = ResultsStore(config.out)
     store.open()
+    check_cached_bases(cells, registry, store)
     todo = longest_first([c for c in cells if force or not store.is_finished(c.cell_id)], registry)
     started = _init(ray, config)
     plugins = tuple(config.plugins)

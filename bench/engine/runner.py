@@ -25,7 +25,7 @@ from bench.engine.config import CellSpec, RunConfig, plan_cells
 from bench.engine.progress import bar
 from bench.engine.provenance import PeakMemory, Timer, command_line, git_commit, machine, package_versions
 from bench.engine.store import ResultsStore
-from bench.errors import Diverged
+from bench.errors import Diverged, UserError
 from bench.eval.stats import attach_delta
 from bench.lm.models import ModelCache, ModelInfo
 from bench.params import build_params, stable_hash
@@ -144,6 +144,7 @@ class Engine:
         """The base model's evaluation for this cell's (model, task, eval config), computed once."""
         cached = self.store.base_result(spec.base_id)
         if cached is not None:
+            check_base_version(cached, spec, self.registry, self.store)
             return cached
         folder = self.store.base_dir(spec.base_id)
         with cell_log(folder / "log.txt"), PeakMemory() as memory, Timer() as timer:
@@ -269,11 +270,30 @@ class MatrixSummary:
         return f"{self.planned} cells: {self.skipped} already finished, {ran}"
 
 
+def check_base_version(cached: dict[str, Any], spec: CellSpec, registry: Registry, store: ResultsStore) -> None:
+    """A stored base evaluation is the reference of every delta: one made by another version of the task (whose
+    metrics may be defined differently) is refused, never reused silently."""
+    version = str(getattr(registry.get("task", spec.task).cls, "version", "1"))
+    stored = str(cached.get("provenance", {}).get("task_version", version))
+    if stored != version:
+        raise UserError(f"{store.root} holds a base evaluation of task {spec.task} version {stored}; this is "
+                        f"version {version}: use a new --out directory")
+
+
+def check_cached_bases(cells: list[CellSpec], registry: Registry, store: ResultsStore) -> None:
+    """Before any cell runs (exit 2, nothing written): every stored base evaluation the cells would reuse."""
+    for spec in {c.base_id: c for c in cells}.values():
+        cached = store.base_result(spec.base_id)
+        if cached is not None:
+            check_base_version(cached, spec, registry, store)
+
+
 def run_matrix(config: RunConfig, registry: Registry, force: bool = False) -> MatrixSummary:
     """Plan, validate and run every cell of ``config`` in this process (the local executor)."""
     cells = plan_cells(config, registry)
     store = ResultsStore(config.out)
     store.open()
+    check_cached_bases(cells, registry, store)
     engine = Engine(registry, store, progress=config.progress)
     engine.models.base(config.model, config.device, config.dtype)  # a bad model fails before any cell
     todo = [c for c in cells if force or not store.is_finished(c.cell_id)]
