@@ -282,8 +282,7 @@ def test_soft_prompt_search_space(tiny):
 
 
 def test_reveal_with_soft_prompt_search_runs(tiny, monkeypatch):
-    from bench import soft_prompt
-    from bench.reveal import RevealParams, reveal
+    from bench.reveal import RevealParams, reveal, soft_prompt
     from bench.testing import ToyTask
 
     # the tiny random model writes no usable instructions; give it two so the search itself is exercised
