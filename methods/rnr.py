@@ -306,29 +306,30 @@ class RevealAndRelease(Method):
                                                       "retain", a_forget)
             names = set(d_forget) | set(d_retain)
 
-            def measure(lam_f: float, lam_r: float, probe: bool = False) -> Any:
-                """Held-out (forget, retain) log-likelihood — or the task's probes — after a trial merge,
-                undone exactly."""
+            def trial(lam_f: float, lam_r: float, probe: bool = False) -> tuple[tuple[float, float], dict]:
+                """Held-out (forget, retain) log-likelihood, and the task's probes when asked, after one trial
+                merge, undone exactly."""
                 saved = snapshot(model, names)
                 apply_merge(model, d_forget, d_retain, lam_f, lam_r)
                 try:
-                    return ctx.probe(model) if probe else holdout.measure(model, ctx.tokenizer)
+                    return holdout.measure(model, ctx.tokenizer), (ctx.probe(model) if probe else {})
                 finally:
                     restore(model, saved)
 
             (lam_f, lam_r), trials = (p.lambda_forget, p.lambda_retain), []
             if p.merge == "auto":
                 grid = [(p.lambda_forget * f, p.lambda_retain * r) for r in p.auto_retain_scales for f in p.auto_scales]
-                (lam_f, lam_r), trials = choose_merge(grid, measure, current, p.utility_budget, holdout.scale)
+                (lam_f, lam_r), trials = choose_merge(grid, lambda f, r: trial(f, r)[0], current, p.utility_budget,
+                                                      holdout.scale)
             # Interference, measured: each update alone versus both merged, on the held-out sets (and, with
-            # ``probe_alone``, on the task's probes). The retain PEM alone is measured at ``lambda_retain``
-            # when the search left it out (λ_r = 0), so that what it would have done is still on record.
+            # ``probe_alone``, on the task's probes, in the same trial merge). The retain PEM alone is measured
+            # at ``lambda_retain`` when the search left it out (λ_r = 0), so that what it would have done is
+            # still on record.
             lam_r_alone = lam_r or p.lambda_retain
-            alone = {"forget_pem_alone": measure(lam_f, 0.0), "retain_pem_alone": measure(0.0, lam_r_alone)}
-            probes_alone = {}
-            if p.probe_alone:
-                for tag, lams in (("forget_pem_alone", (lam_f, 0.0)), ("retain_pem_alone", (0.0, lam_r_alone))):
-                    probes_alone.update(probe_fields(measure(*lams, probe=True), prefix=f"probe_{tag}/"))
+            alone, probes_alone = {}, {}
+            for tag, lams in (("forget_pem_alone", (lam_f, 0.0)), ("retain_pem_alone", (0.0, lam_r_alone))):
+                alone[tag], probes = trial(*lams, probe=p.probe_alone)
+                probes_alone.update(probe_fields(probes, prefix=f"probe_{tag}/"))
             apply_merge(model, d_forget, d_retain, lam_f, lam_r)
             chosen = next((x for x in trials if (x["lambda_forget"], x["lambda_retain"]) == (lam_f, lam_r)), None)
             current = holdout.measure(model, ctx.tokenizer) if chosen is None else (chosen["forget_ll"],
