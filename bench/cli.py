@@ -49,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
 
     plugins = sub.add_parser("plugins", help="list registered methods, tasks and reporters")
     plugins.add_argument("--json", action="store_true")
+    plugins.add_argument("--check", action="store_true",
+                         help="also import every plugin class and check it (built-ins register lazily)")
 
     report = sub.add_parser("report", help="write leaderboards from results directories")
     report.add_argument("--runs", nargs="+", required=True)
@@ -70,13 +72,19 @@ def _parser() -> argparse.ArgumentParser:
 def cmd_plugins(args: argparse.Namespace) -> int:
     from bench.plugins import registry
 
-    rows = registry().rows()
+    reg = registry()
+    rows = reg.rows()
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
         width = max((len(r["name"]) for r in rows), default=4)
         for r in rows:
             print(f"{r['kind']:<9} {r['name']:<{width}}  {r['package']} {r['version']}")
+    if args.check:
+        failures = reg.check()
+        for line in failures:
+            print(f"error: {line}", file=sys.stderr)
+        return 1 if failures else 0
     return 0
 
 

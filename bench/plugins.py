@@ -10,12 +10,18 @@ already registered (built-ins load first and keep theirs), and a hook implementa
 message naming the fix. ``UNLEARN_BENCH_PLUGINS`` is an allow-list of installed plugin distributions, as
 simonw/llm's ``LLM_LOAD_PLUGINS``: comma-separated package names; set but empty loads no third-party plugin.
 Built-ins always load.
+
+A hook may register a class, or, as lm-evaluation-harness's registry allows, a lazy placeholder
+``register("package.module:Class", name="x")`` that is imported the first time ``x`` is used. The
+built-ins register that way, so that listing plugins does not import torch and every method; the
+placeholder's type and name are checked when it is loaded (``unlearn-bench plugins --check`` loads all).
 """
 
 from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -52,13 +58,51 @@ def allowed_packages() -> set[str] | None:
     return {_normal(name.strip()) for name in raw.split(",") if name.strip()}
 
 
-@dataclass(frozen=True)
+#: A lazy placeholder: ``"dotted.module:Attribute"``.
+PLACEHOLDER = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")
+
+
+@dataclass
 class Registration:
+    """One registered plugin. ``target`` is the class, or a ``"module:Class"`` placeholder that ``cls``
+    imports and checks on first use."""
+
     kind: str
     name: str
-    cls: type
+    target: type | str
     package: str
     version: str
+
+    @property
+    def cls(self) -> type:
+        if isinstance(self.target, str):
+            self.target = _materialise(self)
+        return self.target
+
+    @property
+    def origin(self) -> str:
+        """Where the class lives (``module.Class``), without importing a placeholder."""
+        if isinstance(self.target, str):
+            return self.target.replace(":", ".")
+        return f"{self.target.__module__}.{self.target.__qualname__}"
+
+
+def _materialise(entry: Registration) -> type:
+    """Import a placeholder and check it as an eager registration is checked (kind, name)."""
+    module_name, _, attr = str(entry.target).partition(":")
+    where = f"{entry.kind} '{entry.name}' (registered by {entry.package} as '{entry.target}')"
+    try:
+        cls = getattr(importlib.import_module(module_name), attr)
+    except Exception as err:  # noqa: BLE001 - a broken plugin must name itself, not crash with a traceback
+        raise UserError(f"{where} cannot be loaded: {type(err).__name__}: {err}; fix or uninstall "
+                        f"{entry.package}") from None
+    base = _base_class(entry.kind)
+    if not (isinstance(cls, type) and issubclass(cls, base)):
+        raise UserError(f"{where} is {cls!r}, not a subclass of bench.{base.__name__}; fix {entry.package}")
+    if getattr(cls, "name", None) != entry.name:
+        raise UserError(f"{where} has name {getattr(cls, 'name', None)!r}; the placeholder and the class must "
+                        f"agree: fix {entry.package}")
+    return cls
 
 
 @dataclass
@@ -85,6 +129,17 @@ class Registry:
     def names(self, kind: str) -> list[str]:
         return sorted(self.entries[kind])
 
+    def check(self) -> list[str]:
+        """Load every registered class (placeholders included); one line per plugin that fails."""
+        failures = []
+        for kind in KINDS:
+            for entry in self.entries[kind].values():
+                try:
+                    _ = entry.cls
+                except UserError as err:
+                    failures.append(str(err))
+        return failures
+
     def rows(self) -> list[dict[str, str]]:
         return [
             {"kind": r.kind, "name": r.name, "package": r.package, "version": r.version}
@@ -101,38 +156,49 @@ def _warn(problem: PluginProblem) -> None:
     )
 
 
-def _validate(registry: Registry, kind: str, cls: Any, package: str) -> str:
-    """The plugin name of ``cls``, or an error naming the fix (wrong type, no name, name taken)."""
-    base = _base_class(kind)
-    if not (isinstance(cls, type) and issubclass(cls, base)):
-        raise TypeError(f"register_{kind}s got {cls!r}, which is not a subclass of bench.{base.__name__}")
-    plugin_name = getattr(cls, "name", None)
-    if not isinstance(plugin_name, str) or not plugin_name:
-        raise TypeError(f"{cls!r} has no 'name' class attribute")
+def _validate(registry: Registry, kind: str, target: Any, name: str | None, package: str) -> str:
+    """The plugin name of ``target`` (a class, or a placeholder with ``name=``), or an error naming the fix
+    (wrong type, no name, malformed placeholder, name taken)."""
+    if isinstance(target, str):
+        if not PLACEHOLDER.match(target):
+            raise TypeError(f"register_{kind}s got the placeholder {target!r}; write 'package.module:Class'")
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"register_{kind}s got the placeholder {target!r} without name=; a lazy "
+                            "registration names its plugin, e.g. register('pkg.mod:Cls', name='my_method')")
+        plugin_name = name
+    else:
+        base = _base_class(kind)
+        if not (isinstance(target, type) and issubclass(target, base)):
+            raise TypeError(f"register_{kind}s got {target!r}, which is not a subclass of bench.{base.__name__}")
+        plugin_name = getattr(target, "name", None)
+        if not isinstance(plugin_name, str) or not plugin_name:
+            raise TypeError(f"{target!r} has no 'name' class attribute")
+        if name is not None and name != plugin_name:
+            raise TypeError(f"register_{kind}s got name={name!r} for {target!r}, whose name is {plugin_name!r}")
     taken = registry.entries[kind].get(plugin_name)
     if taken is not None:
         raise ValueError(f"{kind} '{plugin_name}' is already registered by {taken.package} "
-                         f"({taken.cls.__module__}.{taken.cls.__qualname__}); rename the one in {package}")
+                         f"({taken.origin}); rename the one in {package}")
     return plugin_name
 
 
 def _register_module(registry: Registry, pm: pluggy.PluginManager, module: Any, name: str,
                      package: str, version: str) -> None:
     """Register every class ``module``'s hooks contribute, or none of them (the module is refused whole)."""
-    collected: list[tuple[str, type]] = []
+    collected: list[tuple[str, Any, str | None]] = []
     hooks = {"method": pm.hook.register_methods, "task": pm.hook.register_tasks,
              "reporter": pm.hook.register_reporters}
     pm.register(module, name=name)
     try:
         pm.check_pending()  # a hookimpl with no hookspec (a misspelt hook) is an error, not a silent no-op
         for kind, hook in hooks.items():
-            hook(register=lambda cls, _kind=kind: collected.append((_kind, cls)))
+            hook(register=lambda target, name=None, _kind=kind: collected.append((_kind, target, name)))
         staged: list[Registration] = []
-        for kind, cls in collected:
-            plugin_name = _validate(registry, kind, cls, package)
+        for kind, target, name in collected:
+            plugin_name = _validate(registry, kind, target, name, package)
             if any(r.kind == kind and r.name == plugin_name for r in staged):
                 raise ValueError(f"{kind} '{plugin_name}' is registered twice by {package}")
-            staged.append(Registration(kind, plugin_name, cls, package, version))
+            staged.append(Registration(kind, plugin_name, target, package, version))
         for entry in staged:
             registry.entries[entry.kind][entry.name] = entry
     finally:

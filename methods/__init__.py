@@ -1,2 +1,23 @@
-"""Built-in unlearning methods, one per module, each registered through the ``unlearn_bench``
-entry-point group exactly like a third-party plugin."""
+"""Built-in unlearning methods, one per module. They reach the harness exactly as a third-party plugin
+does: this package is an entry point of the ``unlearn_bench`` group and its hook registers each method.
+The registrations are lazy placeholders (``"module:Class"``, as lm-evaluation-harness's registry allows),
+so that listing plugins imports neither torch nor the method modules; a method module is imported, and its
+class checked, the first time a run or ``unlearn-bench plugins --check`` asks for it."""
+
+from bench.hookspecs import hookimpl
+
+#: plugin name -> "module:Class"
+BUILTIN_METHODS = {
+    "flat": "methods.flat:FLAT",
+    "ga": "methods.ga:GradientAscent",
+    "graddiff": "methods.graddiff:GradDiff",
+    "icu": "methods.icu:ICU",
+    "npo": "methods.npo:NPO",
+    "rnr": "methods.rnr:RevealAndRelease",
+}
+
+
+@hookimpl
+def register_methods(register):
+    for name, target in BUILTIN_METHODS.items():
+        register(target, name=name)

@@ -37,7 +37,7 @@ from typing import Any, Literal
 import torch
 import torch.nn.functional as F
 
-from bench import Batch, Example, LossMethod, TrainParams, UnlearnContext, hookimpl, logits, make_batch, shift
+from bench import Batch, Example, LossMethod, TrainParams, UnlearnContext, logits, make_batch, shift
 
 Fn = Callable[[torch.Tensor], torch.Tensor]
 LOG2 = math.log(2.0)
@@ -101,7 +101,3 @@ class FLAT(LossMethod):
         loss = flat_loss(p_e, p_f, self.params.divergence)
         return loss, {"p_forget": p_f.mean().item(), "p_template": p_e.mean().item()}
 
-
-@hookimpl
-def register_methods(register):
-    register(FLAT)

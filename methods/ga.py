@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from bench import Batch, LossMethod, cross_entropy, hookimpl, logits
+from bench import Batch, LossMethod, cross_entropy, logits
 
 
 def ga_loss(forget_logits: torch.Tensor, forget_labels: torch.Tensor) -> torch.Tensor:
@@ -33,7 +33,3 @@ class GradientAscent(LossMethod):
         loss = ga_loss(logits(model, forget), forget.labels)
         return loss, {"forget_ce": -loss.item()}
 
-
-@hookimpl
-def register_methods(register):
-    register(GradientAscent)

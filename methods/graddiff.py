@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from bench import Batch, LossMethod, TrainParams, cross_entropy, hookimpl, logits
+from bench import Batch, LossMethod, TrainParams, cross_entropy, logits
 
 
 def graddiff_loss(forget_ce: torch.Tensor, retain_ce: torch.Tensor, forget_weight: float = 1.0,
@@ -48,7 +48,3 @@ class GradDiff(LossMethod):
         loss = graddiff_loss(f_ce, r_ce, self.params.forget_weight, self.params.retain_weight)
         return loss, {"forget_ce": f_ce.item(), "retain_ce": r_ce.item()}
 
-
-@hookimpl
-def register_methods(register):
-    register(GradDiff)

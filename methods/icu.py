@@ -46,7 +46,6 @@ from bench import (
     UnlearnContext,
     cross_entropy,
     generate,
-    hookimpl,
     kl_on_answers,
     logits,
     make_batch,
@@ -183,7 +182,3 @@ class ICU(Method):
         ctx.extras.update(icu_stop=stop_reason, icu_samples_left=len(remaining), icu_steps=steps_used)
         return merged(model)
 
-
-@hookimpl
-def register_methods(register):
-    register(ICU)

@@ -29,7 +29,6 @@ from bench import (
     TrainParams,
     UnlearnContext,
     cross_entropy,
-    hookimpl,
     logits,
     sequence_logprob,
 )
@@ -82,7 +81,3 @@ class NPO(LossMethod):
             logs["retain_ce"] = r_ce.item()
         return loss, logs
 
-
-@hookimpl
-def register_methods(register):
-    register(NPO)

@@ -51,7 +51,6 @@ from bench import (
     answer_logliks,
     build_params,
     cross_entropy,
-    hookimpl,
     logits,
     make_batch,
     probe_fields,
@@ -353,7 +352,3 @@ class RevealAndRelease(Method):
         model.eval()
         return model
 
-
-@hookimpl
-def register_methods(register):
-    register(RevealAndRelease)

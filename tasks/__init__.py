@@ -1,2 +1,18 @@
-"""Built-in tasks, one per module or folder, each registered through the ``unlearn_bench`` entry-point
-group exactly like a third-party plugin."""
+"""Built-in tasks, one per module or folder. They reach the harness exactly as a third-party plugin does:
+this package is an entry point of the ``unlearn_bench`` group and its hook registers each task, lazily
+(``"module:Class"`` placeholders, see ``methods/__init__.py``)."""
+
+from bench.hookspecs import hookimpl
+
+#: plugin name -> "module:Class"
+BUILTIN_TASKS = {
+    "coding": "tasks.coding:CodingTask",
+    "ner": "tasks.ner:NerTask",
+    "toxicity": "tasks.toxicity:ToxicityTask",
+}
+
+
+@hookimpl
+def register_tasks(register):
+    for name, target in BUILTIN_TASKS.items():
+        register(target, name=name)

@@ -192,3 +192,82 @@ def test_ray_workers_get_the_working_directory_last_on_their_path():
 
     assert worker_pythonpath(["", "/site", "/repo"], "/repo").split(":") == ["/site", "/repo"]
     assert worker_pythonpath(["/site"], "/research").split(":") == ["/site", "/research"]
+
+
+def _module_registering_lazily(kind, *pairs):
+    """A plugin module whose hook registers ``(placeholder, name)`` pairs."""
+    module = types.ModuleType("lazy_plugin")
+
+    def hook(register):
+        for target, name in pairs:
+            register(target, name=name)
+
+    hook.__name__ = f"register_{kind}s"
+    setattr(module, f"register_{kind}s", hookimpl(hook))
+    return module
+
+
+def test_listing_plugins_imports_neither_torch_nor_a_method_module():
+    """The built-ins register lazily, so `unlearn-bench plugins` stays fast (issue 17: < 2 s)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from bench.cli import main; main(['plugins']); "
+            "heavy = sorted(m for m in sys.modules if m == 'torch' or m.startswith(('methods.', 'tasks.')));"
+            "print('HEAVY', heavy)")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "HEAVY []" in run.stdout, run.stdout
+    assert "method    rnr" in run.stdout
+
+
+def test_every_builtin_placeholder_loads_and_is_checked(capsys):
+    reg = load_registry()
+    assert isinstance(reg.get("method", "ga").target, str)  # not imported by registration
+    assert reg.check() == []
+    from methods.ga import GradientAscent
+
+    assert reg.get("method", "ga").cls is GradientAscent and reg.get("method", "ga").target is GradientAscent
+    assert main(["plugins", "--check"]) == 0
+
+
+def test_lazy_placeholder_is_loaded_on_first_use_with_the_eager_checks(monkeypatch, tmp_path):
+    import sys
+
+    import pytest
+
+    from bench.errors import UserError
+
+    (tmp_path / "lazy_mod.py").write_text(
+        "from bench import Method\n"
+        "class Good(Method):\n    name = 'good_lazy'\n"
+        "class Misnamed(Method):\n    name = 'other'\n"
+        "class NotAMethod:\n    name = 'not_a_method'\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "lazy_mod", raising=False)
+    module = _module_registering_lazily(
+        "method", ("lazy_mod:Good", "good_lazy"), ("lazy_mod:Misnamed", "misnamed"),
+        ("lazy_mod:NotAMethod", "not_a_method"), ("lazy_mod:Missing", "missing"))
+    reg = load_registry(extra_modules=[module])
+    assert "lazy_mod" not in sys.modules  # registered, not imported
+    assert reg.get("method", "good_lazy").cls.__name__ == "Good"
+    with pytest.raises(UserError, match="has name 'other'; the placeholder and the class must agree"):
+        _ = reg.get("method", "misnamed").cls
+    with pytest.raises(UserError, match="not a subclass of bench.Method"):
+        _ = reg.get("method", "not_a_method").cls
+    with pytest.raises(UserError, match="cannot be loaded: AttributeError"):
+        _ = reg.get("method", "missing").cls
+    failures = reg.check()
+    assert len(failures) == 3 and all(line.startswith("method '") for line in failures)
+
+
+def test_malformed_or_nameless_placeholders_and_name_clashes_are_refused():
+    import pytest
+
+    from bench.errors import UserError
+
+    with pytest.raises(UserError, match="write 'package.module:Class'"):
+        load_registry(extra_modules=[_module_registering_lazily("method", ("lazy_mod.Good", "x"))])
+    with pytest.raises(UserError, match="without name="):
+        load_registry(extra_modules=[_module_registering_lazily("method", ("lazy_mod:Good", None))])
+    with pytest.raises(UserError, match=r"method 'ga' is already registered by unlearn-bench \(methods.ga."):
+        load_registry(extra_modules=[_module_registering_lazily("method", ("lazy_mod:Good", "ga"))])

@@ -70,7 +70,7 @@ def _provenance(spec: CellSpec, info: ModelInfo, sources: dict[str, str], regist
         "plugins": {"method": f"{method.package} {method.version}" if method else None,
                     "task": f"{task.package} {task.version}" if task else None},
         "model": info.__dict__,
-        "task_version": str(getattr(task.cls, "version", "1")) if task else None,
+        "task_version": task_version(registry, spec.task) if task else None,
         "data_sources": sources,
         "seed": spec.seed,
         "preset": spec.preset,
@@ -100,7 +100,8 @@ class Engine:
         """The task's evaluation, plus the run's ``utility_tasks`` (lm-eval) as utility metrics; their
         sources are added to ``data.sources``."""
         reference = self.models.base(spec.model, spec.device, spec.dtype).model
-        evaluation = evaluate_task(task, model, tokenizer, data, self.progress, reference=reference)
+        # the base model is the reference of reference-based metrics (fluency under the unchanged model)
+        evaluation = task.evaluate(model, tokenizer, data, progress=self.progress, reference=reference)
         if spec.utility_tasks:
             from bench.eval.lm_eval_bridge import UtilityTask, catalog, evaluate_utility_tasks
 
@@ -250,10 +251,10 @@ def fill_final_probe(rows: list[dict[str, Any]], metrics: list[Metric]) -> None:
         rows[-1].update(filled, probe_source="final evaluation")
 
 
-def evaluate_task(task: Any, model: Any, tokenizer: Any, data: Any, progress: bool, reference: Any) -> Any:
-    """Call ``task.evaluate`` with the base model as ``reference`` (metrics such as fluency are measured
-    under the unchanged base model); the keyword is part of ``Task.evaluate``'s contract."""
-    return task.evaluate(model, tokenizer, data, progress=progress, reference=reference)
+def task_version(registry: Registry, task: str) -> str:
+    """The registered task's ``version`` (``"1"`` when it declares none): recorded with every result and
+    compared with a stored base evaluation's."""
+    return str(getattr(registry.get("task", task).cls, "version", "1"))
 
 
 @dataclass
@@ -273,7 +274,7 @@ class MatrixSummary:
 def check_base_version(cached: dict[str, Any], spec: CellSpec, registry: Registry, store: ResultsStore) -> None:
     """A stored base evaluation is the reference of every delta: one made by another version of the task (whose
     metrics may be defined differently) is refused, never reused silently."""
-    version = str(getattr(registry.get("task", spec.task).cls, "version", "1"))
+    version = task_version(registry, spec.task)
     stored = str(cached.get("provenance", {}).get("task_version", version))
     if stored != version:
         raise UserError(f"{store.root} holds a base evaluation of task {spec.task} version {stored}; this is "

@@ -56,7 +56,6 @@ from bench import (
     content_hash,
     forget_prompts,
     generate,
-    hookimpl,
     mean_metric,
     render_prompt,
     require_at_least_one,
@@ -307,7 +306,3 @@ class CodingTask(Task):
         return [r[0] for r in generate(model, tokenizer, prompts, max_new_tokens=max_new_tokens,
                                        batch_size=self.params.gen_batch_size, progress=progress, desc=desc)]
 
-
-@hookimpl
-def register_tasks(register):
-    register(CodingTask)

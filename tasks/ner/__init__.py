@@ -56,7 +56,6 @@ from bench import (
     content_hash,
     forget_prompts,
     generate,
-    hookimpl,
     mean_metric,
     render_prompt,
     require_at_least_one,
@@ -375,7 +374,3 @@ def typing_items(eval_sets: dict[str, list[Sentence]], per_type: int, split_seed
         out += items[:per_type]
     return out
 
-
-@hookimpl
-def register_tasks(register):
-    register(NerTask)

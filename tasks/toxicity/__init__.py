@@ -64,7 +64,6 @@ from bench import (
     content_hash,
     forget_prompts,
     generate,
-    hookimpl,
     mean_metric,
     render_prompt,
     require_at_least_one,
@@ -365,7 +364,3 @@ class ToxicityTask(Task):
         k = self.params.samples
         return [-float(np.mean(logliks[i * k:(i + 1) * k])) for i in range(len(prompts))]
 
-
-@hookimpl
-def register_tasks(register):
-    register(ToxicityTask)
