@@ -87,6 +87,12 @@ class Registration:
         return f"{self.target.__module__}.{self.target.__qualname__}"
 
 
+def register_placeholders(register: Any, targets: dict[str, str]) -> None:
+    """Register each ``name -> "module:Class"`` of ``targets`` lazily (how the built-ins register)."""
+    for name, target in targets.items():
+        register(target, name=name)
+
+
 def _materialise(entry: Registration) -> type:
     """Import a placeholder and check it as an eager registration is checked (kind, name)."""
     module_name, _, attr = str(entry.target).partition(":")

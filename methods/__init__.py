@@ -5,6 +5,7 @@ so that listing plugins imports neither torch nor the method modules; a method m
 class checked, the first time a run or ``unlearn-bench plugins --check`` asks for it."""
 
 from bench.hookspecs import hookimpl
+from bench.plugins import register_placeholders
 
 #: plugin name -> "module:Class"
 BUILTIN_METHODS = {
@@ -19,5 +20,4 @@ BUILTIN_METHODS = {
 
 @hookimpl
 def register_methods(register):
-    for name, target in BUILTIN_METHODS.items():
-        register(target, name=name)
+    register_placeholders(register, BUILTIN_METHODS)

@@ -3,6 +3,7 @@ this package is an entry point of the ``unlearn_bench`` group and its hook regis
 (``"module:Class"`` placeholders, see ``methods/__init__.py``)."""
 
 from bench.hookspecs import hookimpl
+from bench.plugins import register_placeholders
 
 #: plugin name -> "module:Class"
 BUILTIN_TASKS = {
@@ -14,5 +15,4 @@ BUILTIN_TASKS = {
 
 @hookimpl
 def register_tasks(register):
-    for name, target in BUILTIN_TASKS.items():
-        register(target, name=name)
+    register_placeholders(register, BUILTIN_TASKS)
