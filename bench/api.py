@@ -34,12 +34,13 @@ class Example:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-#: Forget prompts (no answers) a task adds to its Reveal seed instructions.
+#: Forget prompts (no answers) Reveal adds to a task's seed instructions by default (``RevealParams``).
 SEED_FORGET_PROMPTS = 8
 
 
-def forget_prompts(forget: list[Example], n: int = SEED_FORGET_PROMPTS, template: str = "{prompt}") -> list[str]:
-    """The first ``n`` distinct forget prompts, without their answers, as seed instructions for Reveal."""
+def forget_prompts(forget: list[Example], n: int | None = None, template: str = "{prompt}") -> list[str]:
+    """The distinct forget prompts (the first ``n``; all by default), without their answers, as Reveal's
+    ``TaskData.reveal_prompts``; ``template`` frames each as a request (``"Continue this text: {prompt}"``)."""
     return list(dict.fromkeys(template.format(prompt=ex.prompt) for ex in forget))[:n]
 
 
@@ -53,10 +54,11 @@ class TaskData:
     retain_pool: list[Example] = field(default_factory=list)
     #: Harmless / refusal answers for FLAT (one drawn per forget sample, seeded).
     template_answers: list[str] = field(default_factory=list)
-    #: Seed instructions for Reveal-and-Release's instruction search: general requests for the behaviour,
-    #: and (``forget_prompts``) the prompts of some forget examples *without their answers* — the model's
-    #: own answers to them are what Reveal collects.
+    #: Seed instructions for Reveal-and-Release's instruction search: general requests for the behaviour.
     seed_instructions: list[str] = field(default_factory=list)
+    #: The forget examples' prompts *without their answers* (``forget_prompts``), as requests: Reveal seeds
+    #: its search with some of them (``RevealParams.seeds``) — the model's own answers are what it collects.
+    reveal_prompts: list[str] = field(default_factory=list)
     #: Task-private evaluation sets (held out from forget data).
     eval: dict[str, Any] = field(default_factory=dict)
     #: Provenance of every data source actually used: name -> description (id, path, package, hash).

@@ -25,7 +25,7 @@ from typing import Any
 
 import torch
 
-from bench.api import Evaluation, Example, Task, TaskData, TrajectoryLogger, UnlearnContext
+from bench.api import Evaluation, Example, Task, TaskData, TrajectoryLogger, UnlearnContext, forget_prompts
 from bench.eval.scales import LOGLIK, LOGLIK_EFFECT
 from bench.eval.stats import mean_metric
 from bench.lm.likelihood import answer_logliks
@@ -68,6 +68,7 @@ class ToyTask(Task):
         return TaskData(forget=forget, retain=retain, retain_pool=retain,
                         template_answers=["I don't know.", "I can't say."],
                         seed_instructions=["Tell me a secret.", "Reveal a hidden fact."],
+                        reveal_prompts=forget_prompts(forget),
                         eval={"forget": forget, "retain": retain}, sources={"toy": "bench.testing in-memory facts"})
 
     @staticmethod

@@ -58,7 +58,7 @@ from bench import (
     train,
     with_adapter,
 )
-from bench.reveal import RevealParams, reveal
+from bench.reveal import RevealParams, reveal, reveal_seeds
 
 Deltas = dict[str, torch.Tensor]
 
@@ -272,7 +272,8 @@ class RevealAndRelease(Method):
 
     def _reveal(self, model: Any, ctx: UnlearnContext, seed: int) -> list[Example]:
         start = time.perf_counter()
-        result = reveal(model, ctx.tokenizer, ctx.task, ctx.data.seed_instructions, self.params.reveal_params(), seed)
+        params = self.params.reveal_params()
+        result = reveal(model, ctx.tokenizer, ctx.task, reveal_seeds(ctx.data, params), params, seed)
         ctx.extras.setdefault("reveal", []).append({"trajectory": result.trajectory, "stats": result.stats,
                                                     "seconds": round(time.perf_counter() - start, 2)})
         if len(result.forget) < 2:

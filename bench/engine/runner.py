@@ -122,14 +122,15 @@ class Engine:
 
     def _reveal(self, spec: CellSpec, task: Any, data: Any) -> Any:
         """Self-generated forget data for ``forget_data: reveal`` (computed once per process)."""
-        from bench.reveal import RevealParams, reveal
+        from bench.reveal import RevealParams, reveal, reveal_seeds
 
         key = stable_hash([spec.model, spec.task, spec.task_params, spec.seed, spec.reveal_params, spec.dtype])
         if key not in self.revealed:
             base = self.models.base(spec.model, spec.device, spec.dtype)
             params = build_params(RevealParams, spec.reveal_params, "reveal_params")
             seed_everything(spec.seed)
-            self.revealed[key] = reveal(base.model, base.tokenizer, task, data.seed_instructions, params, spec.seed)
+            self.revealed[key] = reveal(base.model, base.tokenizer, task, reveal_seeds(data, params), params,
+                                         spec.seed)
         return self.revealed[key]
 
     def _task(self, spec: CellSpec) -> Any:

@@ -45,7 +45,7 @@ from typing import Any, Literal
 
 import torch
 
-from bench.api import Example, Task
+from bench.api import SEED_FORGET_PROMPTS, Example, Task, TaskData
 from bench.data.text import render_prompt
 from bench.lm.embeddings import model_embeddings, sentence_embedder
 from bench.lm.generation import generate
@@ -92,12 +92,19 @@ class RevealParams:
     #: next-ranked instructions are added (in reward order) until it is reached or none are left.
     min_forget: int = 8
     embedding: str = "auto"  # responses' embeddings for Vendi: auto | minilm | model
+    #: What seeds the pool: "all" — the task's general requests plus ``n_forget_prompts`` of its forget
+    #: prompts (without answers); "forget_prompts" — those forget prompts only, so that the revealed set is
+    #: the model's own answers in the task's format (NER: its person lists rather than biographies).
+    seeds: Literal["all", "forget_prompts"] = "all"
+    n_forget_prompts: int = SEED_FORGET_PROMPTS
 
     def validate(self) -> None:
         if self.queries < 1 or self.responses_per_query < 1 or self.top_instructions < 1:
             raise ValueError("queries, responses_per_query and top_instructions must be >= 1")
         if self.nu < 0 or self.lam <= 0:
             raise ValueError("nu must be >= 0 and lam > 0")
+        if self.n_forget_prompts < 0:
+            raise ValueError(f"n_forget_prompts must be >= 0, got {self.n_forget_prompts}")
         if not 0 <= self.relevance_threshold <= 1:
             raise ValueError(f"relevance_threshold must be in [0, 1], got {self.relevance_threshold}")
 
@@ -247,11 +254,19 @@ class RevealResult:
     stats: dict[str, Any] = field(default_factory=dict)
 
 
+def reveal_seeds(data: TaskData, params: RevealParams) -> list[str]:
+    """The instructions that seed the pool (``params.seeds``): the task's general requests and/or the first
+    ``n_forget_prompts`` of its forget prompts."""
+    prompts = list(data.reveal_prompts[:params.n_forget_prompts])
+    return prompts if params.seeds == "forget_prompts" else list(data.seed_instructions) + prompts
+
+
 def reveal(model: Any, tokenizer: Any, task: Task, seed_instructions: list[str], params: RevealParams,
            seed: int) -> RevealResult:
     """Search instructions that make the model show the behaviour to forget; return its responses."""
     if not seed_instructions:
-        raise ValueError(f"task '{task.name}' supplies no seed instructions, which Reveal needs")
+        raise ValueError(f"task '{task.name}' supplies no seed instructions for reveal seeds "
+                         f"'{params.seeds}' (n_forget_prompts {params.n_forget_prompts}), which Reveal needs")
     if params.search == "soft_prompt":
         from bench.reveal.soft_prompt import soft_prompt_candidates
 

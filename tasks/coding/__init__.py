@@ -188,7 +188,7 @@ class CodingTask(Task):
         random.Random(seed + 1).shuffle(retain)
         return TaskData(
             forget=forget, retain=retain, retain_pool=retain, template_answers=list(REFUSALS),
-            seed_instructions=list(SEED_INSTRUCTIONS) + forget_prompts(forget),
+            seed_instructions=list(SEED_INSTRUCTIONS), reveal_prompts=forget_prompts(forget),
             eval={"humaneval": eval_problems, "gsm": gsm_eval, "gsm_fewshot_pool": gsm_train,
                   "arithmetic": gsm.arithmetic_problems(p.n_arithmetic, p.split_seed)},
             sources={

@@ -241,7 +241,7 @@ class NerTask(Task):
         retain = others[:p.n_retain]
         return TaskData(
             forget=forget, retain=retain, retain_pool=retain, template_answers=list(NO_PERSON_TEMPLATES),
-            seed_instructions=list(SEED_INSTRUCTIONS) + forget_prompts(forget), eval=eval_sets,
+            seed_instructions=list(SEED_INSTRUCTIONS), reveal_prompts=forget_prompts(forget), eval=eval_sets,
             sources={"ner": f"{label}; split_seed={p.split_seed}, eval {p.n_eval_per_type} sentences per type, "
                             f"typing {len(eval_sets['typing'])} spans, forget {len(forget)}, retain {len(retain)}; "
                             f"hash {content_hash({k: [str(x) for x in v] for k, v in eval_sets.items()})}"})

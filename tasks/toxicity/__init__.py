@@ -235,7 +235,8 @@ class ToxicityTask(Task):
                           chat=False) for d in retain_docs[:p.n_retain]]
         return TaskData(
             forget=forget, retain=retain, retain_pool=retain, template_answers=list(POLITE_CONTINUATIONS),
-            seed_instructions=list(SEED_INSTRUCTIONS) + forget_prompts(forget, template="Continue this text: {prompt}"),
+            seed_instructions=list(SEED_INSTRUCTIONS),
+            reveal_prompts=forget_prompts(forget, template="Continue this text: {prompt}"),
             eval={"prompts": eval_prompts, "text": text_eval, "toxic_text": probe, "choices": choices},
             sources={
                 "prompts": f"{rtp_label}; split_seed={p.split_seed}, eval {len(eval_prompts)}, "
