@@ -28,7 +28,8 @@ RESULTS_SCHEMA = 2
 _EXPORTS: dict[str, str] = {
     # contracts
     **dict.fromkeys(("Better", "Evaluation", "Example", "Group", "Method", "Metric", "Reporter", "Task", "TaskData",
-                     "PROBE_PREFIX", "TrainParams", "UnlearnContext", "forget_prompts", "probe_fields"), "api"),
+                     "PROBE_PREFIX", "TOFU_RECIPE", "TrainParams", "UnlearnContext", "forget_prompts", "probe_fields"),
+                  "api"),
     "hookimpl": "hookspecs",
     **dict.fromkeys(("BaseResult", "CellResult"), "results"),
     **dict.fromkeys(("UserError", "unknown"), "errors"),
@@ -67,6 +68,7 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from bench.api import (
         PROBE_PREFIX,
+        TOFU_RECIPE,
         Better,
         Evaluation,
         Example,

@@ -131,11 +131,22 @@ class TrainParams:
 
     lr: float = 5e-4
     steps: int = 20
+    #: When set, the step budget in epochs over the method's training examples, as TOFU's forget.py counts
+    #: it: ⌊epochs·N / (batch_size·grad_accum)⌋ optimiser steps (at least 1); ``steps`` is then ignored.
+    epochs: float | None = None
     batch_size: int = 4
     grad_accum: int = 1
     max_grad_norm: float = 1.0
     max_length: int = 256
     weight_decay: float = 0.0
+    #: AdamW's (β1, β2); ICU's code uses (0.9, 0.98).
+    adam_betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    #: Learning-rate schedule after warmup: "constant", or "linear" decay to 0 at the last step (the
+    #: Hugging Face Trainer's default, which the TOFU, NPO and FLAT reference code train with).
+    lr_schedule: Literal["constant", "linear"] = "constant"
+    #: Linear warmup from 0, in epochs of the training examples (TOFU/NPO: one epoch,
+    #: ``warmup_steps = max(1, steps_per_epoch)``); 0: none.
+    warmup_epochs: float = 0.0
     #: "lora" trains a LoRA adapter and merges it into the weights; "full" fine-tunes all weights.
     finetune: Literal["lora", "full"] = "lora"
     lora_rank: int = 8
@@ -168,6 +179,31 @@ class TrainParams:
             raise ValueError(f"lora_rank must be >= 1, got {self.lora_rank}")
         if self.max_length < 8:
             raise ValueError(f"max_length must be >= 8, got {self.max_length}")
+        if self.epochs is not None and not self.epochs > 0:
+            raise ValueError(f"epochs must be > 0 (or null to use steps), got {self.epochs}")
+        if self.warmup_epochs < 0:
+            raise ValueError(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
+        if len(self.adam_betas) != 2 or not all(0 <= b < 1 for b in self.adam_betas):
+            raise ValueError(f"adam_betas must be two numbers in [0, 1), got {self.adam_betas}")
+
+    def step_budget(self, n_examples: int) -> tuple[int, int]:
+        """(optimiser steps, warmup steps) for ``n_examples`` training examples: ``epochs`` counted as TOFU's
+        forget.py counts them (``max_steps = ⌊epochs·N⌋ // (batch·accum)``, ``steps_per_epoch = N // (batch·accum)``),
+        else ``steps``; warmup ``max(1, round(warmup_epochs · steps_per_epoch))`` when ``warmup_epochs`` > 0."""
+        per_step = self.batch_size * self.grad_accum
+        per_epoch = max(1, n_examples // per_step)
+        total = self.steps if self.epochs is None else max(1, int(self.epochs * n_examples) // per_step)
+        warmup = max(1, round(self.warmup_epochs * per_epoch)) if self.warmup_epochs > 0 else 0
+        return total, min(warmup, total)
+
+
+#: The training recipe of TOFU's reference unlearning code (locuslab/tofu ``forget.py`` with
+#: ``config/forget.yaml``), which the NPO and FLAT reference code inherit: AdamW at lr 1e-5, weight decay 0.01,
+#: 5 epochs, warmup ``max(1, steps_per_epoch)`` (one epoch), then the Hugging Face Trainer's default linear
+#: decay; full fine-tuning (``LoRA.r: 0``); effective batch 32 (the README's ``batch_size=4
+#: gradient_accumulation_steps=4`` on 2 GPUs), here 8 × 4 accumulation.
+TOFU_RECIPE: dict[str, Any] = {"lr": 1e-5, "epochs": 5, "batch_size": 8, "grad_accum": 4, "weight_decay": 0.01,
+                               "warmup_epochs": 1, "lr_schedule": "linear", "finetune": "full"}
 
 
 class TrajectoryLogger:

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from bench import Batch, LossMethod, cross_entropy, logits
+from bench import TOFU_RECIPE, Batch, LossMethod, cross_entropy, logits
 
 
 def ga_loss(forget_logits: torch.Tensor, forget_labels: torch.Tensor) -> torch.Tensor:
@@ -27,7 +27,7 @@ def ga_loss(forget_logits: torch.Tensor, forget_labels: torch.Tensor) -> torch.T
 class GradientAscent(LossMethod):
     name = "ga"
     description = "Gradient ascent on the forget data (−CE)"
-    paper_preset = {"lr": 1e-5, "steps": 500, "batch_size": 32, "finetune": "full"}
+    paper_preset = dict(TOFU_RECIPE)  # TOFU's grad_ascent (locuslab/tofu forget.py, config/forget.yaml)
 
     def loss(self, model: Any, forget: Batch, retain: Batch | None) -> tuple[torch.Tensor, dict[str, float]]:
         loss = ga_loss(logits(model, forget), forget.labels)

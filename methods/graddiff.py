@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from bench import Batch, LossMethod, TrainParams, cross_entropy, logits
+from bench import TOFU_RECIPE, Batch, LossMethod, TrainParams, cross_entropy, logits
 
 
 def graddiff_loss(forget_ce: torch.Tensor, retain_ce: torch.Tensor, forget_weight: float = 1.0,
@@ -38,7 +38,7 @@ class GradDiff(LossMethod):
     relative_cost = 1.3  # measured demo cell time relative to a plain loss method / average task
     description = "Gradient difference: −w_f·CE(forget) + w_r·CE(retain)"
     Params = GradDiffParams
-    paper_preset = {"lr": 1e-5, "steps": 500, "batch_size": 32, "finetune": "full"}
+    paper_preset = dict(TOFU_RECIPE)  # TOFU's grad_diff (locuslab/tofu forget.py, config/forget.yaml)
     uses_retain = True
 
     def loss(self, model: Any, forget: Batch, retain: Batch | None) -> tuple[torch.Tensor, dict[str, float]]:

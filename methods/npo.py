@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from bench import (
+    TOFU_RECIPE,
     Batch,
     LossMethod,
     Reference,
@@ -56,7 +57,9 @@ class NPO(LossMethod):
     name = "npo"
     description = "Negative preference optimisation against the frozen base (NPO, +RT with retain_weight)"
     Params = NPOParams
-    paper_preset = {"lr": 1e-5, "steps": 500, "batch_size": 32, "finetune": "full", "beta": 0.1}
+    # licong-lin/negative-preference-optimization config/forget.yaml (TOFU's forget.py recipe): lr 1e-5,
+    # 10 epochs, beta 0.1, weight decay 0.01, warmup one epoch, batch 4 x accumulation 4 on 2 GPUs.
+    paper_preset = {**TOFU_RECIPE, "epochs": 10, "beta": 0.1}
 
     def __init__(self, params: NPOParams):
         super().__init__(params)

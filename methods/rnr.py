@@ -245,6 +245,7 @@ class RevealAndRelease(Method):
     relative_cost = 3.0  # measured demo cell time relative to a plain loss method / average task
     description = "Reveal-and-Release: self-generated forget data, iterative forget/retain LoRA merges"
     Params = RnRParams
+    # This project's own choice: no code or training details of the paper are public (docs/methods/).
     paper_preset = {"rounds": 10, "steps": 50, "batch_size": 16, "lr": 1e-4, "merge": "auto",
                     "reveal": {"queries": 100, "responses_per_query": 8, "max_new_tokens": 128}}
 
@@ -263,8 +264,9 @@ class RevealAndRelease(Method):
                 return ce + p.ortho_weight * penalty, {"ce": ce.item(), "ortho": penalty.item()}
             return ce, {"ce": ce.item()}
 
-        train(peft_model, p, step_loss, ctx, desc=f"rnr {tag}", log_prefix=f"{tag}/",
-              log_every=max(1, p.steps))
+        steps, warmup = p.step_budget(len(examples))
+        train(peft_model, p, step_loss, ctx, desc=f"rnr {tag}", log_prefix=f"{tag}/", log_every=max(1, steps),
+              steps=steps, warmup_steps=warmup)
         deltas, a_mats = lora_deltas(peft_model)
         plain = peft_model.unload()
         plain.requires_grad_(False)

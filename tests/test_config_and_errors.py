@@ -65,7 +65,8 @@ def test_cell_id_is_stable_and_sensitive():
 
 def test_paper_preset_applies_overrides():
     cell = plan_cells(load_config(None, {"preset": "paper"}), registry())[0]
-    assert cell.method_params["steps"] == GradientAscent.paper_preset["steps"]
+    assert cell.method_params["epochs"] == GradientAscent.paper_preset["epochs"] == 5
+    assert cell.method_params["lr_schedule"] == "linear" and cell.method_params["weight_decay"] == 0.01
 
 
 @pytest.mark.parametrize("argv, message", [

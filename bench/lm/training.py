@@ -124,10 +124,11 @@ class MasterWeightsAdamW(torch.optim.AdamW):
     copies the result back (rounded once, from an fp32 value that keeps every small update).
     """
 
-    def __init__(self, params: list[torch.nn.Parameter], lr: float, weight_decay: float):
+    def __init__(self, params: list[torch.nn.Parameter], lr: float, weight_decay: float,
+                 betas: tuple[float, float] = (0.9, 0.999)):
         self.model_params = params
         self.masters = [p.detach().float().clone().requires_grad_(True) for p in params]
-        super().__init__(self.masters, lr=lr, weight_decay=weight_decay)
+        super().__init__(self.masters, lr=lr, weight_decay=weight_decay, betas=betas)
 
     @property
     def trainable(self) -> list[torch.nn.Parameter]:
@@ -153,13 +154,36 @@ def uses_master_weights(params: TrainParams, trainable: list[torch.nn.Parameter]
     return params.finetune == "full" and half and params.master_weights != "off"
 
 
-def make_optimizer(model: Any, params: TrainParams) -> torch.optim.Optimizer:
+def make_optimizer(model: Any, params: TrainParams, total_steps: int | None = None,
+                   warmup_steps: int = 0) -> torch.optim.Optimizer:
+    """AdamW over the trainable parameters, with ``params``' learning-rate schedule over ``total_steps``
+    (default ``params.steps``) attached as ``optimizer.lr_schedule``, which ``train`` steps; an optimiser
+    kept across ``train`` calls (ICU's epochs) keeps its schedule's position."""
     trainable = [p for p in model.parameters() if p.requires_grad]
     if not trainable:
         raise ValueError("model has no trainable parameters")
+    betas = (float(params.adam_betas[0]), float(params.adam_betas[1]))
     if uses_master_weights(params, trainable):
-        return MasterWeightsAdamW(trainable, lr=params.lr, weight_decay=params.weight_decay)
-    return torch.optim.AdamW(trainable, lr=params.lr, weight_decay=params.weight_decay)
+        optimizer = MasterWeightsAdamW(trainable, lr=params.lr, weight_decay=params.weight_decay, betas=betas)
+    else:
+        optimizer = torch.optim.AdamW(trainable, lr=params.lr, weight_decay=params.weight_decay, betas=betas)
+    total = params.steps if total_steps is None else total_steps
+    factor = lr_factor(params.lr_schedule, total, warmup_steps)
+    optimizer.lr_schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    return optimizer
+
+
+def lr_factor(schedule: str, total_steps: int, warmup_steps: int) -> Any:
+    """The multiplier of the base learning rate before optimiser step ``k + 1`` (k = 0, 1, …), as
+    transformers' ``get_linear_schedule_with_warmup`` / ``get_constant_schedule_with_warmup``: k/warmup
+    during warmup, then 1 (constant) or (total − k)/(total − warmup) (linear, reaching 0 at the end)."""
+    def factor(k: int) -> float:
+        if k < warmup_steps:
+            return k / max(1, warmup_steps)
+        if schedule == "linear":
+            return max(0.0, (total_steps - k) / max(1, total_steps - warmup_steps))
+        return 1.0
+    return factor
 
 
 def trainable_of(optimizer: torch.optim.Optimizer) -> list[torch.nn.Parameter]:
@@ -169,16 +193,17 @@ def trainable_of(optimizer: torch.optim.Optimizer) -> list[torch.nn.Parameter]:
 
 def train(model: Any, params: TrainParams, loss_fn: LossFn, ctx: UnlearnContext, *, desc: str = "train",
           steps: int | None = None, log_prefix: str = "", log_every: int = 1,
-          optimizer: torch.optim.Optimizer | None = None) -> None:
+          optimizer: torch.optim.Optimizer | None = None, warmup_steps: int = 0) -> None:
     """Optimise ``loss_fn`` for ``steps`` optimiser steps (default ``params.steps``).
 
     Each optimiser step accumulates ``params.grad_accum`` micro-batches (``loss_fn`` draws its own
     batches). A non-finite loss or a gradient norm above ``params.max_grad_norm_diverge`` raises
     ``Diverged`` with the step, which the runner records as the cell's status. Pass ``optimizer`` to
-    keep optimiser state across calls (iterative methods training in rounds).
+    keep optimiser state across calls (iterative methods training in rounds); otherwise one is made with
+    the learning-rate schedule over ``steps`` (``warmup_steps`` of linear warmup).
     """
     steps = params.steps if steps is None else steps
-    optimizer = optimizer or make_optimizer(model, params)
+    optimizer = optimizer or make_optimizer(model, params, steps, warmup_steps)
     trainable = trainable_of(optimizer)
     device_type = trainable[0].device.type
     model.train()
@@ -199,9 +224,13 @@ def train(model: Any, params: TrainParams, loss_fn: LossFn, ctx: UnlearnContext,
         if params.max_grad_norm > 0:
             torch.nn.utils.clip_grad_norm_(trainable, params.max_grad_norm)
         optimizer.step()
+        schedule = getattr(optimizer, "lr_schedule", None)
+        lr = optimizer.param_groups[0]["lr"]
+        if schedule is not None:
+            schedule.step()
         if step % log_every == 0 or step == steps:
             ctx.log(**{f"{log_prefix}step": step, **{f"{log_prefix}{k}": v for k, v in totals.items()},
-                       f"{log_prefix}grad_norm": norm})
+                       f"{log_prefix}grad_norm": norm, f"{log_prefix}lr": lr})
     model.eval()
 
 
@@ -244,6 +273,7 @@ class LossMethod(Method):
             return self.loss(model, self.collate_forget(tok, next(forget), device), retain_batch)
 
         ctx.log_probes(ctx.initial_probe(model), step=0)
-        train(model, p, step_loss, ctx, desc=getattr(self, "name", "train"))
+        steps, warmup = p.step_budget(len(self.forget_items(ctx)))
+        train(model, p, step_loss, ctx, desc=getattr(self, "name", "train"), steps=steps, warmup_steps=warmup)
         # No final probe here: the runner fills the last trajectory row from the final evaluation.
         return merged(model)

@@ -1,0 +1,69 @@
+"""Training budget and learning-rate schedule: epochs counted as TOFU counts them, warmup and linear decay as
+transformers' schedules, Adam betas reaching the optimiser."""
+
+import pytest
+import torch
+
+from bench import TrainParams
+from bench.lm.training import lr_factor, make_optimizer, train
+
+
+def test_step_budget_in_epochs_is_tofus_max_steps_and_warmup_is_one_epoch():
+    # TOFU forget.py: steps_per_epoch = N // (bs*accum), max_steps = int(epochs*N) // (bs*accum)
+    p = TrainParams(epochs=5, batch_size=4, grad_accum=4, warmup_epochs=1)
+    assert p.step_budget(40) == (12, 2)  # 200 // 16 = 12 steps; 40 // 16 = 2 steps per epoch
+    assert p.step_budget(10) == (3, 1)  # fewer examples than one step: warmup max(1, 0) = 1
+    assert TrainParams(steps=7).step_budget(1000) == (7, 0)  # no epochs: steps, no warmup
+    assert TrainParams(epochs=0.01, batch_size=8).step_budget(8) == (1, 0)  # at least one step
+
+
+def test_lr_factor_matches_hand_computed_linear_and_constant_schedules():
+    linear = lr_factor("linear", total_steps=10, warmup_steps=2)
+    assert [round(linear(k), 4) for k in range(11)] == [0.0, 0.5, 1.0, 0.875, 0.75, 0.625, 0.5, 0.375, 0.25, 0.125, 0.0]
+    constant = lr_factor("constant", total_steps=10, warmup_steps=4)
+    assert [constant(k) for k in (0, 1, 2, 4, 9)] == [0.0, 0.25, 0.5, 1.0, 1.0]
+    assert lr_factor("constant", 5, 0)(0) == 1.0  # the default leaves the learning rate alone
+
+
+def test_train_follows_the_schedule_and_the_betas(tiny):
+    import copy
+
+    model = copy.deepcopy(tiny[0]).float()
+    model.requires_grad_(False)
+    layer = model.model.layers[0].mlp.down_proj
+    layer.weight.requires_grad_(True)
+    params = TrainParams(lr=1e-3, steps=4, lr_schedule="linear", adam_betas=[0.8, 0.95], finetune="full")
+    optimizer = make_optimizer(model, params, total_steps=4, warmup_steps=1)
+    assert optimizer.param_groups[0]["betas"] == (0.8, 0.95)
+    rows = []
+
+    class Ctx:
+        progress = False
+
+        def log(self, **row):
+            rows.append(row)
+
+    def step_loss():
+        return layer.weight.pow(2).sum(), {}
+
+    train(model, params, step_loss, Ctx(), steps=4, optimizer=optimizer)
+    # step k uses base lr × factor(k-1): warmup 0, then (4-1)/3, (4-2)/3, (4-3)/3
+    assert [round(r["lr"], 7) for r in rows] == [0.0, 1e-3, round(2e-3 / 3, 7), round(1e-3 / 3, 7)]
+
+
+@pytest.mark.parametrize("bad, message", [({"epochs": 0}, "epochs must be > 0"),
+                                          ({"warmup_epochs": -1}, "warmup_epochs must be >= 0"),
+                                          ({"adam_betas": [0.9]}, "adam_betas must be two numbers")])
+def test_bad_schedule_parameters_are_refused(bad, message):
+    with pytest.raises(ValueError, match=message):
+        TrainParams(**bad).validate()
+
+
+def test_default_schedule_changes_nothing(tiny):
+    """Constant, no warmup: the optimiser's learning rate stays the configured one at every step."""
+    model = torch.nn.Linear(3, 1)
+    optimizer = make_optimizer(model, TrainParams(lr=0.01, steps=3))
+    for _ in range(3):
+        assert optimizer.param_groups[0]["lr"] == 0.01
+        optimizer.step()
+        optimizer.lr_schedule.step()
