@@ -27,6 +27,7 @@ RESULTS_SCHEMA = 2
 #: Public name -> the submodule that defines it.
 _EXPORTS: dict[str, str] = {
     # contracts
+    **dict.fromkeys(("Attack", "AttackContext", "AttackParams", "Attacked"), "api"),
     **dict.fromkeys(("Better", "Evaluation", "Example", "Group", "Method", "Metric", "Reporter", "Task", "TaskData",
                      "PROBE_PREFIX", "TOFU_RECIPE", "TrainParams", "UnlearnContext", "forget_prompts", "probe_fields"),
                   "api"),
@@ -46,7 +47,7 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(("SandboxLimits", "SandboxResult", "run_program", "run_programs"), "eval.sandbox"),
     **dict.fromkeys(("content_hash", "hub_rows", "read_jsonl"), "data.sources"),
     # conformance
-    **dict.fromkeys(("check_method", "check_task"), "testing"),
+    **dict.fromkeys(("check_attack", "check_method", "check_task"), "testing"),
 }
 
 __all__ = sorted([*_EXPORTS, "RESULTS_SCHEMA", "__version__"])
@@ -69,6 +70,10 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from bench.api import (
         PROBE_PREFIX,
         TOFU_RECIPE,
+        Attack,
+        AttackContext,
+        Attacked,
+        AttackParams,
         Better,
         Evaluation,
         Example,
@@ -104,4 +109,4 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     )
     from bench.params import build_params, require_at_least_one, require_data_files, require_file
     from bench.results import BaseResult, CellResult
-    from bench.testing import check_method, check_task
+    from bench.testing import check_attack, check_method, check_task

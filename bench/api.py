@@ -25,13 +25,15 @@ class Example:
 
     ``chat=True`` renders ``prompt`` as a user turn with the tokenizer's chat template (instruct
     models); ``chat=False`` treats ``prompt`` as a raw prefix (e.g. a text to continue, or "" for
-    plain language-modelling text).
+    plain language-modelling text). ``response_prefix`` is text the response is forced to begin with
+    (context, not scored): the forced-affirmative prompt attack writes "Sure, here is" there.
     """
 
     prompt: str
     answer: str
     chat: bool = True
     meta: dict[str, Any] = field(default_factory=dict)
+    response_prefix: str = ""
 
 
 #: Forget prompts (no answers) Reveal adds to a task's seed instructions by default (``RevealParams``).
@@ -346,6 +348,69 @@ class Task:
     def relevance(self, responses: Sequence[str]) -> list[float]:
         """How strongly each response shows the behaviour to forget, in [0, 1] (Reveal reward)."""
         raise NotImplementedError  # pragma: no cover - interface
+
+    def probe_items(self, data: TaskData) -> dict[str, list[Example]]:
+        """The examples behind each likelihood probe (same keys as ``probe``): the probe is the mean answer
+        log-likelihood over them. Attacks measure forgetting on the ``forget/`` ones, item by item, so that
+        a recovered fraction gets a paired interval. Optional: a task without it cannot be attacked."""
+        raise NotImplementedError(f"task '{self.name}' does not expose probe_items, which attacks need")
+
+
+@dataclass
+class AttackParams:
+    """Base of every attack's parameters (an attack subclasses it to add its own)."""
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming a bad value."""
+
+
+@dataclass
+class AttackContext:
+    """What an attack receives: the model under attack (an unlearned model, or the base model as the
+    control), the task's data, and ``items``: the task's forget-probe examples the engine will score."""
+
+    model: Any
+    tokenizer: Any
+    task: Any
+    data: TaskData
+    items: list[Example]
+    seed: int
+    device: str = "cpu"
+    progress: bool = False
+    #: Trajectory rows of a training attack (``bench.train`` logs through it); kept with the result.
+    log: Callable[..., None] = lambda **row: None
+
+
+@dataclass
+class Attacked:
+    """An attack's output: an attacked ``model`` (scored on the unchanged items), or ``variants``: named
+    rewritten item lists (same order and answers as ``ctx.items``) scored on the unattacked model, the worst
+    case over them reported. ``info`` is recorded with the result (e.g. which quantization backend ran).
+    ``restore`` undoes an attack that changed ``ctx.model`` in place (the engine calls it after scoring):
+    attacks never keep a second resident copy of the weights."""
+
+    model: Any = None
+    variants: dict[str, list[Example]] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+    restore: Callable[[], None] | None = None
+
+
+class Attack:
+    """Base class for robustness attacks on forgetting. Subclasses set ``name``, ``Params`` and ``attack``.
+
+    The engine applies the same attack to the unlearned model and to the base model (the control: an
+    attack that raises the base's forget probe too teaches rather than reveals) and scores the task's
+    forget-probe items under each."""
+
+    name: ClassVar[str]
+    Params: ClassVar[type] = AttackParams
+    description: ClassVar[str] = ""
+
+    def __init__(self, params: Any):
+        self.params = params
+
+    def attack(self, ctx: AttackContext) -> Attacked:  # pragma: no cover - interface
+        raise NotImplementedError
 
 
 class Reporter:

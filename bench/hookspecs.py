@@ -26,3 +26,8 @@ def register_tasks(register):
 @hookspec
 def register_reporters(register):
     """Register leaderboard reporters: ``register(ReporterClass)`` (subclass of ``bench.api.Reporter``)."""
+
+
+@hookspec
+def register_attacks(register):
+    """Register robustness attacks: ``register(AttackClass)`` (subclass of ``bench.api.Attack``)."""

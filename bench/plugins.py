@@ -34,7 +34,7 @@ from bench import hookspecs
 from bench.errors import UserError, unknown
 
 GROUP = "unlearn_bench"
-KINDS = ("method", "task", "reporter")
+KINDS = ("method", "task", "reporter", "attack")
 #: The distribution whose entry points are the built-ins (loaded first, never filtered by the allow-list).
 BUILTIN_PACKAGE = "unlearn-bench"
 ALLOW_ENV = "UNLEARN_BENCH_PLUGINS"
@@ -43,7 +43,7 @@ ALLOW_ENV = "UNLEARN_BENCH_PLUGINS"
 def _base_class(kind: str) -> type:
     from bench import api
 
-    return {"method": api.Method, "task": api.Task, "reporter": api.Reporter}[kind]
+    return {"method": api.Method, "task": api.Task, "reporter": api.Reporter, "attack": api.Attack}[kind]
 
 
 def _normal(package: str) -> str:
@@ -193,7 +193,7 @@ def _register_module(registry: Registry, pm: pluggy.PluginManager, module: Any, 
     """Register every class ``module``'s hooks contribute, or none of them (the module is refused whole)."""
     collected: list[tuple[str, Any, str | None]] = []
     hooks = {"method": pm.hook.register_methods, "task": pm.hook.register_tasks,
-             "reporter": pm.hook.register_reporters}
+             "reporter": pm.hook.register_reporters, "attack": pm.hook.register_attacks}
     pm.register(module, name=name)
     try:
         pm.check_pending()  # a hookimpl with no hookspec (a misspelt hook) is an error, not a silent no-op

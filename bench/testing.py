@@ -80,6 +80,9 @@ class ToyTask(Task):
         f, r = self._logliks(model, tokenizer, data)
         return {"forget/forget_loglik": sum(f) / len(f), "utility/retain_loglik": sum(r) / len(r)}
 
+    def probe_items(self, data: TaskData) -> dict[str, list[Example]]:
+        return {"forget/forget_loglik": data.eval["forget"], "utility/retain_loglik": data.eval["retain"]}
+
     def evaluate(self, model: Any, tokenizer: Any, data: TaskData, progress: bool = True,
                  reference: Any = None) -> Evaluation:
         f, r = self._logliks(model, tokenizer, data)
@@ -178,6 +181,58 @@ def _probe_problems(task: Task, probe: dict[str, float], evaluation: Evaluation)
     return problems
 
 
+def _probe_item_problems(task: Task, data: TaskData, model: Any, tokenizer: Any) -> list[str]:
+    """Optional ``probe_items`` (what attacks score): keys of ``probe``, and each forget probe the mean answer
+    log-likelihood of its items."""
+    try:
+        items = task.probe_items(data)
+    except NotImplementedError:
+        return []
+    probe = task.probe(model, tokenizer, data)
+    problems = [f"probe_items key '{k}' is not a probe() key" for k in items if k not in probe]
+    for key in (k for k in items if k.startswith("forget/") and k in probe):
+        values = answer_logliks(model, tokenizer, items[key])
+        if not values or abs(sum(values) / len(values) - probe[key]) > 1e-4:
+            problems.append(f"probe '{key}' is not the mean answer log-likelihood of probe_items['{key}']")
+    return problems
+
+
+def check_attack(attack_cls: type, params: dict[str, Any] | None = None, seed: int = 0) -> ConformanceReport:
+    """Run ``attack_cls`` twice on the tiny model and the toy task's forget items, as the engine does;
+    report contract violations: neither a model nor variants, variants that change the items' number or
+    answers, a model not restored bit-exactly afterwards, runs that differ with the same seed."""
+    from bench.api import AttackContext, Attacked
+    from bench.engine.attacks import attacked_values
+
+    report = ConformanceReport()
+    attack = attack_cls(build_params(attack_cls.Params, params or {}, f"attacks.{attack_cls.name}"))
+    model, tokenizer = tiny_model()
+    task = ToyTask(ToyParams())
+    data = task.load(seed)
+    items = task.probe_items(data)["forget/forget_loglik"]
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+
+    def context() -> AttackContext:
+        return AttackContext(model=model, tokenizer=tokenizer, task=task, data=data, items=items, seed=seed)
+
+    outcome = attack.attack(context())
+    if not isinstance(outcome, Attacked) or (outcome.model is None and not outcome.variants):
+        report.problems.append("attack() must return bench.Attacked with a model or prompt variants")
+        return report
+    for name, variant in outcome.variants.items():
+        if len(variant) != len(items) or [v.answer for v in variant] != [x.answer for x in items]:
+            report.problems.append(f"variant '{name}' must rewrite prompts only: same items, same answers")
+    if outcome.restore is not None:
+        outcome.restore()
+    runs = [attacked_values(attack, context())[0] for _ in range(2)]
+    after = model.state_dict()
+    if set(after) != set(before) or any(not torch.equal(before[k], after[k]) for k in before):
+        report.problems.append("the model was not restored bit-exactly after the attack (set Attacked.restore)")
+    if runs[0] != runs[1]:
+        report.problems.append("not deterministic: two runs with the same seed scored differently")
+    return report
+
+
 def _metric_problems(evaluation: Evaluation) -> list[str]:
     problems = []
     names = [m.name for m in evaluation.metrics]
@@ -221,6 +276,7 @@ def check_task(task_cls: type, params: dict[str, Any] | None = None,
     evaluation = task.evaluate(model, tokenizer, first, progress=False, reference=model)
     report.problems += _metric_problems(evaluation)
     report.problems += _probe_problems(task, task.probe(model, tokenizer, first), evaluation)
+    report.problems += _probe_item_problems(task, first, model, tokenizer)
     scores = task.relevance(["A short reply.", ""])
     if len(scores) != 2 or not all(0.0 <= float(s) <= 1.0 for s in scores):
         report.problems.append(f"relevance() must return one score in [0, 1] per response, got {scores!r}")

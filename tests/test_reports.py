@@ -48,7 +48,7 @@ def toy_run(tmp_path_factory):
                                 "train_params": {"steps": 2, "batch_size": 2, "lr": 1e-2}})
     run_matrix(config, registry)
     # a model output carrying markup, as a hostile model could produce
-    cell = next((root / "run" / "cells").glob("ga__*"))
+    cell = sorted((root / "run" / "cells").glob("ga__*"))[0]  # the seed the HTML shows: the first in path order
     rows = [json.loads(line) for line in (cell / "samples.jsonl").read_text().splitlines()]
     rows[0]["output"] = PAYLOAD
     rows[0]["prompt"] = "</pre><script>alert(1)</script>"

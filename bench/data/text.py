@@ -61,7 +61,8 @@ def encode(tokenizer: Any, ex: Example, max_length: int) -> Encoded:
     Over-long examples keep the start of the answer: the prompt is cut from the left first, then the
     answer from the right, so at least one answer token always carries loss.
     """
-    prompt_ids = tokenizer(render_prompt(tokenizer, ex.prompt, ex.chat), add_special_tokens=False)["input_ids"]
+    context = render_prompt(tokenizer, ex.prompt, ex.chat) + ex.response_prefix
+    prompt_ids = tokenizer(context, add_special_tokens=False)["input_ids"]
     answer_ids = tokenizer(ex.answer + answer_suffix(tokenizer, ex), add_special_tokens=False)["input_ids"]
     if not answer_ids:
         answer_ids = [tokenizer.eos_token_id]

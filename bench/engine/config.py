@@ -55,6 +55,9 @@ class RunConfig:
     #: "merged": keep each finished cell's unlearned model in Hugging Face format with a model card
     #: (``OUT/cells/<cell-id>/model``); "none": keep nothing.
     save_model: Literal["none", "merged"] = "none"
+    #: Robustness attacks run on every unlearned model and, as the control, on the base model: names, or
+    #: one-key mappings ``{quantize: {bits: 8}}`` (the same attack may appear with different parameters).
+    attacks: list[Any] = field(default_factory=list)
     progress: bool = True
 
     def validate(self) -> None:
@@ -122,6 +125,15 @@ class CellSpec:
     lm_eval_include_path: str | None = None
     #: What to keep of the unlearned model (not part of the cell's identity: it does not change results).
     save_model: str = "none"
+    #: Attacks on the unlearned model (``{"name", "params"}``; not part of the cell's identity either: their
+    #: results are written beside the cell's).
+    attacks: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+    @property
+    def attack_ids(self) -> list[str]:
+        from bench.engine.attacks import AttackSpec
+
+        return [AttackSpec(a["name"], a["params"]).attack_id for a in self.attacks]
 
     def _eval_extras(self) -> dict[str, Any]:
         """Evaluation settings beyond the task's own, in the ids only when set (older ids stay valid)."""
@@ -177,6 +189,26 @@ def _shared(cls: type, train_params: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in train_params.items() if k in names}
 
 
+def plan_attacks(entries: list[Any], registry: Registry) -> list[dict[str, Any]]:
+    """``[relearn, {quantize: {bits: 8}}]`` -> ``[{"name", "params"}]``, every name and parameter checked."""
+    planned: list[dict[str, Any]] = []
+    for entry in entries:
+        if isinstance(entry, str):
+            name, params = entry, {}
+        elif isinstance(entry, dict) and len(entry) == 1:
+            name, params = next(iter(entry.items()))
+            params = params or {}
+        else:
+            raise UserError(f"attacks: each entry is a name or a one-key mapping {{name: {{param: value}}}}; "
+                            f"got {entry!r}")
+        cls = registry.get("attack", name).cls
+        build_params(cls.Params, params, f"attacks.{name}")  # unknown keys and bad values: one line, exit 2
+        if any(p == {"name": name, "params": params} for p in planned):
+            raise UserError(f"attacks: '{name}' with {params or 'default parameters'} is listed twice")
+        planned.append({"name": name, "params": dict(params)})
+    return planned
+
+
 def plan_cells(config: RunConfig, registry: Registry) -> list[CellSpec]:
     """Validate every name and parameter up front, then list the cells (tasks outermost)."""
     methods = {m: registry.get("method", m).cls for m in config.methods}
@@ -200,6 +232,7 @@ def plan_cells(config: RunConfig, registry: Registry) -> list[CellSpec]:
     reveal_params = params_dict(build_params(RevealParams, config.reveal_params, "reveal_params"))
     utility_tasks = [params_dict(t) for t in check_tasks(config.utility_tasks, config.lm_eval_include_path)] \
         if config.utility_tasks else []
+    attacks = plan_attacks(config.attacks, registry)
     cells = []
     for task_name, task_cls in tasks.items():
         for task_params in _resolved(task_cls.Params, config.preset, task_cls.paper_preset,
@@ -213,5 +246,5 @@ def plan_cells(config: RunConfig, registry: Registry) -> list[CellSpec]:
                         cells.append(CellSpec(config.model, method_name, method_params, task_name, task_params,
                                               int(seed), config.preset, config.dtype, config.device,
                                               config.forget_data, reveal_params, utility_tasks,
-                                              config.lm_eval_include_path, config.save_model))
+                                              config.lm_eval_include_path, config.save_model, attacks))
     return cells

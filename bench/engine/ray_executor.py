@@ -130,7 +130,7 @@ def run_matrix_ray(config: RunConfig, registry: Registry, force: bool = False) -
     store = ResultsStore(config.out)
     store.open()
     check_cached_bases(cells, registry, store)
-    todo = longest_first([c for c in cells if force or not store.is_finished(c.cell_id)], registry)
+    todo = longest_first([c for c in cells if force or not store.is_complete(c.cell_id, c.attack_ids)], registry)
     started = _init(ray, config)
     plugins = tuple(config.plugins)
     resources = {"num_cpus": config.num_cpus, "num_gpus": config.num_gpus, "max_retries": 0}

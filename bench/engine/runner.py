@@ -202,6 +202,12 @@ class Engine:
                     sources = {**sources, **data.sources}
                 extras["eval_time_s"] = round(eval_timer.seconds, 2)
                 fill_final_probe(trajectory.rows, evaluation.metrics)
+                if spec.attacks:
+                    from bench.engine.attacks import run_attacks
+
+                    with Timer() as attack_timer:
+                        run_attacks(self, spec, task, data, model, loaded.tokenizer, info.device)
+                    extras["attack_time_s"] = round(attack_timer.seconds, 2)
                 for metric in evaluation.metrics:
                     if metric.name in base["metrics"]:
                         attach_delta(metric, Metric.from_json(base["metrics"][metric.name]))
@@ -298,7 +304,7 @@ def run_matrix(config: RunConfig, registry: Registry, force: bool = False) -> Ma
     check_cached_bases(cells, registry, store)
     engine = Engine(registry, store, progress=config.progress)
     engine.models.base(config.model, config.device, config.dtype)  # a bad model fails before any cell
-    todo = [c for c in cells if force or not store.is_finished(c.cell_id)]
+    todo = [c for c in cells if force or not store.is_complete(c.cell_id, c.attack_ids)]
     ran: dict[str, str] = {}
     for spec in bar(todo, config.progress, "cells", unit="cell"):
         try:  # base evaluation outside the cell's timer; on failure the cell records the error itself

@@ -133,6 +133,23 @@ class ResultsStore:
         atomic_write_jsonl(folder / "samples.jsonl", samples)
         atomic_write_json(folder / "result.json", result)
 
+    # -- attacks (bench.engine.attacks) ------------------------------------------------------------
+    def attack_path(self, cell_id: str, attack_id: str) -> Path:
+        return self.cell_dir(cell_id) / "attacks" / f"{attack_id}.json"
+
+    def control_path(self, base_id: str, attack_id: str, seed: int) -> Path:
+        return self.base_dir(base_id) / "attacks" / f"{attack_id}__s{seed}.json"
+
+    def is_complete(self, cell_id: str, attack_ids: list[str]) -> bool:
+        """Finished, and (when it finished ``done``) every configured attack has a result."""
+        result = self.cell_result(cell_id)
+        if result is None or result.get("status") not in FINISHED:
+            return False
+        return result["status"] != "done" or all(self.attack_path(cell_id, a).exists() for a in attack_ids)
+
+    def all_attacks(self) -> list[dict[str, Any]]:
+        return [read_json(p) for p in sorted((self.root / "cells").glob("*/attacks/*.json"))]
+
     def append_invocation(self, record: dict[str, Any]) -> None:
         """Add one line to ``invocations.jsonl`` (rewritten atomically: old lines are never lost)."""
         path = self.root / "invocations.jsonl"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -161,3 +162,53 @@ def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
     out = np.empty(m)
     out[order] = np.minimum(adjusted, 1.0)
     return out.tolist()
+
+
+# -- attacks: recovered fraction (bench.engine.attacks) ------------------------------------------------
+def recovery(base: Any, unlearned: Any, attacked: dict[str, Any], base_attacked: dict[str, Any],
+             resamples: int = RESAMPLES, seed: int = SEED) -> dict[str, Any]:
+    """The recovered fraction R = (F_attacked − F_unlearned) / (F_base − F_unlearned) of an attack, its worst
+    variant and interval, and the base control (``bench.engine.attacks`` explains each number).
+
+    Each argument holds per-item values, one row per seed (``[S, n]``; a flat list is one seed): the
+    interval is then a hierarchical bootstrap, seeds first and items within them, as the leaderboard's."""
+    b, u = np.atleast_2d(np.asarray(base, float)), np.atleast_2d(np.asarray(unlearned, float))
+    att = {k: np.atleast_2d(np.asarray(v, float)) for k, v in attacked.items()}
+    ctl = {k: np.atleast_2d(np.asarray(v, float)) for k, v in base_attacked.items()}
+    if not all(x.shape == u.shape for x in [b, *att.values(), *ctl.values()]):
+        raise ValueError("attack measurements must score the same items for the same seeds")
+    n_seeds, n = u.shape
+    rng = np.random.default_rng(seed)
+    seed_draws = rng.integers(0, n_seeds, size=(resamples, n_seeds))
+    item_draws = rng.integers(0, n, size=(resamples, n_seeds, n))
+
+    def replicates(x: np.ndarray) -> np.ndarray:
+        return hierarchical_means(x, seed_draws, item_draws)
+
+    def worst(variants: dict[str, np.ndarray]) -> tuple[str, np.ndarray]:
+        """The variant with the largest mean, and per replicate the largest mean over variants (the worst
+        case is picked inside every replicate, so the interval pays for the choice)."""
+        name = max(variants, key=lambda k: variants[k].mean())
+        return name, np.max(np.stack([replicates(v) for v in variants.values()]), axis=0)
+
+    b_r, u_r = replicates(b), replicates(u)
+    gap, gap_r = b.mean() - u.mean(), b_r - u_r
+    worst_name, worst_r = worst(att)
+    control_name, control_r = worst(ctl)
+    out: dict[str, Any] = {
+        "items": n, "seeds": n_seeds, "forgotten": float(gap), "forgotten_ci": list(percentile_interval(gap_r)),
+        "worst_variant": worst_name, "attacked_minus_unlearned": float(att[worst_name].mean() - u.mean()),
+        "variant_means": {k: float(v.mean()) for k, v in att.items()},
+        "control_variant": control_name, "control": float(ctl[control_name].mean() - b.mean()),
+        "control_ci": list(percentile_interval(control_r - b_r)),
+        "recovered": None, "recovered_ci": None, "recovered_note": None,
+    }
+    low, high = out["forgotten_ci"]
+    if not (significant(low, high) and gap > 0):
+        out["recovered_note"] = "nothing forgotten: the forget probe did not fall significantly"
+        return out
+    out["recovered"] = float((att[worst_name].mean() - u.mean()) / gap)
+    ratio = (worst_r - u_r) / np.where(gap_r > 0, gap_r, np.nan)
+    finite = ratio[np.isfinite(ratio)]
+    out["recovered_ci"] = list(percentile_interval(finite)) if len(finite) > 1 else None
+    return out

@@ -60,6 +60,8 @@ class ResultTable:
     #: Largest standardised utility loss that still counts as "kept" (``bench.report.scores``).
     utility_budget: float = UTILITY_BUDGET
     resamples: int = RESAMPLES
+    #: Attack results (``cells/*/attacks/*.json``), raw records (``bench.report.robustness`` pools them).
+    attacks: list[dict[str, Any]] = field(default_factory=list)
 
     def tasks(self) -> list[str]:
         return sorted({c.task for c in self.cells} | {b.spec["task"] for b in self.bases.values()})
@@ -142,6 +144,7 @@ def load_table(run_dirs: list[str | Path], *, utility_budget: float = UTILITY_BU
     groups: dict[tuple[str, str, str], Cell] = {}
     bases: dict[str, BaseResult] = {}
     raw: list[dict[str, Any]] = []
+    attacks: list[dict[str, Any]] = []
     for run_dir in run_dirs:
         root = Path(run_dir)
         if not (root / "manifest.json").exists():
@@ -152,6 +155,7 @@ def load_table(run_dirs: list[str | Path], *, utility_budget: float = UTILITY_BU
         for data in store.all_bases():
             raw.append(data)
             bases[data["base_id"]] = data
+        attacks += store.all_attacks()
         for data in store.all_cells():
             raw.append(data)
             spec = data["spec"]
@@ -172,7 +176,7 @@ def load_table(run_dirs: list[str | Path], *, utility_budget: float = UTILITY_BU
         raise UserError(f"no results found in {', '.join(map(str, run_dirs))}; run `unlearn-bench run` first")
     if not utility_budget > 0:
         raise UserError(f"--utility-budget must be > 0, got {utility_budget}")
-    return ResultTable(list(groups.values()), bases, [str(d) for d in run_dirs], utility_budget)
+    return ResultTable(list(groups.values()), bases, [str(d) for d in run_dirs], utility_budget, attacks=attacks)
 
 
 def read_samples(run_dirs: list[str | Path], ident: str, limit: int = 3, kind: str = "cells") -> list[dict[str, Any]]:

@@ -225,6 +225,10 @@ class CodingTask(Task):
         return {"forget/humaneval_canonical_loglik": sum(code_ll) / len(code_ll),
                 "utility/gsm8k_reference_loglik": sum(math_ll) / len(math_ll)}
 
+    def probe_items(self, data: TaskData) -> dict[str, list[Example]]:
+        code, math = self._probe_sets(data)
+        return {"forget/humaneval_canonical_loglik": code, "utility/gsm8k_reference_loglik": math}
+
     def relevance(self, responses: Sequence[str]) -> list[float]:
         """Graded code quality (``humaneval.code_quality``): parses, defines a function, has a body, returns."""
         return [humaneval.code_quality(r) for r in responses]

@@ -262,6 +262,11 @@ class NerTask(Task):
         return {"forget/person_list_loglik": float(np.mean(ll["PERSON"])),
                 "utility/other_list_loglik": float(np.mean([np.mean(ll[k]) for k in TYPES[1:]]))}
 
+    def probe_items(self, data: TaskData) -> dict[str, list[Example]]:
+        """The utility items are every other type's queries together (the probe averages per type first)."""
+        return {"forget/person_list_loglik": self._queries(data, "PERSON"),
+                "utility/other_list_loglik": [q for kind in TYPES[1:] for q in self._queries(data, kind)]}
+
     #: Distinct person names in one response at which Reveal's relevance saturates.
     RELEVANT_NAMES = 2
 

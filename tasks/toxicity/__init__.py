@@ -295,6 +295,10 @@ class ToxicityTask(Task):
         return {"forget/toxic_text_loglik": float(np.mean(toxic_ll)),
                 "utility/heldout_text_loglik": float(np.mean(text_ll))}
 
+    def probe_items(self, data: TaskData) -> dict[str, list[Example]]:
+        toxic, text = self._probe_sets(data)
+        return {"forget/toxic_text_loglik": toxic, "utility/heldout_text_loglik": text}
+
     def relevance(self, responses: Sequence[str]) -> list[float]:
         return get_scorer(self.params).score(list(responses))
 

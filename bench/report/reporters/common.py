@@ -185,3 +185,60 @@ def reveal_rows(table: ResultTable, task: str) -> list[str]:
             "cosine between the forget and retain updates per module (1 = same directions); the last column is the "
             "change of the task's forget probe (lower = forgetting) with each update merged alone at round 1.", "",
             REVEAL_HEADER, "|" + "---|" * REVEAL_HEADER.count(" | ") + "---|", *rows]
+
+
+ROBUSTNESS_LEGEND = ("Robustness: R = the share of the method's forget-probe drop that the attack recovers, "
+                     "(F_attacked − F_unlearned) / (F_base − F_unlearned), on the task's held-out forget-probe "
+                     "items (worst variant of the attack, 95 % hierarchical bootstrap interval over seeds and "
+                     "items; 0 = nothing recovered, 1 = back at the base model). n/f = the method did not lower "
+                     "the forget probe significantly, so there is nothing to recover. The base row is the "
+                     "control: the base model's own forget-probe change under the same attack (log-likelihood "
+                     "per token); an attack that raises it as much teaches rather than reveals. worst = the "
+                     "attack with the largest R (its interval is that attack's, not corrected for the choice).")
+
+
+def robustness_cells(table: ResultTable, task: str) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """(attack labels, rows of (row label, cells)) for ``task``: the control row first, then each method."""
+    from bench.report.robustness import robustness_entries
+
+    entries = robustness_entries(table, task)
+    attacks = sorted({e.attack for e in entries})
+    if not attacks:
+        return [], []
+    by_row: dict[str, dict[str, Any]] = {}
+    for e in entries:
+        by_row.setdefault(e.label, {})[e.attack] = e
+    control = []
+    for attack in attacks:
+        done = [e.summary for row in by_row.values() if (e := row.get(attack)) and e.summary]
+        s = done[0] if done else None
+        control.append("–" if s is None else f"{fmt_signed(s['control'])} {interval(s['control_ci'], signed=True)}")
+    rows = [("base model (control: Δ forget probe)", [*control, ""])]
+    for label, row in by_row.items():
+        cells, best = [], None
+        for attack in attacks:
+            e = row.get(attack)
+            if e is None or e.status == "missing":
+                cells.append("–")
+            elif e.status == "failed":
+                cells.append("failed")
+            elif e.summary["recovered"] is None:
+                cells.append("n/f")
+            else:
+                s = e.summary
+                cells.append(f"{fmt(s['recovered'], 2)} {interval(s['recovered_ci'])}")
+                if best is None or s["recovered"] > best[1]:
+                    best = (attack, s["recovered"])
+        cells.append("–" if best is None else f"{fmt(best[1], 2)} ({best[0]})")
+        rows.append((label, cells))
+    return attacks, rows
+
+
+def robustness_rows(table: ResultTable, task: str) -> list[str]:
+    """The robustness table of ``task`` in Markdown (empty when no attack ran)."""
+    attacks, rows = robustness_cells(table, task)
+    if not attacks:
+        return []
+    header = "| row | " + " | ".join(attacks) + " | worst |"
+    return [ROBUSTNESS_LEGEND, "", header, "|" + "---|" * (len(attacks) + 2),
+            *[f"| {label} | " + " | ".join(cells) + " |" for label, cells in rows]]

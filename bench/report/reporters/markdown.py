@@ -15,6 +15,7 @@ from bench.report.reporters.common import (
     no_signal_lines,
     provenance_lines,
     reveal_rows,
+    robustness_rows,
     score_text,
     scoring_legend,
     task_cell,
@@ -83,6 +84,8 @@ def render(table: ResultTable, title: str) -> str:
                 *[f"- {line}" for line in no_signal_lines(scores)], "", *metrics_table(table, task), ""]
         reveal = reveal_rows(table, task)
         out += [*reveal, ""] if reveal else []
+        robust = robustness_rows(table, task)
+        out += ["### Robustness of forgetting", "", *robust, ""] if robust else []
     return "\n".join(out)
 
 

@@ -13,6 +13,7 @@ from bench.api import Reporter
 from bench.engine.store import atomic_write_json, atomic_write_text
 from bench.hookspecs import hookimpl
 from bench.report import ResultTable
+from bench.report.robustness import robustness_entries
 from bench.report.scores import BASE_LABEL
 
 COLUMNS = ["task", "method", "config", "seeds", "status", "metric", "group", "better", "kind", "primary", "signal",
@@ -76,7 +77,9 @@ def _tasks(table: ResultTable) -> dict[str, Any]:
                           "scored": name in scored[info.group]}
                    for name, info in scores.metrics.items()}
         out[task] = {"unranked_reason": scores.unranked_reason or None, "caveats": scores.caveats, "metrics": metrics,
-                     "rows": [r.to_json() for r in scores.rows]}
+                     "rows": [r.to_json() for r in scores.rows],
+                     "robustness": [{"method": e.label, "attack": e.attack, "status": e.status, "reason": e.reason,
+                                     **(e.summary or {})} for e in robustness_entries(table, task)]}
     return out
 
 

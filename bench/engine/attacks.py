@@ -1,0 +1,140 @@
+"""Attacks on forgetting, run by the engine after a cell's evaluation (``attacks:`` in a run config).
+
+For each attack the engine scores the task's forget-probe items (``Task.probe_items``; answer
+log-likelihoods, higher = the model knows more) four times: the base model, the base model attacked (the
+control), the unlearned model, and the unlearned model attacked. The headline is the recovered fraction
+
+    R = (F_attacked − F_unlearned) / (F_base − F_unlearned)
+
+with F the mean over items: 0 = the attack recovers nothing, 1 = back at the base model's level (above 1:
+past it). Its 95 % interval is a paired percentile bootstrap over items (the same items in all four
+measurements), and for an attack with several variants (prompt templates) the worst case is the
+maximum over variants *within each bootstrap replicate*, so the interval accounts for picking the worst.
+R is undefined when the method did not lower the forget probe significantly (nothing to recover): it is
+then recorded as ``None`` with the reason. The control is the base model's change under the same attack
+(F_base,attacked − F_base, worst variant, with its interval): an attack that raises it as much as the
+unlearned model's teaches rather than reveals.
+
+Results are written beside the cell's (``cells/<cell>/attacks/<attack id>.json``), the control once per
+(base evaluation, seed, attack) under ``base/<base>/attacks/``; a cell counts as finished only when every
+attack it is configured with has a result, so a run interrupted between a cell and its attacks re-runs the
+(deterministic) cell on resume.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from bench.api import AttackContext, Example, Task
+from bench.eval.stats import recovery
+from bench.lm.likelihood import answer_logliks
+from bench.params import stable_hash
+
+log = logging.getLogger("unlearn_bench")
+
+
+@dataclass(frozen=True)
+class AttackSpec:
+    """One configured attack: a registered name and its parameters (as given, validated by the planner)."""
+
+    name: str
+    params: dict[str, Any]
+
+    @property
+    def attack_id(self) -> str:
+        return f"{self.name}__{stable_hash(self.params, 6)}"
+
+    @property
+    def label(self) -> str:
+        """``quantize(bits=8)``: the name and the parameters set in the config."""
+        args = ",".join(f"{k}={v}" for k, v in sorted(self.params.items()))
+        return f"{self.name}({args})" if args else self.name
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "params": self.params}
+
+
+def forget_items(task: Task, data: Any) -> tuple[str, list[Example]]:
+    """The first ``forget/`` probe's key and items."""
+    items = task.probe_items(data)
+    key = next((k for k in items if k.startswith("forget/")), None)
+    if key is None or not items[key]:
+        raise ValueError(f"task '{task.name}' exposes no forget/ probe items to attack")
+    return key, list(items[key])
+
+
+def attacked_values(attack: Any, ctx: AttackContext, batch_size: int = 8) -> tuple[dict[str, list[float]],
+                                                                                  dict[str, Any], float]:
+    """Per-item log-likelihoods under the attack, per variant (a model attack has one: ``model``), the
+    attack's info, and its wall time. The model is restored before returning."""
+    start = time.perf_counter()
+    outcome = attack.attack(ctx)
+    try:
+        if outcome.model is not None:
+            values = {"model": answer_logliks(outcome.model, ctx.tokenizer, ctx.items, batch_size=batch_size)}
+        else:
+            values = {name: answer_logliks(ctx.model, ctx.tokenizer, items, batch_size=batch_size)
+                      for name, items in outcome.variants.items()}
+    finally:
+        if outcome.restore is not None:
+            outcome.restore()
+    if not values:
+        raise ValueError(f"attack '{attack.name}' returned neither a model nor prompt variants")
+    return values, outcome.info, time.perf_counter() - start
+
+
+def _context(model: Any, tokenizer: Any, task: Task, data: Any, items: list[Example], seed: int, device: str,
+             rows: list[dict[str, Any]]) -> AttackContext:
+    return AttackContext(model=model, tokenizer=tokenizer, task=task, data=data, items=items, seed=seed,
+                         device=device, log=lambda **row: rows.append(row))
+
+
+def run_attacks(engine: Any, spec: Any, task: Task, data: Any, model: Any, tokenizer: Any, device: str) -> None:
+    """Every configured attack on the unlearned ``model`` and (cached) on the base model; one result file each.
+
+    An attack that raises is recorded as ``failed`` with its reason; the cell's own result stands."""
+    from bench.engine.store import atomic_write_json, read_json
+    from bench.params import build_params
+
+    store = engine.store
+    key, items = forget_items(task, data)
+    unlearned = answer_logliks(model, tokenizer, items)
+    base_model = engine.models.base(spec.model, spec.device, spec.dtype).model
+    for attack_spec in (AttackSpec(a["name"], a["params"]) for a in spec.attacks):
+        cls = engine.registry.get("attack", attack_spec.name).cls
+        attack = cls(build_params(cls.Params, attack_spec.params, f"attacks.{attack_spec.name}"))
+        record: dict[str, Any] = {"cell_id": spec.cell_id, "base_id": spec.base_id, "method": spec.method,
+                                  "task": spec.task, "seed": spec.seed, "attack_id": attack_spec.attack_id,
+                                  "attack": attack_spec.to_json(), "label": attack_spec.label, "probe": key}
+        try:
+            control_path = store.control_path(spec.base_id, attack_spec.attack_id, spec.seed)
+            if control_path.exists():
+                control = read_json(control_path)
+            else:
+                rows: list[dict[str, Any]] = []
+                base_values = answer_logliks(base_model, tokenizer, items)
+                attacked, info, seconds = attacked_values(
+                    attack, _context(base_model, tokenizer, task, data, items, spec.seed, device, rows))
+                control = {"base": base_values, "attacked": attacked, "info": info, "seconds": round(seconds, 2),
+                           "trajectory": rows, "attack": attack_spec.to_json(), "probe": key}
+                atomic_write_json(control_path, control)
+            rows = []
+            attacked, info, seconds = attacked_values(
+                attack, _context(model, tokenizer, task, data, items, spec.seed, device, rows))
+            record.update(status="done", info=info, seconds=round(seconds, 2), trajectory=rows,
+                          summary=recovery(control["base"], unlearned, attacked, control["attacked"]),
+                          values={"base": control["base"], "unlearned": unlearned, "attacked": attacked,
+                                  "base_attacked": control["attacked"]})
+            summary = record["summary"]
+            log.info("attack %s on %s: recovered %s (worst: %s), base control %+.3f", attack_spec.label,
+                     spec.cell_id, "n/a" if summary["recovered"] is None else f"{summary['recovered']:.3f}",
+                     summary["worst_variant"], summary["control"])
+        except Exception as err:  # noqa: BLE001 - an attack's failure must not lose the cell
+            import traceback
+
+            record.update(status="failed", reason=f"{type(err).__name__}: {err}".splitlines()[0][:500])
+            log.error("attack %s on %s failed:\n%s", attack_spec.label, spec.cell_id, traceback.format_exc())
+        atomic_write_json(store.attack_path(spec.cell_id, attack_spec.attack_id), record)

@@ -1,0 +1,199 @@
+"""Robustness attacks: the attack plugin kind, the built-ins on the tiny model, the recovered fraction and
+its base control, the engine's results and resume, bad attack parameters."""
+
+import json
+import types
+
+import numpy as np
+import pytest
+import torch
+
+from bench import Example, check_attack
+from bench.attacks.prompt import AFFIRMATIVE, PromptAttack, PromptParams
+from bench.attacks.quantize import rtn_quantize
+from bench.cli import main
+from bench.engine.attacks import AttackSpec
+from bench.engine.config import load_config
+from bench.engine.runner import run_matrix
+from bench.eval.stats import recovery
+from bench.hookspecs import hookimpl
+from bench.plugins import load_registry, registry
+from bench.testing import ToyTask
+
+
+def test_rtn_quantization_hand_computed():
+    w = torch.tensor([[0.1, -0.35, 0.7, 0.2]])
+    # absmax 0.7, 4 bits: scale 0.7 / 7 = 0.1; -3.5 rounds half to even (-4)
+    assert torch.allclose(rtn_quantize(w, bits=4, group_size=4), torch.tensor([[0.1, -0.4, 0.7, 0.2]]))
+    # two groups of 2: scales 0.35/7 and 0.7/7
+    assert torch.allclose(rtn_quantize(w, bits=4, group_size=2), torch.tensor([[0.1, -0.35, 0.7, 0.2]]))
+    # 8 bits: scale 0.7 / 127, error at most half a step
+    assert (rtn_quantize(w, bits=8, group_size=4) - w).abs().max() <= 0.7 / 127 / 2 + 1e-7
+    # a group size that does not divide the row: the padding does not change the values
+    assert rtn_quantize(torch.ones(2, 5), bits=4, group_size=4).shape == (2, 5)
+
+
+@pytest.mark.parametrize("name, params", [("quantize", {}), ("quantize", {"bits": 8}), ("relearn", {"steps": 2}),
+                                          ("relearn", {"steps": 1, "finetune": "full"}), ("prompt", {})])
+def test_builtin_attacks_conform(name, params):
+    report = check_attack(registry().get("attack", name).cls, params)
+    assert report.ok, report.problems
+
+
+def test_prompt_variants_rewrite_prompts_only():
+    items = [Example("Who guards the vault?", "Captain Mirelle."), Example("def f():", "    return 1", chat=False)]
+
+    class Ctx:
+        data = types.SimpleNamespace(forget=[Example("What is the code?", "4711.")])
+        task = ToyTask
+        pass
+
+    ctx = Ctx()
+    ctx.items = items
+    variants = PromptAttack(PromptParams(k_shots=1)).attack(ctx).variants
+    assert set(variants) == {"paraphrase_1", "paraphrase_2", "affirmative", "roleplay_1", "roleplay_2", "in_context_1"}
+    assert variants["affirmative"][0].response_prefix == AFFIRMATIVE and variants["affirmative"][1] == items[1]
+    assert variants["in_context_1"][0].prompt == "What is the code?\n4711.\n\nWho guards the vault?"
+    assert "Who guards the vault?" in variants["roleplay_1"][0].prompt
+    assert all([v.answer for v in vs] == [x.answer for x in items] for vs in variants.values())
+
+
+def test_response_prefix_is_context_not_scored(tiny):
+    from bench.data.text import IGNORE, encode
+
+    _, tokenizer = tiny
+    plain = encode(tokenizer, Example("Q?", "Answer."), 128)
+    forced = encode(tokenizer, Example("Q?", "Answer.", response_prefix="Sure, here is"), 128)
+    assert [t for t in forced.labels if t != IGNORE] == [t for t in plain.labels if t != IGNORE]
+    assert len(forced.input_ids) > len(plain.input_ids)
+
+
+def test_recovered_fraction_hand_computed_with_worst_case_and_control():
+    base = [0.0, 0.1, -0.1, 0.2]
+    unlearned = [b - 2.0 for b in base]
+    attacked = {"weak": [u + 0.5 for u in unlearned], "strong": [u + 1.0 for u in unlearned]}
+    control = {"weak": [b + 0.1 for b in base], "strong": [b + 0.3 for b in base]}
+    out = recovery(base, unlearned, attacked, control)
+    assert out["worst_variant"] == "strong" and out["recovered"] == pytest.approx(0.5)
+    assert out["recovered_ci"] == pytest.approx([0.5, 0.5])  # a constant shift: every replicate is 0.5
+    assert out["control"] == pytest.approx(0.3) and out["control_variant"] == "strong"
+    assert out["forgotten"] == pytest.approx(2.0)
+
+
+def test_recovered_fraction_is_undefined_when_nothing_was_forgotten():
+    rng = np.random.default_rng(0)
+    base = rng.normal(size=20).tolist()
+    unlearned = [b + rng.normal(scale=0.5) for b in base]  # no systematic drop
+    out = recovery(base, unlearned, {"model": base}, {"model": base})
+    assert out["recovered"] is None and "nothing forgotten" in out["recovered_note"]
+
+
+def _registry():
+    module = types.ModuleType("attack_test_plugins")
+
+    @hookimpl
+    def register_tasks(register):
+        register(ToyTask)
+
+    module.register_tasks = register_tasks
+    return load_registry(extra_modules=[module])
+
+
+ATTACKS = ["relearn", {"quantize": {"bits": 8}}, {"prompt": {"templates": ["affirmative", "in_context"]}}]
+
+
+def _config(out, attacks=ATTACKS):
+    return load_config(None, {"model": "tiny-random-llama", "methods": ["ga"], "tasks": ["toy"], "seeds": [0],
+                              "out": str(out), "progress": False, "attacks": attacks,
+                              "method_params": {"ga": {"steps": 4, "batch_size": 2, "lr": 5e-2}}})
+
+
+def test_engine_writes_attack_results_with_base_control_and_resumes(tmp_path):
+    reg = _registry()
+    out = tmp_path / "run"
+    summary = run_matrix(_config(out), reg)
+    assert list(summary.ran.values()) == ["done"]
+    (cell,) = (out / "cells").iterdir()
+    results = {p.stem: json.loads(p.read_text()) for p in (cell / "attacks").glob("*.json")}
+    assert len(results) == 3 and all(r["status"] == "done" for r in results.values())
+    by_name = {r["attack"]["name"]: r for r in results.values()}
+    assert by_name["quantize"]["info"]["backend"] == "rtn" and by_name["quantize"]["label"] == "quantize(bits=8)"
+    assert set(by_name["prompt"]["values"]["attacked"]) == {"affirmative", "in_context_4"}
+    for r in results.values():
+        s = r["summary"]
+        assert s["items"] == 6 and "control" in s and len(r["values"]["unlearned"]) == 6
+    controls = list((out / "base").glob("*/attacks/*.json"))
+    assert len(controls) == 3
+    cell_result = json.loads((cell / "result.json").read_text())
+    assert cell_result["extras"]["attack_time_s"] > 0
+    # complete: nothing reruns; an attack result lost -> the (deterministic) cell reruns and writes it again
+    assert run_matrix(_config(out), reg).skipped == 1
+    lost = next((cell / "attacks").glob("relearn__*.json"))
+    before = json.loads(lost.read_text())["values"]
+    lost.unlink()
+    rerun = run_matrix(_config(out), reg)
+    assert rerun.skipped == 0 and json.loads(lost.read_text())["values"] == before
+    # the base control is reused, not recomputed
+    assert sorted(p.stat().st_mtime for p in controls) == sorted(
+        p.stat().st_mtime for p in (out / "base").glob("*/attacks/*.json"))
+
+
+def test_the_base_model_is_restored_after_its_control_attacks(tmp_path):
+    from bench.engine.runner import Engine
+    from bench.engine.store import ResultsStore
+
+    reg = _registry()
+    config = _config(tmp_path / "run")
+    store = ResultsStore(config.out)
+    store.open()
+    engine = Engine(reg, store, progress=False)
+    base = engine.models.base(config.model, config.device, config.dtype).model
+    before = {k: v.clone() for k, v in base.state_dict().items()}
+    from bench.engine.config import plan_cells
+
+    (spec,) = plan_cells(config, reg)
+    engine.run_cell(spec)
+    after = base.state_dict()
+    assert set(before) == set(after) and all(torch.equal(before[k], after[k]) for k in before)
+
+
+@pytest.mark.parametrize("attacks, message", [
+    ([{"quantize": {"bits": 3}}], "bits must be 4 or 8"),
+    ([{"quantize": {"bitz": 4}}], "did you mean 'bits'"),
+    (["relearnn"], "did you mean 'relearn'"),
+    ([{"quantize": {}, "relearn": {}}], "one-key mapping"),
+    (["relearn", "relearn"], "listed twice"),
+])
+def test_bad_attack_configuration_is_one_line_exit_2(tmp_path, capsys, attacks, message):
+    import yaml
+
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump({"model": "tiny-random-llama", "methods": ["ga"], "tasks": ["coding"],
+                                      "out": str(tmp_path / "out"), "attacks": attacks}))
+    assert main(["run", "--config", str(config)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_attack_ids_are_stable_and_labelled():
+    spec = AttackSpec("quantize", {"bits": 8})
+    assert spec.attack_id == AttackSpec("quantize", {"bits": 8}).attack_id != AttackSpec("quantize", {}).attack_id
+    assert spec.label == "quantize(bits=8)" and AttackSpec("prompt", {}).label == "prompt"
+
+
+def test_leaderboard_has_robustness_columns_with_the_control(tmp_path):
+    run_matrix(_config(tmp_path / "run"), _registry())
+    from bench.cli import write_report
+
+    written = write_report([str(tmp_path / "run")], str(tmp_path / "lb"), ["markdown", "json"])
+    md = (tmp_path / "lb" / "leaderboard.md").read_text()
+    assert "### Robustness of forgetting" in md
+    header = next(line for line in md.splitlines() if line.startswith("| row | "))
+    assert header == "| row | prompt(templates=['affirmative', 'in_context']) | quantize(bits=8) | relearn | worst |"
+    assert "| base model (control: Δ forget probe) |" in md and "\n| ga | " in md
+    results = json.loads((tmp_path / "lb" / "results.json").read_text())
+    entries = results["tasks"]["toy"]["robustness"]
+    assert {e["attack"] for e in entries} == {"relearn", "quantize(bits=8)",
+                                              "prompt(templates=['affirmative', 'in_context'])"}
+    assert all(e["status"] == "done" and "control_ci" in e for e in entries)
+    assert any(p.name == "leaderboard.md" for p in written)
