@@ -19,6 +19,7 @@ from bench.engine.store import atomic_write_text
 from bench.hookspecs import hookimpl
 from bench.report import ResultTable, read_samples
 from bench.report.reporters.common import (
+    ROBUSTNESS_LEGEND,
     fmt,
     fmt_signed,
     interval,
@@ -27,6 +28,7 @@ from bench.report.reporters.common import (
     no_signal_lines,
     provenance_lines,
     reveal_rows,
+    robustness_cells,
     scoring_legend,
     task_cell,
 )
@@ -189,13 +191,24 @@ def _img(pngs: dict[str, bytes], name: str, alt: str) -> str:
     return f"<img alt='{esc(alt)}' src='data:image/png;base64,{data}'>"
 
 
+def _robustness(table: ResultTable, task: str) -> str:
+    attacks, rows = robustness_cells(table, task)
+    if not attacks:
+        return ""
+    head = "".join(f"<th>{esc(a)}</th>" for a in [*attacks, "worst"])
+    body = "".join(f"<tr><td>{esc(label)}</td>" + "".join(f"<td>{esc(c)}</td>" for c in cells) + "</tr>"
+                   for label, cells in rows)
+    return (f"<h3>Robustness of forgetting</h3><p class=prov>{esc(ROBUSTNESS_LEGEND)}</p>"
+            f"<table><thead><tr><th>row</th>{head}</tr></thead><tbody>{body}</tbody></table>")
+
+
 def render(table: ResultTable, title: str) -> str:
     pngs = figures(table)
     sections = []
     for task in table.tasks():
         sections.append(
             f"<section id='task-{esc(task)}'><h2>Task <code>{esc(task)}</code></h2>{_ranking(table, task)}"
-            f"{_task_table(table, task)}"
+            f"{_task_table(table, task)}{_robustness(table, task)}"
             f"{_img(pngs, f'pareto_{task}.png', f'{task} Pareto')}"
             f"{_img(pngs, f'trajectory_{task}.png', f'{task} trajectories')}"
             f"<h3>Sample generations</h3>{_samples(table, task)}</section>")
