@@ -185,7 +185,9 @@ def test_leaderboard_has_robustness_columns_with_the_control(tmp_path):
     run_matrix(_config(tmp_path / "run"), _registry())
     from bench.cli import write_report
 
-    written = write_report([str(tmp_path / "run")], str(tmp_path / "lb"), ["markdown", "json", "html"])
+    written = write_report([str(tmp_path / "run")], str(tmp_path / "lb"), ["markdown", "json", "html", "csv"])
+    csv_text = (tmp_path / "lb" / "results.csv").read_text()
+    assert "robustness/quantize(bits=8)" in csv_text and "robustness_control/relearn" in csv_text
     page = (tmp_path / "lb" / "index.html").read_text()
     assert "<h3>Robustness of forgetting</h3>" in page and "quantize(bits=8)" in page
     md = (tmp_path / "lb" / "leaderboard.md").read_text()

@@ -49,7 +49,26 @@ def rows(table: ResultTable) -> list[dict[str, Any]]:
                                                     "primary": info.primary, "min_effect": info.min_effect,
                                                     "signal": scores.signal[name].ok}
                 out.append({**keys, "metric": name, **declared, **stats.to_json()})
+        out += _robustness_rows(table, task)
     return out
+
+
+def _robustness_rows(table: ResultTable, task: str) -> list[dict[str, Any]]:
+    """Per method and attack: the recovered fraction (``robustness/<attack>``) and the base control
+    (``robustness_control/<attack>``, the base model's forget-probe change), with intervals."""
+    out, controls = [], {}
+    for e in robustness_entries(table, task):
+        keys = {"task": task, **_cell_keys(table, task, e.label), "status": e.status, "group": "robustness"}
+        s = e.summary or {}
+        ci = s.get("recovered_ci") or [None, None]
+        out.append({**keys, "metric": f"robustness/{e.attack}", "better": "lower", "n": s.get("items"),
+                    "value": s.get("recovered"), "ci_low": ci[0], "ci_high": ci[1]})
+        if s and e.attack not in controls:
+            controls[e.attack] = {"task": task, **_cell_keys(table, task, BASE_LABEL), "status": "done",
+                                  "group": "robustness", "metric": f"robustness_control/{e.attack}",
+                                  "n": s["items"], "value": s["control"], "ci_low": s["control_ci"][0],
+                                  "ci_high": s["control_ci"][1]}
+    return out + list(controls.values())
 
 
 def _headline(table: ResultTable) -> list[dict[str, Any]]:
