@@ -36,7 +36,7 @@ class Example:
     response_prefix: str = ""
 
 
-#: Forget prompts (no answers) Reveal adds to a task's seed instructions by default (``RevealParams``).
+#: Unit of how many forget prompts (no answers) seed Reveal's pool (``RevealParams.n_forget_prompts``).
 SEED_FORGET_PROMPTS = 8
 
 

@@ -305,8 +305,9 @@ def test_reveal_seeds_are_the_requests_and_or_the_forget_prompts():
     data = TaskData(forget=forget, retain=[], seed_instructions=["general request"],
                     reveal_prompts=forget_prompts(forget, template="Say: {prompt}"))
     assert data.reveal_prompts == ["Say: q0", "Say: q1", "Say: q2"]  # distinct, in order, framed
-    assert reveal_seeds(data, RevealParams(n_forget_prompts=2)) == ["general request", "Say: q0", "Say: q1"]
-    assert reveal_seeds(data, RevealParams(seeds="forget_prompts")) == ["Say: q0", "Say: q1", "Say: q2"]
+    assert reveal_seeds(data, RevealParams(seeds="all", n_forget_prompts=2)) == ["general request", "Say: q0",
+                                                                                  "Say: q1"]
+    assert reveal_seeds(data, RevealParams()) == ["Say: q0", "Say: q1", "Say: q2"]  # default: forget prompts
     assert reveal_seeds(data, RevealParams(seeds="forget_prompts", n_forget_prompts=0)) == []
     with pytest.raises(ValueError, match="n_forget_prompts must be >= 0"):
         RevealParams(n_forget_prompts=-1).validate()

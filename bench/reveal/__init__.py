@@ -92,11 +92,13 @@ class RevealParams:
     #: next-ranked instructions are added (in reward order) until it is reached or none are left.
     min_forget: int = 8
     embedding: str = "auto"  # responses' embeddings for Vendi: auto | minilm | model
-    #: What seeds the pool: "all" — the task's general requests plus ``n_forget_prompts`` of its forget
-    #: prompts (without answers); "forget_prompts" — those forget prompts only, so that the revealed set is
-    #: the model's own answers in the task's format (NER: its person lists rather than biographies).
-    seeds: Literal["all", "forget_prompts"] = "all"
-    n_forget_prompts: int = SEED_FORGET_PROMPTS
+    #: What seeds the pool: "forget_prompts" (default) — ``n_forget_prompts`` of the task's forget prompts
+    #: (without answers), so that the revealed set is the model's own answers in the task's format (NER: its
+    #: person lists rather than biographies); "all" — the task's general requests too. Measured at demo size on
+    #: SmolLM2-135M (docs/methods/reveal_and_release.md): with "all" R&R raised NER's Person probe
+    #: (+0.68 nats), with "forget_prompts" it lowered the forget probe of all three tasks beyond its CI.
+    seeds: Literal["all", "forget_prompts"] = "forget_prompts"
+    n_forget_prompts: int = 2 * SEED_FORGET_PROMPTS
 
     def validate(self) -> None:
         if self.queries < 1 or self.responses_per_query < 1 or self.top_instructions < 1:
