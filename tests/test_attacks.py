@@ -201,3 +201,34 @@ def test_leaderboard_has_robustness_columns_with_the_control(tmp_path):
                                               "prompt(templates=['affirmative', 'in_context'])"}
     assert all(e["status"] == "done" and "control_ci" in e for e in entries)
     assert any(p.name == "leaderboard.md" for p in written)
+
+
+def test_a_relearn_that_diverges_leaves_the_model_as_it_was(tiny):
+    import copy
+
+    from bench import AttackContext
+    from bench.attacks.relearn import RelearnAttack, RelearnParams
+    from bench.errors import Diverged
+
+    model = copy.deepcopy(tiny[0])
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    task = ToyTask(ToyTask.Params())
+    data = task.load(0)
+    ctx = AttackContext(model=model, tokenizer=tiny[1], task=task, data=data,
+                        items=task.probe_items(data)["forget/forget_loglik"], seed=0)
+    with pytest.raises(Diverged):
+        RelearnAttack(RelearnParams(steps=2, max_grad_norm_diverge=1e-12)).attack(ctx)
+    after = model.state_dict()
+    assert set(after) == set(before) and all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_a_failed_attack_is_retried_on_resume(tmp_path):
+    from bench.engine.store import ResultsStore, atomic_write_json
+
+    store = ResultsStore(tmp_path / "run")
+    store.open()
+    store.write_cell("c1", {"status": "done"}, [])
+    atomic_write_json(store.attack_path("c1", "a1"), {"status": "failed", "reason": "boom"})
+    assert not store.is_complete("c1", ["a1"])
+    atomic_write_json(store.attack_path("c1", "a1"), {"status": "done"})
+    assert store.is_complete("c1", ["a1"]) and not store.is_complete("c1", ["a1", "a2"])

@@ -57,8 +57,6 @@ class RelearnAttack(Attack):
             ce = cross_entropy(logits(trainee, batch), batch.labels)
             return ce, {"ce": ce.item()}
 
-        train(trainee, p, step_loss, ctx, desc="relearn", log_prefix="relearn/", log_every=p.steps or 1)
-
         def restore() -> None:
             if saved is None:
                 trainee.unload()  # removes the adapter: the wrapped model's own weights were never changed
@@ -69,5 +67,10 @@ class RelearnAttack(Attack):
             model.requires_grad_(False)
             model.eval()
 
+        try:
+            train(trainee, p, step_loss, ctx, desc="relearn", log_prefix="relearn/", log_every=p.steps or 1)
+        except BaseException:
+            restore()  # never leave an adapter in (or changed weights of) the engine's model
+            raise
         return Attacked(model=trainee, restore=restore,
                         info={"examples": len(examples), "steps": p.steps, "lr": p.lr, "finetune": p.finetune})

@@ -17,7 +17,7 @@ unlearned model's teaches rather than reveals.
 
 Results are written beside the cell's (``cells/<cell>/attacks/<attack id>.json``), the control once per
 (base evaluation, seed, attack) under ``base/<base>/attacks/``; a cell counts as finished only when every
-attack it is configured with has a result, so a run interrupted between a cell and its attacks re-runs the
+attack it is configured with has a result that did not fail, so a run interrupted between a cell and its attacks re-runs the
 (deterministic) cell on resume.
 """
 

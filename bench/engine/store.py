@@ -141,11 +141,16 @@ class ResultsStore:
         return self.base_dir(base_id) / "attacks" / f"{attack_id}__s{seed}.json"
 
     def is_complete(self, cell_id: str, attack_ids: list[str]) -> bool:
-        """Finished, and (when it finished ``done``) every configured attack has a result."""
+        """Finished, and (when it finished ``done``) every configured attack has a result that did not fail."""
         result = self.cell_result(cell_id)
         if result is None or result.get("status") not in FINISHED:
             return False
-        return result["status"] != "done" or all(self.attack_path(cell_id, a).exists() for a in attack_ids)
+        return result["status"] != "done" or all(self._attack_done(cell_id, a) for a in attack_ids)
+
+    def _attack_done(self, cell_id: str, attack_id: str) -> bool:
+        """An attack result exists and did not fail (a failed attack is retried, as a failed cell is)."""
+        path = self.attack_path(cell_id, attack_id)
+        return path.exists() and read_json(path).get("status") == "done"
 
     def all_attacks(self) -> list[dict[str, Any]]:
         return [read_json(p) for p in sorted((self.root / "cells").glob("*/attacks/*.json"))]
