@@ -17,8 +17,8 @@ unlearned model's teaches rather than reveals.
 
 Results are written beside the cell's (``cells/<cell>/attacks/<attack id>.json``), the control once per
 (base evaluation, seed, attack) under ``base/<base>/attacks/``; a cell counts as finished only when every
-attack it is configured with has a result that did not fail, so a run interrupted between a cell and its attacks re-runs the
-(deterministic) cell on resume.
+attack it is configured with has a result that did not fail, so a run interrupted between a cell and its
+attacks (or an attack that failed) re-runs the (deterministic) cell on resume.
 """
 
 from __future__ import annotations
