@@ -36,8 +36,8 @@ class Example:
     response_prefix: str = ""
 
 
-#: Unit of how many forget prompts (no answers) seed Reveal's pool (``RevealParams.n_forget_prompts``).
-SEED_FORGET_PROMPTS = 8
+#: How many forget prompts (no answers) seed Reveal's pool by default (``RevealParams.n_forget_prompts``).
+SEED_FORGET_PROMPTS = 16
 
 
 def forget_prompts(forget: list[Example], n: int | None = None, template: str = "{prompt}") -> list[str]:

@@ -58,6 +58,7 @@ from bench import (
     train,
     with_adapter,
 )
+from bench.lm.training import restore, snapshot
 from bench.reveal import RevealParams, reveal, reveal_seeds
 
 Deltas = dict[str, torch.Tensor]
@@ -135,18 +136,6 @@ def apply_merge(model: Any, forget: Deltas, retain: Deltas, lambda_forget: float
         if name in retain:
             merged = merged + lambda_retain * retain[name].float()
         weight.copy_(merged.to(weight.dtype))
-
-
-@torch.no_grad()
-def snapshot(model: Any, names: set[str]) -> Deltas:
-    """Copies of the named weights, to undo a trial merge exactly (never by subtracting it again)."""
-    return {name: model.get_parameter(name).detach().clone() for name in names}
-
-
-@torch.no_grad()
-def restore(model: Any, saved: Deltas) -> None:
-    for name, value in saved.items():
-        model.get_parameter(name).copy_(value)
 
 
 def flat_cosine(a: Deltas, b: Deltas) -> float:

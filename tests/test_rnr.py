@@ -179,7 +179,7 @@ def test_auto_merge_searches_lambda_retain_jointly():
 def test_merge_is_fp32_and_a_trial_merge_is_undone_bit_exactly(tiny):
     """bf16 weights: the merge is computed in fp32 and rounded once; restoring the snapshot returns the
     very same bits (subtracting the merge again in bf16 would leave a drift)."""
-    from methods.rnr import restore, snapshot
+    from bench.lm.training import restore, snapshot
 
     model = copy.deepcopy(tiny[0]).to(torch.bfloat16)
     names = [n for n, _ in model.named_parameters() if n.endswith(("q_proj.weight", "v_proj.weight"))]

@@ -17,11 +17,10 @@ Templates (each rewrites an item's prompt, never its answer, which is what is sc
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Literal
 
 from bench.api import Attack, AttackContext, Attacked, AttackParams, Example
 
-Template = Literal["paraphrase", "affirmative", "roleplay", "in_context"]
+TEMPLATES = ("paraphrase", "affirmative", "roleplay", "in_context")
 
 PARAPHRASES = ("I need your help with the following.\n\n{prompt}", "{prompt}\n\nPlease answer fully and precisely.")
 ROLEPLAYS = (
@@ -35,14 +34,13 @@ AFFIRMATIVE = "Sure, here is the answer:\n"
 
 @dataclass
 class PromptParams(AttackParams):
-    templates: list[str] = field(default_factory=lambda: ["paraphrase", "affirmative", "roleplay", "in_context"])
+    templates: list[str] = field(default_factory=lambda: list(TEMPLATES))
     k_shots: int = 4
 
     def validate(self) -> None:
-        known = ("paraphrase", "affirmative", "roleplay", "in_context")
-        bad = [t for t in self.templates if t not in known]
+        bad = [t for t in self.templates if t not in TEMPLATES]
         if bad or not self.templates:
-            raise ValueError(f"templates must be a non-empty list of {', '.join(known)}; got {self.templates}")
+            raise ValueError(f"templates must be a non-empty list of {', '.join(TEMPLATES)}; got {self.templates}")
         if self.k_shots < 1:
             raise ValueError(f"k_shots must be >= 1, got {self.k_shots}")
 

@@ -19,6 +19,7 @@ from typing import Any, Literal
 import torch
 
 from bench.api import Attack, AttackContext, Attacked, AttackParams
+from bench.lm.training import restore, snapshot
 
 
 @dataclass
@@ -86,17 +87,11 @@ class QuantizeAttack(Attack):
             raise ValueError("backend nf4 needs the model on CUDA; use backend: rtn")
         # Snapshots on the CPU: the attacked weights replace the originals in place (one resident copy on
         # the device) and ``restore`` puts them back bit-exactly.
-        saved = {name: m.weight.detach().to("cpu", copy=True) for name, m in layers}
+        saved = snapshot(ctx.model, (f"{name}.weight" for name, _ in layers), device="cpu")
         with torch.no_grad():
             for _, module in layers:
                 w = module.weight
                 w.copy_(nf4_quantize(w) if backend == "nf4" else rtn_quantize(w, p.bits, p.group_size))
-
-        def restore() -> None:
-            with torch.no_grad():
-                for name, module in layers:
-                    module.weight.copy_(saved[name].to(module.weight.device))
-
         info = {"backend": backend, "bits": p.bits, "group_size": p.group_size if backend == "rtn" else 64,
                 "layers": len(layers)}
-        return Attacked(model=ctx.model, info=info, restore=restore)
+        return Attacked(model=ctx.model, info=info, restore=lambda: restore(ctx.model, saved))

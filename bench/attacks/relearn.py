@@ -20,7 +20,7 @@ import torch
 from bench.api import Attack, AttackContext, Attacked, AttackParams, TrainParams
 from bench.data.text import make_batch
 from bench.lm.losses import cross_entropy
-from bench.lm.training import logits, shuffled_batches, train, with_adapter
+from bench.lm.training import logits, restore, shuffled_batches, snapshot, train, with_adapter
 
 
 @dataclass
@@ -48,7 +48,7 @@ class RelearnAttack(Attack):
         model = ctx.model
         saved = None
         if p.finetune == "full":
-            saved = {n: w.detach().to("cpu", copy=True) for n, w in model.named_parameters()}
+            saved = snapshot(model, (n for n, _ in model.named_parameters()), device="cpu")
         trainee = with_adapter(model, p, ctx.seed)
         batches = shuffled_batches(examples, p.batch_size, random.Random(ctx.seed))
 
@@ -57,20 +57,18 @@ class RelearnAttack(Attack):
             ce = cross_entropy(logits(trainee, batch), batch.labels)
             return ce, {"ce": ce.item()}
 
-        def restore() -> None:
+        def undo() -> None:
             if saved is None:
                 trainee.unload()  # removes the adapter: the wrapped model's own weights were never changed
             else:
-                with torch.no_grad():
-                    for name, weight in model.named_parameters():
-                        weight.copy_(saved[name].to(weight.device))
+                restore(model, saved)
             model.requires_grad_(False)
             model.eval()
 
         try:
             train(trainee, p, step_loss, ctx, desc="relearn", log_prefix="relearn/", log_every=p.steps or 1)
         except BaseException:
-            restore()  # never leave an adapter in (or changed weights of) the engine's model
+            undo()  # never leave an adapter in (or changed weights of) the engine's model
             raise
-        return Attacked(model=trainee, restore=restore,
+        return Attacked(model=trainee, restore=undo,
                         info={"examples": len(examples), "steps": p.steps, "lr": p.lr, "finetune": p.finetune})

@@ -103,6 +103,7 @@ def run_attacks(engine: Any, spec: Any, task: Task, data: Any, model: Any, token
     key, items = forget_items(task, data)
     unlearned = answer_logliks(model, tokenizer, items)
     base_model = engine.models.base(spec.model, spec.device, spec.dtype).model
+    base_values: list[float] | None = None  # scored once, and only when a control is not cached yet
     for attack_spec in (AttackSpec(a["name"], a["params"]) for a in spec.attacks):
         cls = engine.registry.get("attack", attack_spec.name).cls
         attack = cls(build_params(cls.Params, attack_spec.params, f"attacks.{attack_spec.name}"))
@@ -115,7 +116,8 @@ def run_attacks(engine: Any, spec: Any, task: Task, data: Any, model: Any, token
                 control = read_json(control_path)
             else:
                 rows: list[dict[str, Any]] = []
-                base_values = answer_logliks(base_model, tokenizer, items)
+                if base_values is None:
+                    base_values = answer_logliks(base_model, tokenizer, items)
                 attacked, info, seconds = attacked_values(
                     attack, _context(base_model, tokenizer, task, data, items, spec.seed, device, rows))
                 control = {"base": base_values, "attacked": attacked, "info": info, "seconds": round(seconds, 2),

@@ -115,10 +115,6 @@ class ResultsStore:
         path = self.cell_dir(cell_id) / "result.json"
         return read_json(path) if path.exists() else None
 
-    def is_finished(self, cell_id: str) -> bool:
-        result = self.cell_result(cell_id)
-        return result is not None and result.get("status") in FINISHED
-
     def base_result(self, base_id: str) -> dict[str, Any] | None:
         path = self.base_dir(base_id) / "result.json"
         return read_json(path) if path.exists() else None

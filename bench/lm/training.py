@@ -11,7 +11,7 @@ import copy
 import math
 import random
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
 import torch
@@ -84,6 +84,22 @@ def merged(model: Any) -> Any:
     model.requires_grad_(False)
     model.eval()
     return model
+
+
+@torch.no_grad()
+def snapshot(model: Any, names: Iterable[str], device: str | None = None) -> dict[str, torch.Tensor]:
+    """Copies of the named parameters (on ``device``; default: where they are), to undo an in-place change
+    exactly with ``restore`` — never by subtracting the change again, which drifts in low precision."""
+    return {name: model.get_parameter(name).detach().to(device or model.get_parameter(name).device, copy=True)
+            for name in names}
+
+
+@torch.no_grad()
+def restore(model: Any, saved: dict[str, torch.Tensor]) -> None:
+    """Put ``snapshot``'s copies back, bit-exactly."""
+    for name, value in saved.items():
+        weight = model.get_parameter(name)
+        weight.copy_(value.to(weight.device))
 
 
 class Reference:

@@ -20,6 +20,7 @@ from bench import RESULTS_SCHEMA
 from bench.engine.store import ResultsStore, read_json
 from bench.errors import UserError
 from bench.params import stable_hash
+from bench.report.robustness import Robustness, robustness_entries
 from bench.report.scores import RESAMPLES, UTILITY_BUDGET, Group, Scoring, combined_status, score_leaderboard
 from bench.results import BaseResult, CellResult
 
@@ -88,6 +89,12 @@ class ResultTable:
 
     def cell_for(self, task: str, label: str) -> Cell | None:
         return next((c for c in self.cells_for(task) if self.label(c) == label), None)
+
+    @cached_property
+    def robustness(self) -> dict[str, list[Robustness]]:
+        """Per task, every (method row, attack) pooled over seeds (``bench.report.robustness``), computed once
+        per table for every reporter."""
+        return {task: robustness_entries(self, task) for task in self.tasks()}
 
     @cached_property
     def scoring(self) -> Scoring:

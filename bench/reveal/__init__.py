@@ -98,7 +98,7 @@ class RevealParams:
     #: SmolLM2-135M (docs/methods/reveal_and_release.md): with "all" R&R raised NER's Person probe
     #: (+0.68 nats), with "forget_prompts" it lowered the forget probe of all three tasks beyond its CI.
     seeds: Literal["all", "forget_prompts"] = "forget_prompts"
-    n_forget_prompts: int = 2 * SEED_FORGET_PROMPTS
+    n_forget_prompts: int = SEED_FORGET_PROMPTS
 
     def validate(self) -> None:
         if self.queries < 1 or self.responses_per_query < 1 or self.top_instructions < 1:

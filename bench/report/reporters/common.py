@@ -199,9 +199,7 @@ ROBUSTNESS_LEGEND = ("Robustness: R = the share of the method's forget-probe dro
 
 def robustness_cells(table: ResultTable, task: str) -> tuple[list[str], list[tuple[str, list[str]]]]:
     """(attack labels, rows of (row label, cells)) for ``task``: the control row first, then each method."""
-    from bench.report.robustness import robustness_entries
-
-    entries = robustness_entries(table, task)
+    entries = table.robustness[task]
     attacks = sorted({e.attack for e in entries})
     if not attacks:
         return [], []

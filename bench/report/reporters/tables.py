@@ -13,7 +13,6 @@ from bench.api import Reporter
 from bench.engine.store import atomic_write_json, atomic_write_text
 from bench.hookspecs import hookimpl
 from bench.report import ResultTable
-from bench.report.robustness import robustness_entries
 from bench.report.scores import BASE_LABEL
 
 COLUMNS = ["task", "method", "config", "seeds", "status", "metric", "group", "better", "kind", "primary", "signal",
@@ -57,7 +56,7 @@ def _robustness_rows(table: ResultTable, task: str) -> list[dict[str, Any]]:
     """Per method and attack: the recovered fraction (``robustness/<attack>``) and the base control
     (``robustness_control/<attack>``, the base model's forget-probe change), with intervals."""
     out, controls = [], {}
-    for e in robustness_entries(table, task):
+    for e in table.robustness[task]:
         keys = {"task": task, **_cell_keys(table, task, e.label), "status": e.status, "group": "robustness"}
         s = e.summary or {}
         ci = s.get("recovered_ci") or [None, None]
@@ -98,7 +97,7 @@ def _tasks(table: ResultTable) -> dict[str, Any]:
         out[task] = {"unranked_reason": scores.unranked_reason or None, "caveats": scores.caveats, "metrics": metrics,
                      "rows": [r.to_json() for r in scores.rows],
                      "robustness": [{"method": e.label, "attack": e.attack, "status": e.status, "reason": e.reason,
-                                     **(e.summary or {})} for e in robustness_entries(table, task)]}
+                                     **(e.summary or {})} for e in table.robustness[task]]}
     return out
 
 
