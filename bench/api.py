@@ -316,6 +316,10 @@ class Task:
     #: used to start the longest cells first on parallel executors, so one long cell is not left
     #: running alone at the end.
     relative_cost: ClassVar[float] = 1.0
+    #: Whether ``evaluate`` measures something under the unchanged base model (``reference``). The engine
+    #: lends its one resident base copy to the cell being unlearned, so a reference costs a second copy of
+    #: the weights during evaluation (``unlearn-bench plan`` counts it): declare it only when used.
+    uses_reference: ClassVar[bool] = False
 
     def __init__(self, params: Any):
         self.params = params
@@ -326,9 +330,9 @@ class Task:
 
     def evaluate(self, model: Any, tokenizer: Any, data: TaskData, progress: bool = True,
                  reference: Any = None) -> Evaluation:
-        """Forget and utility metrics of ``model``. ``reference`` is the unchanged base model (the engine
-        always passes it; ``None`` when evaluating the base itself), for metrics measured under it, e.g.
-        fluency; most tasks ignore it."""
+        """Forget and utility metrics of ``model``. ``reference`` is the unchanged base model, for metrics
+        measured under it (e.g. fluency), passed when the task sets ``uses_reference``; ``None`` otherwise
+        and when evaluating the base itself (then ``model`` is the reference)."""
         raise NotImplementedError  # pragma: no cover - interface
 
     def generation_shape(self) -> tuple[int, int, int, int] | None:

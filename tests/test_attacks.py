@@ -139,6 +139,8 @@ def test_engine_writes_attack_results_with_base_control_and_resumes(tmp_path):
 
 
 def test_the_base_model_is_restored_after_its_control_attacks(tmp_path):
+    from bench.engine.attacks import attack_controls
+    from bench.engine.config import plan_cells
     from bench.engine.runner import Engine
     from bench.engine.store import ResultsStore
 
@@ -149,10 +151,10 @@ def test_the_base_model_is_restored_after_its_control_attacks(tmp_path):
     engine = Engine(reg, store, progress=False)
     base = engine.models.base(config.model, config.device, config.dtype).model
     before = {k: v.clone() for k, v in base.state_dict().items()}
-    from bench.engine.config import plan_cells
-
     (spec,) = plan_cells(config, reg)
-    engine.run_cell(spec)
+    task = engine._task(spec)
+    attack_controls(engine, spec, task, task.load(spec.seed))
+    assert len(list((tmp_path / "run" / "base").glob("*/attacks/*.json"))) == len(spec.attacks)
     after = base.state_dict()
     assert set(before) == set(after) and all(torch.equal(before[k], after[k]) for k in before)
 

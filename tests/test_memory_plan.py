@@ -67,6 +67,9 @@ def test_estimate_components_follow_the_setup():
     assert lora.gradients == 2 * 2 * ((8 + 8) + (8 + 4)) * 4 and lora.reference == 0
     ref = estimate(shape, TrainingShape("full", needs_reference=True), GenerationShape(), "bfloat16", 1)
     assert ref.reference == 1000 * 2
+    offloaded = estimate(shape, TrainingShape("full", needs_reference=True), GenerationShape(), "bfloat16", 1,
+                         reference_on_device=False, eval_reference=True)
+    assert offloaded.reference == 0 and offloaded.eval_peak == 2 * 1000 * 2 + offloaded.kv_cache
     ckpt = estimate(shape, TrainingShape("full", max_length=512, gradient_checkpointing=True), GenerationShape(),
                     "bfloat16", 1)
     assert ckpt.activations < estimate(shape, TrainingShape("full", max_length=512), GenerationShape(),
@@ -151,3 +154,24 @@ def test_plan_is_within_20_percent_on_smollm2():
         measured = measure_train_step(lambda: copy.deepcopy(base.model), train)
         predicted = estimate(shape, train, GenerationShape(), "float32", resident_copies=1).train_peak
         assert 0.8 <= predicted / measured <= 1.2, (train, predicted, measured)
+
+
+def test_a_full_finetuning_reference_kept_off_the_device_gives_the_same_logits(tiny):
+    """On an accelerator π_ref stays in host memory and streams per module (``Reference``): the same logits
+    as the model at setup, none of its weights on the device, and unchanged while the model trains."""
+    import torch
+
+    from bench.data.text import Batch
+    from bench.lm.training import Reference
+
+    for dtype in (torch.float32, torch.bfloat16):
+        model = copy.deepcopy(tiny[0]).to(dtype)
+        reference = Reference(model, offload=True)
+        ids = torch.randint(3, model.config.vocab_size, (2, 12))
+        batch = Batch(ids, torch.ones_like(ids), ids)
+        with torch.no_grad():
+            before = model(input_ids=ids).logits
+            for p in model.parameters():
+                p.add_(0.1)
+        assert torch.equal(reference.logits(batch), before), dtype
+        assert all(p.device.type == "meta" for p in reference._copy.parameters())

@@ -259,3 +259,41 @@ def test_a_stored_base_of_another_task_version_is_refused_before_any_cell(tmp_pa
     with pytest.raises(UserError, match="base evaluation of task toy version 1; this is version 99"):
         run_matrix(_config(out, seeds=(0, 1)), _registry())
     assert sorted(p.name for p in (out / "cells").iterdir()) == cells_before
+
+
+def test_a_cell_borrows_the_one_resident_base_copy_and_the_next_use_reloads_it_exactly(tmp_path, monkeypatch):
+    """No deep copy per cell: the cell unlearns the cached base in place, the cache forgets it, and the
+    next cell gets the base reloaded bit for bit (its weights hash equal, its tensors equal)."""
+    import copy
+
+    from bench.engine.runner import Engine
+    from bench.engine.store import ResultsStore
+    from bench.lm import models
+
+    real_deepcopy = copy.deepcopy
+
+    def no_module_copies(obj, *args, **kwargs):
+        assert not isinstance(obj, torch.nn.Module), "a model was deep-copied"
+        return real_deepcopy(obj, *args, **kwargs)
+
+    monkeypatch.setattr(copy, "deepcopy", no_module_copies)
+    loads = []
+    real_load = models.load_model
+    monkeypatch.setattr(models, "load_model", lambda *a: loads.append(a) or real_load(*a))
+    config = _config(tmp_path, methods=("ga", "npo"))
+    config.method_params["npo"] = {"steps": 2, "batch_size": 2, "lr": 1e-2}
+    store = ResultsStore(config.out)
+    store.open()
+    engine = Engine(_registry(), store, progress=False)
+    pristine = {k: v.clone() for k, v in engine.models.base(config.model).model.state_dict().items()}
+    seen = []
+    from bench.engine.config import plan_cells
+
+    for spec in plan_cells(config, engine.registry):
+        with engine.models.checkout(spec.model, spec.device, spec.dtype) as lent:
+            seen.append(id(lent.model))
+            assert engine.models.base(spec.model).model is not lent.model  # a temporary copy while lent
+        assert engine.run_cell(spec)["status"] == "done"
+    reloaded = engine.models.base(config.model).model
+    assert all(torch.equal(pristine[k], v) for k, v in reloaded.state_dict().items())
+    assert len(loads) >= 3 and len(set(seen)) == 2

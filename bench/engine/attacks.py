@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from bench.api import AttackContext, Example, Task
+from bench.api import Attack, AttackContext, Example, Task
 from bench.eval.stats import recovery
 from bench.lm.likelihood import answer_logliks
 from bench.params import stable_hash
@@ -92,38 +93,63 @@ def _context(model: Any, tokenizer: Any, task: Task, data: Any, items: list[Exam
                          device=device, log=lambda **row: rows.append(row))
 
 
-def run_attacks(engine: Any, spec: Any, task: Task, data: Any, model: Any, tokenizer: Any, device: str) -> None:
-    """Every configured attack on the unlearned ``model`` and (cached) on the base model; one result file each.
-
-    An attack that raises is recorded as ``failed`` with its reason; the cell's own result stands."""
-    from bench.engine.store import atomic_write_json, read_json
+def _attacks(engine: Any, spec: Any) -> Iterator[tuple[AttackSpec, Attack]]:
     from bench.params import build_params
+
+    for attack_spec in (AttackSpec(a["name"], a["params"]) for a in spec.attacks):
+        cls = engine.registry.get("attack", attack_spec.name).cls
+        yield attack_spec, cls(build_params(cls.Params, attack_spec.params, f"attacks.{attack_spec.name}"))
+
+
+def attack_controls(engine: Any, spec: Any, task: Task, data: Any) -> None:
+    """Every configured attack on the base model (the control), cached per (base evaluation, attack, seed);
+    run before the cell borrows the base model. A control that raises is left uncached: the cell's attack
+    result then records the failure."""
+    from bench.engine.store import atomic_write_json
+
+    store = engine.store
+    key, items = forget_items(task, data)
+    base_values: list[float] | None = None  # scored once, and only when a control is not cached yet
+    for attack_spec, attack in _attacks(engine, spec):
+        control_path = store.control_path(spec.base_id, attack_spec.attack_id, spec.seed)
+        if control_path.exists():
+            continue
+        base = engine.models.base(spec.model, spec.device, spec.dtype)
+        try:
+            if base_values is None:
+                base_values = answer_logliks(base.model, base.tokenizer, items)
+            rows: list[dict[str, Any]] = []
+            attacked, info, seconds = attacked_values(
+                attack, _context(base.model, base.tokenizer, task, data, items, spec.seed, base.info.device, rows))
+        except Exception:  # noqa: BLE001 - reported by run_attacks for the cell
+            import traceback
+
+            log.error("attack %s on the base model (control) failed:\n%s", attack_spec.label, traceback.format_exc())
+            continue
+        atomic_write_json(control_path, {"base": base_values, "attacked": attacked, "info": info,
+                                         "seconds": round(seconds, 2), "trajectory": rows,
+                                         "attack": attack_spec.to_json(), "probe": key})
+
+
+def run_attacks(engine: Any, spec: Any, task: Task, data: Any, model: Any, tokenizer: Any, device: str) -> None:
+    """Every configured attack on the unlearned ``model``, against its control (``attack_controls``); one
+    result file each. An attack that raises is recorded as ``failed`` with its reason; the cell's own result
+    stands."""
+    from bench.engine.store import atomic_write_json, read_json
 
     store = engine.store
     key, items = forget_items(task, data)
     unlearned = answer_logliks(model, tokenizer, items)
-    base_model = engine.models.base(spec.model, spec.device, spec.dtype).model
-    base_values: list[float] | None = None  # scored once, and only when a control is not cached yet
-    for attack_spec in (AttackSpec(a["name"], a["params"]) for a in spec.attacks):
-        cls = engine.registry.get("attack", attack_spec.name).cls
-        attack = cls(build_params(cls.Params, attack_spec.params, f"attacks.{attack_spec.name}"))
+    for attack_spec, attack in _attacks(engine, spec):
         record: dict[str, Any] = {"cell_id": spec.cell_id, "base_id": spec.base_id, "method": spec.method,
                                   "task": spec.task, "seed": spec.seed, "attack_id": attack_spec.attack_id,
                                   "attack": attack_spec.to_json(), "label": attack_spec.label, "probe": key}
         try:
             control_path = store.control_path(spec.base_id, attack_spec.attack_id, spec.seed)
-            if control_path.exists():
-                control = read_json(control_path)
-            else:
-                rows: list[dict[str, Any]] = []
-                if base_values is None:
-                    base_values = answer_logliks(base_model, tokenizer, items)
-                attacked, info, seconds = attacked_values(
-                    attack, _context(base_model, tokenizer, task, data, items, spec.seed, device, rows))
-                control = {"base": base_values, "attacked": attacked, "info": info, "seconds": round(seconds, 2),
-                           "trajectory": rows, "attack": attack_spec.to_json(), "probe": key}
-                atomic_write_json(control_path, control)
-            rows = []
+            if not control_path.exists():
+                raise RuntimeError("the same attack on the base model (the control) failed; see the cell's log")
+            control = read_json(control_path)
+            rows: list[dict[str, Any]] = []
             attacked, info, seconds = attacked_values(
                 attack, _context(model, tokenizer, task, data, items, spec.seed, device, rows))
             record.update(status="done", info=info, seconds=round(seconds, 2), trajectory=rows,

@@ -21,8 +21,8 @@ from bench.lm.memory_plan import (
     rough_seconds,
 )
 
-#: The engine keeps the cached base model and each cell's working copy resident (``ModelCache``).
-RESIDENT_COPIES = 2
+#: The engine keeps one copy of the base resident, which each cell borrows (``ModelCache``).
+RESIDENT_COPIES = 1
 #: Default generation when a task does not describe its own (``Task.generation_shape``).
 GENERIC_GENERATION = (16, 512, 256, 64)
 
@@ -115,7 +115,9 @@ def plan_run(config: Any, registry: Any) -> Plan:
         train = training_shape(method)
         batch, prompt, new, n_generated = task.generation_shape() or GENERIC_GENERATION
         gen = GenerationShape(batch, prompt, new)
-        est = estimate(shape, train, gen, dtype_name, RESIDENT_COPIES, foreach=device.startswith("cuda"))
+        on_accelerator = not device.startswith("cpu")
+        est = estimate(shape, train, gen, dtype_name, RESIDENT_COPIES, foreach=on_accelerator,
+                       reference_on_device=not on_accelerator, eval_reference=task_cls.uses_reference)
         steps = getattr(method.params, "steps", 0) * getattr(method.params, "grad_accum", 1)
         seconds = rough_seconds(shape, train, steps, gen, n_generated * 2, flops)  # base + unlearned model
         planned.append(PlannedCell(spec.cell_id, spec.method, spec.task, train.finetune, est, seconds,
@@ -130,15 +132,17 @@ def _gib(n: int) -> str:
 def render(plan: Plan) -> str:
     lines = [f"model {plan.model}: {plan.n_params / 1e6:.1f}M parameters, {plan.dtype}; device: {plan.device}; "
              f"matmul {plan.flops_per_s / 1e9:.0f} GFLOP/s",
-             "predicted peak tensor memory per cell, GiB (weights = the cached base + the cell's copy; "
+             "predicted peak tensor memory per cell, GiB (weights = the one resident base copy, which the cell "
+             "unlearns in place; eval ref = a second copy during evaluation for tasks measured under the base; "
              "rough time: the FLOPs of training and generation at the measured matmul rate)",
-             "| cell | finetune | weights | reference | grads | optimizer | activations | KV cache | peak | "
-             "rough time | fits |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| cell | finetune | weights | reference | grads | optimizer | activations | KV cache | eval ref | "
+             "peak | rough time | fits |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in plan.cells:
         e = c.estimate
         lines.append(f"| {c.method} × {c.task} | {c.finetune} | {_gib(e.weights)} | {_gib(e.reference)} | "
                      f"{_gib(e.gradients)} | {_gib(e.optimizer)} | {_gib(e.activations)} | {_gib(e.kv_cache)} | "
+                     f"{_gib(e.eval_reference)} | "
                      f"**{_gib(e.peak)}** | {c.seconds / 60:.1f} min | {'yes' if c.fits else '**no**'} |")
     for c in plan.cells:
         if not c.fits:

@@ -2,10 +2,13 @@
 
 A cell's peak is the larger of its training peak and its evaluation peak:
 
-* **weights** — resident copies of the model (``resident_copies``: today the process keeps the cached base
-  model and the cell's working copy, 2);
-* **reference** — a frozen copy for losses that compare with π_ref (NPO, ICU) under full fine-tuning; with
-  LoRA the reference is the same weights with the adapter switched off (0 bytes);
+* **weights** — resident copies of the model (``resident_copies``: the engine keeps one, which the cell
+  borrows and unlearns in place; ``ModelCache``);
+* **reference** — a frozen copy for losses that compare with π_ref (NPO, ICU) under full fine-tuning, on
+  the device only on a CPU-only machine (on an accelerator it stays in host memory and streams per module,
+  ``bench.lm.training.Reference``); with LoRA the reference is the same weights with the adapter switched
+  off (0 bytes). At evaluation, a task that measures under the base model (``Task.uses_reference``) holds a
+  second copy of the weights (``eval_reference``);
 * **gradients** and **optimizer** — AdamW keeps two moments per trainable parameter in the parameter's dtype;
   ``master_weights`` adds an fp32 copy of bf16/fp16 weights (4 bytes + fp32 moments, and fp32 gradients
   during the step);
@@ -99,6 +102,8 @@ class MemoryEstimate:
     optimizer: int
     activations: int
     kv_cache: int
+    #: A second copy of the weights during evaluation, for tasks that measure under the base model.
+    eval_reference: int = 0
     #: Alive only during the optimiser step, when activations are gone: AdamW's temporaries, and the fp32
     #: gradients of master weights.
     step_transient: int = 0
@@ -113,7 +118,7 @@ class MemoryEstimate:
 
     @property
     def eval_peak(self) -> int:
-        return self.weights + self.kv_cache
+        return self.weights + self.eval_reference + self.kv_cache
 
     @property
     def peak(self) -> int:
@@ -173,9 +178,11 @@ def logits_bytes_per_token(shape: ModelShape, graphs: int) -> int:
 
 
 def estimate(shape: ModelShape, train: TrainingShape, gen: GenerationShape, weight_dtype: str = "float32",
-             resident_copies: int = 2, foreach: bool = False) -> MemoryEstimate:
+             resident_copies: int = 1, foreach: bool = False, reference_on_device: bool = True,
+             eval_reference: bool = False) -> MemoryEstimate:
     """``foreach``: AdamW's multi-tensor step (torch's default on CUDA) makes its temporaries for all
-    parameters at once; the single-tensor step (CPU) one parameter at a time."""
+    parameters at once; the single-tensor step (CPU) one parameter at a time. ``reference_on_device``: False
+    on an accelerator, where a full fine-tuning reference stays in host memory."""
     wb = DTYPE_BYTES[weight_dtype]
     act = wb  # activations follow the weights' dtype (autocast keeps fp32 weights: use "bfloat16" there)
     full = train.finetune == "full"
@@ -206,7 +213,8 @@ def estimate(shape: ModelShape, train: TrainingShape, gen: GenerationShape, weig
     kv += gen.batch_size * gen.prompt_tokens * (3 * shape.intermediate + 2 * shape.hidden) * wb
     return MemoryEstimate(
         weights=resident_copies * shape.n_params * wb,
-        reference=shape.n_params * wb if (full and train.needs_reference) else 0,
+        reference=shape.n_params * wb if (full and train.needs_reference and reference_on_device) else 0,
+        eval_reference=shape.n_params * wb if eval_reference else 0,
         gradients=trainable * tb, optimizer=optimizer, activations=activations + head_grad, kv_cache=kv,
         # AdamW's step: a square-root temporary per moment; with masters also the fp32 gradients
         step_transient=(trainable * 4 if master else 0)

@@ -3,18 +3,20 @@ in-memory ``tiny-random-llama`` for tests.
 
 Loading the GGUF through transformers takes ~25 s (dequantisation + tokenizer conversion), so it is
 converted once into ``<cache>/models/<name>/`` with a checksum file; later loads take seconds. Inside a
-process the loaded base weights are kept in memory and every cell gets a deep copy, so a matrix never
-reloads weights from disk.
+process one copy of the base weights is resident (``ModelCache``): a cell borrows it and unlearns it in
+place, and the next use reloads it from disk — never a second resident copy, which for an 8B model is
+16–32 GiB of device memory.
 """
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import importlib.util
 import json
 import logging
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -269,17 +271,38 @@ def load_model(model_id: str, device: str = "auto", dtype: str = "auto") -> Load
 
 
 class ModelCache:
-    """Keeps base models loaded within a process; ``fresh_copy`` hands each cell its own weights."""
+    """One resident copy of each base model per process.
+
+    ``base`` loads a model once and keeps it. ``checkout`` lends that very copy to a cell, which changes it
+    in place (full fine-tuning, merged adapters); when the cell ends the copy is dropped, and the next
+    ``base`` reloads it from disk, bit for bit (tested by weights hash). A deep copy per cell would keep two
+    copies resident; a reload costs seconds on a local disk, small beside a cell's training. While a model
+    is out, ``base`` hands over a temporary second copy (logged), kept by nobody else: the engine asks for
+    everything the base model must provide before it lends it (base evaluation, probes, Reveal, attack
+    controls), so this happens only for a task's evaluation reference (``Task.uses_reference``).
+    """
 
     def __init__(self) -> None:
         self._loaded: dict[tuple[str, str, str], LoadedModel] = {}
+        self._lent: set[tuple[str, str, str]] = set()
 
     def base(self, model_id: str, device: str = "auto", dtype: str = "auto") -> LoadedModel:
         key = (model_id, device, dtype)
+        if key in self._lent:
+            log.info("base model %s is lent to a cell: loading a temporary copy", model_id)
+            return load_model(model_id, device, dtype)
         if key not in self._loaded:
             self._loaded[key] = load_model(model_id, device, dtype)
         return self._loaded[key]
 
-    def fresh_copy(self, model_id: str, device: str = "auto", dtype: str = "auto") -> LoadedModel:
-        base = self.base(model_id, device, dtype)
-        return LoadedModel(copy.deepcopy(base.model), base.tokenizer, base.info)
+    @contextmanager
+    def checkout(self, model_id: str, device: str = "auto", dtype: str = "auto") -> Iterator[LoadedModel]:
+        """Lend the resident base model to a cell that may change it; forgotten once the cell ends."""
+        loaded = self.base(model_id, device, dtype)
+        key = (model_id, device, dtype)
+        self._lent.add(key)
+        try:
+            yield loaded
+        finally:
+            self._lent.discard(key)
+            self._loaded.pop(key, None)

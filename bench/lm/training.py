@@ -105,15 +105,25 @@ def restore(model: Any, saved: dict[str, torch.Tensor]) -> None:
 class Reference:
     """The frozen original model π_ref, for losses that compare against it (NPO, ICU's KL term).
 
-    With LoRA the adapter is switched off for the reference forward pass: exactly the original
-    weights, no second copy in memory. With full fine-tuning a frozen copy is made once.
+    With LoRA the adapter is switched off for the reference forward pass: exactly the original weights, no
+    second copy. With full fine-tuning the weights being trained are the process's only resident copy of
+    the base (``ModelCache``), so π_ref is a frozen copy made at setup (before the first step) and, on an
+    accelerator, kept **off the device**: in host memory, each module's weights streamed to the device for
+    its forward pass (accelerate's ``cpu_offload``), at the cost of one host-to-device transfer of the
+    weights per reference forward. On a CPU-only machine host memory is the device, and the copy is a plain
+    second copy there. ``offload`` forces either choice (tests run the offloaded path on CPU).
     """
 
-    def __init__(self, model: Any):
+    def __init__(self, model: Any, offload: bool | None = None):
         self._model = model
         self._copy = None
-        if not hasattr(model, "disable_adapter"):
+        if hasattr(model, "disable_adapter"):
+            return
+        device = next(model.parameters()).device
+        if not (device.type != "cpu" if offload is None else offload):
             self._copy = copy.deepcopy(model).requires_grad_(False).eval()
+            return
+        self._copy = _offloaded_copy(model, device)
 
     @torch.no_grad()
     def logits(self, batch: Batch) -> torch.Tensor:
@@ -121,6 +131,23 @@ class Reference:
             return logits(self._copy, batch)
         with self._model.disable_adapter():
             return logits(self._model, batch)
+
+
+def _offloaded_copy(model: Any, device: torch.device) -> Any:
+    """A frozen copy of ``model`` whose weights live in host memory and run on ``device``: an empty shell of
+    the same class and attention implementation, the weights copied to host memory, the buffers as they
+    are (a half-precision model's rotary frequencies are rounded; a fresh shell's would not be)."""
+    from accelerate import cpu_offload, init_empty_weights
+
+    weights = {name: value.detach().to("cpu", copy=True) for name, value in model.state_dict().items()}
+    with init_empty_weights():
+        shell = type(model)._from_config(model.config, dtype=next(model.parameters()).dtype,
+                                         attn_implementation=model.config._attn_implementation)
+    for module_name, module in model.named_modules():
+        target = shell.get_submodule(module_name)
+        for name, buffer in module.named_buffers(recurse=False):
+            target._buffers[name] = buffer.detach().to("cpu", copy=True)
+    return cpu_offload(shell.requires_grad_(False).eval(), execution_device=device, state_dict=weights)
 
 
 def logits(model: Any, batch: Batch) -> torch.Tensor:

@@ -210,6 +210,7 @@ class ToxicityTask(Task):
     description = "Forget toxic continuations (RealToxicityPrompts), keep fluent English"
     Params = ToxicityParams
     version = "4"  # next_sentence_acc (multiple choice) as a utility metric
+    uses_reference = True  # fluency: the continuations' perplexity under the base model
     paper_preset = {"scorer": "detoxify", "rtp_source": "hub", "text_source": "wikitext", "n_eval": 400,
                     "n_forget": 400, "n_retain": 400, "n_text_eval": 200, "samples": 25,
                     "distinct_n": [1, 2, 3], "gen_batch_size": 64}
