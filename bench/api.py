@@ -257,6 +257,9 @@ class UnlearnContext:
     #: The probes of the unchanged base model, computed once per (task, seed) by the engine and shared by
     #: every method of a matrix; ``None`` outside the engine.
     base_probe: Callable[[], dict[str, float]] | None = None
+    #: Set by the engine under ``save_model: adapter``: called with the PEFT model just before its adapter
+    #: is merged (``bench.lm.training.merged`` does it), to save the adapter alone.
+    keep_adapter: Callable[[Any], None] | None = None
 
     @property
     def forget(self) -> list[Example]:
@@ -295,6 +298,12 @@ class Method:
 
     def unlearn(self, ctx: UnlearnContext) -> Any:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def ends_with_adapter(self) -> bool:
+        """Whether ``unlearn`` ends with one LoRA adapter on the unchanged base weights (handed to
+        ``ctx.keep_adapter`` before it is merged), which ``save_model: adapter`` keeps. True for LoRA
+        fine-tuning unless a method merges updates into the weights along the way (Reveal-and-Release)."""
+        return getattr(self.params, "finetune", None) == "lora"
 
     def memory_profile(self) -> tuple[int, bool]:
         """For ``unlearn-bench plan``: (batches whose activations one loss holds together, whether a frozen

@@ -47,6 +47,14 @@ def _parser() -> argparse.ArgumentParser:
         plan._add_action(next(a for a in run._actions if flag in a.option_strings))
     plan.add_argument("--json", action="store_true", help="the plan as JSON")
 
+    ev = sub.add_parser("eval", help="score checkpoints unlearned elsewhere against their base, as leaderboard rows")
+    ev.add_argument("--base", required=True, help="the model the checkpoints were unlearned from (as --model)")
+    ev.add_argument("--checkpoints", nargs="+", required=True, metavar="DIR_OR_ID",
+                    help="saved models or PEFT adapters (folders or HF ids); NAME=DIR_OR_ID names the row")
+    for flag in ("--config", "--tasks", "--seeds", "--out", "--device", "--dtype", "--force", "--no-progress",
+                 "--report"):
+        ev._add_action(next(a for a in run._actions if flag in a.option_strings))
+
     plugins = sub.add_parser("plugins", help="list registered methods, tasks and reporters")
     plugins.add_argument("--json", action="store_true")
     plugins.add_argument("--check", action="store_true",
@@ -136,6 +144,33 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if all(s != "failed" for s in summary.ran.values()) else 1
 
 
+def cmd_eval(args: argparse.Namespace) -> int:
+    """``run`` with one pseudo-method cell per checkpoint (``bench.engine.checkpoint_eval``)."""
+    from bench.engine.checkpoint_eval import check_compatible, parse_checkpoints
+    from bench.engine.config import load_config
+    from bench.engine.executors import execute
+    from bench.plugins import registry
+
+    if args.no_progress:
+        os.environ["UNLEARN_BENCH_PROGRESS"] = "0"
+    config = load_config(args.config, {"model": args.base, "tasks": args.tasks, "seeds": args.seeds,
+                                       "out": args.out, "device": args.device, "dtype": args.dtype,
+                                       "progress": False if args.no_progress else None})
+    checkpoints = parse_checkpoints(args.checkpoints)
+    for checkpoint in checkpoints:
+        check_compatible(config.model, checkpoint["path"])
+    config.methods = ["checkpoint"]
+    config.method_params = {"checkpoint": {"path": [f"{c['label']}={c['path']}" for c in checkpoints]}}
+    config.train_params, config.save_model = {}, "none"
+    config.plugins = [*config.plugins, "bench.engine.checkpoint_eval"]
+    summary = execute(config, registry(config.plugins), force=args.force)
+    print(summary.line())
+    if args.report:
+        for path in write_report([config.out], args.report):
+            print(path)
+    return 0 if all(s != "failed" for s in summary.ran.values()) else 1
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     from bench.engine.config import load_config
     from bench.engine.planner import plan_run, render
@@ -169,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     log.setLevel(logging.INFO)
     args = _parser().parse_args(argv)
-    handlers = {"run": cmd_run, "plan": cmd_plan, "plugins": cmd_plugins, "report": cmd_report, "perf": cmd_perf}
+    handlers = {"run": cmd_run, "eval": cmd_eval, "plan": cmd_plan, "plugins": cmd_plugins, "report": cmd_report,
+                "perf": cmd_perf}
     try:
         return handlers[args.command](args)
     except UserError as err:

@@ -186,5 +186,5 @@ class ICU(Method):
                 stop_reason = f"{probe_key} reached {p.probe_target}"
                 break
         ctx.extras.update(icu_stop=stop_reason, icu_samples_left=len(remaining), icu_steps=steps_used)
-        return merged(model)
+        return merged(model, ctx)
 

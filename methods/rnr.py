@@ -238,6 +238,9 @@ class RevealAndRelease(Method):
     paper_preset = {"rounds": 10, "steps": 50, "batch_size": 16, "lr": 1e-4, "merge": "auto",
                     "reveal": {"queries": 100, "responses_per_query": 8, "max_new_tokens": 128}}
 
+    def ends_with_adapter(self) -> bool:
+        return False  # several forget/retain updates are merged into the weights, round by round
+
     def _adapter_update(self, model: Any, ctx: UnlearnContext, examples: list[Example], seed: int,
                         tag: str, forget_a: dict[str, torch.Tensor] | None = None) -> tuple[Any, Deltas, dict]:
         """Train a fresh LoRA with CE on ``examples``; return (plain model, ΔW, A matrices)."""

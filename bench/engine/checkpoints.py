@@ -1,6 +1,9 @@
 """Unlearned models kept: ``save_model: merged`` writes each finished cell's model in Hugging Face format
 (``OUT/cells/<cell-id>/model/``: safetensors, config, tokenizer) with a model card (README.md: method,
-parameters, data, metrics with intervals, provenance) that ``AutoModelForCausalLM.from_pretrained`` loads.
+parameters, data, metrics with intervals, provenance) that ``AutoModelForCausalLM.from_pretrained`` loads;
+``save_model: adapter`` writes only the LoRA adapter in PEFT format (``OUT/cells/<cell-id>/adapter/``, with
+the tokenizer and the card), which ``PeftModel.from_pretrained(base, folder)`` — or ``unlearn-bench eval
+--checkpoints`` — puts back on the base model.
 
 The directory is written to a temporary name and renamed when complete, so an interrupted save never
 leaves a half-written checkpoint that looks finished."""
@@ -36,15 +39,26 @@ def model_card(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def save_merged(model: Any, tokenizer: Any, result: dict[str, Any], folder: Path) -> Path:
-    """Write the model, its tokenizer and its card to ``folder/model`` (atomically, by rename)."""
-    target = folder / "model"
-    tmp = folder / ".model.tmp"
+def staging(folder: Path, kind: str) -> Path:
+    """An empty temporary folder for a checkpoint of ``kind`` ("model" or "adapter") of a cell."""
+    tmp = folder / f".{kind}.tmp"
     if tmp.exists():
         shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    return tmp
+
+
+def save_weights(model: Any, tmp: Path) -> None:
+    """A merged model's weights, or a PEFT model's adapter alone (``save_pretrained`` of each)."""
     model.save_pretrained(tmp, safe_serialization=True)
+
+
+def finish(tmp: Path, tokenizer: Any, result: dict[str, Any], kind: str) -> Path:
+    """Add the tokenizer and the card to a staged checkpoint and move it to ``<cell>/<kind>`` (atomically, by
+    rename: an interrupted save never leaves a folder that looks finished)."""
     tokenizer.save_pretrained(tmp)
     (tmp / "README.md").write_text(model_card(result), encoding="utf-8")
+    target = tmp.parent / kind
     if target.exists():
         shutil.rmtree(target)
     os.replace(tmp, target)

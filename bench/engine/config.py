@@ -53,8 +53,9 @@ class RunConfig:
     #: A folder of the user's own lm-eval task YAMLs, searched besides lm-eval's.
     lm_eval_include_path: str | None = None
     #: "merged": keep each finished cell's unlearned model in Hugging Face format with a model card
-    #: (``OUT/cells/<cell-id>/model``); "none": keep nothing.
-    save_model: Literal["none", "merged"] = "none"
+    #: (``OUT/cells/<cell-id>/model``); "adapter": keep only the LoRA adapter (PEFT format, with the card,
+    #: ``OUT/cells/<cell-id>/adapter``; methods that end with one adapter); "none": keep nothing.
+    save_model: Literal["none", "adapter", "merged"] = "none"
     #: Robustness attacks run on every unlearned model and, as the control, on the base model: names, or
     #: one-key mappings ``{quantize: {bits: 8}}`` (the same attack may appear with different parameters).
     attacks: list[Any] = field(default_factory=list)
@@ -209,6 +210,15 @@ def plan_attacks(entries: list[Any], registry: Registry) -> list[dict[str, Any]]
     return planned
 
 
+def _check_adapter_output(name: str, cls: type, params: dict[str, Any]) -> None:
+    method = cls(build_params(cls.Params, params, f"method_params.{name}"))
+    if not method.ends_with_adapter():
+        why = "trains all weights (finetune: full)" if getattr(method.params, "finetune", None) == "full" \
+            else "does not end with a single LoRA adapter"
+        raise UserError(f"save_model: adapter needs a method that ends with one LoRA adapter; '{name}' {why}: "
+                        "use save_model: merged, or finetune: lora")
+
+
 def plan_cells(config: RunConfig, registry: Registry) -> list[CellSpec]:
     """Validate every name and parameter up front, then list the cells (tasks outermost)."""
     methods = {m: registry.get("method", m).cls for m in config.methods}
@@ -242,6 +252,8 @@ def plan_cells(config: RunConfig, registry: Registry) -> list[CellSpec]:
                                                {**_shared(method_cls.Params, config.train_params),
                                                 **config.method_params.get(method_name, {})},
                                                f"method_params.{method_name}"):
+                    if config.save_model == "adapter":
+                        _check_adapter_output(method_name, method_cls, method_params)
                     for seed in config.seeds:
                         cells.append(CellSpec(config.model, method_name, method_params, task_name, task_params,
                                               int(seed), config.preset, config.dtype, config.device,

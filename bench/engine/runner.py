@@ -176,6 +176,7 @@ class Engine:
         info: ModelInfo | None = None
         sources: dict[str, str] = {}
         ctx: UnlearnContext | None = None
+        staged: Path | None = None  # where a checkpoint is staged until the result is known
         with cell_log(folder / "log.txt"), PeakMemory() as memory, Timer() as timer:
             log.info("cell %s: %s on %s, seed %d", spec.cell_id, spec.method, spec.task, spec.seed)
             try:
@@ -202,10 +203,18 @@ class Engine:
                         model=loaded.model, tokenizer=loaded.tokenizer, task=task, data=data, seed=spec.seed,
                         device=info.device, probe=lambda m: task.probe(m, loaded.tokenizer, data), log=trajectory,
                         progress=self.progress, base_probe=lambda: dict(base_probe))
+                    if spec.save_model == "adapter":
+                        from bench.engine.checkpoints import save_weights, staging
+
+                        staged = staging(folder, "adapter")
+                        ctx.keep_adapter = lambda peft_model: save_weights(peft_model, staged)
                     seed_everything(spec.seed)
                     with Timer() as unlearn_timer:
                         model = method.unlearn(ctx)
                     extras.update(ctx.extras, unlearn_time_s=round(unlearn_timer.seconds, 2))
+                    if staged is not None and not (staged / "adapter_config.json").exists():
+                        raise RuntimeError("save_model: adapter, but the method handed over no adapter; it must "
+                                           "end with bench.lm.training.merged(model, ctx)")
                     with Timer() as eval_timer:
                         evaluation = self._evaluate(spec, task, model, loaded.tokenizer, data)
                         sources = {**sources, **data.sources}
@@ -239,12 +248,16 @@ class Engine:
             provenance = {"versions": package_versions(), "git": git_commit(), "wall_time_s": round(timer.seconds, 2)}
         result = CellResult(spec.cell_id, spec.base_id, status, spec.to_json(), reason, metrics, trajectory.rows,
                             extras, provenance).to_json()
-        if status == "done" and spec.save_model == "merged":
-            from bench.engine.checkpoints import save_merged
+        if status == "done" and spec.save_model != "none":
+            from bench.engine.checkpoints import finish, save_weights, staging
 
-            path = save_merged(*keep, result, folder)
-            log.info("cell %s: unlearned model saved to %s", spec.cell_id, path)
-            del keep
+            model, tokenizer = keep
+            if spec.save_model == "merged":
+                staged = staging(folder, "model")
+                save_weights(model, staged)
+            path = finish(staged, tokenizer, result, "adapter" if spec.save_model == "adapter" else "model")
+            log.info("cell %s: unlearned %s saved to %s", spec.cell_id, spec.save_model, path)
+            del keep, model
         self.store.write_cell(spec.cell_id, result, samples)
         log.info("cell %s: %s in %.1fs%s", spec.cell_id, status, timer.seconds, f" ({reason})" if reason else "")
         return result

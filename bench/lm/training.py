@@ -12,6 +12,7 @@ import math
 import random
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import torch
@@ -48,9 +49,16 @@ def with_adapter(model: Any, params: TrainParams, seed: int) -> Any:
 
     config = LoraConfig(r=params.lora_rank, lora_alpha=params.lora_alpha, lora_dropout=params.lora_dropout,
                         target_modules=list(params.lora_targets), bias="none", task_type="CAUSAL_LM")
-    with warnings.catch_warnings():  # peft (0.21) reads transformers' deprecated `is_gradient_checkpointing`
-        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+    with quiet_peft():
         return get_peft_model(model, config)
+
+
+@contextmanager
+def quiet_peft() -> Iterator[None]:
+    """peft (0.21) reads transformers' deprecated ``is_gradient_checkpointing`` when it wraps a model."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        yield
 
 
 def set_checkpointing(model: Any, on: bool) -> None:
@@ -75,8 +83,11 @@ def is_checkpointing(model: Any) -> bool:
     return bool(getattr(model, "is_gradient_checkpointing", False))
 
 
-def merged(model: Any) -> Any:
-    """Fold a LoRA adapter into the weights and return the plain model."""
+def merged(model: Any, ctx: UnlearnContext | None = None) -> Any:
+    """Fold a LoRA adapter into the weights and return the plain model (the adapter first handed to
+    ``ctx.keep_adapter`` when the engine asks for it)."""
+    if ctx is not None and ctx.keep_adapter is not None and hasattr(model, "peft_config"):
+        ctx.keep_adapter(model)
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
     if is_checkpointing(model):
@@ -319,4 +330,4 @@ class LossMethod(Method):
         steps, warmup = p.step_budget(len(self.forget_items(ctx)))
         train(model, p, step_loss, ctx, desc=getattr(self, "name", "train"), steps=steps, warmup_steps=warmup)
         # No final probe here: the runner fills the last trajectory row from the final evaluation.
-        return merged(model)
+        return merged(model, ctx)

@@ -35,7 +35,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
 _FULL_FT = [
     ("GA full, bs 4x256", TrainingShape("full", batch_size=4, max_length=256)),
     ("GA full + fp32 masters", TrainingShape("full", batch_size=4, max_length=256, master_weights=True)),
-    ("NPO+retain full (ref copy)", TrainingShape("full", batch_size=4, max_length=256, graphs=2, needs_reference=True)),
+    ("NPO+retain full (reference)",
+     TrainingShape("full", batch_size=4, max_length=256, graphs=2, needs_reference=True)),
 ]
 CASES: dict[str, list[tuple[str, TrainingShape]]] = {
     "SmolLM2-135M": [
@@ -87,7 +88,7 @@ def measure_all(device: str, only: list[str] | None = None) -> list[dict[str, An
         for label, train in CASES[name] + [("generation 16 x (1000 + 256)", None)]:
             gen = GENERATION
             predicted = estimate(shape, train or TrainingShape(), gen, dtype, resident_copies=1,
-                                 foreach=device == "cuda")
+                                 foreach=device == "cuda", reference_on_device=device != "cuda")
             peak = predicted.eval_peak if train is None else predicted.train_peak
             start = time.perf_counter()
             try:

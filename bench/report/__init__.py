@@ -83,7 +83,11 @@ class ResultTable:
         return sorted(pairs, key=lambda p: p[0] != "forget")
 
     def label(self, cell: Cell) -> str:
-        """The method name, plus its parameter hash when several configs of that method are shown."""
+        """The row's own name when its parameters give one (``label``: e.g. a checkpoint scored by
+        ``unlearn-bench eval``), else the method name, plus its parameter hash when several configs of that
+        method are shown."""
+        if cell.method_params.get("label"):
+            return str(cell.method_params["label"])
         keys = {c.method_key for c in self.cells if c.method == cell.method}
         return cell.method if len(keys) == 1 else cell.method_key
 
