@@ -119,3 +119,20 @@ def test_generation_through_a_peft_adapter_uses_the_current_cache_keyword(tiny_l
         warnings.simplefilter("error", FutureWarning)
         out = generate(peft_model, tokenizer, ["Hello there"], max_new_tokens=4)
     assert len(out) == 1
+
+
+def test_the_hf_static_cache_backend_gives_the_native_greedy_tokens_and_seeded_samples(tiny_loaded):
+    """The CUDA backend (``model.generate`` with a static cache) checked on CPU: greedy text equal to the
+    native loop's, with rows that stop early and stop strings; sampling reproducible for a seed, leaving the
+    global RNG alone; a wrong backend name is refused."""
+    model, tok = _with_eos(tiny_loaded, 330), tiny_loaded.tokenizer
+    kwargs = dict(max_new_tokens=16, batch_size=3, stop=["\n\n"])
+    native = generate(model, tok, PROMPTS, backend="native", **kwargs)
+    assert generate(model, tok, PROMPTS, backend="hf", **kwargs) == native
+    state = torch.get_rng_state()
+    sampled = dict(max_new_tokens=8, do_sample=True, temperature=0.9, top_p=0.9, num_return_sequences=2, seed=3)
+    first = generate(model, tok, PROMPTS, backend="hf", **sampled)
+    assert generate(model, tok, PROMPTS, backend="hf", **sampled) == first
+    assert torch.equal(torch.get_rng_state(), state) and all(len(r) == 2 for r in first)
+    with pytest.raises(ValueError, match="one of auto, native, hf"):
+        generate(model, tok, PROMPTS, backend="vllm", **kwargs)

@@ -293,7 +293,8 @@ def test_a_cell_borrows_the_one_resident_base_copy_and_the_next_use_reloads_it_e
         with engine.models.checkout(spec.model, spec.device, spec.dtype) as lent:
             seen.append(id(lent.model))
             assert engine.models.base(spec.model).model is not lent.model  # a temporary copy while lent
-        assert engine.run_cell(spec)["status"] == "done"
+        result = engine.run_cell(spec)
+        assert result["status"] == "done" and result["provenance"]["generation_backend"] == "native"  # CPU: auto
     reloaded = engine.models.base(config.model).model
     assert all(torch.equal(pristine[k], v) for k, v in reloaded.state_dict().items())
     assert len(loads) >= 3 and len(set(seen)) == 2

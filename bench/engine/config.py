@@ -59,6 +59,9 @@ class RunConfig:
     #: Robustness attacks run on every unlearned model and, as the control, on the base model: names, or
     #: one-key mappings ``{quantize: {bits: 8}}`` (the same attack may appear with different parameters).
     attacks: list[Any] = field(default_factory=list)
+    #: Generation backend (``bench.lm.generation``): "auto" = model.generate with a static cache on CUDA,
+    #: this harness's decoding loop elsewhere; "native" or "hf" to force one.
+    generation_backend: Literal["auto", "native", "hf"] = "auto"
     progress: bool = True
 
     def validate(self) -> None:
@@ -129,6 +132,8 @@ class CellSpec:
     #: Attacks on the unlearned model (``{"name", "params"}``; not part of the cell's identity either: their
     #: results are written beside the cell's).
     attacks: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    #: How text is generated (recorded in provenance; greedy outputs do not depend on it).
+    generation_backend: str = "auto"
 
     @property
     def attack_ids(self) -> list[str]:
@@ -258,5 +263,6 @@ def plan_cells(config: RunConfig, registry: Registry) -> list[CellSpec]:
                         cells.append(CellSpec(config.model, method_name, method_params, task_name, task_params,
                                               int(seed), config.preset, config.dtype, config.device,
                                               config.forget_data, reveal_params, utility_tasks,
-                                              config.lm_eval_include_path, config.save_model, attacks))
+                                              config.lm_eval_include_path, config.save_model, attacks,
+                                              config.generation_backend))
     return cells

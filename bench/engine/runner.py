@@ -8,6 +8,7 @@ executor (in-process loop, Ray task) can call it. Failures never escape a cell: 
 from __future__ import annotations
 
 import logging
+import os
 import random
 import time
 import traceback
@@ -27,6 +28,7 @@ from bench.engine.provenance import PeakMemory, Timer, command_line, git_commit,
 from bench.engine.store import ResultsStore
 from bench.errors import Diverged, UserError
 from bench.eval.stats import attach_delta
+from bench.lm.generation import BACKEND_ENV, resolve_backend
 from bench.lm.models import ModelCache, ModelInfo
 from bench.params import build_params, stable_hash
 from bench.plugins import Registry
@@ -75,12 +77,27 @@ def _provenance(spec: CellSpec, info: ModelInfo, sources: dict[str, str], regist
         "seed": spec.seed,
         "preset": spec.preset,
         "device": info.device,
+        "generation_backend": resolve_backend(info.device, spec.generation_backend),
         "machine": machine(),
         "wall_time_s": round(seconds, 2),
         "memory": memory,
         "command": command_line(),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+
+
+@contextmanager
+def generation_backend(name: str) -> Iterator[None]:
+    """The run's generation backend for every ``generate`` inside a cell (tasks do not pass one)."""
+    previous = os.environ.get(BACKEND_ENV)
+    os.environ[BACKEND_ENV] = name
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(BACKEND_ENV, None)
+        else:
+            os.environ[BACKEND_ENV] = previous
 
 
 @dataclass
@@ -152,7 +169,8 @@ class Engine:
             check_base_version(cached, spec, self.registry, self.store)
             return cached
         folder = self.store.base_dir(spec.base_id)
-        with cell_log(folder / "log.txt"), PeakMemory() as memory, Timer() as timer:
+        with cell_log(folder / "log.txt"), generation_backend(spec.generation_backend), PeakMemory() as memory, \
+                Timer() as timer:
             log.info("evaluating base model %s on %s", spec.model, spec.task)
             task = self._task(spec)
             base = self.models.base(spec.model, spec.device, spec.dtype)
@@ -177,7 +195,8 @@ class Engine:
         sources: dict[str, str] = {}
         ctx: UnlearnContext | None = None
         staged: Path | None = None  # where a checkpoint is staged until the result is known
-        with cell_log(folder / "log.txt"), PeakMemory() as memory, Timer() as timer:
+        with cell_log(folder / "log.txt"), generation_backend(spec.generation_backend), PeakMemory() as memory, \
+                Timer() as timer:
             log.info("cell %s: %s on %s, seed %d", spec.cell_id, spec.method, spec.task, spec.seed)
             try:
                 base = self.base_result(spec)

@@ -10,6 +10,13 @@ Per step the loop does what ``generate`` does for a decoder-only model: the pref
 position onto the vocabulary (``logits_to_keep=1``), positions come from the attention mask (left padding),
 and greedy decoding takes the argmax, so outputs equal ``generate``'s (tested token for token).
 
+Backends: this loop ("native") is the CPU path. On CUDA, where a batch's forward pass costs little more
+than a row's and kernel launches dominate, ``model.generate`` with a static KV cache ("hf") can be faster;
+``generation_backend`` (a run setting, or ``UNLEARN_BENCH_GENERATION``) picks one, "auto" = "hf" on CUDA,
+"native" elsewhere. Greedy outputs are the same token for token (tested on CPU); sampled ones draw from the
+same distributions but with another random stream (``generate`` draws from the global RNG, seeded per batch
+in a forked RNG state), so the backend is recorded in each result's provenance.
+
 Sampling uses transformers' own temperature and top-p warpers and a ``torch.Generator`` seeded per batch
 (``seed * 100003 + batch index``), so a run is reproducible for a given seed and batch size without
 touching the global RNG. Only the arguments given here shape decoding; settings in a model's
@@ -43,6 +50,22 @@ _IGNORED_SETTINGS = {"repetition_penalty": 1.0, "no_repeat_ngram_size": 0, "bad_
                      "forced_eos_token_id": None, "suppress_tokens": None, "begin_suppress_tokens": None,
                      "sequence_bias": None, "encoder_repetition_penalty": 1.0}
 _warned: set[int] = set()
+
+
+BACKENDS = ("auto", "native", "hf")
+BACKEND_ENV = "UNLEARN_BENCH_GENERATION"
+
+
+def resolve_backend(device: torch.device | str, requested: str | None = None) -> str:
+    """"native" or "hf" for ``device`` from ``requested`` (default: ``UNLEARN_BENCH_GENERATION``, else "auto")."""
+    import os
+
+    name = requested or os.environ.get(BACKEND_ENV) or "auto"
+    if name not in BACKENDS:
+        raise ValueError(f"generation backend must be one of {', '.join(BACKENDS)}, got '{name}'")
+    if name == "auto":
+        return "hf" if torch.device(device).type == "cuda" else "native"
+    return name
 
 
 @dataclass(frozen=True)
@@ -268,10 +291,43 @@ def decode_batch(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tens
 
 
 @torch.no_grad()
+def decode_batch_hf(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, decoding: Decoding,
+                    eos_ids: set[int], stops: _StopWatch, generator: torch.Generator | None = None,
+                    repeats: int = 1, prefill_overhead_tokens: int = 48) -> list[list[int]]:
+    """``decode_batch``'s contract through ``model.generate`` with a static KV cache (the "hf" backend).
+
+    Decoding is set in full by a fresh ``GenerationConfig`` (the model's own settings do not leak in; no
+    top-k, as here). Stop strings are applied to the text afterwards (``truncate_at_stops``): a row runs on
+    to EOS or the budget, which costs time, not correctness. Sampling draws from the global RNG, seeded from
+    ``generator`` inside a forked RNG state, so the caller's RNG is left alone."""
+    from transformers import GenerationConfig
+
+    n = input_ids.shape[0] * repeats
+    if decoding.max_new_tokens <= 0:
+        return [[] for _ in range(n)]
+    pad = model.config.pad_token_id if model.config.pad_token_id is not None else min(eos_ids)
+    config = GenerationConfig(max_new_tokens=decoding.max_new_tokens, do_sample=decoding.do_sample,
+                              temperature=decoding.temperature, top_p=decoding.top_p, top_k=0,
+                              num_return_sequences=repeats, eos_token_id=sorted(eos_ids), pad_token_id=pad,
+                              cache_implementation="static")
+    devices = [input_ids.device] if input_ids.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        if generator is not None:
+            torch.manual_seed(int(generator.initial_seed()))
+        out = model.generate(input_ids=input_ids, attention_mask=attention_mask, generation_config=config)
+    new_tokens = []
+    for row in out[:, input_ids.shape[1]:].tolist():
+        cut = next((i + 1 for i, t in enumerate(row) if t in eos_ids), len(row))
+        new_tokens.append(row[:cut])
+    return new_tokens
+
+
+@torch.no_grad()
 def generate(model: Any, tokenizer: Any, prompts: Sequence[str], *, max_new_tokens: int,
              batch_size: int = 16, do_sample: bool = False, temperature: float = 1.0, top_p: float = 1.0,
              num_return_sequences: int = 1, seed: int = 0, stop: Sequence[Stop] = (),
-             progress: bool = False, desc: str = "generate", prefill_overhead_tokens: int = 48) -> list[list[str]]:
+             progress: bool = False, desc: str = "generate", prefill_overhead_tokens: int = 48,
+             backend: str | None = None) -> list[list[str]]:
     """Generate for already-rendered prompts. Returns, per prompt, ``num_return_sequences`` texts.
 
     ``prefill_overhead_tokens``: what one more prefill forward pass is worth in padded tokens when rows are
@@ -284,6 +340,7 @@ def generate(model: Any, tokenizer: Any, prompts: Sequence[str], *, max_new_toke
     decoding = Decoding(max_new_tokens, do_sample, temperature, top_p)
     eos_ids, stops = eos_token_ids(model, tokenizer), _StopWatch(tokenizer, stop)
     _warn_ignored_settings(model)
+    decode = decode_batch if resolve_backend(device, backend) == "native" else decode_batch_hf
     side = tokenizer.padding_side
     tokenizer.padding_side = "left"
     lengths = [len(tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
@@ -299,8 +356,8 @@ def generate(model: Any, tokenizer: Any, prompts: Sequence[str], *, max_new_toke
             generator = None
             if do_sample:
                 generator = torch.Generator(device=device).manual_seed(seed * 100003 + b)
-            tokens = decode_batch(model, enc["input_ids"], enc["attention_mask"], decoding, eos_ids, stops, generator,
-                                  repeats=num_return_sequences, prefill_overhead_tokens=prefill_overhead_tokens)
+            tokens = decode(model, enc["input_ids"], enc["attention_mask"], decoding, eos_ids, stops, generator,
+                            repeats=num_return_sequences, prefill_overhead_tokens=prefill_overhead_tokens)
             texts = tokenizer.batch_decode(tokens, skip_special_tokens=True)
             for j, text in enumerate(texts):
                 outputs[idx[j // num_return_sequences]].append(truncate_at_stops(text, stop))
