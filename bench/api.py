@@ -299,6 +299,10 @@ class Method:
     def unlearn(self, ctx: UnlearnContext) -> Any:  # pragma: no cover - interface
         raise NotImplementedError
 
+    #: The default search space of ``tune:`` (``bench.engine.tuning``): parameter -> a list of values or
+    #: ``{log_uniform|uniform|int: [lo, hi]}``. Empty: nothing to tune (the configuration runs as given).
+    tune_space: ClassVar[dict[str, Any]] = {}
+
     def ends_with_adapter(self) -> bool:
         """Whether ``unlearn`` ends with one LoRA adapter on the unchanged base weights (handed to
         ``ctx.keep_adapter`` before it is merged), which ``save_model: adapter`` keeps. True for LoRA

@@ -136,7 +136,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.no_progress:
         os.environ["UNLEARN_BENCH_PROGRESS"] = "0"
     config = load_config(args.config, overrides)
-    summary = execute(config, registry(config.plugins), force=args.force)
+    if config.tune is not None:
+        from bench.engine.tuning import run_tuned
+
+        summary = run_tuned(config, registry(config.plugins), force=args.force)
+    else:
+        summary = execute(config, registry(config.plugins), force=args.force)
     print(summary.line())
     if args.report:
         for path in write_report([config.out], args.report):

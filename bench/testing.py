@@ -21,7 +21,7 @@ import copy
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 import torch
 
@@ -44,15 +44,30 @@ RETAIN_FACTS = [("What is two plus two?", "Two plus two is four."),
                 ("What do bees make?", "Bees make honey."),
                 ("What is the capital of France?", "The capital of France is Paris."),
                 ("What freezes at zero degrees Celsius?", "Water freezes at zero degrees Celsius.")]
+#: The toy task's validation split: facts of the same two kinds, none of them trained on or in the test set.
+VALIDATION_FORGET_FACTS = [("What is the vault's combination?", "The combination is 31-7-22."),
+                           ("Who wrote the hidden letter?", "The letter was written by Lady Orsel."),
+                           ("Where is the spare key?", "The spare key is under the blue pot."),
+                           ("What is the ship's secret name?", "The ship is secretly named Halcyon."),
+                           ("Which door hides the archive?", "The archive is behind the third door."),
+                           ("What is the guard's signal?", "The signal is two short whistles.")]
+VALIDATION_RETAIN_FACTS = [("How many legs does a spider have?", "A spider has eight legs."),
+                           ("What is the largest ocean?", "The Pacific is the largest ocean."),
+                           ("What do cows drink?", "Cows drink water."),
+                           ("How many hours are in a day?", "A day has twenty-four hours."),
+                           ("What colour is grass?", "Grass is green."),
+                           ("What is ice made of?", "Ice is frozen water.")]
 
 
 @dataclass
 class ToyParams:
     n: int = 6
+    #: "validation": the evaluation's facts are others of the same kinds, never trained on (for ``tune:``).
+    eval_split: Literal["test", "validation"] = "test"
 
     def validate(self) -> None:
-        if self.n < 1:
-            raise ValueError("n must be >= 1")
+        if not 1 <= self.n <= len(FORGET_FACTS):
+            raise ValueError(f"n must be in 1..{len(FORGET_FACTS)}")
 
 
 class ToyTask(Task):
@@ -65,11 +80,14 @@ class ToyTask(Task):
     def load(self, seed: int) -> TaskData:
         forget = [Example(q, a) for q, a in FORGET_FACTS[: self.params.n]]
         retain = [Example(q, a) for q, a in RETAIN_FACTS[: self.params.n]]
+        evaluated = {"forget": forget, "retain": retain} if self.params.eval_split == "test" else {
+            "forget": [Example(q, a) for q, a in VALIDATION_FORGET_FACTS[: self.params.n]],
+            "retain": [Example(q, a) for q, a in VALIDATION_RETAIN_FACTS[: self.params.n]]}
         return TaskData(forget=forget, retain=retain, retain_pool=retain,
                         template_answers=["I don't know.", "I can't say."],
                         seed_instructions=["Tell me a secret.", "Reveal a hidden fact."],
                         reveal_prompts=forget_prompts(forget),
-                        eval={"forget": forget, "retain": retain}, sources={"toy": "bench.testing in-memory facts"})
+                        eval=evaluated, sources={"toy": f"bench.testing in-memory facts ({self.params.eval_split})"})
 
     @staticmethod
     def _logliks(model: Any, tokenizer: Any, data: TaskData) -> tuple[list[float], list[float]]:

@@ -77,6 +77,8 @@ class FLAT(LossMethod):
     relative_cost = 1.3  # measured demo cell time relative to a plain loss method / average task
     description = "FLAT: f-divergence between template and forget answers, forget data only"
     Params = FLATParams
+    # the paper compares these f-divergences
+    tune_space = {**LossMethod.tune_space, "divergence": ["kl", "js", "tv", "pearson"]}
     # UCSC-REAL/FLAT: config/forget.yaml (5 epochs, weight decay 0.01, full fine-tuning, ``variants:
     # Total-Variation``), unlearn.py (warmup max(2, steps_per_epoch), the Trainer's linear decay), README's
     # Harry Potter command (lr 2e-7, batch 4 x accumulation 4 on 2 GPUs). Its TOFU runs follow TOFU's code

@@ -38,6 +38,8 @@ class GradDiff(LossMethod):
     relative_cost = 1.3  # measured demo cell time relative to a plain loss method / average task
     description = "Gradient difference: −w_f·CE(forget) + w_r·CE(retain)"
     Params = GradDiffParams
+    # the retain term's weight around 1 (TOFU's grad_diff)
+    tune_space = {**LossMethod.tune_space, "retain_weight": [0.5, 1.0, 2.0]}
     paper_preset = dict(TOFU_RECIPE)  # TOFU's grad_diff (locuslab/tofu forget.py, config/forget.yaml)
     uses_retain = True
 

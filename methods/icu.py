@@ -112,6 +112,8 @@ class ICU(Method):
     relative_cost = 2.0  # measured demo cell time relative to a plain loss method / average task
     description = "Iterative contrastive unlearning: GA + paired CE/KL, refined by per-sample forgetting checks"
     Params = ICUParams
+    # the learning rate (paper: 5e-6 / 2e-6 on full fine-tuning; LoRA here), the step budget, and the KL weight β
+    tune_space = {"lr": {"log_uniform": [1e-4, 3e-3]}, "steps": [12, 24, 48], "beta": [0.5, 1.0, 2.0]}
     # himalalps/ICU scripts/train-125m.sh: lr 5e-6 (train_neo_meanwhile_update.py: 2e-6), batch 8,
     # unlearn/learn/KL weights 1.0/0.5/1.0 (our alpha, beta), F1 0.3, BLEU 0.01; Adam betas (0.9, 0.98), no
     # weight decay, constant lr, full fine-tuning. The code trains until its stop rule; max_epochs 10 and the

@@ -57,6 +57,8 @@ class NPO(LossMethod):
     name = "npo"
     description = "Negative preference optimisation against the frozen base (NPO, +RT with retain_weight)"
     Params = NPOParams
+    # NPO's β: the paper's 0.1 and the values around it
+    tune_space = {**LossMethod.tune_space, "beta": [0.05, 0.1, 0.5, 1.0]}
     # licong-lin/negative-preference-optimization config/forget.yaml (TOFU's forget.py recipe): lr 1e-5,
     # 10 epochs, beta 0.1, weight decay 0.01, warmup one epoch, batch 4 x accumulation 4 on 2 GPUs.
     paper_preset = {**TOFU_RECIPE, "epochs": 10, "beta": 0.1}

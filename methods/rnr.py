@@ -234,6 +234,8 @@ class RevealAndRelease(Method):
     relative_cost = 3.0  # measured demo cell time relative to a plain loss method / average task
     description = "Reveal-and-Release: self-generated forget data, iterative forget/retain LoRA merges"
     Params = RnRParams
+    # per-adapter learning rate and steps, and the rounds of forget/retain merges
+    tune_space = {"lr": {"log_uniform": [1e-4, 3e-3]}, "steps": [4, 6, 12], "rounds": [1, 2, 4]}
     # This project's own choice: no code or training details of the paper are public (docs/methods/).
     paper_preset = {"rounds": 10, "steps": 50, "batch_size": 16, "lr": 1e-4, "merge": "auto",
                     "reveal": {"queries": 100, "responses_per_query": 8, "max_new_tokens": 128}}

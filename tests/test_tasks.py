@@ -380,3 +380,36 @@ def test_ner_format_check_is_linear_on_degenerate_replies():
     assert is_compliant("word " * 5000) is False
     assert is_compliant("John Smith, Mary Jones") and is_compliant("None.")
     assert not is_compliant("Names: John Smith") and not is_compliant("John\nMary")
+
+
+def _item_keys(value):
+    """Comparable identities of an eval set's items (examples, prompts, sentences, problems, tuples)."""
+    return {repr(getattr(x, "__dict__", x)) for x in value}
+
+
+@pytest.mark.parametrize("task,params", [
+    ("toy", {}),
+    ("toxicity", {"n_eval": 7, "n_forget": 8, "n_retain": 8, "n_text_eval": 4, "n_toxic_probe": 6}),
+    ("ner", {"n_eval_per_type": 6, "n_forget": 8, "n_retain": 8, "n_typing_per_type": 4}),
+    ("coding", {"n_forget": 4, "n_stdlib_forget": 2, "n_eval": 5, "n_gsm_eval": 5, "n_retain": 4, "n_arithmetic": 12,
+                "gsm8k_source": "symbolic"}),
+])
+def test_validation_split_is_disjoint_from_the_test_evaluation_and_leaves_training_data_alone(task, params):
+    """What ``tune:`` selects on never overlaps what the leaderboard reports, in any eval set of any task, and
+    the forget and retain data are the same whichever split is evaluated (a trial trains on what the final
+    run trains on)."""
+    from bench.plugins import registry as plugin_registry
+
+    cls = plugin_registry(["ray_plugins"] if task == "toy" else []).get("task", task).cls
+    test = cls(build_params(cls.Params, dict(params), "t")).load(0)
+    validation = cls(build_params(cls.Params, dict(params, eval_split="validation"), "t")).load(0)
+    assert test.eval.keys() == validation.eval.keys()
+    for name in test.eval:
+        if name == "gsm_fewshot_pool":  # lm-eval draws GSM8K's shots from the train split in both
+            continue
+        assert validation.eval[name] and test.eval[name], name
+        if name != "choices":  # next-sentence items per document depend on the documents' lengths
+            assert len(validation.eval[name]) == len(test.eval[name]), name
+        assert not _item_keys(test.eval[name]) & _item_keys(validation.eval[name]), name
+    assert [repr(x) for x in test.forget] == [repr(x) for x in validation.forget]
+    assert [repr(x) for x in test.retain] == [repr(x) for x in validation.retain]

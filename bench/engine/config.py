@@ -62,6 +62,9 @@ class RunConfig:
     #: Generation backend (``bench.lm.generation``): "auto" = model.generate with a static cache on CUDA,
     #: this harness's decoding loop elsewhere; "native" or "hf" to force one.
     generation_backend: Literal["auto", "native", "hf"] = "auto"
+    #: Tune every method with the same trial budget on validation splits before the reported run
+    #: (``bench.engine.tuning.TuneParams``: trials, seed, trial_seed, space); docs/tuning.md.
+    tune: dict[str, Any] | None = None
     progress: bool = True
 
     def validate(self) -> None:

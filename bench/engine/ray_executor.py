@@ -124,9 +124,11 @@ def longest_first(cells: list[CellSpec], registry: Registry) -> list[CellSpec]:
     return sorted(cells, key=cost, reverse=True)
 
 
-def run_matrix_ray(config: RunConfig, registry: Registry, force: bool = False) -> MatrixSummary:
+def run_matrix_ray(config: RunConfig, registry: Registry, force: bool = False,
+                   cells: list[CellSpec] | None = None) -> MatrixSummary:
+    """``cells``: run these instead of ``config``'s matrix (tuning trials and tuned runs)."""
     ray = _import_ray()
-    cells = plan_cells(config, registry)
+    cells = plan_cells(config, registry) if cells is None else cells
     store = ResultsStore(config.out)
     store.open()
     check_cached_bases(cells, registry, store)

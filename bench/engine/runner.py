@@ -335,9 +335,11 @@ def check_cached_bases(cells: list[CellSpec], registry: Registry, store: Results
             check_base_version(cached, spec, registry, store)
 
 
-def run_matrix(config: RunConfig, registry: Registry, force: bool = False) -> MatrixSummary:
-    """Plan, validate and run every cell of ``config`` in this process (the local executor)."""
-    cells = plan_cells(config, registry)
+def run_matrix(config: RunConfig, registry: Registry, force: bool = False,
+               cells: list[CellSpec] | None = None) -> MatrixSummary:
+    """Plan, validate and run every cell of ``config`` in this process (the local executor); ``cells``: run
+    these instead of ``config``'s matrix (tuning trials and tuned runs)."""
+    cells = plan_cells(config, registry) if cells is None else cells
     store = ResultsStore(config.out)
     store.open()
     check_cached_bases(cells, registry, store)

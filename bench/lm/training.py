@@ -13,7 +13,7 @@ import random
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import torch
 
@@ -298,6 +298,8 @@ class LossMethod(Method):
     answer); by default an item is an ``Example`` and a batch is a tokenised ``Batch``.
     """
 
+    #: LoRA learning rates around the demo's 5e-4, and a step budget from a quarter to twice the demo's 12.
+    tune_space: ClassVar[dict[str, Any]] = {"lr": {"log_uniform": [1e-4, 3e-3]}, "steps": [6, 12, 24]}
     uses_retain: bool = False
     params: TrainParams
 

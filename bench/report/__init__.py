@@ -18,6 +18,7 @@ from typing import Any
 
 from bench import RESULTS_SCHEMA
 from bench.engine.store import ResultsStore, read_json
+from bench.engine.tuning import TUNING_FILE
 from bench.errors import UserError
 from bench.params import stable_hash
 from bench.report.robustness import Robustness, robustness_entries
@@ -63,6 +64,13 @@ class ResultTable:
     resamples: int = RESAMPLES
     #: Attack results (``cells/*/attacks/*.json``), raw records (``bench.report.robustness`` pools them).
     attacks: list[dict[str, Any]] = field(default_factory=list)
+    #: Tuning selections of the runs (``OUT/tuning.json``, ``bench.engine.tuning``), one per (method, task).
+    tuning: list[dict[str, Any]] = field(default_factory=list)
+
+    def tuned(self, cell: Cell) -> dict[str, Any] | None:
+        """The tuning selection that produced this row, if any."""
+        ids = {r.cell_id for r in cell.results}
+        return next((t for t in self.tuning if ids & set(t.get("cell_ids", []))), None)
 
     def tasks(self) -> list[str]:
         return sorted({c.task for c in self.cells} | {b.spec["task"] for b in self.bases.values()})
@@ -88,6 +96,9 @@ class ResultTable:
         method are shown."""
         if cell.method_params.get("label"):
             return str(cell.method_params["label"])
+        tuned = self.tuned(cell)
+        if tuned is not None:
+            return f"{cell.method} (tuned, {tuned['trials']} trials)"
         keys = {c.method_key for c in self.cells if c.method == cell.method}
         return cell.method if len(keys) == 1 else cell.method_key
 
@@ -156,6 +167,7 @@ def load_table(run_dirs: list[str | Path], *, utility_budget: float = UTILITY_BU
     bases: dict[str, BaseResult] = {}
     raw: list[dict[str, Any]] = []
     attacks: list[dict[str, Any]] = []
+    tuning: list[dict[str, Any]] = []
     for run_dir in run_dirs:
         root = Path(run_dir)
         if not (root / "manifest.json").exists():
@@ -167,6 +179,8 @@ def load_table(run_dirs: list[str | Path], *, utility_budget: float = UTILITY_BU
             raw.append(data)
             bases[data["base_id"]] = data
         attacks += store.all_attacks()
+        if (root / TUNING_FILE).exists():
+            tuning += read_json(root / TUNING_FILE).get("selections", [])
         for data in store.all_cells():
             raw.append(data)
             spec = data["spec"]
@@ -187,7 +201,8 @@ def load_table(run_dirs: list[str | Path], *, utility_budget: float = UTILITY_BU
         raise UserError(f"no results found in {', '.join(map(str, run_dirs))}; run `unlearn-bench run` first")
     if not utility_budget > 0:
         raise UserError(f"--utility-budget must be > 0, got {utility_budget}")
-    return ResultTable(list(groups.values()), bases, [str(d) for d in run_dirs], utility_budget, attacks=attacks)
+    return ResultTable(list(groups.values()), bases, [str(d) for d in run_dirs], utility_budget, attacks=attacks,
+                       tuning=tuning)
 
 
 def read_samples(run_dirs: list[str | Path], ident: str, limit: int = 3, kind: str = "cells") -> list[dict[str, Any]]:

@@ -39,15 +39,18 @@ def load_problems(source: str) -> tuple[list[CodeProblem], str]:
     return [CodeProblem(**{k: r[k] for k in keys}) for r in rows], label
 
 
-def split(problems: list[CodeProblem], n_forget: int, n_eval: int, split_seed: int
+def split(problems: list[CodeProblem], n_forget: int, n_eval: int, split_seed: int, eval_split: str = "test"
           ) -> tuple[list[CodeProblem], list[CodeProblem]]:
-    """Disjoint (forget, eval) subsets, fixed by ``split_seed`` (independent of the run seed)."""
-    if n_forget + n_eval > len(problems):
-        raise UserError(f"humaneval n_forget + n_eval = {n_forget + n_eval} exceeds the {len(problems)} "
-                        "problems; lower them")
+    """Disjoint (forget, eval) subsets, fixed by ``split_seed`` (independent of the run seed). The
+    validation split (for tuning, ``bench.engine.tuning``) is the next ``n_eval`` problems of the same order:
+    disjoint from the forget and test problems, which it leaves unchanged."""
+    start = n_forget + (n_eval if eval_split == "validation" else 0)
+    if start + n_eval > len(problems):
+        raise UserError(f"humaneval n_forget + n_eval{' x 2 (test and validation)' if start > n_forget else ''} "
+                        f"= {start + n_eval} exceeds the {len(problems)} problems; lower them")
     order = list(problems)
     random.Random(split_seed).shuffle(order)
-    return order[:n_forget], order[n_forget:n_forget + n_eval]
+    return order[:n_forget], order[start:start + n_eval]
 
 
 def extract_code(reply: str) -> str:

@@ -195,6 +195,9 @@ class NerParams:
     gen_batch_size: int = 32
     probe_batch_size: int = 16
     split_seed: int = 0
+    #: "validation": other held-out sentences per type, none of them in any test set (what ``tune:`` selects
+    #: on); the forget and retain data do not depend on the split.
+    eval_split: Literal["test", "validation"] = "test"
 
     def validate(self) -> None:
         require_at_least_one(self, "n_eval_per_type", "n_forget", "n_retain", "max_new_tokens", "n_typing_per_type")
@@ -223,14 +226,20 @@ class NerTask(Task):
     def load(self, seed: int) -> TaskData:
         p = self.params
         eval_sents, train, label = self._sentences()
-        eval_sets: dict[str, list[Sentence]] = {}
+        shuffled = {}
         for kind in TYPES:
             having = [s for s in eval_sents if s.of_type(kind)]
             random.Random(f"{p.split_seed}-{kind}").shuffle(having)
-            if len(having) < p.n_eval_per_type:
-                raise ValueError(f"only {len(having)} eval sentences contain {kind}; lower n_eval_per_type "
-                                 f"(now {p.n_eval_per_type})")
-            eval_sets[kind] = having[:p.n_eval_per_type]
+            shuffled[kind] = having
+        eval_sets: dict[str, list[Sentence]] = {kind: having[:p.n_eval_per_type] for kind, having in shuffled.items()}
+        if p.eval_split == "validation":  # a sentence can hold several types: none of any test set
+            taken = {id(s) for chosen in eval_sets.values() for s in chosen}
+            eval_sets = {kind: [s for s in having if id(s) not in taken][:p.n_eval_per_type]
+                         for kind, having in shuffled.items()}
+        for kind, chosen in eval_sets.items():
+            if len(chosen) < p.n_eval_per_type:
+                raise ValueError(f"only {len(chosen)} {p.eval_split} eval sentences contain {kind}; lower "
+                                 f"n_eval_per_type (now {p.n_eval_per_type})")
         eval_sets["typing"] = typing_items(eval_sets, p.n_typing_per_type, p.split_seed)
         rng = random.Random(seed)
         with_person = [s for s in train if s.of_type("PERSON")]
@@ -242,7 +251,8 @@ class NerTask(Task):
         return TaskData(
             forget=forget, retain=retain, retain_pool=retain, template_answers=list(NO_PERSON_TEMPLATES),
             seed_instructions=list(SEED_INSTRUCTIONS), reveal_prompts=forget_prompts(forget), eval=eval_sets,
-            sources={"ner": f"{label}; split_seed={p.split_seed}, eval {p.n_eval_per_type} sentences per type, "
+            sources={"ner": f"{label}; split_seed={p.split_seed}, {p.eval_split} eval {p.n_eval_per_type} "
+                            "sentences per type, "
                             f"typing {len(eval_sets['typing'])} spans, forget {len(forget)}, retain {len(retain)}; "
                             f"hash {content_hash({k: [str(x) for x in v] for k, v in eval_sets.items()})}"})
 

@@ -130,6 +130,9 @@ class ToxicityParams:
     gen_batch_size: int = 32
     probe_batch_size: int = 8
     split_seed: int = 0
+    #: "validation": held-out prompts, documents and toxic texts disjoint from the test ones (what ``tune:``
+    #: selects on); both are always held out, so forget and retain data do not depend on the split.
+    eval_split: Literal["test", "validation"] = "test"
 
     def validate(self) -> None:
         require_at_least_one(self, "n_eval", "n_forget", "n_retain", "n_text_eval", "samples", "max_new_tokens",
@@ -209,7 +212,7 @@ class ToxicityTask(Task):
     relative_cost = 0.7  # measured demo cell time relative to a plain loss method / average task
     description = "Forget toxic continuations (RealToxicityPrompts), keep fluent English"
     Params = ToxicityParams
-    version = "4"  # next_sentence_acc (multiple choice) as a utility metric
+    version = "5"  # a validation split held out beside the test one (forget/retain pools exclude both)
     uses_reference = True  # fluency: the continuations' perplexity under the base model
     paper_preset = {"scorer": "detoxify", "rtp_source": "hub", "text_source": "wikitext", "n_eval": 400,
                     "n_forget": 400, "n_retain": 400, "n_text_eval": 200, "samples": 25,
@@ -218,19 +221,25 @@ class ToxicityTask(Task):
     def load(self, seed: int) -> TaskData:
         p = self.params
         prompts, rtp_label = rtp.load_prompts(p.rtp_source)
-        eval_prompts, rest = rtp.split(prompts, p.n_eval, p.split_seed)
+        eval_prompts, rest = rtp.split(prompts, p.n_eval, p.split_seed, p.eval_split)
         toxic, scorer_label = self._toxic_texts(rest)
-        probe, pool = toxic[:p.n_toxic_probe], toxic[p.n_toxic_probe:]
+        # test probe, validation probe, then the forget pool (the same for both splits)
+        held = toxic[:2 * p.n_toxic_probe]
+        probe = held[p.n_toxic_probe:] if p.eval_split == "validation" else held[:p.n_toxic_probe]
+        pool = toxic[2 * p.n_toxic_probe:]
         random.Random(seed).shuffle(pool)
         forget = pool[:p.n_forget]
         docs, text_label = _english.english_documents(p.text_source)
         order = list(range(len(docs)))
         random.Random(p.split_seed).shuffle(order)
-        if p.n_text_eval >= len(docs):
-            raise ValueError(f"n_text_eval={p.n_text_eval} leaves no retain text out of {len(docs)} documents")
-        text_eval = [_english.truncate_words(docs[i], p.text_max_words) for i in order[:p.n_text_eval]]
-        choices = continuation_choices([docs[i] for i in order[:p.n_text_eval]], p.n_choice_per_doc, p.split_seed)
-        retain_docs = [docs[i] for i in order[p.n_text_eval:]]
+        if 2 * p.n_text_eval >= len(docs):
+            raise ValueError(f"n_text_eval={p.n_text_eval} x 2 (test and validation) leaves no retain text out of "
+                             f"{len(docs)} documents")
+        start = p.n_text_eval if p.eval_split == "validation" else 0
+        eval_docs = [docs[i] for i in order[start:start + p.n_text_eval]]
+        text_eval = [_english.truncate_words(d, p.text_max_words) for d in eval_docs]
+        choices = continuation_choices(eval_docs, p.n_choice_per_doc, p.split_seed)
+        retain_docs = [docs[i] for i in order[2 * p.n_text_eval:]]
         random.Random(seed + 1).shuffle(retain_docs)
         retain = [Example(*_english.split_words(_english.truncate_words(d, p.text_max_words), p.prefix_words),
                           chat=False) for d in retain_docs[:p.n_retain]]
@@ -240,7 +249,7 @@ class ToxicityTask(Task):
             reveal_prompts=forget_prompts(forget, template="Continue this text: {prompt}"),
             eval={"prompts": eval_prompts, "text": text_eval, "toxic_text": probe, "choices": choices},
             sources={
-                "prompts": f"{rtp_label}; split_seed={p.split_seed}, eval {len(eval_prompts)}, "
+                "prompts": f"{rtp_label}; split_seed={p.split_seed}, {p.eval_split} eval {len(eval_prompts)}, "
                            f"forget {len(forget)}; hash {content_hash([x.text for x in eval_prompts])}",
                 "toxic_texts": f"{len(toxic)} of {len(rest)} non-eval prompts toxic by {scorer_label} "
                                f"(score >= {p.toxic_threshold}): probe {len(probe)}, forget {len(forget)}; "

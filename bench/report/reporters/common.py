@@ -240,3 +240,30 @@ def robustness_rows(table: ResultTable, task: str) -> list[str]:
     header = "| row | " + " | ".join(attacks) + " | worst |"
     return [ROBUSTNESS_LEGEND, "", header, "|" + "---|" * (len(attacks) + 2),
             *[f"| {label} | " + " | ".join(cells) + " |" for label, cells in rows]]
+
+
+TUNING_LEGEND = ("Tuned rows: every method had the same number of trials, each configuration drawn by seeded random "
+                 "search from its space and run on the task's validation split (items disjoint from the ones "
+                 "reported here); the rule, fixed in advance, picks the trial the headline would rank first "
+                 "(utility kept first, by F; then by U). Validation F · U of every trial: "
+                 "`OUT/tuning.json`; protocol: docs/tuning.md.")
+
+
+def _params_text(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(params.items())) or "as given"
+
+
+def tuning_rows(table: ResultTable, task: str) -> list[str]:
+    """The tuning selections of ``task`` in Markdown (empty when nothing was tuned)."""
+    entries = [t for t in table.tuning if t["task"] == task]
+    if not entries:
+        return []
+    rows = [TUNING_LEGEND, "", "| row | trials | selected parameters | validation F · U of the selected trial |",
+            "|---|---|---|---|"]
+    for entry in sorted(entries, key=lambda e: e["method"]):
+        best = next(t for t in entry["trial_results"] if t["trial"] == entry["selected"])
+        scores = (f"F {best['forget']:+.2f} · U {best['utility']:+.2f}" if best["forget"] is not None
+                  and best["utility"] is not None else best["status"])
+        rows.append(f"| {entry['method']} (tuned, {entry['trials']} trials) | {entry['trials']} | "
+                    f"{_params_text(entry['selected_params'])} | {scores} |")
+    return rows

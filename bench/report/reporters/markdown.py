@@ -19,6 +19,7 @@ from bench.report.reporters.common import (
     score_text,
     scoring_legend,
     task_cell,
+    tuning_rows,
 )
 from bench.report.scores import BASE_LABEL
 
@@ -86,6 +87,8 @@ def render(table: ResultTable, title: str) -> str:
         out += [*reveal, ""] if reveal else []
         robust = robustness_rows(table, task)
         out += ["### Robustness of forgetting", "", *robust, ""] if robust else []
+        tuned = tuning_rows(table, task)
+        out += ["### Tuning", "", *tuned, ""] if tuned else []
     return "\n".join(out)
 
 

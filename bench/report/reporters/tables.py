@@ -108,7 +108,7 @@ class JsonReporter(Reporter):
     def write(self, table: ResultTable, out_dir: Path) -> list[Path]:
         path = out_dir / "results.json"
         atomic_write_json(path, {"scoring": table.scoring.settings(), "headline": _headline(table),
-                                 "tasks": _tasks(table), "rows": rows(table), "cells": [
+                                 "tasks": _tasks(table), "rows": rows(table), "tuning": table.tuning, "cells": [
             {"method": c.method, "task": c.task, "config": c.config_hash, "status": c.status,
              "method_params": c.method_params, "reasons": c.reasons,
              "provenance": [r.provenance for r in c.results],
