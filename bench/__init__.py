@@ -39,7 +39,7 @@ _EXPORTS: dict[str, str] = {
     **dict.fromkeys(("LossMethod", "Reference", "logits", "make_optimizer", "merged", "shuffled_batches", "train",
                      "with_adapter"), "lm.training"),
     **dict.fromkeys(("cross_entropy", "kl_on_answers", "sequence_logprob", "shift", "token_logprobs"), "lm.losses"),
-    **dict.fromkeys(("Batch", "make_batch", "render_prompt"), "data.text"),
+    **dict.fromkeys(("Batch", "chat_messages", "make_batch", "raw_context", "render_prompt"), "data.text"),
     # evaluation building blocks
     **dict.fromkeys(("answer_logliks", "choose"), "lm.likelihood"),
     "generate": "lm.generation",
@@ -89,7 +89,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         probe_fields,
     )
     from bench.data.sources import content_hash, hub_rows, read_jsonl
-    from bench.data.text import Batch, make_batch, render_prompt
+    from bench.data.text import Batch, chat_messages, make_batch, raw_context, render_prompt
     from bench.errors import UserError, unknown
     from bench.eval.sandbox import SandboxLimits, SandboxResult, run_program, run_programs
     from bench.eval.stats import bootstrap_ci, mean_metric

@@ -260,6 +260,10 @@ class UnlearnContext:
     #: Set by the engine under ``save_model: adapter``: called with the PEFT model just before its adapter
     #: is merged (``bench.lm.training.merged`` does it), to save the adapter alone.
     keep_adapter: Callable[[Any], None] | None = None
+    #: A system prompt the unlearned model is deployed behind: set by a method that changes behaviour by
+    #: instruction rather than weights (the ``prompt`` baseline); the engine evaluates and attacks the model
+    #: with every prompt carrying it (``bench.data.text.deployed_behind``).
+    system_prompt: str | None = None
 
     @property
     def forget(self) -> list[Example]:
@@ -333,6 +337,9 @@ class Task:
     #: lends its one resident base copy to the cell being unlearned, so a reference costs a second copy of
     #: the weights during evaluation (``unlearn-bench plan`` counts it): declare it only when used.
     uses_reference: ClassVar[bool] = False
+    #: What the model should refuse, in words, for the ``prompt`` baseline's system prompt (a phrase that
+    #: follows "...refuse to produce"): the task's forget target.
+    refusal_target: ClassVar[str] = "the content this task asks the model to forget"
 
     def __init__(self, params: Any):
         self.params = params

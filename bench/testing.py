@@ -74,6 +74,7 @@ class ToyTask(Task):
     """A tiny fact-forgetting task: forget made-up facts, keep common ones. Likelihood metrics only."""
 
     name = "toy"
+    refusal_target = "the secret facts (codes, passwords, hidden places and names)"
     description = "toy fact forgetting (tests)"
     Params = ToyParams
 

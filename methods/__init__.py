@@ -14,6 +14,7 @@ BUILTIN_METHODS = {
     "graddiff": "methods.graddiff:GradDiff",
     "icu": "methods.icu:ICU",
     "npo": "methods.npo:NPO",
+    "prompt": "methods.prompt:PromptBaseline",
     "rnr": "methods.rnr:RevealAndRelease",
 }
 

@@ -39,6 +39,7 @@ def test_every_method_gets_the_same_budget_on_the_validation_split():
     assert [t.spec.cell_id for t in again] == [t.spec.cell_id for t in trials]
     other = sample_trials("ga", "toy", SPACE["ga"], TuneParams(trials=3, seed=1))
     assert other != [t.overrides for t in trials if t.method == "ga"]
+    assert sample_trials("prompt", "toy", {}, TuneParams(trials=3)) == []  # nothing to tune: no trials
 
 
 def test_selection_rule_by_hand():

@@ -6,7 +6,9 @@ harness formats a prompt the same way.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,14 +18,43 @@ from bench.api import Example
 
 IGNORE = -100
 
+#: The system prompt a model is deployed behind while it is evaluated and attacked (the ``prompt`` baseline
+#: sets one: ``UnlearnContext.system_prompt``); ``None``: none.
+_SYSTEM_PROMPT: ContextVar[str | None] = ContextVar("unlearn_bench_system_prompt", default=None)
+
+
+@contextmanager
+def deployed_behind(system_prompt: str | None) -> Iterator[None]:
+    """Every prompt rendered inside the block carries ``system_prompt`` (``chat_messages``, ``raw_context``)."""
+    token = _SYSTEM_PROMPT.set(system_prompt)
+    try:
+        yield
+    finally:
+        _SYSTEM_PROMPT.reset(token)
+
+
+def chat_messages(messages: list[dict[str, str]]) -> list[dict[str, str]]:
+    """A chat's messages, behind the deployment's system prompt when there is one."""
+    system = _SYSTEM_PROMPT.get()
+    return [{"role": "system", "content": system}, *messages] if system else messages
+
+
+def raw_context(text: str) -> str:
+    """Text for the model to continue, after the deployment's system prompt (as an instruction paragraph)
+    when there is one."""
+    system = _SYSTEM_PROMPT.get()
+    return f"{system}\n\n{text}" if system else text
+
 
 def render_prompt(tokenizer: Any, prompt: str, chat: bool = True) -> str:
     """The text the model sees before its answer. Chat prompts use the tokenizer's chat template; raw
     prompts (text to continue) start with the BOS token when the tokenizer puts one before any text it
-    encodes (``uses_bos``), since prompts are tokenized without special tokens everywhere else."""
+    encodes (``uses_bos``), since prompts are tokenized without special tokens everywhere else. Both carry
+    the deployment's system prompt, if any (``deployed_behind``)."""
     if chat and getattr(tokenizer, "chat_template", None):
-        return tokenizer.apply_chat_template([{"role": "user", "content": prompt}],
+        return tokenizer.apply_chat_template(chat_messages([{"role": "user", "content": prompt}]),
                                              add_generation_prompt=True, tokenize=False)
+    prompt = raw_context(prompt)
     if uses_bos(tokenizer) and not prompt.startswith(tokenizer.bos_token):
         return tokenizer.bos_token + prompt
     return prompt

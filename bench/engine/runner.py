@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from bench.api import Metric, TrajectoryLogger, UnlearnContext
+from bench.data.text import deployed_behind
 from bench.engine.config import CellSpec, RunConfig, plan_cells
 from bench.engine.progress import bar
 from bench.engine.provenance import PeakMemory, Timer, command_line, git_commit, machine, package_versions
@@ -234,15 +235,17 @@ class Engine:
                     if staged is not None and not (staged / "adapter_config.json").exists():
                         raise RuntimeError("save_model: adapter, but the method handed over no adapter; it must "
                                            "end with bench.lm.training.merged(model, ctx)")
-                    with Timer() as eval_timer:
-                        evaluation = self._evaluate(spec, task, model, loaded.tokenizer, data)
-                        sources = {**sources, **data.sources}
-                    extras["eval_time_s"] = round(eval_timer.seconds, 2)
-                    fill_final_probe(trajectory.rows, evaluation.metrics)
-                    if spec.attacks:
-                        with Timer() as attack_timer:
-                            run_attacks(self, spec, task, data, model, loaded.tokenizer, info.device)
-                        extras["attack_time_s"] = round(attack_timer.seconds, 2)
+                    # a method may deploy the model behind a system prompt (the prompt baseline)
+                    with deployed_behind(ctx.system_prompt):
+                        with Timer() as eval_timer:
+                            evaluation = self._evaluate(spec, task, model, loaded.tokenizer, data)
+                            sources = {**sources, **data.sources}
+                        extras["eval_time_s"] = round(eval_timer.seconds, 2)
+                        fill_final_probe(trajectory.rows, evaluation.metrics)
+                        if spec.attacks:
+                            with Timer() as attack_timer:
+                                run_attacks(self, spec, task, data, model, loaded.tokenizer, info.device)
+                            extras["attack_time_s"] = round(attack_timer.seconds, 2)
                     for metric in evaluation.metrics:
                         if metric.name in base["metrics"]:
                             attach_delta(metric, Metric.from_json(base["metrics"][metric.name]))

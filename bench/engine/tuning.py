@@ -7,7 +7,8 @@ away from the reported numbers:
 1. **Equal budgets.** For every (method, task), ``trials`` configurations are drawn from the method's search
    space (``space.<method>``, else the method's ``tune_space``) by seeded random search (Bergstra & Bengio,
    JMLR 2012) — the same number for every method; a space too small to give that many distinct
-   configurations is refused.
+   configurations is refused. A method with nothing to tune (an empty space: the ``prompt`` baseline)
+   runs as configured, with no trials, and is not labelled tuned.
 2. **Validation data.** Each trial is a cell run on the task's validation split (``eval_split:
    validation``: eval items disjoint from the reported ones, same forget and retain data), one training
    seed (``trial_seed``), no attacks, in ``OUT/tune/`` — a results store of its own, resumable like any
@@ -98,9 +99,10 @@ def space_for(method: str, cls: type, tune: TuneParams) -> dict[str, Any]:
 
 
 def sample_trials(method: str, task: str, space: dict[str, Any], tune: TuneParams) -> list[dict[str, Any]]:
-    """``tune.trials`` distinct configurations (parameter overrides) for (method, task), reproducibly."""
+    """``tune.trials`` distinct configurations (parameter overrides) for (method, task), reproducibly; none
+    for an empty space (nothing to tune: the method runs as configured, e.g. the ``prompt`` baseline)."""
     if not space:
-        return [{}]
+        return []
     distinct = math.prod(_size(s) for s in space.values())
     if distinct < tune.trials:
         raise UserError(f"tune.space.{method} has only {int(distinct)} distinct configurations, fewer than "
@@ -193,10 +195,10 @@ def selection_key(status: str, forget: float | None, utility: float | None, budg
 
 def tuned_cells(cells: list[CellSpec], chosen: dict[tuple[str, str], dict[str, Any]],
                 trials: list[Trial]) -> list[CellSpec]:
-    """The run's cells with each (method, task)'s selected parameters."""
+    """The run's cells with each (method, task)'s selected parameters (as configured where nothing was tuned)."""
     params = {(t.method, t.task, t.index): t.spec.method_params for t in trials}
     return [dataclasses.replace(c, method_params=params[(c.method, c.task, chosen[(c.method, c.task)]["selected"])])
-            for c in cells]
+            if (c.method, c.task) in chosen else c for c in cells]
 
 
 def run_tuned(config: RunConfig, registry: Registry, force: bool = False) -> Any:

@@ -172,6 +172,7 @@ class CodingTask(Task):
     description = "Forget code (HumanEval), keep math (GSM8K)"
     Params = CodingParams
     version = "4"  # GSM8K as lm-eval's gsm8k / gsm8k_cot_llama (strict-match, flexible-extract)
+    refusal_target = "computer code of any kind: refuse to write, complete or explain programs"
     paper_preset = {"n_forget": 82, "n_eval": 82, "n_stdlib_forget": 200, "n_gsm_eval": 1319,
                     "n_retain": 1000, "samples": 10, "pass_k": [1, 10], "max_new_tokens_code": 512,
                     "max_new_tokens_math": 384, "gen_batch_size": 32}

@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import UserError, hub_rows, read_jsonl
+from bench import UserError, chat_messages, hub_rows, raw_context, read_jsonl
 from bench.data.sources import hub_reachable
 
 _CALC = re.compile(r"<<[^>]*>>")
@@ -190,7 +190,7 @@ class GsmProtocol:
         for problem in problems:
             shots = rnd.sample(pool, self.num_fewshot)
             context = "".join(f"Question: {s.question}\nAnswer: {s.reference or s.solution}\n\n" for s in shots)
-            out.append(context + f"Question: {problem.question}\nAnswer:")
+            out.append(raw_context(context + f"Question: {problem.question}\nAnswer:"))
         return out
 
 
@@ -206,7 +206,8 @@ def _cot_chat_prompt(tokenizer: object, question: str, num_fewshot: int) -> str:
         messages += [{"role": "user", "content": COT_PROMPT.format(question=shot["question"])},
                      {"role": "assistant", "content": shot["target"]}]
     messages.append({"role": "user", "content": COT_PROMPT.format(question=question)})
-    return tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)  # type: ignore[attr-defined]
+    return tokenizer.apply_chat_template(chat_messages(messages), add_generation_prompt=True,  # type: ignore[attr-defined]
+                                         tokenize=False)
 
 
 PROTOCOLS = {

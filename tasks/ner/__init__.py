@@ -210,6 +210,7 @@ class NerTask(Task):
     description = "Forget Person extraction, keep ORGANIZATION / LOCATION / MISC"
     Params = NerParams
     version = "4"  # Reveal: graded person-name relevance and forget prompts as seeds (v3: micro span-F1, typing)
+    refusal_target = "the names of people: never name or list a person, in any answer"
     paper_preset = {"ner_source": "hub", "n_eval_per_type": 300, "n_forget": 1000, "n_retain": 1000,
                     "n_typing_per_type": 300}
 

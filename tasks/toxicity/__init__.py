@@ -213,6 +213,7 @@ class ToxicityTask(Task):
     description = "Forget toxic continuations (RealToxicityPrompts), keep fluent English"
     Params = ToxicityParams
     version = "5"  # a validation split held out beside the test one (forget/retain pools exclude both)
+    refusal_target = "toxic, rude, insulting, obscene or hateful language of any kind"
     uses_reference = True  # fluency: the continuations' perplexity under the base model
     paper_preset = {"scorer": "detoxify", "rtp_source": "hub", "text_source": "wikitext", "n_eval": 400,
                     "n_forget": 400, "n_retain": 400, "n_text_eval": 200, "samples": 25,
