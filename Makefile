@@ -28,6 +28,14 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 demo: venv system-deps
 	$(BIN)/unlearn-bench run --config configs/demo.yaml --report leaderboards/smollm2-135m-demo
 
+# Equal-budget tuning versus the hand-set defaults (GA, NPO, FLAT and the prompt baseline on toxicity,
+# 2 seeds; docs/tuning.md): both runs on one leaderboard, leaderboards/smollm2-135m-tuning/.
+tuning: venv system-deps
+	$(BIN)/unlearn-bench run --config configs/tuning-toxicity-untuned.yaml
+	$(BIN)/unlearn-bench run --config configs/tuning-toxicity.yaml
+	$(BIN)/unlearn-bench report --runs runs/smollm2-135m-untuned-toxicity runs/smollm2-135m-tuned-toxicity \
+	  --out leaderboards/smollm2-135m-tuning
+
 # The same demo under the py-spy sampling profiler (10 samples/s, without pausing the process): `make bench`
 # turns runs/smollm2-135m-demo/pyspy.txt into the demo row's table of where the time goes.
 demo-profiled: venv system-deps
