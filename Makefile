@@ -10,7 +10,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 export MPLCONFIGDIR := $(CURDIR)/.cache/matplotlib
 
-.PHONY: venv demo demo-profiled test test-fast lint bench clean system-deps
+.PHONY: venv demo demo-profiled tuning test test-fast lint bench clean system-deps
 
 venv: $(STAMP)
 
