@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from bench import __version__
 from bench.errors import UserError
@@ -125,8 +126,6 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from bench.engine.config import load_config
-    from bench.engine.executors import execute
-    from bench.plugins import registry
 
     overrides = {"model": args.model, "methods": args.methods, "tasks": args.tasks, "seeds": args.seeds,
                  "preset": args.preset, "out": args.out, "device": args.device, "dtype": args.dtype,
@@ -135,7 +134,15 @@ def cmd_run(args: argparse.Namespace) -> int:
                  "progress": False if args.no_progress else None}
     if args.no_progress:
         os.environ["UNLEARN_BENCH_PROGRESS"] = "0"
-    config = load_config(args.config, overrides)
+    return _execute(load_config(args.config, overrides), args)
+
+
+def _execute(config: Any, args: argparse.Namespace) -> int:
+    """Run a configured matrix (tuned first when it says so), print its summary, write the report if asked;
+    exit status 1 when a cell failed."""
+    from bench.engine.executors import execute
+    from bench.plugins import registry
+
     if config.tune is not None:
         from bench.engine.tuning import run_tuned
 
@@ -153,8 +160,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     """``run`` with one pseudo-method cell per checkpoint (``bench.engine.checkpoint_eval``)."""
     from bench.engine.checkpoint_eval import check_compatible, parse_checkpoints
     from bench.engine.config import load_config
-    from bench.engine.executors import execute
-    from bench.plugins import registry
 
     if args.no_progress:
         os.environ["UNLEARN_BENCH_PROGRESS"] = "0"
@@ -168,12 +173,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     config.method_params = {"checkpoint": {"path": [f"{c['label']}={c['path']}" for c in checkpoints]}}
     config.train_params, config.save_model = {}, "none"
     config.plugins = [*config.plugins, "bench.engine.checkpoint_eval"]
-    summary = execute(config, registry(config.plugins), force=args.force)
-    print(summary.line())
-    if args.report:
-        for path in write_report([config.out], args.report):
-            print(path)
-    return 0 if all(s != "failed" for s in summary.ran.values()) else 1
+    config.tune = None  # a checkpoint has nothing to tune
+    return _execute(config, args)
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
