@@ -20,7 +20,7 @@ def _config(out, trials=3, **extra):
     return load_config(None, {"model": "tiny-random-llama", "methods": ["ga", "npo"], "tasks": ["toy"],
                               "seeds": [0, 1], "out": str(out), "progress": False, "plugins": ["ray_plugins"],
                               "train_params": {"batch_size": 2},
-                              "tune": {"trials": trials, "space": SPACE}, **extra})
+                              **{"tune": {"trials": trials, "space": SPACE}, **extra}})
 
 
 def test_every_method_gets_the_same_budget_on_the_validation_split():
@@ -102,6 +102,13 @@ def test_tuned_run_selects_on_validation_reports_on_test_and_resumes_after_a_kil
                  "--reporters", "markdown", "json"]) == 0
     board = (tmp_path / "lb" / "leaderboard.md").read_text()
     assert "| ga (tuned, 3 trials) |" in board and "### Tuning" in board
+    untuned = tmp_path / "untuned"
+    run_matrix = __import__("bench.engine.runner", fromlist=["run_matrix"]).run_matrix
+    run_matrix(_config(untuned, tune=None), reg)
+    assert main(["report", "--runs", str(untuned), str(tmp_path / "out"), "--out", str(tmp_path / "both"),
+                 "--reporters", "markdown"]) == 0
+    both = (tmp_path / "both" / "leaderboard.md").read_text()
+    assert "| ga (untuned) |" in both and "| ga (tuned, 3 trials) |" in both
     assert json.loads((tmp_path / "lb" / "results.json").read_text())["tuning"][0]["rule"]
     calls.clear()
     run_tuned(config, reg)  # finished: nothing runs again

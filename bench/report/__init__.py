@@ -99,7 +99,11 @@ class ResultTable:
         tuned = self.tuned(cell)
         if tuned is not None:
             return f"{cell.method} (tuned, {tuned['trials']} trials)"
-        keys = {c.method_key for c in self.cells if c.method == cell.method}
+        same = [c for c in self.cells if c.method == cell.method]
+        untuned = {c.method_key for c in same if self.tuned(c) is None}
+        if len(untuned) == 1 and len(untuned) < len({c.method_key for c in same}):
+            return f"{cell.method} (untuned)"  # beside its tuned row: the configuration as given
+        keys = {c.method_key for c in same}
         return cell.method if len(keys) == 1 else cell.method_key
 
     def cell_for(self, task: str, label: str) -> Cell | None:
