@@ -221,3 +221,18 @@ def test_reveal_table_shows_both_lambdas_and_what_each_pem_does_alone():
     row = next(r for r in rows if r.startswith("| rnr |"))
     assert "| 2 (1) | 5 | 32 → 9 |" in row and "4.00/0.00, 1.00/0.50" in row and "| 0.30 |" in row
     assert "list_ll -0.50 / +1.00" in row
+
+
+def test_a_cell_in_two_reported_runs_counts_once(toy_run, tmp_path):
+    """Reporting a run beside a copy of itself (or two runs sharing cells) must not double the seeds: a
+    duplicated seed would narrow every interval."""
+    from bench.report import load_table
+
+    root, _ = toy_run
+    copy = tmp_path / "copy"
+    shutil.copytree(root / "run", copy)
+    single, doubled = load_table([root / "run"]), load_table([root / "run", copy])
+    assert [(c.method, c.seeds) for c in doubled.cells] == [(c.method, c.seeds) for c in single.cells]
+    assert all(c.seeds == [0, 1] for c in doubled.cells)
+    row = "ga"
+    assert doubled.scoring.tasks["toy"].row(row).forget_ci == single.scoring.tasks["toy"].row(row).forget_ci

@@ -172,6 +172,7 @@ def load_table(run_dirs: list[str | Path], *, utility_budget: float = UTILITY_BU
     raw: list[dict[str, Any]] = []
     attacks: list[dict[str, Any]] = []
     tuning: list[dict[str, Any]] = []
+    seen_cells: set[str] = set()
     for run_dir in run_dirs:
         root = Path(run_dir)
         if not (root / "manifest.json").exists():
@@ -186,6 +187,9 @@ def load_table(run_dirs: list[str | Path], *, utility_budget: float = UTILITY_BU
         if (root / TUNING_FILE).exists():
             tuning += read_json(root / TUNING_FILE).get("selections", [])
         for data in store.all_cells():
+            if data["cell_id"] in seen_cells:  # the same cell in two runs: one seed, counted once
+                continue
+            seen_cells.add(data["cell_id"])
             raw.append(data)
             spec = data["spec"]
             key_obj = {"method_params": spec["method_params"], "task_params": spec["task_params"],
