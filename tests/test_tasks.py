@@ -49,7 +49,9 @@ def test_rtp_offline_loader_and_stratified_disjoint_split():
     categories = {p.category for p in prompts}
     assert {"insult", "threat", "profanity"} <= categories
     eval_set, rest = rtp.split(prompts, 14, seed=0)
-    assert len(eval_set) == 14 and len(rest) == len(prompts) - 14
+    validation = rtp.split(prompts, 14, seed=0, eval_split="validation")[0]
+    assert len(eval_set) == 14 and len(rest) == len(prompts) - 28  # test and validation are both held out
+    assert not {p.text for p in validation} & ({p.text for p in eval_set} | {p.text for p in rest})
     assert len({p.category for p in eval_set}) == 7  # two per category
     assert not {p.text for p in eval_set} & {p.text for p in rest}
     assert [p.text for p in rtp.split(prompts, 14, seed=0)[0]] == [p.text for p in eval_set]
