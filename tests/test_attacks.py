@@ -126,6 +126,13 @@ def test_engine_writes_attack_results_with_base_control_and_resumes(tmp_path):
     assert len(controls) == 3
     cell_result = json.loads((cell / "result.json").read_text())
     assert cell_result["extras"]["attack_time_s"] > 0
+    # reported beside a copy of itself, each attack result of the cell counts once (as the cell does)
+    import shutil
+
+    from bench.report import load_table
+
+    shutil.copytree(out, tmp_path / "copy")
+    assert len(load_table([out, tmp_path / "copy"]).attacks) == len(load_table([out]).attacks) == 3
     # complete: nothing reruns; an attack result lost -> the (deterministic) cell reruns and writes it again
     assert run_matrix(_config(out), reg).skipped == 1
     lost = next((cell / "attacks").glob("relearn__*.json"))

@@ -67,10 +67,14 @@ class ResultTable:
     #: Tuning selections of the runs (``OUT/tuning.json``, ``bench.engine.tuning``), one per (method, task).
     tuning: list[dict[str, Any]] = field(default_factory=list)
 
+    @cached_property
+    def _selection_of_cell(self) -> dict[str, dict[str, Any]]:
+        return {cell_id: t for t in self.tuning for cell_id in t.get("cell_ids", [])}
+
     def tuned(self, cell: Cell) -> dict[str, Any] | None:
         """The tuning selection that produced this row, if any."""
-        ids = {r.cell_id for r in cell.results}
-        return next((t for t in self.tuning if ids & set(t.get("cell_ids", []))), None)
+        return next((self._selection_of_cell[r.cell_id] for r in cell.results
+                     if r.cell_id in self._selection_of_cell), None)
 
     def tasks(self) -> list[str]:
         return sorted({c.task for c in self.cells} | {b.spec["task"] for b in self.bases.values()})
@@ -173,6 +177,7 @@ def load_table(run_dirs: list[str | Path], *, utility_budget: float = UTILITY_BU
     attacks: list[dict[str, Any]] = []
     tuning: list[dict[str, Any]] = []
     seen_cells: set[str] = set()
+    seen_attacks: set[tuple[str, str]] = set()
     for run_dir in run_dirs:
         root = Path(run_dir)
         if not (root / "manifest.json").exists():
@@ -183,7 +188,10 @@ def load_table(run_dirs: list[str | Path], *, utility_budget: float = UTILITY_BU
         for data in store.all_bases():
             raw.append(data)
             bases[data["base_id"]] = data
-        attacks += store.all_attacks()
+        for record in store.all_attacks():
+            if (record["cell_id"], record["attack_id"]) not in seen_attacks:  # as cells: once across runs
+                seen_attacks.add((record["cell_id"], record["attack_id"]))
+                attacks.append(record)
         if (root / TUNING_FILE).exists():
             tuning += read_json(root / TUNING_FILE).get("selections", [])
         for data in store.all_cells():
