@@ -96,8 +96,11 @@ def test_incompatible_checkpoints_and_adapter_saves_are_one_line_exit_2(tmp_path
     other = copy.deepcopy(tokenizer)
     other.add_tokens(["<unlearn-bench-extra>"])
     other.save_pretrained(tmp_path / "other_tok")
+    from peft import LoraConfig
+
+    LoraConfig(target_modules=["c_attn"], task_type="CAUSAL_LM").save_pretrained(tmp_path / "gpt2_adapter")
     cases = [(tmp_path / "deeper", "num_hidden_layers"), (tmp_path / "other_tok", "different tokenizer"),
-             (tmp_path / "missing", "no readable config")]
+             (tmp_path / "missing", "no readable config"), (tmp_path / "gpt2_adapter", "modules ['c_attn']")]
     for path, message in cases:
         assert _eval(tmp_path, tmp_path / "never", path) == 2
         err = capsys.readouterr().err.strip()

@@ -70,6 +70,8 @@ def test_estimate_components_follow_the_setup():
     offloaded = estimate(shape, TrainingShape("full", needs_reference=True), GenerationShape(), "bfloat16", 1,
                          reference_on_device=False, eval_reference=True)
     assert offloaded.reference == 0 and offloaded.eval_peak == 2 * 1000 * 2 + offloaded.kv_cache
+    untrained = estimate(shape, TrainingShape("none"), GenerationShape(), "bfloat16", 1)
+    assert untrained.train_peak == untrained.weights == 1000 * 2 and untrained.kv_cache == full.kv_cache
     ckpt = estimate(shape, TrainingShape("full", max_length=512, gradient_checkpointing=True), GenerationShape(),
                     "bfloat16", 1)
     assert ckpt.activations < estimate(shape, TrainingShape("full", max_length=512), GenerationShape(),

@@ -99,11 +99,16 @@ def check_compatible(base_model: str, path: str) -> None:
 
     base = model_config(base_model)
     if is_adapter(path):
+        from accelerate import init_empty_weights
         from peft import PeftConfig
+        from transformers import AutoModelForCausalLM
 
         adapter = PeftConfig.from_pretrained(path)
-        missing = [m for m in (adapter.target_modules or []) if not any(
-            m in name for name in ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"))]
+        with init_empty_weights():  # the base's module names, from its config alone
+            names = {name.rsplit(".", 1)[-1] for name, _ in AutoModelForCausalLM.from_config(base).named_modules()}
+        # a string is a pattern (or "all-linear") that PEFT resolves itself; a list names modules
+        listed = [] if isinstance(adapter.target_modules, str) else list(adapter.target_modules or [])
+        missing = sorted(m for m in listed if m not in names)
         if missing:
             raise UserError(f"checkpoint '{path}' is an adapter for modules {missing} that the base "
                             f"{base_model} does not have; pass an adapter trained on {base_model}")
@@ -137,7 +142,8 @@ class Checkpoint(Method):
     def unlearn(self, ctx: UnlearnContext) -> Any:
         path = self.params.path
         dtype = next(ctx.model.parameters()).dtype
-        if is_adapter(path):
+        adapter = is_adapter(path)
+        if adapter:
             from peft import PeftModel
 
             from bench.lm.training import quiet_peft
@@ -153,7 +159,7 @@ class Checkpoint(Method):
             model = ctx.model
         model.requires_grad_(False)
         model.eval()
-        ctx.extras["checkpoint"] = {"path": path, "kind": "adapter" if is_adapter(path) else "full"}
+        ctx.extras["checkpoint"] = {"path": path, "kind": "adapter" if adapter else "full"}
         return model
 
     def memory_profile(self) -> tuple[int, bool]:

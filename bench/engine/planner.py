@@ -4,7 +4,6 @@ detected device's memory. Cells that will not fit are named with what to change.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -87,7 +86,7 @@ def training_shape(method: Any) -> TrainingShape:
     p = method.params
     graphs, needs_reference = method.memory_profile()
     return TrainingShape(
-        finetune=getattr(p, "finetune", "lora"), lora_rank=getattr(p, "lora_rank", 8),
+        finetune=getattr(p, "finetune", "lora") if graphs else "none", lora_rank=getattr(p, "lora_rank", 8),
         lora_targets=tuple(getattr(p, "lora_targets", ("q_proj", "v_proj"))), batch_size=getattr(p, "batch_size", 4),
         max_length=getattr(p, "max_length", 256), graphs=graphs, needs_reference=needs_reference,
         gradient_checkpointing=getattr(p, "gradient_checkpointing", False),
@@ -119,9 +118,6 @@ def plan_run(config: Any, registry: Any) -> Plan:
         on_accelerator = not device.startswith("cpu")
         est = estimate(shape, train, gen, dtype_name, RESIDENT_COPIES, foreach=on_accelerator,
                        reference_on_device=not on_accelerator, eval_reference=task_cls.uses_reference)
-        if train.graphs == 0:  # nothing trains (the prompt baseline, a checkpoint being scored)
-            est = dataclasses.replace(est, gradients=0, optimizer=0, activations=0, step_transient=0)
-            train = dataclasses.replace(train, finetune="none")
         steps = getattr(method.params, "steps", 0) * getattr(method.params, "grad_accum", 1)
         seconds = rough_seconds(shape, train, steps, gen, n_generated * 2, flops)  # base + unlearned model
         planned.append(PlannedCell(spec.cell_id, spec.method, spec.task, train.finetune, est, seconds,

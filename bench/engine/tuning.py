@@ -25,7 +25,6 @@ away from the reported numbers:
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import random
@@ -159,20 +158,20 @@ def select(trials: list[Trial], tune_dir: Path, budget: float) -> dict[tuple[str
     from bench.report import load_table
 
     table = load_table([tune_dir], utility_budget=budget)
+    cell_of = {r.cell_id: (c, r) for c in table.cells for r in c.results}  # a trial is one cell, one seed
     chosen: dict[tuple[str, str], dict[str, Any]] = {}
     for (method, task) in sorted({(t.method, t.task) for t in trials}):
         scores = table.scoring.tasks.get(task)
         entries = []
         for trial in (t for t in trials if t.method == method and t.task == task):
-            result = json.loads((tune_dir / "cells" / trial.spec.cell_id / "result.json").read_text())
-            cell = next(c for c in table.cells_for(task) if any(r.cell_id == trial.spec.cell_id for r in c.results))
+            cell, result = cell_of[trial.spec.cell_id]
             row = scores.row(table.label(cell)) if scores is not None else None
             forget = row.forget if row is not None else None
             utility = row.utility if row is not None else None
-            entries.append({"trial": trial.index, "cell_id": trial.spec.cell_id, "status": result["status"],
+            entries.append({"trial": trial.index, "cell_id": trial.spec.cell_id, "status": result.status,
                             "params": trial.overrides, "forget": forget, "utility": utility,
                             "utility_kept": None if utility is None else utility >= -budget,
-                            "key": selection_key(result["status"], forget, utility, budget, trial.index)})
+                            "key": selection_key(result.status, forget, utility, budget, trial.index)})
         best = min(entries, key=lambda e: e["key"])
         chosen[(method, task)] = {"method": method, "task": task, "trials": len(entries), "selected": best["trial"],
                                   "selected_params": best["params"], "rule": RULE, "trial_results": entries}

@@ -71,7 +71,8 @@ class ModelShape:
 
 @dataclass(frozen=True)
 class TrainingShape:
-    """The training side of a cell (from the method's ``TrainParams``)."""
+    """The training side of a cell (from the method's ``TrainParams``); ``finetune: none`` for a method that
+    trains nothing (the prompt baseline, a checkpoint being scored)."""
 
     finetune: str = "lora"
     lora_rank: int = 8
@@ -211,6 +212,8 @@ def estimate(shape: ModelShape, train: TrainingShape, gen: GenerationShape, weig
     kv += gen.batch_size * shape.vocab * 4 * 2  # one step's logits and their fp32 softmax
     # the prefill's widest moment: one layer's MLP intermediates (gate, up, their product) and hidden states
     kv += gen.batch_size * gen.prompt_tokens * (3 * shape.intermediate + 2 * shape.hidden) * wb
+    if train.finetune == "none":  # nothing trains: no gradients, optimizer state, activations or π_ref
+        trainable = largest = optimizer = activations = head_grad = 0
     return MemoryEstimate(
         weights=resident_copies * shape.n_params * wb,
         reference=shape.n_params * wb if (full and train.needs_reference and reference_on_device) else 0,

@@ -275,7 +275,7 @@ class ModelCache:
 
     ``base`` loads a model once and keeps it. ``checkout`` lends that very copy to a cell, which changes it
     in place (full fine-tuning, merged adapters); when the cell ends the copy is dropped, and the next
-    ``base`` reloads it from disk, bit for bit (tested by weights hash). A deep copy per cell would keep two
+    ``base`` reloads it from disk, bit for bit (tested tensor by tensor). A deep copy per cell would keep two
     copies resident; a reload costs seconds on a local disk, small beside a cell's training. While a model
     is out, ``base`` hands over a temporary second copy (logged), kept by nobody else: the engine asks for
     everything the base model must provide before it lends it (base evaluation, probes, Reveal, attack
