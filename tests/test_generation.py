@@ -136,3 +136,26 @@ def test_the_hf_static_cache_backend_gives_the_native_greedy_tokens_and_seeded_s
     assert torch.equal(torch.get_rng_state(), state) and all(len(r) == 2 for r in first)
     with pytest.raises(ValueError, match="one of auto, native, hf"):
         generate(model, tok, PROMPTS, backend="vllm", **kwargs)
+
+
+@pytest.mark.parametrize("batch_size", [1, 3, 16])
+def test_choose_with_a_shared_prompt_equals_one_sequence_per_option(tiny_loaded, batch_size):
+    """Multiple choice that runs each prompt once into a KV cache the options continue from gives the
+    per-option sums (the lm-eval way) up to float rounding, for options of unequal token lengths, items with
+    different option counts, a one-option item and an item whose options differ in their prompt truncation."""
+    from bench.lm.likelihood import choose
+
+    model, tok = tiny_loaded.model, tiny_loaded.tokenizer
+    prompts = ["Question: which colour is the sky?\nAnswer:", "x", "The weather today is", "a b c d e f g h i j"]
+    options = [[" blue", " a deep green colour", " red"], [" y", " zz"], [" sunny and warm, with a breeze"],
+               [" k", " l m n o p q r s t u v w x y z"]]
+    plain = choose(model, tok, prompts, options, batch_size=batch_size, share_prompt=False)
+    shared = choose(model, tok, prompts, options, batch_size=batch_size, share_prompt=True)
+    assert [len(x) for x in shared] == [len(x) for x in options]
+    for a, b in zip(plain, shared):
+        assert b == pytest.approx(a, abs=1e-4)
+    # Truncation that cuts the prompts differently per option: those options are scored alone, same values.
+    cut = choose(model, tok, prompts, options, batch_size=batch_size, max_length=12)
+    cut_plain = choose(model, tok, prompts, options, batch_size=batch_size, max_length=12, share_prompt=False)
+    for a, b in zip(cut_plain, cut):
+        assert b == pytest.approx(a, abs=1e-4)

@@ -12,6 +12,7 @@ from bench.engine.runner import run_matrix
 from bench.errors import UserError
 from bench.params import build_params
 from bench.plugins import registry
+from tasks.coding import CodingParams, CodingTask
 from tasks.ner import NerParams, NerTask, is_compliant, parse_list, span_f1
 from tasks.ner.data import ONTONOTES_TO_CONLL, Sentence, split_by_document
 from tasks.toxicity import ToxicityParams, ToxicityTask, distinct_n, halves, rtp, toxicity_aggregates
@@ -415,3 +416,23 @@ def test_validation_split_is_disjoint_from_the_test_evaluation_and_leaves_traini
         assert not _item_keys(test.eval[name]) & _item_keys(validation.eval[name]), name
     assert [repr(x) for x in test.forget] == [repr(x) for x in validation.forget]
     assert [repr(x) for x in test.retain] == [repr(x) for x in validation.retain]
+
+
+def test_coding_without_gsm8k_generation_keeps_its_likelihood(tiny):
+    """gsm8k_generative: false drops the GSM8K generations and their metrics (strict and flexible match),
+    keeps GSM8K's reference log-likelihood and arithmetic, and says so in the data sources."""
+    model, tokenizer = tiny
+    small = {"n_forget": 4, "n_stdlib_forget": 2, "n_eval": 3, "n_gsm_eval": 3, "n_retain": 4, "n_arithmetic": 4,
+             "max_new_tokens_code": 8, "gsm8k_source": "symbolic"}
+    task = CodingTask(build_params(CodingParams, {**small, "gsm8k_generative": False}, "t"))
+    data = task.load(0)
+    evaluation = task.evaluate(model, tokenizer, data, progress=False)
+    names = {m.name for m in evaluation.metrics}
+    assert "gsm8k_strict_match" not in names and "gsm8k_flexible_extract" not in names
+    assert {"gsm8k_reference_loglik", "arithmetic_accuracy", "humaneval_canonical_loglik"} <= names
+    assert "not generated" in data.sources["gsm8k"]
+    gsm_rows = [s for s in evaluation.samples if s["set"] == "gsm8k"]
+    assert len(gsm_rows) == 3 and all("output" not in s and math.isfinite(s["loglik"]) for s in gsm_rows)
+    generating = CodingTask(build_params(CodingParams, small, "t"))
+    assert "gsm8k_strict_match" in {m.name for m in generating.evaluate(model, tokenizer, generating.load(0),
+                                                                         progress=False).metrics}

@@ -26,8 +26,14 @@ def answer_logliks(model: Any, tokenizer: Any, examples: Sequence[Example], *, b
     """Log-likelihood of each example's answer, in input order: the mean per token (``reduction="mean"``)
     or the sum over its tokens (``"sum"``, lm-eval's loglikelihood of a continuation)."""
     reduce = {"mean": mean_token_logprob, "sum": sequence_logprob}[reduction]
-    device = next(model.parameters()).device
     encoded = [encode(tokenizer, ex, max_length) for ex in examples]
+    return _encoded_logliks(model, encoded, tokenizer.pad_token_id, batch_size, reduce, progress, desc)
+
+
+def _encoded_logliks(model: Any, encoded: Sequence[Any], pad_id: int, batch_size: int, reduce: Any,
+                     progress: bool = False, desc: str = "likelihood") -> list[float]:
+    """``reduce`` over each encoded example's answer tokens, batches of similar length, in input order."""
+    device = next(model.parameters()).device
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].input_ids))
     values = [0.0] * len(encoded)
     trim = supports_logits_to_keep(model)
@@ -36,7 +42,7 @@ def answer_logliks(model: Any, tokenizer: Any, examples: Sequence[Example], *, b
     try:
         for start in bar(range(0, len(order), batch_size), progress, desc, unit="batch"):
             idx = order[start:start + batch_size]
-            batch = collate([encoded[i] for i in idx], tokenizer.pad_token_id).to(device)
+            batch = collate([encoded[i] for i in idx], pad_id).to(device)
             logits, labels = _answer_logits(model, batch, trim)
             for j, v in zip(idx, reduce(logits, labels).tolist()):
                 values[j] = v
@@ -66,15 +72,98 @@ def _answer_logits(model: Any, batch: Any, trim: bool) -> tuple[torch.Tensor, to
     return out.logits, batch.labels[:, start:]
 
 
+@torch.no_grad()
 def choose(model: Any, tokenizer: Any, prompts: Sequence[str], options: Sequence[Sequence[str]], *,
-           batch_size: int = 16) -> list[list[float]]:
+           batch_size: int = 16, max_length: int = 512, share_prompt: bool = True) -> list[list[float]]:
     """Multiple choice as lm-evaluation-harness scores it: the summed log-likelihood of every option as a
     continuation of its (already rendered) prompt; the answer is the argmax. Options get no end-of-turn
-    token, so only the option's own tokens are compared."""
+    token, so only the option's own tokens are compared.
+
+    Why ``share_prompt``: an item's options share its prompt token for token (prompt and option are
+    tokenised apart, ``encode``), and the prompt is most of every sequence (a few-shot context or a
+    document before a one-sentence option). Scored one sequence per option, the prompt is run once per
+    option; shared, it runs once per item into a KV cache that every option continues from. Same sums up
+    to float rounding (padding sides differ), tested against the per-option path. ``batch_size`` counts
+    option rows either way.
+    """
     examples = [Example(prompt, option, chat=False) for prompt, opts in zip(prompts, options) for option in opts]
-    sums = answer_logliks(model, tokenizer, examples, batch_size=batch_size, reduction="sum")
-    out, start = [], 0
+    encoded = [encode(tokenizer, ex, max_length) for ex in examples]
+    spans, start = [], 0
     for opts in options:
-        out.append(sums[start:start + len(opts)])
+        spans.append(range(start, start + len(opts)))
         start += len(opts)
+    sums = [0.0] * len(encoded)
+    prompt_of = [e.input_ids[:e.labels.count(IGNORE)] for e in encoded]
+    shared = [span for span in spans if share_prompt and len(span) > 1
+              and all(prompt_of[i] == prompt_of[span[0]] for i in span)]
+    shared_rows = {i for span in shared for i in span}
+    alone = [i for i in range(len(encoded)) if i not in shared_rows]
+    for i, value in zip(alone, _encoded_logliks(model, [encoded[i] for i in alone], tokenizer.pad_token_id,
+                                                batch_size, sequence_logprob)):
+        sums[i] = value
+    if shared:
+        items = [(prompt_of[span[0]], [encoded[i].input_ids[len(prompt_of[i]):] for i in span]) for span in shared]
+        for span, values in zip(shared, _shared_prompt_sums(model, items, tokenizer.pad_token_id, batch_size)):
+            for i, value in zip(span, values):
+                sums[i] = value
+    return [[sums[i] for i in span] for span in spans]
+
+
+def _shared_prompt_sums(model: Any, items: Sequence[tuple[list[int], list[list[int]]]], pad_id: int,
+                        rows_per_batch: int) -> list[list[float]]:
+    """Summed log-probabilities of each item's options after its prompt: the prompts of a batch are
+    prefilled left-padded (``generation.prefill``, whose last-position logits give each option's first
+    token), the cache is repeated once per option, and the right-padded options run on it together."""
+    from bench.lm.generation import prefill, with_cache  # generation imports this module
+
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    out: list[list[float]] = [[] for _ in items]
+    order = sorted(range(len(items)), key=lambda i: len(items[i][0]))
+    batches, current, rows = [], [], 0
+    for i in order:
+        if current and rows + len(items[i][1]) > rows_per_batch:
+            batches.append(current)
+            current, rows = [], 0
+        current.append(i)
+        rows += len(items[i][1])
+    if current:
+        batches.append(current)
+    try:
+        for batch in batches:
+            prompts = [items[i][0] for i in batch]
+            width = max(len(p) for p in prompts)
+            ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(batch), width), dtype=torch.long)
+            for row, prompt in enumerate(prompts):
+                ids[row, width - len(prompt):] = torch.tensor(prompt)
+                mask[row, width - len(prompt):] = 1
+            cache, last = prefill(model, ids.to(device), mask.to(device))
+            owner = [row for row, i in enumerate(batch) for _ in items[i][1]]
+            opts = [opt for i in batch for opt in items[i][1]]
+            index = torch.tensor(owner, device=device)
+            cache.batch_select_indices(index)
+            span = max(len(o) for o in opts)
+            opt_ids = torch.full((len(opts), span), pad_id, dtype=torch.long)
+            opt_mask = torch.zeros((len(opts), span), dtype=torch.long)
+            for row, opt in enumerate(opts):
+                opt_ids[row, :len(opt)] = torch.tensor(opt)
+                opt_mask[row, :len(opt)] = 1
+            opt_ids, opt_mask = opt_ids.to(device), opt_mask.to(device)
+            first = torch.log_softmax(last[index].float(), -1).gather(1, opt_ids[:, :1]).squeeze(1)
+            total = first
+            if span > 1:
+                prompt_len = mask.sum(1).to(device)[index]
+                positions = prompt_len[:, None] + torch.arange(span - 1, device=device)[None, :]
+                full_mask = torch.cat([mask.to(device)[index], opt_mask[:, :-1]], dim=1)
+                logits = model(input_ids=opt_ids[:, :-1], attention_mask=full_mask, position_ids=positions,
+                               **with_cache(model, cache), use_cache=True).logits.float()
+                rest = torch.log_softmax(logits, -1).gather(2, opt_ids[:, 1:, None]).squeeze(2)
+                total = total + (rest * opt_mask[:, 1:]).sum(1)
+            values = total.tolist()
+            for row, i in enumerate(owner):
+                out[batch[i]].append(values[row])
+    finally:
+        model.train(was_training)
     return out
