@@ -71,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     perf = sub.add_parser("perf", help="measure performance side by side; writes leaderboards/perf/<machine>.md")
     perf.add_argument("--out", default="leaderboards/perf")
     perf.add_argument("--demo-runs", default="runs/smollm2-135m-demo", help="a finished demo run to report")
+    perf.add_argument("--study-runs", default="runs/smollm2-135m-study", help="a finished study run to report")
     perf.add_argument("--gsm8k-path", help="GSM8K folder (test.jsonl) for the lm-eval comparison; "
                                             "default: GSM-symbolic questions")
     perf.add_argument("--only", nargs="+", help="run only these rows")
@@ -197,7 +198,7 @@ def cmd_perf(args: argparse.Namespace) -> int:
         if name not in ROWS:
             raise UserError(f"unknown perf row '{name}'; {did_you_mean(name, ROWS)}")
     report, paths = run_perf(Path(args.out), Path(args.demo_runs), quick=args.quick, only=args.only,
-                             gsm8k_path=args.gsm8k_path)
+                             gsm8k_path=args.gsm8k_path, study_runs=Path(args.study_runs))
     for row in report.rows:
         print(f"{row.key}: {row.summary}")
     for path in paths:

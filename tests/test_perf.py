@@ -8,12 +8,14 @@ from bench.lm.models import load_model
 from bench.perf import (
     PerfReport,
     PerfRow,
+    bench_bf16_eval,
     bench_generation,
     bench_train_step,
     demo_row,
     machine_facts,
     machine_slug,
     markdown,
+    matrix_run_row,
     naive_generate,
 )
 
@@ -70,6 +72,19 @@ def test_demo_row_reads_a_run_and_its_invocation(tmp_path):
     assert "where the time goes (py-spy)" in report and "| unlearning: ga | 75.0% |" in report
     missing = demo_row(tmp_path / "nothing")
     assert missing.met is None and "make demo" in missing.summary
+    study = matrix_run_row(out, "study", 60.0)
+    assert study.key == "study" and study.target.startswith("≤ 60 min") and study.met is True
+    assert matrix_run_row(tmp_path / "nothing", "study", 60.0).summary.endswith("(run `make study`)")
+    slow = matrix_run_row(out, "study", row.measured["wall_s"] / 120)  # a goal half the measured wall time
+    assert slow.met is False and "2.0× the goal" in slow.summary
+
+
+def test_bf16_evaluation_row_reports_speed_and_agreement(tiny_loaded):
+    row = bench_bf16_eval(tiny_loaded, quick=True)
+    m = row.measured
+    assert m["fp32_s"] > 0 and m["bf16_s"] > 0 and m["speedup"] == pytest.approx(m["fp32_s"] / m["bf16_s"], rel=0.05)
+    assert 0 < m["max_relative_loglik_change"] <= 0.02 and m["choice_items"] > 0 and m["loglik_items"] > 0
+    assert row.met is None if not m["native_bf16"] else row.met == (m["speedup"] > 1)
 
 
 def test_markdown_report_lists_every_row_and_marks_misses():

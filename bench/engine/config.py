@@ -62,6 +62,10 @@ class RunConfig:
     #: Generation backend (``bench.lm.generation``): "auto" = model.generate with a static cache on CUDA,
     #: this harness's decoding loop elsewhere; "native" or "hf" to force one.
     generation_backend: Literal["auto", "native", "hf"] = "auto"
+    #: Evaluation and probes under bf16 autocast (``bench.lm.precision``): "off" (fp32 as loaded), "bf16", or
+    #: "auto" (bf16 where the device computes it natively: GPUs, CPUs with AVX512-BF16/AMX). Recorded in
+    #: provenance; a bf16 evaluation is a cell of its own (other ids).
+    eval_autocast: Literal["off", "bf16", "auto"] = "off"
     #: Tune every method with the same trial budget on validation splits before the reported run
     #: (``bench.engine.tuning.TuneParams``: trials, seed, trial_seed, space); docs/tuning.md.
     tune: dict[str, Any] | None = None
@@ -137,6 +141,8 @@ class CellSpec:
     attacks: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     #: How text is generated (recorded in provenance; greedy outputs do not depend on it).
     generation_backend: str = "auto"
+    #: Evaluation precision requested (``RunConfig.eval_autocast``); part of the ids unless "off".
+    eval_autocast: str = "off"
 
     @property
     def attack_ids(self) -> list[str]:
@@ -146,8 +152,11 @@ class CellSpec:
 
     def _eval_extras(self) -> dict[str, Any]:
         """Evaluation settings beyond the task's own, in the ids only when set (older ids stay valid)."""
-        return {"utility_tasks": self.utility_tasks, "lm_eval_include_path": self.lm_eval_include_path} \
+        extras = {"utility_tasks": self.utility_tasks, "lm_eval_include_path": self.lm_eval_include_path} \
             if self.utility_tasks else {}
+        if self.eval_autocast != "off":
+            extras["eval_autocast"] = self.eval_autocast
+        return extras
 
     def key(self) -> dict[str, Any]:
         key = {"model": self.model, "method": self.method, "method_params": self.method_params,
@@ -267,5 +276,5 @@ def plan_cells(config: RunConfig, registry: Registry) -> list[CellSpec]:
                                               int(seed), config.preset, config.dtype, config.device,
                                               config.forget_data, reveal_params, utility_tasks,
                                               config.lm_eval_include_path, config.save_model, attacks,
-                                              config.generation_backend))
+                                              config.generation_backend, config.eval_autocast))
     return cells

@@ -31,6 +31,7 @@ from bench.errors import Diverged, UserError
 from bench.eval.stats import attach_delta
 from bench.lm.generation import BACKEND_ENV, resolve_backend
 from bench.lm.models import ModelCache, ModelInfo
+from bench.lm.precision import eval_precision, resolve_eval_autocast
 from bench.params import build_params, stable_hash
 from bench.plugins import Registry
 from bench.results import BaseResult, CellResult
@@ -79,6 +80,7 @@ def _provenance(spec: CellSpec, info: ModelInfo, sources: dict[str, str], regist
         "preset": spec.preset,
         "device": info.device,
         "generation_backend": resolve_backend(info.device, spec.generation_backend),
+        "eval_autocast": resolve_eval_autocast(spec.eval_autocast, info.device),
         "machine": machine(),
         "wall_time_s": round(seconds, 2),
         "memory": memory,
@@ -121,14 +123,16 @@ class Engine:
         reference when the task uses one (a temporary copy: the resident one is the cell's)."""
         reference = self.models.base(spec.model, spec.device, spec.dtype).model \
             if unlearned and task.uses_reference else None
-        evaluation = task.evaluate(model, tokenizer, data, progress=self.progress, reference=reference)
+        with self._precision(spec, model):
+            evaluation = task.evaluate(model, tokenizer, data, progress=self.progress, reference=reference)
         del reference
         if spec.utility_tasks:
             from bench.eval.lm_eval_bridge import UtilityTask, catalog, evaluate_utility_tasks
 
             tasks = [UtilityTask(**t) for t in spec.utility_tasks]
-            metrics, samples, sources = evaluate_utility_tasks(model, tokenizer, tasks,
-                                                               catalog(tasks, spec.lm_eval_include_path))
+            with self._precision(spec, model):
+                metrics, samples, sources = evaluate_utility_tasks(model, tokenizer, tasks,
+                                                                   catalog(tasks, spec.lm_eval_include_path))
             evaluation.metrics += metrics
             evaluation.samples += samples
             data.sources = {**data.sources, **sources}
@@ -138,8 +142,19 @@ class Engine:
         key = (spec.base_id, spec.seed)
         if key not in self.base_probes:
             base = self.models.base(spec.model, spec.device, spec.dtype)
-            self.base_probes[key] = task.probe(base.model, base.tokenizer, data)
+            with self._precision(spec, base.model):
+                self.base_probes[key] = task.probe(base.model, base.tokenizer, data)
         return dict(self.base_probes[key])
+
+    @staticmethod
+    def _precision(spec: CellSpec, model: Any) -> Any:
+        """The run's evaluation precision (``eval_autocast``) on the device ``model`` lives on."""
+        device = str(next(model.parameters()).device)
+        return eval_precision(resolve_eval_autocast(spec.eval_autocast, device), device)
+
+    def _probe(self, spec: CellSpec, task: Any, model: Any, tokenizer: Any, data: Any) -> dict[str, float]:
+        with self._precision(spec, model):
+            return task.probe(model, tokenizer, data)
 
     def _reveal(self, spec: CellSpec, task: Any, data: Any) -> Any:
         """Self-generated forget data for ``forget_data: reveal`` (computed once per process)."""
@@ -221,8 +236,8 @@ class Engine:
                     info = loaded.info
                     ctx = UnlearnContext(
                         model=loaded.model, tokenizer=loaded.tokenizer, task=task, data=data, seed=spec.seed,
-                        device=info.device, probe=lambda m: task.probe(m, loaded.tokenizer, data), log=trajectory,
-                        progress=self.progress, base_probe=lambda: dict(base_probe))
+                        device=info.device, probe=lambda m: self._probe(spec, task, m, loaded.tokenizer, data),
+                        log=trajectory, progress=self.progress, base_probe=lambda: dict(base_probe))
                     if spec.save_model == "adapter":
                         from bench.engine.checkpoints import save_weights, staging
 

@@ -12,8 +12,9 @@ times alone) and says whether the target from the performance issue is met:
    model, LoRA and batch — ≤ 1.1× its time — with model FLOPs utilisation against this machine's
    measured GEMM peak;
 4. base-model evaluation cached: M cells on one task cost M cells + 1 base evaluation;
-5. the full demo matrix's wall time and peak memory per cell (read from a finished demo run);
-6. scaling of evaluation time with eval-set size and of unlearning time with forget-set size, and
+5. evaluation under bf16 autocast versus fp32 on the embedded model: speed-up and how far values move;
+6. the full demo and study matrices' wall time and peak memory per cell (read from finished runs);
+7. scaling of evaluation time with eval-set size and of unlearning time with forget-set size, and
    the speed-up of 2 Ray workers over the local executor on a 4-cell matrix.
 
 Writes ``<out>/<machine>.md`` and ``<out>/<machine>.json``.
@@ -256,32 +257,39 @@ def bench_matrices(workdir: Path, steps: int) -> list[PerfRow]:
     return [caching, ray_row]
 
 
-# -- 5. demo matrix -------------------------------------------------------------------------------
-def demo_row(run_dir: Path) -> PerfRow:
-    title = f"Full demo matrix ({run_dir})"
-    target = "≤ 15 min on this machine; peak memory per cell"
+# -- 5. demo and study matrices ----------------------------------------------------------------------
+def matrix_run_row(run_dir: Path, key: str = "demo", goal_min: float = 15.0) -> PerfRow:
+    """Wall time and per-cell costs of a finished run of a committed config (the demo, the study), read
+    from its store: the last invocation that ran everything from scratch, attacks included."""
+    title = f"Full {key} matrix ({run_dir})"
+    target = f"≤ {goal_min:.0f} min on this machine; peak memory per cell"
     store = ResultsStore(run_dir)
+    command = {"demo": "make demo", "study": "make study"}.get(key, f"the {key} config")
     if not (run_dir / "manifest.json").exists():
-        return PerfRow("demo", title, target, {}, f"not measured: no demo run at {run_dir} (run `make demo`)", None)
+        return PerfRow(key, title, target, {}, f"not measured: no {key} run at {run_dir} (run `{command}`)", None)
     cells, bases = store.all_cells(), store.all_bases()
     full = [i for i in store.invocations() if i.get("skipped") == 0 and i.get("ran")]
     wall = full[-1]["wall_time_s"] if full else None
     per_cell = {c["cell_id"]: {"wall_s": c["provenance"].get("wall_time_s"),
                                "peak_rss_mb": c["provenance"].get("memory", {}).get("peak_rss_mb"),
                                "unlearn_s": c.get("extras", {}).get("unlearn_time_s"),
-                               "eval_s": c.get("extras", {}).get("eval_time_s")} for c in cells}
+                               "eval_s": c.get("extras", {}).get("eval_time_s"),
+                               "attack_s": c.get("extras", {}).get("attack_time_s")} for c in cells}
     busiest = max((v["peak_rss_mb"] or 0 for v in per_cell.values()), default=0)
     unlearn = sum(v["unlearn_s"] or 0 for v in per_cell.values())
     evaluate = sum(v["eval_s"] or 0 for v in per_cell.values())
+    attack = sum(v["attack_s"] or 0 for v in per_cell.values())
     base_s = sum(b["provenance"]["wall_time_s"] for b in bases)
-    goal = "" if wall is None or wall <= 15 * 60 else f", {wall / 900:.1f}× the goal"
+    goal_s = goal_min * 60
+    goal = "" if wall is None or wall <= goal_s else f", {wall / goal_s:.1f}× the goal"
     summary = (f"{wall / 60:.1f} min wall ({full[-1]['executor']}{goal})" if wall else "wall time unknown (no complete "
-               "invocation logged)") + (f"; summed over cells: unlearning {unlearn / 60:.1f} min, evaluation "
-                                        f"{evaluate / 60:.1f} min, base evaluations {base_s / 60:.1f} min; "
+               "invocation logged)") + (f"; {len(cells)} cells, summed: unlearning {unlearn / 60:.1f} min, "
+                                        f"evaluation {evaluate / 60:.1f} min, attacks (with their controls' share "
+                                        f"outside) {attack / 60:.1f} min, base evaluations {base_s / 60:.1f} min; "
                                         f"peak RSS per cell ≤ {busiest:.0f} MB")
     measured = {"wall_s": wall, "cells": len(cells), "unlearn_s_total": round(unlearn, 1),
-                "eval_s_total": round(evaluate, 1), "base_eval_s_total": round(base_s, 1),
-                "max_peak_rss_mb": busiest, "per_cell": per_cell}
+                "eval_s_total": round(evaluate, 1), "attack_s_total": round(attack, 1),
+                "base_eval_s_total": round(base_s, 1), "max_peak_rss_mb": busiest, "per_cell": per_cell}
     note = ""
     if (run_dir / "pyspy.txt").exists():  # written by `make demo-profiled`
         measured["profile"] = profile = summarise_profile(run_dir / "pyspy.txt")
@@ -290,7 +298,67 @@ def demo_row(run_dir: Path) -> PerfRow:
         blocks = ", ".join(f"{k} {v:.0%}" for k, v in sorted(profile["kinds"].items(), key=lambda kv: -kv[1]))
         note = (f"What dominates (py-spy, {profile['samples']} samples at 10/s over the run): {top}. "
                 f"By building block: {blocks}. Table below.")
-    return PerfRow("demo", title, target, measured, summary, None if wall is None else wall <= 15 * 60, note)
+    return PerfRow(key, title, target, measured, summary, None if wall is None else wall <= goal_s, note)
+
+
+def demo_row(run_dir: Path) -> PerfRow:
+    return matrix_run_row(run_dir, "demo", 15.0)
+
+
+# -- bf16 evaluation ------------------------------------------------------------------------------------
+def bench_bf16_eval(base: LoadedModel, quick: bool = False) -> PerfRow:
+    """The toxicity and NER tasks' likelihood and multiple-choice sets (the demo's evaluation work that bf16
+    can speed up) scored in fp32 and under bf16 autocast: time ratio, how far the values move, and how
+    often multiple choice picks the same option."""
+    from bench.lm.likelihood import answer_logliks, choose
+    from bench.lm.precision import eval_precision, native_bf16
+    from tasks.ner import TYPING_OPTIONS, TYPING_PROMPT, NerParams, NerTask
+    from tasks.toxicity import ToxicityParams, ToxicityTask
+
+    title = "Evaluation under bf16 autocast vs fp32 (toxicity + NER likelihood and multiple-choice sets)"
+    target = "speed-up where bf16 is native; values within the tested bound (2 % relative), same choices"
+    device = str(next(base.model.parameters()).device)
+    tox = ToxicityTask(ToxicityParams(n_text_eval=4 if quick else 8, n_toxic_probe=8 if quick else 24))
+    tox_data = tox.load(0)
+    ner = NerTask(NerParams(n_eval_per_type=4 if quick else 8, n_typing_per_type=4 if quick else 24))
+    ner_data = ner.load(0)
+    tok = base.tokenizer
+    examples = tox_data.eval["toxic_text"] + [x for xs in ner.probe_items(ner_data).values() for x in xs]
+    items = tox_data.eval["choices"]
+    prompts = [render_prompt(tok, x.context, chat=False) for x in items]
+    prompts += [render_prompt(tok, TYPING_PROMPT.format(span=span), chat=False)
+                for _, span, _ in ner_data.eval["typing"]]
+    options = [[" " + o for o in x.options] for x in items]
+    options += [[" " + v for v in TYPING_OPTIONS.values()]] * len(ner_data.eval["typing"])
+
+    def score(mode: str) -> tuple[list[float], list[list[float]]]:
+        with eval_precision(mode, device):
+            return (answer_logliks(base.model, tok, examples, batch_size=8),
+                    choose(base.model, tok, prompts, options, batch_size=16))
+
+    times: dict[str, list[float]] = {"off": [], "bf16": []}
+    values = {}
+    for _ in range(1 if quick else 2):  # alternated, best of each
+        for mode in ("off", "bf16"):
+            start = time.perf_counter()
+            values[mode] = score(mode)
+            times[mode].append(time.perf_counter() - start)
+    (ll32, mc32), (ll16, mc16) = values["off"], values["bf16"]
+    rel = max(abs(b - a) / max(abs(a), 1e-9) for a, b in zip(ll32, ll16))
+    same = sum(max(range(len(a)), key=a.__getitem__) == max(range(len(b)), key=b.__getitem__)
+               for a, b in zip(mc32, mc16))
+    speedup = min(times["off"]) / min(times["bf16"])
+    native = native_bf16(device)
+    measured = {"fp32_s": round(min(times["off"]), 2), "bf16_s": round(min(times["bf16"]), 2),
+                "speedup": round(speedup, 2), "max_relative_loglik_change": round(rel, 5),
+                "same_choice": same, "choice_items": len(mc32), "loglik_items": len(ll32), "native_bf16": native}
+    summary = (f"{speedup:.2f}× ({min(times['off']):.1f} s fp32, {min(times['bf16']):.1f} s bf16; bf16 "
+               f"{'native' if native else 'emulated'} here); log-likelihoods move ≤ {rel:.2%}; "
+               f"{same}/{len(mc32)} choices the same")
+    agree = rel <= 0.02
+    return PerfRow("bf16_eval", title, target, measured, summary, (agree and speedup > 1) if native else None,
+                   "" if native else "This CPU has no AVX512-BF16/AMX: bf16 runs emulated, so `eval_autocast: auto` "
+                   "stays fp32 here; the agreement figures hold on any hardware.")
 
 
 # -- 6. scaling ---------------------------------------------------------------------------------------
@@ -364,20 +432,21 @@ def markdown(report: PerfReport) -> str:
     return "\n".join(lines)
 
 
-ROWS = ["generation", "lm_eval", "train_step", "matrices", "demo", "scaling"]
+ROWS = ["generation", "lm_eval", "train_step", "matrices", "bf16_eval", "demo", "study", "scaling"]
 #: Report order of row keys (``matrices`` yields two rows).
-_ROW_ORDER = {k: i for i, k in enumerate(["generation", "lm_eval", "train_step", "base_cache", "demo",
-                                           "scaling", "ray"])}
+_ROW_ORDER = {k: i for i, k in enumerate(["generation", "lm_eval", "train_step", "base_cache", "bf16_eval",
+                                           "demo", "study", "scaling", "ray"])}
 
 
 def run_perf(out_dir: Path, demo_runs: Path, quick: bool = False, only: list[str] | None = None,
-             gsm8k_path: str | None = None) -> tuple[PerfReport, list[Path]]:
+             gsm8k_path: str | None = None, study_runs: Path = Path("runs/smollm2-135m-study")
+             ) -> tuple[PerfReport, list[Path]]:
     """Run every benchmark (``quick``: smaller sizes, for tests) and write the report files."""
     facts = machine_facts()
     report = PerfReport(facts)
     want = (lambda key: only is None or key in only)
     base = ModelCache().base(EMBEDDED, "cpu", "float32") if any(map(want, ["generation", "lm_eval", "train_step",
-                                                                    "scaling"])) else None
+                                                                    "scaling", "bf16_eval"])) else None
     if want("generation"):
         report.rows.append(bench_generation(base, 16, 16 if quick else 64))
     if want("lm_eval"):
@@ -389,8 +458,12 @@ def run_perf(out_dir: Path, demo_runs: Path, quick: bool = False, only: list[str
     with tempfile.TemporaryDirectory(prefix="ub-perf-") as tmp:
         if want("matrices"):
             report.rows += bench_matrices(Path(tmp), 2 if quick else 6)
+    if want("bf16_eval"):
+        report.rows.append(bench_bf16_eval(base, quick))
     if want("demo"):
         report.rows.append(demo_row(demo_runs))
+    if want("study"):
+        report.rows.append(matrix_run_row(study_runs, "study", 60.0))
     if want("scaling"):
         report.rows.append(bench_scaling(base, [4, 8] if quick else [8, 16, 32]))
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,82 @@
+"""bench.lm.precision: bf16 autocast for evaluation and probes — how far it may move metrics, when "auto"
+turns it on, and that a run records it and keeps such cells apart from fp32 ones."""
+
+import json
+
+import pytest
+import torch
+from test_runner import _config, _registry
+
+from bench.api import Example
+from bench.engine.runner import run_matrix
+from bench.lm import precision
+from bench.lm.likelihood import answer_logliks, choose
+from bench.lm.models import load_model
+
+#: How far bf16 autocast may move a mean per-token log-likelihood, relative to its fp32 value (bf16 keeps
+#: 8 mantissa bits: ~0.4 % per rounding; errors partly cancel over a sequence).
+LOGLIK_RELATIVE_BOUND = 0.02
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    return load_model("tiny-random-llama", "cpu", "float32")
+
+
+def test_bf16_evaluation_moves_likelihoods_within_the_bound(loaded):
+    model, tok = loaded.model, loaded.tokenizer
+    examples = [Example(f"Question {i}: say something about {w}.", f"{w} is a word with {len(w)} letters.")
+                for i, w in enumerate(["apple", "river", "mountain", "x", "a longer phrase here"])]
+    fp32 = answer_logliks(model, tok, examples, batch_size=2)
+    with precision.eval_precision("bf16", "cpu"):
+        bf16 = answer_logliks(model, tok, examples, batch_size=2)
+        assert torch.get_autocast_dtype("cpu") == torch.bfloat16 and torch.is_autocast_enabled("cpu")
+    assert not torch.is_autocast_enabled("cpu")
+    assert bf16 != fp32  # it did run in bf16
+    for a, b in zip(fp32, bf16):
+        assert abs(b - a) <= LOGLIK_RELATIVE_BOUND * abs(a)
+    with precision.eval_precision("off", "cpu"):
+        assert answer_logliks(model, tok, examples, batch_size=2) == fp32
+
+
+def test_auto_is_bf16_only_where_it_is_native(monkeypatch):
+    monkeypatch.setattr(precision, "_cpu_flags", lambda: frozenset({"avx2", "fma"}))
+    assert precision.resolve_eval_autocast("auto", "cpu") == "off"
+    monkeypatch.setattr(precision, "_cpu_flags", lambda: frozenset({"avx2", "avx512_bf16"}))
+    assert precision.resolve_eval_autocast("auto", "cpu") == "bf16"
+    assert precision.resolve_eval_autocast("bf16", "cpu") == "bf16"  # asked for: emulated, but honoured
+    assert precision.resolve_eval_autocast("auto", "mps") == "off"
+    with pytest.raises(ValueError, match="off, bf16 or auto"):
+        precision.resolve_eval_autocast("fp8", "cpu")
+
+
+def test_a_bf16_run_records_it_and_gets_its_own_cells(tmp_path, loaded):
+    fp32 = _config(tmp_path / "fp32")
+    bf16 = _config(tmp_path / "bf16")
+    bf16.eval_autocast = "bf16"
+    run_matrix(fp32, _registry())
+    run_matrix(bf16, _registry())
+    results = {}
+    for name in ("fp32", "bf16"):
+        (cell,) = (tmp_path / name / "cells").iterdir()
+        results[name] = (cell.name, json.loads((cell / "result.json").read_text()))
+    assert results["fp32"][0] != results["bf16"][0]
+    assert results["fp32"][1]["provenance"]["eval_autocast"] == "off"
+    assert results["bf16"][1]["provenance"]["eval_autocast"] == "bf16"
+    a, b = results["fp32"][1]["metrics"], results["bf16"][1]["metrics"]
+    assert a.keys() == b.keys()
+    for name in a:
+        assert b[name]["value"] == pytest.approx(a[name]["value"], rel=LOGLIK_RELATIVE_BOUND, abs=1e-3)
+
+
+def test_shared_prompt_choice_under_bf16_picks_as_fp32_does_on_clear_margins(loaded):
+    model, tok = loaded.model, loaded.tokenizer
+    prompts = ["The capital of France is", "One two three"]
+    options = [[" Paris", " a b c d e f"], [" four", " elephant trunk"]]
+    fp32 = choose(model, tok, prompts, options)
+    with precision.eval_precision("bf16", "cpu"):
+        bf16 = choose(model, tok, prompts, options)
+    for a, b in zip(fp32, bf16):
+        if abs(a[0] - a[1]) > 0.1:
+            assert (a[0] > a[1]) == (b[0] > b[1])
+        assert b == pytest.approx(a, rel=LOGLIK_RELATIVE_BOUND)
