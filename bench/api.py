@@ -364,8 +364,9 @@ class Task:
         """Cheap likelihood probes used between rounds by iterative methods.
 
         Keys are ``"<kind>/<metric name>"`` of the likelihood metrics ``evaluate`` reports (e.g.
-        ``"forget/toxic_text_loglik"``): the runner then fills a trajectory's last point from the final
-        evaluation instead of computing the same numbers twice.
+        ``"forget/toxic_text_loglik"``), and each value is that metric's value on the same model: the runner
+        then takes a trajectory's first point from the base model's evaluation and its last point from the
+        final evaluation instead of computing the same numbers twice (``bench.check_task`` checks it).
         """
         raise NotImplementedError  # pragma: no cover - interface
 

@@ -182,8 +182,9 @@ def check_method(method_cls: type, params: dict[str, Any] | None = None, seed: i
 
 
 def _probe_problems(task: Task, probe: dict[str, float], evaluation: Evaluation) -> list[str]:
-    """Probe keys must be ``<group>/<metric name>`` of likelihood metrics the evaluation reports, so the
-    engine can fill a trajectory's last point from the final evaluation (and plots can draw it)."""
+    """Probe keys must be ``<group>/<metric name>`` of likelihood metrics the evaluation reports, with those
+    metrics' values, so the engine can take a trajectory's first point from the base evaluation and its last
+    from the final one (and plots can draw it)."""
     problems = []
     reported = {f"{m.group}/{m.name}": m for m in evaluation.metrics}
     for key, value in probe.items():
@@ -195,6 +196,10 @@ def _probe_problems(task: Task, probe: dict[str, float], evaluation: Evaluation)
             problems.append(f"probe key '{key}' names a {metric.kind} metric; probes are cheap likelihood metrics")
         elif not isinstance(value, float):
             problems.append(f"probe '{key}' must be a float, got {type(value).__name__}")
+        elif abs(value - metric.value) > 1e-4 * max(1.0, abs(metric.value)):
+            problems.append(f"probe '{key}' is {value:.6g} but the metric evaluate() reports is {metric.value:.6g} "
+                            "on the same model; a probe must be its metric's value (the engine uses one for the "
+                            "other)")
     if not any(k.startswith("forget/") for k in probe):
         problems.append("probe() returns no forget/ value (iterative methods and ICU's stop rule read one)")
     return problems

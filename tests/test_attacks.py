@@ -124,8 +124,18 @@ def test_engine_writes_attack_results_with_base_control_and_resumes(tmp_path):
         assert s["items"] == 6 and "control" in s and len(r["values"]["unlearned"]) == 6
     controls = list((out / "base").glob("*/attacks/*.json"))
     assert len(controls) == 3
+    (base_result,) = (out / "base").glob("*/result.json")
+    base_metrics = json.loads(base_result.read_text())["metrics"]
+    for control in controls:  # the base model's values are its evaluation's, scored once
+        record = json.loads(control.read_text())
+        assert record["base"] == base_metrics[record["probe"].partition("/")[2]]["per_item"]
     cell_result = json.loads((cell / "result.json").read_text())
     assert cell_result["extras"]["attack_time_s"] > 0
+    # the unlearned model's forget-probe values are its evaluation's (scored once), in the items' order
+    for r in results.values():
+        group, _, name = r["probe"].partition("/")
+        assert cell_result["metrics"][name]["group"] == group
+        assert r["values"]["unlearned"] == cell_result["metrics"][name]["per_item"]
     # reported beside a copy of itself, each attack result of the cell counts once (as the cell does)
     import shutil
 
@@ -182,6 +192,17 @@ def test_bad_attack_configuration_is_one_line_exit_2(tmp_path, capsys, attacks, 
     assert main(["run", "--config", str(config)]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_evaluated_items_are_reused_only_when_they_are_the_probe_items():
+    from bench.api import Metric
+    from bench.engine.attacks import evaluated_items
+
+    metric = Metric("toxic_text_loglik", "forget", -2.0, "lower", 3, -3.0, -1.0, per_item=[-1.0, -2.0, -3.0])
+    assert evaluated_items([metric], "forget/toxic_text_loglik", 3) == [-1.0, -2.0, -3.0]
+    assert evaluated_items([metric], "forget/toxic_text_loglik", 4) is None  # other items: scored afresh
+    assert evaluated_items([metric], "utility/toxic_text_loglik", 3) is None
+    assert evaluated_items([], "forget/toxic_text_loglik", 3) is None
 
 
 def test_attack_ids_are_stable_and_labelled():

@@ -25,6 +25,31 @@ def test_bad_yaml_and_missing_file(tmp_path):
         load_config(tmp_path / "missing.yaml")
 
 
+def test_a_config_extends_another_key_by_key(tmp_path):
+    (tmp_path / "demo.yaml").write_text("methods: [ga, npo]\nseeds: [0]\ntask_params: {toy: {n: 4}}\n")
+    (tmp_path / "study.yaml").write_text("extends: demo.yaml\nseeds: [0, 1, 2]\n")
+    study = load_config(tmp_path / "study.yaml")
+    assert study.methods == ["ga", "npo"] and study.seeds == [0, 1, 2] and study.task_params == {"toy": {"n": 4}}
+    (tmp_path / "a.yaml").write_text("extends: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
+    with pytest.raises(UserError, match="extends itself"):
+        load_config(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("extends: missing.yaml\n")
+    with pytest.raises(UserError, match="missing.yaml does not exist"):
+        load_config(tmp_path / "c.yaml")
+
+
+def test_the_study_is_the_demo_with_three_seeds_and_every_attack():
+    from bench.engine.config import load_config as load
+
+    demo, study = load("configs/demo.yaml"), load("configs/study.yaml")
+    assert study.methods == demo.methods and study.tasks == demo.tasks and study.seeds == [0, 1, 2]
+    assert study.task_params == demo.task_params and study.method_params == demo.method_params
+    assert {a if isinstance(a, str) else next(iter(a)) for a in study.attacks} == set(registry().names("attack"))
+    assert demo.attacks and set(registry().names("method")) == set(demo.methods)
+    assert set(registry().names("task")) >= set(demo.tasks) and len(demo.tasks) == 3
+
+
 @pytest.mark.parametrize("params, message", [
     ({"lr": 0}, "lr must be > 0"),
     ({"lr": -1e-3}, "lr must be > 0"),

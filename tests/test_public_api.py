@@ -76,6 +76,14 @@ def test_check_task_catches_broken_contracts():
 
     assert any("reference=None" in p for p in check_task(NoReference).problems)
 
+    class OffProbe(ToyTask):
+        name = "off_probe"
+
+        def probe(self, model, tokenizer, data):
+            return {key: value + 0.5 for key, value in super().probe(model, tokenizer, data).items()}
+
+    assert any("a probe must be its metric's value" in p for p in check_task(OffProbe).problems)
+
     class SeedDependentEval(ToyTask):
         name = "seed_eval"
 

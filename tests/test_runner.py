@@ -298,3 +298,23 @@ def test_a_cell_borrows_the_one_resident_base_copy_and_the_next_use_reloads_it_e
     reloaded = engine.models.base(config.model).model
     assert all(torch.equal(pristine[k], v) for k, v in reloaded.state_dict().items())
     assert len(loads) >= 3 and len(set(seen)) == 2
+
+
+def test_a_trajectory_starts_from_the_base_evaluation_without_probing_the_base(tmp_path, monkeypatch):
+    """The base model's probes are its evaluation's metrics of the same names (Task.probe's contract):
+    nothing is probed for a trajectory's first point, and its values are the base result's."""
+    from bench.testing import ToyTask
+
+    calls = []
+    real_probe = ToyTask.probe
+    monkeypatch.setattr(ToyTask, "probe", lambda self, *a: calls.append(1) or real_probe(self, *a))
+    config = _config(tmp_path)
+    run_matrix(config, _registry())
+    (cell,) = (tmp_path / "cells").iterdir()
+    result = json.loads((cell / "result.json").read_text())
+    (base,) = (tmp_path / "base").iterdir()
+    base_metrics = json.loads((base / "result.json").read_text())["metrics"]
+    first = result["trajectory"][0]
+    assert first["probe/forget/forget_loglik"] == base_metrics["forget_loglik"]["value"]
+    assert first["probe/utility/retain_loglik"] == base_metrics["retain_loglik"]["value"]
+    assert calls == []

@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from bench.api import Attack, AttackContext, Example, Task
+from bench.api import Attack, AttackContext, Example, Metric, Task
 from bench.eval.stats import recovery
 from bench.lm.likelihood import answer_logliks
 from bench.params import stable_hash
@@ -109,7 +109,9 @@ def attack_controls(engine: Any, spec: Any, task: Task, data: Any) -> None:
 
     store = engine.store
     key, items = forget_items(task, data)
-    base_values: list[float] | None = None  # scored once, and only when a control is not cached yet
+    base_result = store.base_result(spec.base_id) or {"metrics": {}}
+    # the base model's forget-probe values are its evaluation's; scored here only when they are not there
+    base_values = evaluated_items([Metric.from_json(m) for m in base_result["metrics"].values()], key, len(items))
     for attack_spec, attack in _attacks(engine, spec):
         control_path = store.control_path(spec.base_id, attack_spec.attack_id, spec.seed)
         if control_path.exists():
@@ -131,15 +133,26 @@ def attack_controls(engine: Any, spec: Any, task: Task, data: Any) -> None:
                                          "attack": attack_spec.to_json(), "probe": key})
 
 
-def run_attacks(engine: Any, spec: Any, task: Task, data: Any, model: Any, tokenizer: Any, device: str) -> None:
+def evaluated_items(metrics: Any, key: str, n: int) -> list[float] | None:
+    """The per-item values of the forget probe ``key`` ("forget/<metric>") when the evaluation already scored
+    those ``n`` items as that metric (every built-in task's evaluation reports its probes), else None."""
+    group, _, name = key.partition("/")
+    metric = next((m for m in metrics if m.name == name and m.group == group), None)
+    values = getattr(metric, "per_item", None)
+    return list(values) if values is not None and len(values) == n else None
+
+
+def run_attacks(engine: Any, spec: Any, task: Task, data: Any, model: Any, tokenizer: Any, device: str,
+                metrics: Any = ()) -> None:
     """Every configured attack on the unlearned ``model``, against its control (``attack_controls``); one
     result file each. An attack that raises is recorded as ``failed`` with its reason; the cell's own result
-    stands."""
+    stands. The unlearned model's forget-probe values are taken from its evaluation's ``metrics`` when they
+    are there (the same items, scored once), else scored here."""
     from bench.engine.store import atomic_write_json, read_json
 
     store = engine.store
     key, items = forget_items(task, data)
-    unlearned = answer_logliks(model, tokenizer, items)
+    unlearned = evaluated_items(metrics, key, len(items)) or answer_logliks(model, tokenizer, items)
     for attack_spec, attack in _attacks(engine, spec):
         record: dict[str, Any] = {"cell_id": spec.cell_id, "base_id": spec.base_id, "method": spec.method,
                                   "task": spec.task, "seed": spec.seed, "attack_id": attack_spec.attack_id,

@@ -95,20 +95,33 @@ def _normalise_plugin_section(raw: dict[str, Any], key: str, params_key: str) ->
         raw[key] = [value]
 
 
+def _read_config(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A config file's keys; ``extends: other.yaml`` (relative to the file) starts from that config's keys,
+    each top-level key of this file replacing the inherited one whole (a study is the demo with other seeds
+    and attacks, without a second copy of the demo's settings)."""
+    if not path.exists():
+        raise UserError(f"config file {path} does not exist; pass an existing YAML file to --config")
+    if path.resolve() in seen:
+        raise UserError(f"config file {path} extends itself (through {', '.join(str(x) for x in seen)}); "
+                        "remove the cycle of extends:")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise UserError(f"config file {path} is not valid YAML{where}; fix the syntax") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"config file {path} must be a mapping of keys (model:, methods:, ...)")
+    parent = raw.pop("extends", None)
+    if parent is None:
+        return raw
+    if not isinstance(parent, str):
+        raise UserError(f"config file {path}: extends must be one file name (extends: demo.yaml)")
+    return {**_read_config(path.parent / parent, (*seen, path.resolve())), **raw}
+
+
 def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None) -> RunConfig:
-    raw: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.exists():
-            raise UserError(f"config file {path} does not exist; pass an existing YAML file to --config")
-        try:
-            raw = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None)
-            where = f" at line {mark.line + 1}" if mark else ""
-            raise UserError(f"config file {path} is not valid YAML{where}; fix the syntax") from None
-        if not isinstance(raw, dict):
-            raise UserError(f"config file {path} must be a mapping of keys (model:, methods:, ...)")
+    raw: dict[str, Any] = _read_config(Path(path)) if path is not None else {}
     for key, value in (overrides or {}).items():
         if value is not None:
             raw[key] = value

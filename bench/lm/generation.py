@@ -249,6 +249,77 @@ def prefill(model: Any, input_ids: torch.Tensor, mask: torch.Tensor, repeats: in
     return cache, logits
 
 
+def _growing_layer_class() -> type:
+    """A ``DynamicLayer`` whose keys and values live in a buffer with room to grow (made on first use:
+    transformers is imported only when decoding needs it)."""
+    from transformers.cache_utils import DynamicLayer
+
+    class GrowingLayer(DynamicLayer):
+        """Why: ``DynamicLayer.update`` concatenates, so every decoding step copies the whole cache of every
+        layer (at batch 16 and ~1,000 cached positions, more bytes than the step's weights); here a step
+        writes its one position into spare room and the cache is re-allocated only when the room runs out
+        (doubling). ``keys``/``values`` are views of the filled part; attention reads the same numbers."""
+
+        def __init__(self, keys: torch.Tensor, values: torch.Tensor, room: int):
+            super().__init__()
+            self.length = keys.shape[-2]
+            self._keys = self._with_room(keys, room)
+            self._values = self._with_room(values, room)
+            self.device, self.is_initialized = keys.device, True
+            self._expose()
+
+        @staticmethod
+        def _with_room(states: torch.Tensor, room: int) -> torch.Tensor:
+            buffer = states.new_empty(*states.shape[:2], states.shape[2] + room, states.shape[3])
+            buffer[:, :, :states.shape[2]] = states
+            return buffer
+
+        def _expose(self) -> None:
+            self.keys = self._keys[:, :, :self.length]
+            self.values = self._values[:, :, :self.length]
+
+        def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any,
+                   **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
+            new = key_states.shape[-2]
+            if self.length + new > self._keys.shape[2]:
+                room = max(new, self._keys.shape[2])
+                self._keys, self._values = self._with_room(self.keys, room), self._with_room(self.values, room)
+            self._keys[:, :, self.length:self.length + new] = key_states
+            self._values[:, :, self.length:self.length + new] = value_states
+            self.length += new
+            self._expose()
+            return self.keys, self.values
+
+        def get_seq_length(self) -> int:
+            return self.length
+
+        def batch_select_indices(self, indices: torch.Tensor) -> None:
+            self._keys, self._values = self._keys[indices], self._values[indices]
+            self._expose()
+
+        def batch_repeat_interleave(self, repeats: int) -> None:
+            self._keys = self._keys.repeat_interleave(repeats, dim=0)
+            self._values = self._values.repeat_interleave(repeats, dim=0)
+            self._expose()
+
+    return GrowingLayer
+
+
+_GROWING: list[type] = []
+
+
+def with_room(cache: Any, room: int) -> Any:
+    """``cache`` (plain full-attention layers) with each layer's keys and values moved into a buffer with
+    ``room`` spare positions (``GrowingLayer``); other caches are returned unchanged."""
+    from transformers.cache_utils import DynamicLayer
+
+    if not _GROWING:
+        _GROWING.append(_growing_layer_class())
+    if room > 0 and all(type(layer) is DynamicLayer and layer.is_initialized for layer in cache.layers):
+        cache.layers = [_GROWING[0](layer.keys, layer.values, room) for layer in cache.layers]
+    return cache
+
+
 def decode_batch(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, decoding: Decoding,
                  eos_ids: set[int], stops: _StopWatch, generator: torch.Generator | None = None,
                  repeats: int = 1, prefill_overhead_tokens: int = 48) -> list[list[int]]:
@@ -266,6 +337,7 @@ def decode_batch(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tens
         if decoding.top_p < 1.0:
             warpers.append(TopPLogitsWarper(decoding.top_p))
     cache, logits = prefill(model, input_ids, attention_mask, repeats, prefill_overhead_tokens)
+    cache = with_room(cache, decoding.max_new_tokens - 1)
     mask = attention_mask.repeat_interleave(repeats, dim=0)
     next_position = _positions(mask)[:, -1:] + 1
     rows = list(range(n))  # which output row each live batch row is
