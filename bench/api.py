@@ -158,8 +158,10 @@ class TrainParams:
     #: Stop as ``diverged`` when the gradient norm (before clipping) exceeds this.
     max_grad_norm_diverge: float = 1e4
     #: "bf16" runs forward/backward under bfloat16 autocast (weights, LoRA and optimiser stay fp32):
-    #: ~1.6x faster training on CPUs with AVX512-BF16/AMX and on GPUs; "off" is plain fp32/dtype.
-    autocast: Literal["off", "bf16"] = "off"
+    #: ~1.6x faster training on CPUs with AVX512-BF16/AMX and on GPUs; "off" is plain fp32/dtype; "auto" is
+    #: "bf16" where bf16 is native and "off" where it would be emulated (tens of times slower on an AVX2-only
+    #: CPU), resolved per device by ``bench.lm.precision.resolve_autocast`` and recorded in the cell's log.
+    autocast: Literal["off", "bf16", "auto"] = "off"
     #: Recompute each layer's activations during backward instead of keeping them: activation memory drops
     #: to one layer's plus every layer's input, for about a third more compute (``unlearn-bench plan``).
     gradient_checkpointing: bool = False

@@ -79,6 +79,11 @@ class RnRParams(TrainParams):
     #: Also run the task's probes with each update alone every round (two more probe passes per round):
     #: what the forget and the retain PEM each do to the forget and utility probes.
     probe_alone: bool = True
+    #: Measure each update alone on the held-out sets every round (two more held-out passes per round; with
+    #: ``merge: auto`` they come on top of the search's). Off: the round logs only the merged model's held-out
+    #: values, and ``probe_alone`` has nothing to ride on (it is skipped too). A diagnostic, not part of the
+    #: method: the merge and the stop rule never read it.
+    holdout_alone: bool = True
     #: Largest held-out utility loss a merge may cost, in Glass's Δ units (the held-out retain set's item
     #: SD): the budget the leaderboard's utility-constrained ranking applies to U.
     utility_budget: float = 0.2
@@ -324,6 +329,8 @@ class RevealAndRelease(Method):
             lam_r_alone = lam_r or p.lambda_retain
             alone, probes_alone = {}, {}
             for tag, lams in (("forget_pem_alone", (lam_f, 0.0)), ("retain_pem_alone", (0.0, lam_r_alone))):
+                if not p.holdout_alone:
+                    break
                 alone[tag], probes = trial(*lams, probe=p.probe_alone)
                 probes_alone.update(probe_fields(probes, prefix=f"probe_{tag}/"))
             apply_merge(model, d_forget, d_retain, lam_f, lam_r)

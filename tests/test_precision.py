@@ -63,6 +63,7 @@ def test_a_bf16_run_records_it_and_gets_its_own_cells(tmp_path, loaded):
     assert results["fp32"][0] != results["bf16"][0]
     assert results["fp32"][1]["provenance"]["eval_autocast"] == "off"
     assert results["bf16"][1]["provenance"]["eval_autocast"] == "bf16"
+    assert results["fp32"][1]["provenance"]["train_autocast"] == "off"
     a, b = results["fp32"][1]["metrics"], results["bf16"][1]["metrics"]
     assert a.keys() == b.keys()
     for name in a:
@@ -80,3 +81,14 @@ def test_shared_prompt_choice_under_bf16_picks_as_fp32_does_on_clear_margins(loa
         if abs(a[0] - a[1]) > 0.1:
             assert (a[0] > a[1]) == (b[0] > b[1])
         assert b == pytest.approx(a, rel=LOGLIK_RELATIVE_BOUND)
+
+
+def test_evaluation_precision_holds_inside_a_methods_autocast():
+    """A method that trains under bf16 autocast (``autocast: bf16|auto``) still probes in the evaluation's
+    precision: "off" switches an enclosing autocast off for its block, and back on after."""
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        with precision.eval_precision("off", "cpu"):
+            assert not torch.is_autocast_enabled("cpu")
+        assert torch.is_autocast_enabled("cpu")
+        with precision.eval_precision("bf16", "cpu"):
+            assert torch.is_autocast_enabled("cpu")

@@ -265,6 +265,24 @@ def test_rnr_conforms_and_records_reveal():
     assert any(k.startswith("probe_retain_pem_alone/utility/") for k in rounds[1])
 
 
+def test_holdout_alone_off_skips_the_diagnostics_and_changes_nothing_else():
+    """``holdout_alone: false`` (the demo's CPU-time saving) logs no per-update held-out or probe values, and
+    the merged model's held-out values are those of a run that measured them (trial merges undo exactly)."""
+    params = {"rounds": 2, "steps": 1, "batch_size": 2, "lr": 1e-2, "merge": "fixed", "lambda_forget": 2.0,
+              "reveal": {"queries": 2, "n_mutations": 2, "n_paraphrases": 0, "responses_per_query": 2,
+                         "max_new_tokens": 6, "fit_steps": 5, "embedding": "model", "top_instructions": 2,
+                         "relevance_threshold": 0.0}}
+    rounds = {}
+    for alone in (True, False):
+        report = check_method(RevealAndRelease, {**params, "holdout_alone": alone})
+        assert report.ok, report.problems
+        rounds[alone] = [row for row in report.trajectory if "round" in row and row["round"] > 0]
+    assert all("forget_pem_alone_forget_ll" in r for r in rounds[True])
+    assert not any("alone" in k for r in rounds[False] for k in r)
+    assert [r["holdout_forget_ll"] for r in rounds[False]] == [r["holdout_forget_ll"] for r in rounds[True]]
+    assert [r["holdout_retain_ll"] for r in rounds[False]] == [r["holdout_retain_ll"] for r in rounds[True]]
+
+
 def test_soft_prompt_search_space(tiny):
     """Random soft prompts, projected from a low-dimensional box, make the model write instructions; the
     projection matches the embeddings' spread; the search is deterministic."""

@@ -67,3 +67,29 @@ def test_default_schedule_changes_nothing(tiny):
         assert optimizer.param_groups[0]["lr"] == 0.01
         optimizer.step()
         optimizer.lr_schedule.step()
+
+
+@pytest.mark.parametrize("flags, requested, expect_bf16", [({"avx2"}, "auto", False), ({"avx512_bf16"}, "auto", True),
+                                                           ({"avx2"}, "bf16", True), ({"avx512_bf16"}, "off", False)])
+def test_training_autocast_auto_is_bf16_only_where_native(monkeypatch, flags, requested, expect_bf16):
+    """``autocast: auto`` trains under bf16 autocast where the CPU has native bf16, in fp32 where it would be
+    emulated; "bf16" and "off" are honoured as asked."""
+    from bench.lm import precision
+
+    monkeypatch.setattr(precision, "_cpu_flags", lambda: frozenset(flags))
+    weight = torch.nn.Parameter(torch.ones(3, 3))
+    seen = []
+
+    class Ctx:
+        progress = False
+
+        def log(self, **row):
+            pass
+
+    def step_loss():
+        seen.append(torch.is_autocast_enabled("cpu"))
+        return (weight @ torch.ones(3)).pow(2).sum(), {}
+
+    train(torch.nn.Linear(1, 1), TrainParams(lr=1e-3, steps=2, autocast=requested), step_loss, Ctx(), steps=2,
+          optimizer=torch.optim.SGD([weight], lr=1e-3))
+    assert seen == [expect_bf16] * 2

@@ -31,7 +31,7 @@ from bench.errors import Diverged, UserError
 from bench.eval.stats import attach_delta
 from bench.lm.generation import BACKEND_ENV, resolve_backend
 from bench.lm.models import ModelCache, ModelInfo
-from bench.lm.precision import eval_precision, resolve_eval_autocast
+from bench.lm.precision import eval_precision, resolve_autocast, resolve_eval_autocast
 from bench.params import build_params, stable_hash
 from bench.plugins import Registry
 from bench.results import BaseResult, CellResult
@@ -81,6 +81,7 @@ def _provenance(spec: CellSpec, info: ModelInfo, sources: dict[str, str], regist
         "device": info.device,
         "generation_backend": resolve_backend(info.device, spec.generation_backend),
         "eval_autocast": resolve_eval_autocast(spec.eval_autocast, info.device),
+        "train_autocast": resolve_autocast(str(spec.method_params.get("autocast", "off")), info.device),
         "machine": machine(),
         "wall_time_s": round(seconds, 2),
         "memory": memory,
@@ -248,7 +249,10 @@ class Engine:
                         staged = staging(folder, "adapter")
                         ctx.keep_adapter = lambda peft_model: save_weights(peft_model, staged)
                     seed_everything(spec.seed)
-                    with Timer() as unlearn_timer:
+                    # everything a method computes (its training, Reveal's and ICU's generations, R&R's held-out
+                    # measures) runs in its training precision; its probes in the evaluation's (``_probe``)
+                    train_precision = resolve_autocast(str(getattr(method.params, "autocast", "off")), info.device)
+                    with Timer() as unlearn_timer, eval_precision(train_precision, info.device):
                         model = method.unlearn(ctx)
                     extras.update(ctx.extras, unlearn_time_s=round(unlearn_timer.seconds, 2))
                     if staged is not None and not (staged / "adapter_config.json").exists():

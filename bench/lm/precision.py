@@ -46,20 +46,32 @@ def native_bf16(device: str) -> bool:
     return False
 
 
-def resolve_eval_autocast(requested: str, device: str) -> str:
-    """"bf16" or "off": what ``requested`` means on ``device`` ("auto": bf16 where it is native)."""
+def resolve_autocast(requested: str, device: str, setting: str = "autocast") -> str:
+    """"bf16" or "off": what ``requested`` means on ``device`` ("auto": bf16 where it is native). Serves
+    evaluation (``eval_autocast``) and training (``TrainParams.autocast``) alike."""
     if requested == "auto":
         return "bf16" if native_bf16(device) else "off"
     if requested not in ("off", "bf16"):
-        raise ValueError(f"eval_autocast must be off, bf16 or auto, got {requested!r}")
+        raise ValueError(f"{setting} must be off, bf16 or auto, got {requested!r}")
     return requested
+
+
+def resolve_eval_autocast(requested: str, device: str) -> str:
+    """``resolve_autocast`` for the run's ``eval_autocast``."""
+    return resolve_autocast(requested, device, "eval_autocast")
 
 
 @contextmanager
 def eval_precision(mode: str, device: str) -> Iterator[None]:
-    """Run the block under bf16 autocast when ``mode`` (resolved) is "bf16"; else unchanged."""
+    """Run the block under bf16 autocast when ``mode`` (resolved) is "bf16", else in the weights' precision —
+    also inside an enclosing autocast (a method that trains in bf16 probes in the evaluation's precision)."""
+    device_type = device.split(":")[0]
     if mode != "bf16":
-        yield
+        if device_type not in ("cpu", "cuda"):
+            yield
+            return
+        with torch.autocast(device_type=device_type, enabled=False):
+            yield
         return
-    with torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16):
+    with torch.autocast(device_type=device_type, dtype=torch.bfloat16):
         yield

@@ -21,6 +21,7 @@ from bench.api import Method, TrainParams, UnlearnContext
 from bench.data.text import Batch, make_batch
 from bench.engine.progress import bar
 from bench.errors import Diverged
+from bench.lm.precision import resolve_autocast
 
 LossFn = Callable[[], tuple[torch.Tensor, dict[str, float]]]
 T = TypeVar("T")
@@ -260,12 +261,13 @@ def train(model: Any, params: TrainParams, loss_fn: LossFn, ctx: UnlearnContext,
     optimizer = optimizer or make_optimizer(model, params, steps, warmup_steps)
     trainable = trainable_of(optimizer)
     device_type = trainable[0].device.type
+    bf16 = resolve_autocast(params.autocast, str(trainable[0].device)) == "bf16"
     model.train()
     for step in bar(range(1, steps + 1), ctx.progress, desc, unit="step"):
         optimizer.zero_grad(set_to_none=True)
         totals: dict[str, float] = {}
         for _ in range(params.grad_accum):
-            with torch.autocast(device_type, dtype=torch.bfloat16, enabled=params.autocast == "bf16"):
+            with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
                 loss, logs = loss_fn()
             if not torch.isfinite(loss):
                 raise Diverged(step, f"non-finite loss {loss.item()}")
