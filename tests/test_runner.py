@@ -174,8 +174,9 @@ def test_forget_data_reveal_replaces_task_forget_data(tmp_path):
 
 
 def test_base_probe_shared_and_final_probe_filled_from_evaluation(tmp_path, monkeypatch):
-    """Every method's trajectory starts at one shared base probe, and its last point is the final
-    evaluation's likelihood values rather than a second identical computation."""
+    """Every method's trajectory starts at one shared base probe — the base evaluation's own values (a probe is
+    its metric's value: Task.probe's contract) — and its last point is the final evaluation's likelihood
+    values: neither end is a second identical computation."""
     calls = []
     original = ToyTask.probe
 
@@ -187,11 +188,13 @@ def test_base_probe_shared_and_final_probe_filled_from_evaluation(tmp_path, monk
     config = _config(tmp_path, methods=("ga", "npo"))
     config.method_params["npo"] = {"steps": 2, "batch_size": 2, "lr": 1e-2}
     run_matrix(config, _registry())
-    assert len(calls) == 1  # the base probe, once for both cells; no per-cell final probe
+    assert len(calls) == 0  # both ends come from evaluations; the toy methods probe nothing in between
     results = [json.loads(p.read_text()) for p in sorted((tmp_path / "cells").glob("*/result.json"))]
     assert len(results) == 2
+    (base,) = [json.loads(p.read_text()) for p in (tmp_path / "base").glob("*/result.json")]
     first_rows = [r["trajectory"][0] for r in results]
     assert first_rows[0]["probe/forget/forget_loglik"] == first_rows[1]["probe/forget/forget_loglik"]
+    assert first_rows[0]["probe/forget/forget_loglik"] == base["metrics"]["forget_loglik"]["value"]
     for result in results:
         last = result["trajectory"][-1]
         assert last["step"] == 2 and last["probe_source"] == "final evaluation"

@@ -18,6 +18,8 @@ from bench.lm.generation import generate, truncate_at_stops
 
 STOPS = ["Question:", "\n\n"]
 PROMPT = "Question: {question}\nAnswer:"
+#: lm-eval's wall time over ours that counts as met (issue 20's goal; 1.23x before the KV cache with room).
+GOAL_RATIO = 1.5
 
 
 def _problems(n: int, gsm8k_path: str | None) -> tuple[list[Any], str]:
@@ -56,7 +58,7 @@ def bench_lm_eval(base: Any, n: int, max_new_tokens: int, gsm8k_path: str | None
 
     title = (f"Generation vs lm-evaluation-harness HF backend ({n} GSM prompts, {max_new_tokens} tokens, "
              "greedy, batch 16)")
-    target = "same accuracy and outputs, wall-time ratio ≥ 1.0"
+    target = f"same accuracy and outputs, wall-time ratio ≥ {GOAL_RATIO:g}"
     try:
         import lm_eval
         from lm_eval.models.huggingface import HFLM
@@ -96,6 +98,6 @@ def bench_lm_eval(base: Any, n: int, max_new_tokens: int, gsm8k_path: str | None
          "identical_outputs": same, "n": n, "accuracy_ours": acc_ours, "accuracy_lm_eval": acc_theirs,
          "data": label, "lm_eval_version": getattr(lm_eval, "__version__", "?")},
         f"lm-eval takes {ratio:.2f}× our time; {same}/{n} outputs identical; accuracy {acc_ours:.3f} vs "
-        f"{acc_theirs:.3f}", ratio >= 1.0 and same == n and acc_ours == acc_theirs,
+        f"{acc_theirs:.3f}", ratio >= GOAL_RATIO and same == n and acc_ours == acc_theirs,
         f"Data: {label}. Best of {repeats} alternated runs each; lm-eval's time includes building its task "
         "from the local JSONL (a second or less).")
