@@ -45,6 +45,7 @@ def test_the_study_is_the_demo_with_three_seeds_and_every_attack():
     demo, study = load("configs/demo.yaml"), load("configs/study.yaml")
     assert study.methods == demo.methods and study.tasks == demo.tasks and study.seeds == [0, 1, 2]
     assert study.task_params == demo.task_params and study.method_params == demo.method_params
+    assert study.eval_autocast == demo.eval_autocast == "auto"
     assert {a if isinstance(a, str) else next(iter(a)) for a in study.attacks} == set(registry().names("attack"))
     assert demo.attacks and set(registry().names("method")) == set(demo.methods)
     assert set(registry().names("task")) >= set(demo.tasks) and len(demo.tasks) == 3

@@ -92,3 +92,34 @@ def test_evaluation_precision_holds_inside_a_methods_autocast():
         assert torch.is_autocast_enabled("cpu")
         with precision.eval_precision("bf16", "cpu"):
             assert torch.is_autocast_enabled("cpu")
+
+
+def test_a_weight_changed_inside_a_bf16_region_is_seen_by_the_next_forward():
+    """The bug autocast's weight-cast cache would cause: a parameter updated in place inside a region (a training
+    step inside a method's bf16 unlearning, a merge, an attack) scored with its stale bf16 copy."""
+    layer = torch.nn.Linear(16, 16)
+    x = torch.randn(2, 16)
+    with precision.eval_precision("bf16", "cpu"):
+        before = layer(x)
+        with torch.no_grad():
+            layer.weight.add_(1.0)
+        with precision.eval_precision("bf16", "cpu"):  # nested, as a method's probe is
+            after = layer(x)
+    assert not torch.allclose(before.float(), after.float())
+
+
+def test_a_bf16_trained_and_scored_cell_moves_as_the_fp32_one_does(tmp_path, loaded):
+    """GA under bf16 autocast for training and evaluation changes the model as fp32 does: its forget metric
+    leaves the base model's by about the fp32 change (never the base's value: the unlearned weights are seen)."""
+    deltas = {}
+    for name, mode in (("fp32", "off"), ("bf16", "bf16")):
+        config = _config(tmp_path / name)
+        config.eval_autocast = mode
+        config.method_params["ga"] = {**config.method_params["ga"], "autocast": mode}
+        run_matrix(config, _registry())
+        (cell,) = (tmp_path / name / "cells").iterdir()
+        result = json.loads((cell / "result.json").read_text())
+        assert result["provenance"]["train_autocast"] == mode
+        deltas[name] = result["metrics"]["forget_loglik"]["delta"]
+    assert deltas["fp32"] < -0.05  # GA lowered the forget likelihood
+    assert deltas["bf16"] == pytest.approx(deltas["fp32"], rel=0.2)

@@ -64,7 +64,12 @@ def resolve_eval_autocast(requested: str, device: str) -> str:
 @contextmanager
 def eval_precision(mode: str, device: str) -> Iterator[None]:
     """Run the block under bf16 autocast when ``mode`` (resolved) is "bf16", else in the weights' precision —
-    also inside an enclosing autocast (a method that trains in bf16 probes in the evaluation's precision)."""
+    also inside an enclosing autocast (a method that trains in bf16 probes in the evaluation's precision).
+
+    Never with autocast's weight-cast cache: it keeps the bf16 copy of every parameter that requires grad
+    until the *outermost* autocast region ends, so a weight changed in place inside a region (a training
+    step, a LoRA merge, an attack) would go unseen by every later forward pass in it — an unlearned model
+    scored as the base. Measured on the embedded model: no speed difference without the cache."""
     device_type = device.split(":")[0]
     if mode != "bf16":
         if device_type not in ("cpu", "cuda"):
@@ -73,5 +78,5 @@ def eval_precision(mode: str, device: str) -> Iterator[None]:
         with torch.autocast(device_type=device_type, enabled=False):
             yield
         return
-    with torch.autocast(device_type=device_type, dtype=torch.bfloat16):
+    with torch.autocast(device_type=device_type, dtype=torch.bfloat16, cache_enabled=False):
         yield

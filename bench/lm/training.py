@@ -267,7 +267,8 @@ def train(model: Any, params: TrainParams, loss_fn: LossFn, ctx: UnlearnContext,
         optimizer.zero_grad(set_to_none=True)
         totals: dict[str, float] = {}
         for _ in range(params.grad_accum):
-            with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16):
+            # no weight-cast cache: it would outlive this step inside an enclosing region (bench.lm.precision)
+            with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16, cache_enabled=False):
                 loss, logs = loss_fn()
             if not torch.isfinite(loss):
                 raise Diverged(step, f"non-finite loss {loss.item()}")
