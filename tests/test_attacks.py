@@ -233,6 +233,42 @@ def test_leaderboard_has_robustness_columns_with_the_control(tmp_path):
     assert any(p.name == "leaderboard.md" for p in written)
 
 
+def test_pareto_plot_marks_forgetting_after_the_worst_attack(tmp_path, monkeypatch):
+    """The worst attack per row is the largest recovered fraction over attacks (rows with nothing forgotten have
+    none); the Pareto plot draws F·(1 − R) for it."""
+    from bench.report import load_table
+    from bench.report.reporters import plots
+    from bench.report.robustness import Robustness
+
+    entries = [Robustness("ga", "relearn", "done", {"recovered": 0.25}),
+               Robustness("ga", "quantize(bits=4)", "done", {"recovered": 0.75}),
+               Robustness("ga", "prompt", "failed", None, "boom"),
+               Robustness("npo", "relearn", "done", {"recovered": None, "recovered_note": "nothing forgotten"})]
+
+    class Table:
+        robustness = {"toy": entries}
+    assert plots.worst_recovery(Table(), "toy") == {"ga": (0.75, "quantize(bits=4)")}
+    assert plots.worst_recovery(Table(), "other") == {}
+
+    run_matrix(_config(tmp_path / "run"), _registry())
+    table = load_table([tmp_path / "run"])
+    table.__dict__["robustness"] = {"toy": entries[:2]}  # a row with something to recover
+    drawn = []
+    plots._pyplot()  # matplotlib imported with the Agg backend
+    import matplotlib.axes
+
+    real = matplotlib.axes.Axes.scatter
+
+    def scatter(self, x, y, *args, **kwargs):
+        drawn.append((kwargs.get("label"), list(x)))
+        return real(self, x, y, *args, **kwargs)
+    monkeypatch.setattr(matplotlib.axes.Axes, "scatter", scatter)
+    png = plots.pareto_plot(table, "toy")
+    assert png.startswith(b"\x89PNG")
+    (row,) = [r for r in table.scoring.tasks["toy"].rows if r.label == "ga"]
+    assert ("after the worst attack: F·(1 − R)", [pytest.approx(row.forget * 0.25)]) in drawn
+
+
 def test_a_relearn_that_diverges_leaves_the_model_as_it_was(tiny):
     import copy
 

@@ -98,6 +98,8 @@ def test_markdown_report_lists_every_row_and_marks_misses():
     json.dumps(report.to_json())
     assert machine_slug({"cpu": "Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz", "cores": 2}) == \
         "intel-xeon-platinum-8481c-cpu-2-70ghz-2cpu"
+    assert machine_slug({"cpu": "AMD EPYC", "cores": 2, "native_bf16": True}) == "amd-epyc-2cpu-bf16"
+    assert machine_slug({"cpu": "AMD EPYC", "cores": 2, "native_bf16": False}) == "amd-epyc-2cpu"
 
 
 def test_lm_eval_row_on_identical_prompts(tiny_loaded):

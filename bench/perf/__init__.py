@@ -71,13 +71,18 @@ def machine_facts() -> dict[str, Any]:
              "platform": platform.platform(), "torch": torch.__version__}
     if torch.cuda.is_available():
         facts["gpu"] = torch.cuda.get_device_name(0)
+    from bench.lm.precision import native_bf16
+
+    facts["native_bf16"] = native_bf16("cpu")
     return facts
 
 
 def machine_slug(facts: dict[str, Any]) -> str:
     name = facts.get("gpu") or facts["cpu"]
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower().replace("(r)", "").replace("(tm)", "")).strip("-")
-    return f"{slug}-{facts['cores']}cpu"[:80]
+    # CPUs sold under one name differ in bf16 (AVX512-BF16/AMX or not), which changes what runs fastest
+    bf16 = "-bf16" if facts.get("native_bf16") and not facts.get("gpu") else ""
+    return f"{slug}-{facts['cores']}cpu{bf16}"[:80]
 
 
 def best_of(fn: Callable[[], Any], repeats: int) -> float:

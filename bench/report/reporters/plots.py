@@ -2,7 +2,8 @@
 
   * ``pareto_<task>.png`` — forget score F (x) versus utility score U (y) per method with 95 % intervals
     and rank intervals, base model at (0, 0), the utility budget as a line, the Pareto front among the
-    rows that kept utility highlighted;
+    rows that kept utility highlighted; where the run has attacks, a hollow marker at F·(1 − R) shows the
+    forgetting left after the worst attack (R: its recovered fraction of the forget probe);
   * ``trajectory_<task>.png`` — the task's likelihood probes over training (steps for loss methods,
     rounds for Reveal-and-Release, epochs for ICU), from each cell's stored trajectory;
   * ``forget_utility.png`` — the per-task panels side by side (one figure for the whole leaderboard).
@@ -42,6 +43,17 @@ def _png(fig: Any) -> bytes:
     return buf.getvalue()
 
 
+def worst_recovery(table: Any, task: str) -> dict[str, tuple[float, str]]:
+    """Per row of ``task``: the largest recovered fraction R over the run's attacks, and that attack's label.
+    Rows the attacks found nothing forgotten in (no R) are left out."""
+    worst: dict[str, tuple[float, str]] = {}
+    for entry in table.robustness.get(task, []):
+        recovered = (entry.summary or {}).get("recovered")
+        if entry.status == "done" and recovered is not None and recovered > worst.get(entry.label, (-1e9, ""))[0]:
+            worst[entry.label] = (float(recovered), entry.attack)
+    return worst
+
+
 def _forget_utility_axes(ax: Any, table: ResultTable, task: str) -> bool:
     """F (x) against U (y) with 95 % intervals, the utility budget, the base at (0, 0); False if unranked."""
     scores = table.scoring.tasks[task]
@@ -53,6 +65,7 @@ def _forget_utility_axes(ax: Any, table: ResultTable, task: str) -> bool:
         return False
     budget = table.scoring.budget
     front = set(pareto_front([(r.label, r.forget, r.utility) for r in rows if r.utility_kept]))
+    attacked, drawn_attacked = worst_recovery(table, task), False
     for r in rows:
         if r.label == BASE_LABEL:
             ax.scatter([0], [0], marker="*", s=200, color="black", zorder=4, label="base model")
@@ -63,6 +76,14 @@ def _forget_utility_axes(ax: Any, table: ResultTable, task: str) -> bool:
                     color=color, ecolor=color, elinewidth=0.8, capsize=2, zorder=3)
         ax.annotate(f"{r.label} ({r.rank_text})", (r.forget, r.utility), textcoords="offset points",
                     xytext=(5, 4), fontsize=7)
+        if r.label in attacked:
+            # forgetting after the worst attack: F discounted by the recovered fraction of the forget probe
+            # (assumes the attack recovers every forget metric in the probe's proportion; docs/attacks.md)
+            attacked_f = r.forget * (1 - attacked[r.label][0])
+            ax.plot([r.forget, attacked_f], [r.utility, r.utility], ls=":", lw=0.8, color=color, zorder=2)
+            ax.scatter([attacked_f], [r.utility], marker="o", s=28, facecolors="none", edgecolors=color, zorder=3,
+                       label="after the worst attack: F·(1 − R)" if not drawn_attacked else None)
+            drawn_attacked = True
     ax.axhspan(-budget, ax.get_ylim()[1] if ax.get_ylim()[1] > 0 else 0.1, color="tab:green", alpha=0.06, lw=0)
     ax.axhline(-budget, color="tab:green", lw=0.8, ls="--", label=f"utility budget (U = −{budget:g})")
     ax.axhline(0, color="grey", lw=0.5)
