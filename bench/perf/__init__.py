@@ -321,7 +321,8 @@ def bench_bf16_eval(base: LoadedModel, quick: bool = False) -> PerfRow:
     from tasks.toxicity import ToxicityParams, ToxicityTask
 
     title = "Evaluation under bf16 autocast vs fp32 (toxicity + NER likelihood and multiple-choice sets)"
-    target = "speed-up where bf16 is native; values within the tested bound (2 % relative), same choices"
+    target = ("speed-up where bf16 is native; values within the tested bound (2 % relative); choices that flip "
+              "(near-ties) counted")
     device = str(next(base.model.parameters()).device)
     tox = ToxicityTask(ToxicityParams(n_text_eval=4 if quick else 8, n_toxic_probe=8 if quick else 24))
     tox_data = tox.load(0)
