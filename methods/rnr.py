@@ -328,9 +328,8 @@ class RevealAndRelease(Method):
             # still on record.
             lam_r_alone = lam_r or p.lambda_retain
             alone, probes_alone = {}, {}
-            for tag, lams in (("forget_pem_alone", (lam_f, 0.0)), ("retain_pem_alone", (0.0, lam_r_alone))):
-                if not p.holdout_alone:
-                    break
+            pems = (("forget_pem_alone", (lam_f, 0.0)), ("retain_pem_alone", (0.0, lam_r_alone)))
+            for tag, lams in pems if p.holdout_alone else ():
                 alone[tag], probes = trial(*lams, probe=p.probe_alone)
                 probes_alone.update(probe_fields(probes, prefix=f"probe_{tag}/"))
             apply_merge(model, d_forget, d_retain, lam_f, lam_r)
