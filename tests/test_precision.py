@@ -123,3 +123,50 @@ def test_a_bf16_trained_and_scored_cell_moves_as_the_fp32_one_does(tmp_path, loa
         deltas[name] = result["metrics"]["forget_loglik"]["delta"]
     assert deltas["fp32"] < -0.05  # GA lowered the forget likelihood
     assert deltas["bf16"] == pytest.approx(deltas["fp32"], rel=0.2)
+
+
+def test_linear_weights_cast_once_give_the_bit_identical_autocast_forward(loaded):
+    """Inside autocast, ``linear_weights_in_autocast_dtype`` (generation and scoring cast each Linear weight
+    once per call instead of once per forward pass) computes exactly what autocast's per-call cast computes;
+    the tied embedding keeps its fp32 rows inside the block; the original Parameters come back afterwards;
+    outside autocast nothing is touched."""
+    model = loaded.model
+    ids = torch.tensor([[5, 17, 99, 3, 42, 7]])
+    params = {name: p for name, p in model.named_parameters()}
+    assert model.lm_head.weight is model.model.embed_tokens.weight  # the tie under test
+    with torch.no_grad(), precision.eval_precision("bf16", "cpu"):
+        expected = model(input_ids=ids).logits
+        with precision.linear_weights_in_autocast_dtype(model):
+            assert model.model.layers[0].mlp.up_proj.weight.dtype == torch.bfloat16
+            assert model.lm_head.weight.dtype == torch.bfloat16
+            assert model.model.embed_tokens.weight.dtype == torch.float32
+            got = model(input_ids=ids).logits
+    assert torch.equal(got, expected)
+    assert {name: p for name, p in model.named_parameters()} == params  # the same objects, fp32
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert model.lm_head.weight is model.model.embed_tokens.weight
+    with precision.linear_weights_in_autocast_dtype(model):  # no autocast: a no-op
+        assert model.lm_head.weight.dtype == torch.float32
+
+
+def test_generation_and_scoring_under_bf16_are_unchanged_by_the_single_cast(loaded, monkeypatch):
+    """The cast-once block is an optimisation only: generate and answer_logliks give the same outputs with it
+    replaced by a no-op."""
+    import contextlib
+
+    from bench.lm import generation, likelihood
+
+    model, tok = loaded.model, loaded.tokenizer
+    prompts = ["Hello there, how", "One two three"]
+    examples = [Example("Say a word.", "apple"), Example("Count.", "one two three four")]
+
+    def outputs():
+        with precision.eval_precision("bf16", "cpu"):
+            return (generation.generate(model, tok, prompts, max_new_tokens=6),
+                    answer_logliks(model, tok, examples))
+
+    cast_once = outputs()
+    no_op = lambda model: contextlib.nullcontext()  # noqa: E731
+    monkeypatch.setattr(generation, "linear_weights_in_autocast_dtype", no_op)
+    monkeypatch.setattr(likelihood, "linear_weights_in_autocast_dtype", no_op)
+    assert outputs() == cast_once

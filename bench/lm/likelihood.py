@@ -17,6 +17,7 @@ from bench.api import Example
 from bench.data.text import IGNORE, collate, encode
 from bench.engine.progress import bar
 from bench.lm.losses import mean_token_logprob, sequence_logprob
+from bench.lm.precision import linear_weights_in_autocast_dtype
 
 
 @torch.no_grad()
@@ -40,12 +41,13 @@ def _encoded_logliks(model: Any, encoded: Sequence[Any], pad_id: int, batch_size
     was_training = model.training
     model.eval()
     try:
-        for start in bar(range(0, len(order), batch_size), progress, desc, unit="batch"):
-            idx = order[start:start + batch_size]
-            batch = collate([encoded[i] for i in idx], pad_id).to(device)
-            logits, labels = _answer_logits(model, batch, trim)
-            for j, v in zip(idx, reduce(logits, labels).tolist()):
-                values[j] = v
+        with linear_weights_in_autocast_dtype(model):  # one weight cast per call, not one per forward pass
+            for start in bar(range(0, len(order), batch_size), progress, desc, unit="batch"):
+                idx = order[start:start + batch_size]
+                batch = collate([encoded[i] for i in idx], pad_id).to(device)
+                logits, labels = _answer_logits(model, batch, trim)
+                for j, v in zip(idx, reduce(logits, labels).tolist()):
+                    values[j] = v
     finally:
         model.train(was_training)
     return values
@@ -131,39 +133,40 @@ def _shared_prompt_sums(model: Any, items: Sequence[tuple[list[int], list[list[i
     if current:
         batches.append(current)
     try:
-        for batch in batches:
-            prompts = [items[i][0] for i in batch]
-            width = max(len(p) for p in prompts)
-            ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, prompt in enumerate(prompts):
-                ids[row, width - len(prompt):] = torch.tensor(prompt)
-                mask[row, width - len(prompt):] = 1
-            cache, last = prefill(model, ids.to(device), mask.to(device))
-            owner = [row for row, i in enumerate(batch) for _ in items[i][1]]
-            opts = [opt for i in batch for opt in items[i][1]]
-            index = torch.tensor(owner, device=device)
-            cache.batch_select_indices(index)
-            span = max(len(o) for o in opts)
-            opt_ids = torch.full((len(opts), span), pad_id, dtype=torch.long)
-            opt_mask = torch.zeros((len(opts), span), dtype=torch.long)
-            for row, opt in enumerate(opts):
-                opt_ids[row, :len(opt)] = torch.tensor(opt)
-                opt_mask[row, :len(opt)] = 1
-            opt_ids, opt_mask = opt_ids.to(device), opt_mask.to(device)
-            first = torch.log_softmax(last[index].float(), -1).gather(1, opt_ids[:, :1]).squeeze(1)
-            total = first
-            if span > 1:
-                prompt_len = mask.sum(1).to(device)[index]
-                positions = prompt_len[:, None] + torch.arange(span - 1, device=device)[None, :]
-                full_mask = torch.cat([mask.to(device)[index], opt_mask[:, :-1]], dim=1)
-                logits = model(input_ids=opt_ids[:, :-1], attention_mask=full_mask, position_ids=positions,
-                               **with_cache(model, cache), use_cache=True).logits.float()
-                rest = torch.log_softmax(logits, -1).gather(2, opt_ids[:, 1:, None]).squeeze(2)
-                total = total + (rest * opt_mask[:, 1:]).sum(1)
-            values = total.tolist()
-            for row, i in enumerate(owner):
-                out[batch[i]].append(values[row])
+        with linear_weights_in_autocast_dtype(model):
+            for batch in batches:
+                prompts = [items[i][0] for i in batch]
+                width = max(len(p) for p in prompts)
+                ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+                mask = torch.zeros((len(batch), width), dtype=torch.long)
+                for row, prompt in enumerate(prompts):
+                    ids[row, width - len(prompt):] = torch.tensor(prompt)
+                    mask[row, width - len(prompt):] = 1
+                cache, last = prefill(model, ids.to(device), mask.to(device))
+                owner = [row for row, i in enumerate(batch) for _ in items[i][1]]
+                opts = [opt for i in batch for opt in items[i][1]]
+                index = torch.tensor(owner, device=device)
+                cache.batch_select_indices(index)
+                span = max(len(o) for o in opts)
+                opt_ids = torch.full((len(opts), span), pad_id, dtype=torch.long)
+                opt_mask = torch.zeros((len(opts), span), dtype=torch.long)
+                for row, opt in enumerate(opts):
+                    opt_ids[row, :len(opt)] = torch.tensor(opt)
+                    opt_mask[row, :len(opt)] = 1
+                opt_ids, opt_mask = opt_ids.to(device), opt_mask.to(device)
+                first = torch.log_softmax(last[index].float(), -1).gather(1, opt_ids[:, :1]).squeeze(1)
+                total = first
+                if span > 1:
+                    prompt_len = mask.sum(1).to(device)[index]
+                    positions = prompt_len[:, None] + torch.arange(span - 1, device=device)[None, :]
+                    full_mask = torch.cat([mask.to(device)[index], opt_mask[:, :-1]], dim=1)
+                    logits = model(input_ids=opt_ids[:, :-1], attention_mask=full_mask, position_ids=positions,
+                                   **with_cache(model, cache), use_cache=True).logits.float()
+                    rest = torch.log_softmax(logits, -1).gather(2, opt_ids[:, 1:, None]).squeeze(2)
+                    total = total + (rest * opt_mask[:, 1:]).sum(1)
+                values = total.tolist()
+                for row, i in enumerate(owner):
+                    out[batch[i]].append(values[row])
     finally:
         model.train(was_training)
     return out

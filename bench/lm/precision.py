@@ -69,7 +69,8 @@ def eval_precision(mode: str, device: str) -> Iterator[None]:
     Never with autocast's weight-cast cache: it keeps the bf16 copy of every parameter that requires grad
     until the *outermost* autocast region ends, so a weight changed in place inside a region (a training
     step, a LoRA merge, an attack) would go unseen by every later forward pass in it — an unlearned model
-    scored as the base. Measured on the embedded model: no speed difference without the cache."""
+    scored as the base. Generation and scoring, whose weights do not change while they run, cast once per
+    call instead (``linear_weights_in_autocast_dtype``)."""
     device_type = device.split(":")[0]
     if mode != "bf16":
         if device_type not in ("cpu", "cuda"):
@@ -80,3 +81,45 @@ def eval_precision(mode: str, device: str) -> Iterator[None]:
         return
     with torch.autocast(device_type=device_type, dtype=torch.bfloat16, cache_enabled=False):
         yield
+
+
+def _autocast_dtype(device_type: str) -> torch.dtype | None:
+    """The dtype an active autocast region computes in on ``device_type``, or None outside one."""
+    if device_type not in ("cpu", "cuda") or not torch.is_autocast_enabled(device_type):
+        return None
+    return torch.get_autocast_dtype(device_type)
+
+
+@contextmanager
+def linear_weights_in_autocast_dtype(model: torch.nn.Module) -> Iterator[None]:
+    """Inside an autocast region, give every ``nn.Linear`` of ``model`` its weight already in the region's
+    dtype for the block, and put the originals back afterwards (exactly: the same Parameter objects).
+
+    Why: without the weight-cast cache (see ``eval_precision``) autocast casts each fp32 weight to bf16 on
+    every call. In a decode step (a few rows, one token each) that cast costs more than the matmul — reading
+    the whole fp32 model and writing a bf16 copy per generated token. Casting once per block computes the same
+    thing: autocast casts a Linear's input and weight with the same rounding, so a weight that is already
+    bf16 gives bit-identical outputs (tested). Only Linear weights and biases are cast — what autocast casts
+    anyway; embeddings and norms keep theirs, so the residual stream stays fp32. A weight tied to another
+    module (SmolLM2's lm_head and its embeddings) is replaced on the Linear only, so the embedding still looks
+    up fp32 rows. For forward passes whose weights do not change inside the block (generation, scoring);
+    costs one bf16 copy of the Linear weights while it lasts. Outside autocast, or when the weights are
+    already in the region's dtype, it does nothing."""
+    device = next(model.parameters(), torch.empty(0)).device
+    dtype = _autocast_dtype(device.type)
+    swapped: list[tuple[torch.nn.Module, str, torch.nn.Parameter]] = []
+    if dtype is not None:
+        for module in model.modules():
+            if not isinstance(module, torch.nn.Linear):
+                continue
+            for name in ("weight", "bias"):
+                param = module._parameters.get(name)
+                if param is None or not param.is_floating_point() or param.dtype == dtype:
+                    continue
+                swapped.append((module, name, param))
+                module._parameters[name] = torch.nn.Parameter(param.detach().to(dtype), requires_grad=False)
+    try:
+        yield
+    finally:
+        for module, name, param in reversed(swapped):
+            module._parameters[name] = param
