@@ -94,6 +94,8 @@ def test_prefill_groups_minimise_padded_tokens_plus_overhead():
     assert plan_prefill_groups(lengths, 5) == [[1, 3], [2, 4, 0]]
     assert plan_prefill_groups(lengths, 1000) == [[1, 3, 2, 4, 0]]
     assert plan_prefill_groups(lengths, 0) == [[1], [3], [2], [4], [0]]
+    # at most 3 rows a group: 100, 98 | 12, 11, 10 -> 2·100 + 3·12 + 2·1000, below 100, 98, 12 | 11, 10 (2322)
+    assert plan_prefill_groups(lengths, 1000, max_rows=3) == [[1, 3], [2, 4, 0]]
 
 
 def test_grouped_prefill_and_shared_prefix_give_the_same_tokens(tiny_loaded):

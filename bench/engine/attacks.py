@@ -76,9 +76,10 @@ def attacked_values(attack: Any, ctx: AttackContext, batch_size: int = 8) -> tup
     try:
         if outcome.model is not None:
             values = {"model": answer_logliks(outcome.model, ctx.tokenizer, ctx.items, batch_size=batch_size)}
-        else:
-            values = {name: answer_logliks(ctx.model, ctx.tokenizer, items, batch_size=batch_size)
-                      for name, items in outcome.variants.items()}
+        else:  # every variant's items in one call: batched by length across variants, one weight cast
+            flat = [ex for items in outcome.variants.values() for ex in items]
+            scores = iter(answer_logliks(ctx.model, ctx.tokenizer, flat, batch_size=batch_size))
+            values = {name: [next(scores) for _ in items] for name, items in outcome.variants.items()}
     finally:
         if outcome.restore is not None:
             outcome.restore()

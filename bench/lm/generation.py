@@ -212,16 +212,18 @@ def _choose(logits: torch.Tensor, decoding: Decoding, generator: torch.Generator
     return sample_top_p(torch.softmax(scores, -1), decoding.top_p, generator)
 
 
-def plan_prefill_groups(lengths: Sequence[int], overhead_tokens: int) -> list[list[int]]:
-    """Rows grouped for the prefill so that padded tokens plus a per-forward overhead are fewest.
+def plan_prefill_groups(lengths: Sequence[int], overhead_tokens: int,
+                        max_rows: int | None = None) -> list[list[int]]:
+    """Rows grouped for a forward pass so that padded tokens plus a per-forward overhead are fewest.
 
-    Rows are taken longest first and cut into runs; a run costs (its size × its longest prompt) padded
-    tokens plus ``overhead_tokens`` for the extra forward pass. Exact dynamic programme over the cut points.
+    Rows are taken longest first and cut into runs of at most ``max_rows``; a run costs (its size × its
+    longest row) padded tokens plus ``overhead_tokens`` for the extra forward pass. Exact dynamic programme
+    over the cut points. Serves the generation prefill and likelihood scoring (``_encoded_logliks``).
     """
     order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
     best, cut = [0] + [float("inf")] * len(order), [0] * (len(order) + 1)
     for end in range(1, len(order) + 1):
-        for start in range(end):
+        for start in range(0 if max_rows is None else max(0, end - max_rows), end):
             cost = best[start] + (end - start) * lengths[order[start]] + overhead_tokens
             if cost < best[end]:
                 best[end], cut[end] = cost, start
