@@ -152,16 +152,26 @@ def flat_cosine(a: Deltas, b: Deltas) -> float:
     return float(torch.nn.functional.cosine_similarity(va, vb, dim=0))
 
 
+def _column_basis(delta: torch.Tensor, rank: int, generator: torch.Generator) -> torch.Tensor:
+    """Orthonormal basis of the top-``rank`` column space of ``delta``. A LoRA update has rank ≤ ``rank``, so
+    its column space is that of ``delta @ Ω`` for a Gaussian Ω (with probability 1), and one thin QR of that
+    ``d × rank`` matrix gives it — where a full SVD of every ``d × k`` ΔW took seconds per round."""
+    if min(delta.shape) <= rank:
+        return torch.linalg.svd(delta, full_matrices=False).U[:, :rank]
+    omega = torch.randn(delta.shape[1], rank, generator=generator, dtype=delta.dtype)
+    return torch.linalg.qr(delta @ omega).Q
+
+
 def update_overlap(forget: Deltas, retain: Deltas, rank: int) -> dict[str, float]:
     """How much the forget and retain updates of a round overlap, per adapted module, then averaged:
-    |cos| of the flattened ΔW, and the largest cosine of the principal angles between their top-``rank``
-    column spaces (1 = they write into a shared direction of the output space, 0 = orthogonal)."""
+    |cos| of the flattened ΔW, and the largest cosine of the principal angles between their (rank ≤
+    ``rank``) column spaces (1 = they write into a shared direction of the output space, 0 = orthogonal)."""
     cosines, principal = [], []
+    generator = torch.Generator().manual_seed(0)  # the bases do not depend on Ω; fixed, and the global RNG untouched
     for name in sorted(set(forget) & set(retain)):
         f, r = forget[name].float(), retain[name].float()
         cosines.append(abs(float(torch.nn.functional.cosine_similarity(f.flatten(), r.flatten(), dim=0))))
-        q_f = torch.linalg.svd(f, full_matrices=False).U[:, :rank]
-        q_r = torch.linalg.svd(r, full_matrices=False).U[:, :rank]
+        q_f, q_r = _column_basis(f, rank, generator), _column_basis(r, rank, generator)
         principal.append(float(torch.linalg.svdvals(q_f.T @ q_r).max()))
     if not cosines:
         return {}

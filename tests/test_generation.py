@@ -196,3 +196,18 @@ def test_top_p_sampling_draws_the_warpers_distribution(max_rounds):
         freq = torch.bincount(draws[:, row], minlength=7).double() / len(draws)
         assert set(draws[:, row].tolist()) <= set(torch.nonzero(reference[row]).flatten().tolist())
         assert (freq - reference[row].double()).abs().max() < 0.015, (freq, reference[row])
+
+
+def test_model_embeddings_are_mean_pooled_last_hidden_states(tiny_loaded):
+    """Projecting one position onto the vocabulary (``logits_to_keep``) leaves the hidden states alone: the
+    embeddings equal the mean over each text's tokens of the full forward's last hidden state."""
+    from bench.lm.embeddings import model_embeddings
+
+    model, tok = tiny_loaded.model, tiny_loaded.tokenizer
+    texts = ["Hello there, how are you today", "One two"]
+    got = model_embeddings(model, tok, texts, batch_size=2)
+    for text, row in zip(texts, got):
+        enc = tok(text, return_tensors="pt")
+        with torch.no_grad():
+            hidden = model(**enc, output_hidden_states=True).hidden_states[-1][0]
+        assert torch.allclose(row, hidden.mean(0), atol=1e-5)

@@ -21,17 +21,24 @@ Embed = Callable[[Sequence[str]], torch.Tensor]
 def model_embeddings(model: Any, tokenizer: Any, texts: Sequence[str], batch_size: int = 16,
                      max_length: int = 256) -> torch.Tensor:
     """Mean-pooled last hidden state of ``model`` for each text: ``[N, hidden]`` (float32, CPU)."""
+    from bench.lm.likelihood import supports_logits_to_keep
+    from bench.lm.precision import linear_weights_in_autocast_dtype
+
     device = next(model.parameters()).device
+    # Only hidden states are used: the vocabulary projection is computed for one position, not every one
+    # (on SmolLM2 it is a fifth of the weights, and a [batch, length, 49k] tensor).
+    keep = {"logits_to_keep": 1} if supports_logits_to_keep(model) else {}
     side = tokenizer.padding_side
     tokenizer.padding_side = "right"
     out = []
     try:
-        for start in range(0, len(texts), batch_size):
-            enc = tokenizer(list(texts[start:start + batch_size]), return_tensors="pt", padding=True,
-                            truncation=True, max_length=max_length).to(device)
-            hidden = model(**enc, output_hidden_states=True).hidden_states[-1].float()
-            mask = enc["attention_mask"].unsqueeze(-1).float()
-            out.append(((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).cpu())
+        with linear_weights_in_autocast_dtype(model):
+            for start in range(0, len(texts), batch_size):
+                enc = tokenizer(list(texts[start:start + batch_size]), return_tensors="pt", padding=True,
+                                truncation=True, max_length=max_length).to(device)
+                hidden = model(**enc, output_hidden_states=True, **keep).hidden_states[-1].float()
+                mask = enc["attention_mask"].unsqueeze(-1).float()
+                out.append(((hidden * mask).sum(1) / mask.sum(1).clamp(min=1)).cpu())
     finally:
         tokenizer.padding_side = side
     return torch.cat(out) if out else torch.zeros(0)
