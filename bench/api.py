@@ -298,6 +298,10 @@ class Method:
     #: used to start the longest cells first on parallel executors, so one long cell is not left
     #: running alone at the end.
     relative_cost: ClassVar[float] = 1.0
+    #: Whether the unlearned model depends on the cell's seed (training order, initialisation, sampling). A
+    #: method that does not (the ``prompt`` baseline changes no weight) runs for the first configured seed
+    #: only: more seeds would repeat the same numbers and count them as replicates.
+    seeded: ClassVar[bool] = True
 
     def __init__(self, params: Any):
         self.params = params
@@ -432,6 +436,10 @@ class Attack:
     name: ClassVar[str]
     Params: ClassVar[type] = AttackParams
     description: ClassVar[str] = ""
+    #: Whether the attack's outcome depends on ``AttackContext.seed`` (a relearn's data order and LoRA
+    #: initialisation do; a quantization or a prompt rewrite does not). An unseeded attack's base control is
+    #: computed once and serves every seed.
+    seeded: ClassVar[bool] = True
 
     def __init__(self, params: Any):
         self.params = params

@@ -16,8 +16,9 @@ Three parts:
    p_orig is the original model's distribution. Implementation choice: with LoRA it is obtained by
    switching the adapter off (exactly the original weights), not by storing O(N·T·V) distributions up
    front; with full fine-tuning a frozen copy of the original model provides it.
-3. **Iterative unlearning refinement** — after every epoch (one pass over the remaining forget
-   samples), each remaining sample's answer is split at ``prefix_fraction``; the model continues the
+3. **Iterative unlearning refinement** — after every epoch but the last (one pass over the remaining
+   forget samples; the last epoch's check would select samples for no further epoch), each remaining
+   sample's answer is split at ``prefix_fraction``; the model continues the
    prompt + prefix greedily and the continuation is compared with the true suffix. A sample whose
    continuation no longer matches (token F1 < ``f1_threshold`` *or* BLEU < ``bleu_threshold``; paper:
    0.3 and 0.01) is considered forgotten and leaves the training set together with its pair, so the
@@ -152,7 +153,7 @@ class ICU(Method):
         probe = ctx.initial_probe(model)
         probe_key = p.probe_key or next(k for k in probe if k.startswith("forget/"))
         ctx.log_probes(probe, epoch=0, samples_left=len(remaining))
-        steps_used, stop_reason = 0, "max_epochs"
+        steps_used, stop_reason, checks = 0, "max_epochs", 0
         for epoch in range(1, p.max_epochs + 1):
             if steps_used >= budget:
                 stop_reason = "step budget"
@@ -174,9 +175,14 @@ class ICU(Method):
             train(model, p, step_loss, ctx, desc=f"icu epoch {epoch}", steps=steps, log_prefix="train/",
                   optimizer=optimizer)
             steps_used += steps
-            known = self.still_known(model, tok, [ctx.forget[i] for i in remaining])
-            remaining = [i for i, k in zip(remaining, known) if k]
-            last = not remaining or epoch == p.max_epochs or steps_used >= budget
+            final = epoch == p.max_epochs or steps_used >= budget
+            # The refinement check picks the next epoch's samples; after the last epoch it would pick for
+            # none, so it is skipped there (samples_left then counts the samples not yet found forgotten).
+            if not final:
+                known = self.still_known(model, tok, [ctx.forget[i] for i in remaining])
+                remaining = [i for i, k in zip(remaining, known) if k]
+                checks += 1
+            last = final or not remaining
             # The last epoch's probes are the final evaluation's (filled in by the runner), unless the probe
             # target needs them now.
             probe = {} if last and p.probe_target is None else ctx.probe(model)
@@ -187,6 +193,7 @@ class ICU(Method):
             if p.probe_target is not None and probe[probe_key] <= p.probe_target:
                 stop_reason = f"{probe_key} reached {p.probe_target}"
                 break
-        ctx.extras.update(icu_stop=stop_reason, icu_samples_left=len(remaining), icu_steps=steps_used)
+        ctx.extras.update(icu_stop=stop_reason, icu_samples_left=len(remaining), icu_steps=steps_used,
+                          icu_checks=checks)
         return merged(model, ctx)
 

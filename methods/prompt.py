@@ -40,6 +40,9 @@ class PromptBaseline(Method):
     description = "Baseline: the unchanged model behind a system prompt asking it to refuse the forget target"
     Params = PromptParams
     relative_cost = 0.3  # evaluation only
+    # No weight changes and a fixed prompt: every seed would give the same model (tested), so a run with
+    # several seeds runs the first only. (Its relearn attack, which is seeded, then has that seed alone.)
+    seeded = False
 
     def unlearn(self, ctx: UnlearnContext) -> Any:
         ctx.system_prompt = self.params.template.format(target=ctx.task.refusal_target)

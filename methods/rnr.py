@@ -88,6 +88,10 @@ class RnRParams(TrainParams):
     #: SD): the budget the leaderboard's utility-constrained ranking applies to U.
     utility_budget: float = 0.2
     holdout_fraction: float = 0.2
+    #: At most this many held-out items per side (None: ``holdout_fraction`` alone decides). Every round
+    #: scores both held-out sets; a task with a large retain set (coding's GSM8K solutions) would otherwise
+    #: spend more on this diagnostic than on training.
+    max_holdout: int | None = None
     reveal_every: int = 0
     ortho_weight: float = 0.0
     forget_target: float | None = None
@@ -102,6 +106,8 @@ class RnRParams(TrainParams):
             raise ValueError("Reveal-and-Release merges LoRA updates; finetune must be 'lora'")
         if not 0 < self.holdout_fraction < 1:
             raise ValueError("holdout_fraction must be in (0, 1)")
+        if self.max_holdout is not None and self.max_holdout < 1:
+            raise ValueError(f"max_holdout must be >= 1 or null, got {self.max_holdout}")
         if not self.auto_scales or any(s <= 0 for s in self.auto_scales):
             raise ValueError("auto_scales must be positive numbers")
         if not self.auto_retain_scales or any(s < 0 for s in self.auto_retain_scales):
@@ -235,10 +241,11 @@ def choose_merge(candidates: list[tuple[float, float]], measure: Any, base: tupl
     return (best["lambda_forget"], best["lambda_retain"]), trials
 
 
-def _split(items: list[Example], fraction: float, rng: random.Random) -> tuple[list[Example], list[Example]]:
+def _split(items: list[Example], fraction: float, rng: random.Random,
+           cap: int | None = None) -> tuple[list[Example], list[Example]]:
     items = list(items)
     rng.shuffle(items)
-    n_hold = max(1, int(round(len(items) * fraction)))
+    n_hold = max(1, min(int(round(len(items) * fraction)), cap or len(items)))
     if len(items) - n_hold < 1:
         raise ValueError(f"need at least 2 examples to hold some out, got {len(items)}")
     return items[n_hold:], items[:n_hold]
@@ -299,8 +306,9 @@ class RevealAndRelease(Method):
         p = self.params
         rng = random.Random(ctx.seed)
         model = ctx.model
-        forget_train, forget_hold = _split(self._reveal(model, ctx, ctx.seed), p.holdout_fraction, rng)
-        retain_train, retain_hold = _split(ctx.retain, p.holdout_fraction, rng)
+        forget_train, forget_hold = _split(self._reveal(model, ctx, ctx.seed), p.holdout_fraction, rng,
+                                           p.max_holdout)
+        retain_train, retain_hold = _split(ctx.retain, p.holdout_fraction, rng, p.max_holdout)
         holdout = Holdout(forget_hold, retain_hold)
         current = holdout.calibrate(model, ctx.tokenizer)
         ctx.log_probes(ctx.initial_probe(model), round=0, holdout_forget_ll=current[0], holdout_retain_ll=current[1])
@@ -308,7 +316,8 @@ class RevealAndRelease(Method):
         for t in range(1, p.rounds + 1):
             round_start = time.perf_counter()
             if p.reveal_every and t > 1 and (t - 1) % p.reveal_every == 0:
-                forget_train, forget_hold = _split(self._reveal(model, ctx, ctx.seed + t), p.holdout_fraction, rng)
+                forget_train, forget_hold = _split(self._reveal(model, ctx, ctx.seed + t), p.holdout_fraction,
+                                                   rng, p.max_holdout)
                 holdout = Holdout(forget_hold, retain_hold)
                 current = holdout.calibrate(model, ctx.tokenizer)
             model, d_forget, a_forget = self._adapter_update(model, ctx, forget_train, ctx.seed * 7919 + 2 * t,

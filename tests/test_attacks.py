@@ -102,8 +102,8 @@ def _registry():
 ATTACKS = ["relearn", {"quantize": {"bits": 8}}, {"prompt": {"templates": ["affirmative", "in_context"]}}]
 
 
-def _config(out, attacks=ATTACKS):
-    return load_config(None, {"model": "tiny-random-llama", "methods": ["ga"], "tasks": ["toy"], "seeds": [0],
+def _config(out, attacks=ATTACKS, seeds=(0,)):
+    return load_config(None, {"model": "tiny-random-llama", "methods": ["ga"], "tasks": ["toy"], "seeds": list(seeds),
                               "out": str(out), "progress": False, "attacks": attacks,
                               "method_params": {"ga": {"steps": 4, "batch_size": 2, "lr": 5e-2}}})
 
@@ -153,6 +153,20 @@ def test_engine_writes_attack_results_with_base_control_and_resumes(tmp_path):
     # the base control is reused, not recomputed
     assert sorted(p.stat().st_mtime for p in controls) == sorted(
         p.stat().st_mtime for p in (out / "base").glob("*/attacks/*.json"))
+
+
+def test_an_unseeded_attacks_control_is_computed_once_for_every_seed(tmp_path):
+    """quantize and prompt ignore the seed: one base control each serves both seeds' cells; relearn's data
+    order and LoRA initialisation depend on it: a control per seed."""
+    out = tmp_path / "run"
+    summary = run_matrix(_config(out, seeds=(0, 1)), _registry())
+    assert sorted(summary.ran.values()) == ["done", "done"]
+    controls = sorted(p.stem.split("__")[0] + "@" + p.stem.rsplit("__", 1)[1]
+                      for p in (out / "base").glob("*/attacks/*.json"))
+    assert controls == ["prompt@s0", "quantize@s0", "relearn@s0", "relearn@s1"], controls
+    for cell in (out / "cells").iterdir():
+        attacks = [json.loads(p.read_text()) for p in (cell / "attacks").glob("*.json")]
+        assert len(attacks) == 3 and all(a["status"] == "done" for a in attacks)
 
 
 def test_the_base_model_is_restored_after_its_control_attacks(tmp_path):

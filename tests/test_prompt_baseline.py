@@ -68,3 +68,24 @@ def test_prompt_baseline_changes_no_weight_and_is_evaluated_and_attacked_behind_
     assert prompt in seen and None in seen  # base model and controls: no prompt; the baseline's: its prompt
     (attack,) = (cell.parent / "attacks").glob("*.json")
     assert json.loads(attack.read_text())["status"] == "done"
+
+
+def test_the_unseeded_prompt_baseline_runs_one_seed_because_every_seed_gives_the_same_numbers(tmp_path):
+    """``seeded = False`` is a claim, checked here: the baseline's evaluation on a sampled task (toxicity's
+    continuations) is the same for seeds 0 and 1; so a 3-seed run plans it once, beside 3 seeds of GA."""
+    from bench.engine.config import plan_cells
+
+    small = {"n_eval": 5, "n_forget": 8, "n_retain": 8, "n_text_eval": 2, "samples": 2, "max_new_tokens": 6}
+    metrics = []
+    for seed in (0, 1):
+        config = load_config(None, {"model": "tiny-random-llama", "methods": ["prompt"], "tasks": ["toxicity"],
+                                    "seeds": [seed], "out": str(tmp_path / f"s{seed}"), "progress": False,
+                                    "task_params": {"toxicity": small}})
+        assert list(run_matrix(config, registry()).ran.values()) == ["done"]
+        (cell,) = (tmp_path / f"s{seed}").glob("cells/*/result.json")
+        metrics.append({k: m["per_item"] for k, m in json.loads(cell.read_text())["metrics"].items()})
+    assert metrics[0] == metrics[1]
+    config = load_config(None, {"model": "tiny-random-llama", "methods": ["ga", "prompt"], "tasks": ["toxicity"],
+                                "seeds": [0, 1, 2], "out": str(tmp_path / "plan"), "progress": False})
+    seeds = sorted((c.method, c.seed) for c in plan_cells(config, registry()))
+    assert seeds == [("ga", 0), ("ga", 1), ("ga", 2), ("prompt", 0)]

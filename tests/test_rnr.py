@@ -329,3 +329,17 @@ def test_reveal_seeds_are_the_requests_and_or_the_forget_prompts():
     assert reveal_seeds(data, RevealParams(seeds="forget_prompts", n_forget_prompts=0)) == []
     with pytest.raises(ValueError, match="n_forget_prompts must be >= 0"):
         RevealParams(n_forget_prompts=-1).validate()
+
+
+def test_max_holdout_caps_each_held_out_set():
+    import random
+
+    from bench.api import Example
+    from methods.rnr import _split
+
+    items = [Example(f"q{i}", f"a{i}") for i in range(80)]
+    train_set, hold = _split(items, 0.2, random.Random(0))
+    assert len(hold) == 16 and len(train_set) == 64
+    train_set, hold = _split(items, 0.2, random.Random(0), cap=6)
+    assert len(hold) == 6 and len(train_set) == 74 and not set(map(id, hold)) & set(map(id, train_set))
+    assert len(_split(items[:5], 0.2, random.Random(0), cap=6)[1]) == 1  # the fraction decides below the cap

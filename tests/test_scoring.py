@@ -213,3 +213,16 @@ def test_overall_ranks_follow_the_rows_of_each_task():
     overall = {r.label: (r.rank, r.rank_low, r.rank_high) for r in scoring.overall}
     assert overall == task_rows
     assert [r.label for r in scoring.tasks["t"].rows][0] == "zeta" and task_rows["broken"][0] == 5
+
+
+def test_separated_pairs_counts_rank_intervals_that_do_not_overlap():
+    from bench.report.reporters.markdown import separation_line
+    from bench.report.scores import OverallRow, separated_pairs
+
+    rows = [OverallRow("base", 1.0, 1, 1, 2, tied_with=["a"]), OverallRow("a", 2.0, 2, 1, 3, tied_with=["base", "b"]),
+            OverallRow("b", 3.0, 3, 3, 4, tied_with=["a"]), OverallRow("c", 4.0, 4, 4, 4, tied_with=["b"])]
+    rows[2].tied_with.append("c")
+    # pairs: base-a tied, base-b, base-c apart; a-b tied, a-c apart; b-c tied -> 3 of 6
+    assert separated_pairs(rows) == (3, 6)
+    assert separated_pairs(rows[1:]) == (1, 3)
+    assert separation_line(rows).startswith("Rank intervals separate 3 of 6 pairs of rows (1 of 3 pairs of methods")

@@ -66,6 +66,7 @@ class PromptAttack(Attack):
     name = "prompt"
     description = "Paraphrased, forced-affirmative, role-play and in-context prompts; worst case reported"
     Params = PromptParams
+    seeded = False  # deterministic: one base control serves every seed
 
     def attack(self, ctx: AttackContext) -> Attacked:
         p = self.params

@@ -78,6 +78,7 @@ class QuantizeAttack(Attack):
     name = "quantize"
     description = "Weight-only quantization of linear layers (RTN int4/int8 on CPU, NF4 on CUDA)"
     Params = QuantizeParams
+    seeded = False  # deterministic: one base control serves every seed
 
     def attack(self, ctx: AttackContext) -> Attacked:
         p = self.params

@@ -94,6 +94,12 @@ def _context(model: Any, tokenizer: Any, task: Task, data: Any, items: list[Exam
                          device=device, log=lambda **row: rows.append(row))
 
 
+def control_seed(attack: Attack, seed: int) -> int:
+    """The seed a base control is stored under: the cell's for a seeded attack, 0 for one that ignores it
+    (computed once, shared by every seed)."""
+    return seed if attack.seeded else 0
+
+
 def _attacks(engine: Any, spec: Any) -> Iterator[tuple[AttackSpec, Attack]]:
     from bench.params import build_params
 
@@ -114,7 +120,7 @@ def attack_controls(engine: Any, spec: Any, task: Task, data: Any) -> None:
     # the base model's forget-probe values are its evaluation's; scored here only when they are not there
     base_values = evaluated_items([Metric.from_json(m) for m in base_result["metrics"].values()], key, len(items))
     for attack_spec, attack in _attacks(engine, spec):
-        control_path = store.control_path(spec.base_id, attack_spec.attack_id, spec.seed)
+        control_path = store.control_path(spec.base_id, attack_spec.attack_id, control_seed(attack, spec.seed))
         if control_path.exists():
             continue
         base = engine.models.base(spec.model, spec.device, spec.dtype)
@@ -159,7 +165,7 @@ def run_attacks(engine: Any, spec: Any, task: Task, data: Any, model: Any, token
                                   "task": spec.task, "seed": spec.seed, "attack_id": attack_spec.attack_id,
                                   "attack": attack_spec.to_json(), "label": attack_spec.label, "probe": key}
         try:
-            control_path = store.control_path(spec.base_id, attack_spec.attack_id, spec.seed)
+            control_path = store.control_path(spec.base_id, attack_spec.attack_id, control_seed(attack, spec.seed))
             if not control_path.exists():
                 raise RuntimeError("the same attack on the base model (the control) failed; see the cell's log")
             control = read_json(control_path)

@@ -284,7 +284,8 @@ def plan_cells(config: RunConfig, registry: Registry) -> list[CellSpec]:
                                                f"method_params.{method_name}"):
                     if config.save_model == "adapter":
                         _check_adapter_output(method_name, method_cls, method_params)
-                    for seed in config.seeds:
+                    # an unseeded method would give the same model for every seed: its first seed only
+                    for seed in config.seeds if getattr(method_cls, "seeded", True) else config.seeds[:1]:
                         cells.append(CellSpec(config.model, method_name, method_params, task_name, task_params,
                                               int(seed), config.preset, config.dtype, config.device,
                                               config.forget_data, reveal_params, utility_tasks,

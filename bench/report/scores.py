@@ -207,6 +207,13 @@ class OverallRow:
         return str(self.rank_low) if self.rank_low == self.rank_high else f"{self.rank_low}–{self.rank_high}"
 
 
+def separated_pairs(rows: list[OverallRow]) -> tuple[int, int]:
+    """(pairs of rows whose rank intervals do not overlap, all pairs): how much of a ranking its intervals
+    support — a headline whose rows are all tied says nothing about order."""
+    pairs = [(a, b) for i, a in enumerate(rows) for b in rows[i + 1:]]
+    return sum(b.label not in a.tied_with for a, b in pairs), len(pairs)
+
+
 @dataclass
 class Scoring:
     tasks: dict[str, TaskScores]

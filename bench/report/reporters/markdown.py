@@ -21,7 +21,7 @@ from bench.report.reporters.common import (
     task_cell,
     tuning_rows,
 )
-from bench.report.scores import BASE_LABEL
+from bench.report.scores import BASE_LABEL, separated_pairs
 
 
 def headline_table(table: ResultTable) -> list[str]:
@@ -36,7 +36,16 @@ def headline_table(table: ResultTable) -> list[str]:
                     + " | ".join(cells) + " |")
     unranked = [f"- `{t}` is not ranked: {ts.unranked_reason}."
                 for t, ts in scoring.tasks.items() if ts.unranked_reason]
-    return rows + ([""] + unranked if unranked else [])
+    return rows + ["", separation_line(scoring.overall)] + ([""] + unranked if unranked else [])
+
+
+def separation_line(rows: list) -> str:
+    """How many pairs of the headline's rows its rank intervals order, with and without the base model."""
+    methods = [r for r in rows if r.label != BASE_LABEL]
+    apart, total = separated_pairs(rows)
+    apart_m, total_m = separated_pairs(methods)
+    return (f"Rank intervals separate {apart} of {total} pairs of rows ({apart_m} of {total_m} pairs of methods, "
+            "the base model aside); every other pair is tied.")
 
 
 def ranking_table(table: ResultTable, task: str) -> list[str]:
