@@ -3,12 +3,14 @@ its base control, the engine's results and resume, bad attack parameters."""
 
 import json
 import types
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
 import torch
 
 from bench import Example, check_attack
+from bench.api import Attack, Attacked, AttackParams
 from bench.attacks.prompt import AFFIRMATIVE, PromptAttack, PromptParams
 from bench.attacks.quantize import rtn_quantize
 from bench.cli import main
@@ -312,3 +314,52 @@ def test_a_failed_attack_is_retried_on_resume(tmp_path):
     assert not store.is_complete("c1", ["a1"])
     atomic_write_json(store.attack_path("c1", "a1"), {"status": "done"})
     assert store.is_complete("c1", ["a1"]) and not store.is_complete("c1", ["a1", "a2"])
+
+
+class _PrecisionSpy:
+    """An attack that reports the autocast state it was scored in (its variant: the items unchanged)."""
+
+    name = "precision_spy"
+    description = "records torch's autocast state"
+    seeded = False
+
+    @dataclass
+    class Params(AttackParams):
+        pass
+
+    def __init__(self, params):
+        self.params = params
+
+    def attack(self, ctx):
+        state = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None
+        return Attacked(variants={"same": list(ctx.items)}, info={"autocast": str(state)})
+
+
+@pytest.mark.parametrize("mode, expected", [("bf16", "torch.bfloat16"), ("off", "None")])
+def test_attacks_and_their_controls_score_in_the_evaluations_precision(tmp_path, mode, expected):
+    """The evaluation's forget-probe values (base and unlearned) are reused as two of an attack's four
+    measurements, so the control and the attacked model must be scored in the same precision: under bf16
+    evaluation an fp32 attack would shift the recovered fraction by the precision gap alone."""
+    module = types.ModuleType("precision_spy_plugins")
+
+    @hookimpl
+    def register_tasks(register):
+        register(ToyTask)
+
+    @hookimpl
+    def register_attacks(register):
+        register(type("PrecisionSpy", (_PrecisionSpy, Attack), {}))
+
+    module.register_tasks, module.register_attacks = register_tasks, register_attacks
+    config = _config(tmp_path / "run", attacks=["precision_spy"])
+    config.eval_autocast = mode
+    assert list(run_matrix(config, load_registry(extra_modules=[module])).ran.values()) == ["done"]
+    (control,) = (tmp_path / "run" / "base").glob("*/attacks/*.json")
+    (cell_attack,) = (tmp_path / "run" / "cells").glob("*/attacks/*.json")
+    assert json.loads(control.read_text())["info"]["autocast"] == expected
+    record = json.loads(cell_attack.read_text())
+    assert record["status"] == "done" and record["info"]["autocast"] == expected
+    # an identity attack scored in the evaluation's precision reproduces the evaluation's values
+    assert record["values"]["attacked"]["same"] == pytest.approx(record["values"]["unlearned"], abs=1e-5)
+    assert json.loads(control.read_text())["attacked"]["same"] == pytest.approx(
+        json.loads(control.read_text())["base"], abs=1e-5)

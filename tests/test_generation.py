@@ -211,3 +211,50 @@ def test_model_embeddings_are_mean_pooled_last_hidden_states(tiny_loaded):
         with torch.no_grad():
             hidden = model(**enc, output_hidden_states=True).hidden_states[-1][0]
         assert torch.allclose(row, hidden.mean(0), atol=1e-5)
+
+
+def test_shared_prefix_groups_hand_checked():
+    """Rows group by their common start in prompt tokens, stopped one token before the shortest prompt of the
+    group (the answer and the position predicting its first token stay outside); short or lone starts stay out."""
+    from bench.data.text import IGNORE, Encoded
+    from bench.lm.likelihood import shared_prefix_groups
+
+    def row(prompt, answer):
+        return Encoded(prompt + answer, [IGNORE] * len(prompt) + answer)
+
+    rows = [row([1, 2, 3, 4, 5, 6], [9]),  # shares 1-4 with rows 2 and 3
+            row([7, 7, 7, 7], [9]),  # alone
+            row([1, 2, 3, 4, 8], [9, 9]),  # prompt of 5: at most 4 shared
+            row([1, 2, 3, 4, 5, 6, 1], [9]),  # shares 1-6 with row 0, but row 2 caps the group at 4
+            row([1, 2, 3], [4, 5, 6, 7])]  # same tokens as row 0's start, but its answer begins at 4: at most 2
+    assert shared_prefix_groups(rows, 3) == [(4, [3, 0, 2])]  # in the lexicographic order of their tokens
+    assert shared_prefix_groups(rows, 5) == [(5, [3, 0])]  # row 2 drops out; row 0's prompt caps at 5
+    assert shared_prefix_groups(rows, 6) == []
+    assert shared_prefix_groups(rows, 2) == [(2, [3, 4, 0, 2])]
+    assert shared_prefix_groups(rows, 0) == []
+
+
+@pytest.mark.parametrize("batch_size", [1, 2, 8])
+def test_scoring_with_shared_prefixes_equals_one_sequence_per_row(tiny_loaded, batch_size, monkeypatch):
+    """Rows that share in-context examples (a prompt attack's variant) run them once into a KV cache: the
+    same log-likelihoods as scoring every row whole, for chat and raw rows, answers of unequal lengths, rows
+    in no group, and groups split over batches; and fewer tokens go through the model."""
+    import functools
+
+    from bench.api import Example
+    from bench.lm import likelihood
+
+    model, tok = tiny_loaded.model, tiny_loaded.tokenizer
+    shots = "Q: what is the vault code?\nA: 4711\n\nQ: who guards it?\nA: Captain Mirelle\n\n" * 2
+    examples = [Example(shots + f"Q: item {i} asks {'more ' * i}?", f"answer {i}" + " and so on" * i, chat=chat)
+                for i in range(5) for chat in (True, False)] + [Example("alone", "x"), Example("b", "y z", chat=False)]
+    tokens = []
+    model.register_forward_hook(lambda module, args, kwargs, out: tokens.append(kwargs["input_ids"].numel()),
+                                with_kwargs=True)
+    shared = likelihood.answer_logliks(model, tok, examples, batch_size=batch_size)
+    shared_tokens, tokens[:] = sum(tokens), []
+    monkeypatch.setattr(likelihood, "_encoded_logliks",
+                        functools.partial(likelihood._encoded_logliks, min_shared_prefix=0))
+    plain = likelihood.answer_logliks(model, tok, examples, batch_size=batch_size)
+    assert shared == pytest.approx(plain, abs=1e-5)
+    assert shared_tokens < sum(tokens) / 2

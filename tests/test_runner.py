@@ -173,6 +173,29 @@ def test_forget_data_reveal_replaces_task_forget_data(tmp_path):
     assert path.parent.name != run_matrix(_config(tmp_path / "run2"), reg).ran.popitem()[0]
 
 
+@pytest.mark.parametrize("autocast", ["bf16", "off"])
+def test_reveal_runs_in_the_methods_training_precision(tmp_path, monkeypatch, autocast):
+    """Reveal is part of the method that asked for it (``forget_data: reveal``): its generations and scores
+    run in that method's training precision, as everything else the method computes does."""
+    import bench.reveal
+
+    seen, real = [], bench.reveal.reveal
+
+    def spy(*args, **kwargs):
+        seen.append(torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(bench.reveal, "reveal", spy)
+    config = _config(tmp_path / "run")
+    config.forget_data = "reveal"
+    config.method_params = {"ga": {**config.method_params.get("ga", {}), "autocast": autocast}}
+    config.reveal_params = {"queries": 2, "n_mutations": 1, "n_paraphrases": 0, "responses_per_query": 2,
+                            "max_new_tokens": 6, "fit_steps": 2, "embedding": "model", "top_instructions": 1,
+                            "relevance_threshold": 0.0}
+    assert list(run_matrix(config, _registry()).ran.values()) == ["done"]
+    assert seen == [torch.bfloat16 if autocast == "bf16" else None]
+
+
 def test_base_probe_shared_and_final_probe_filled_from_evaluation(tmp_path, monkeypatch):
     """Every method's trajectory starts at one shared base probe — the base evaluation's own values (a probe is
     its metric's value: Task.probe's contract) — and its last point is the final evaluation's likelihood

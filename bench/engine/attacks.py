@@ -13,7 +13,8 @@ maximum over variants *within each bootstrap replicate*, so the interval account
 R is undefined when the method did not lower the forget probe significantly (nothing to recover): it is
 then recorded as ``None`` with the reason. The control is the base model's change under the same attack
 (F_base,attacked − F_base, worst variant, with its interval): an attack that raises it as much as the
-unlearned model's teaches rather than reveals.
+unlearned model's teaches rather than reveals. All four measurements are scored in the run's evaluation
+precision (``eval_autocast``), the one the evaluation's own forget-probe values were computed in.
 
 Results are written beside the cell's (``cells/<cell>/attacks/<attack id>.json``), the control once per
 (base evaluation, seed, attack) under ``base/<base>/attacks/``; a cell counts as finished only when every
@@ -78,7 +79,8 @@ def attacked_values(attack: Any, ctx: AttackContext, batch_size: int = 8) -> tup
             values = {"model": answer_logliks(outcome.model, ctx.tokenizer, ctx.items, batch_size=batch_size)}
         else:  # every variant's items in one call: batched by length across variants, one weight cast
             flat = [ex for items in outcome.variants.values() for ex in items]
-            scores = iter(answer_logliks(ctx.model, ctx.tokenizer, flat, batch_size=batch_size))
+            scores = iter(answer_logliks(ctx.model, ctx.tokenizer, flat, batch_size=batch_size,
+                                         max_length=variant_max_length(ctx.model)))
             values = {name: [next(scores) for _ in items] for name, items in outcome.variants.items()}
     finally:
         if outcome.restore is not None:
@@ -86,6 +88,14 @@ def attacked_values(attack: Any, ctx: AttackContext, batch_size: int = 8) -> tup
     if not values:
         raise ValueError(f"attack '{attack.name}' returned neither a model nor prompt variants")
     return values, outcome.info, time.perf_counter() - start
+
+
+def variant_max_length(model: Any, longest: int = 2048) -> int:
+    """The token budget of a prompt variant: an attack's longer prompt (in-context examples before a long
+    HumanEval item) is scored whole, not cut from the left at the evaluation's 512 tokens, up to ``longest``
+    and the model's context. Rows that share their in-context examples run them once (``answer_logliks``)."""
+    context = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    return min(longest, int(context)) if context else longest
 
 
 def _context(model: Any, tokenizer: Any, task: Task, data: Any, items: list[Example], seed: int, device: str,
@@ -125,11 +135,13 @@ def attack_controls(engine: Any, spec: Any, task: Task, data: Any) -> None:
             continue
         base = engine.models.base(spec.model, spec.device, spec.dtype)
         try:
-            if base_values is None:
-                base_values = answer_logliks(base.model, base.tokenizer, items)
             rows: list[dict[str, Any]] = []
-            attacked, info, seconds = attacked_values(
-                attack, _context(base.model, base.tokenizer, task, data, items, spec.seed, base.info.device, rows))
+            with engine.evaluation_precision(spec, base.model):  # as the evaluation scored base_values
+                if base_values is None:
+                    base_values = answer_logliks(base.model, base.tokenizer, items)
+                attacked, info, seconds = attacked_values(
+                    attack, _context(base.model, base.tokenizer, task, data, items, spec.seed, base.info.device,
+                                     rows))
         except Exception:  # noqa: BLE001 - reported by run_attacks for the cell
             import traceback
 
@@ -154,7 +166,14 @@ def run_attacks(engine: Any, spec: Any, task: Task, data: Any, model: Any, token
     """Every configured attack on the unlearned ``model``, against its control (``attack_controls``); one
     result file each. An attack that raises is recorded as ``failed`` with its reason; the cell's own result
     stands. The unlearned model's forget-probe values are taken from its evaluation's ``metrics`` when they
-    are there (the same items, scored once), else scored here."""
+    are there (the same items, scored once), else scored here. Everything is scored in the evaluation's
+    precision, as the control and the evaluation's values were."""
+    with engine.evaluation_precision(spec, model):
+        _run_attacks(engine, spec, task, data, model, tokenizer, device, metrics)
+
+
+def _run_attacks(engine: Any, spec: Any, task: Task, data: Any, model: Any, tokenizer: Any, device: str,
+                 metrics: Any) -> None:
     from bench.engine.store import atomic_write_json, read_json
 
     store = engine.store

@@ -248,6 +248,12 @@ def _plain_layers(model: Any) -> bool:
     return all(type(layer) is DynamicLayer for layer in DynamicCache(config=model.config).layers)
 
 
+def supports_shared_prefix(model: Any) -> bool:
+    """Whether scoring may run a shared prompt prefix once into a KV cache that several rows continue from:
+    a plain full-attention cache (a sliding window or a hybrid cache would see other positions)."""
+    return _plain_layers(model)
+
+
 def _zeros_like_layer(states: torch.Tensor, rows: int, width: int) -> torch.Tensor:
     """Zeros shaped like one layer's cached keys or values ``[batch, heads, length, dim]`` for a whole batch."""
     return states.new_zeros(rows, states.shape[1], width, states.shape[-1])

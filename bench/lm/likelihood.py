@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from bench.api import Example
-from bench.data.text import IGNORE, collate, encode
+from bench.data.text import IGNORE, Encoded, collate, encode
 from bench.engine.progress import bar
 from bench.lm.losses import mean_token_logprob, sequence_logprob
 from bench.lm.precision import linear_weights_in_autocast_dtype
@@ -32,29 +32,124 @@ def answer_logliks(model: Any, tokenizer: Any, examples: Sequence[Example], *, b
 
 
 def _encoded_logliks(model: Any, encoded: Sequence[Any], pad_id: int, batch_size: int, reduce: Any,
-                     progress: bool = False, desc: str = "likelihood", overhead_tokens: int = 48) -> list[float]:
-    """``reduce`` over each encoded example's answer tokens, batches of similar length, in input order."""
-    from bench.lm.generation import plan_prefill_groups  # generation imports this module
+                     progress: bool = False, desc: str = "likelihood", overhead_tokens: int = 48,
+                     min_shared_prefix: int = 32) -> list[float]:
+    """``reduce`` over each encoded example's answer tokens, batches of similar length, in input order.
+
+    Rows whose prompts begin with the same ``min_shared_prefix`` or more tokens (a system prompt and a task
+    instruction, a prompt attack's template or in-context examples) run that prefix once into a KV cache
+    their remaining tokens continue from (``shared_prefix_groups``): same values up to float rounding."""
+    from bench.lm.generation import plan_prefill_groups, supports_shared_prefix  # generation imports this module
 
     device = next(model.parameters()).device
+    groups = shared_prefix_groups(encoded, min_shared_prefix) if supports_shared_prefix(model) else []
+    grouped = {i for _, rows in groups for i in rows}
+    alone = [i for i in range(len(encoded)) if i not in grouped]
     # Batches of up to ``batch_size`` rows of similar length, cut where padding would cost more than another
     # forward pass: a CPU forward is compute-bound, so pad tokens cost as much as real ones (a length-sorted
     # batch of 8 HumanEval items spends a third of its tokens on padding).
-    batches = plan_prefill_groups([len(e.input_ids) for e in encoded], overhead_tokens, max_rows=batch_size)
+    batches = [(0, [alone[j] for j in part]) for part in
+               plan_prefill_groups([len(encoded[i].input_ids) for i in alone], overhead_tokens, max_rows=batch_size)]
+    for shared, rows in groups:
+        batches += [(shared, [rows[j] for j in part]) for part in plan_prefill_groups(
+            [len(encoded[i].input_ids) - shared for i in rows], overhead_tokens, max_rows=batch_size)]
     values = [0.0] * len(encoded)
     trim = supports_logits_to_keep(model)
     was_training = model.training
     model.eval()
+    prefixes: dict[tuple[int, ...], Any] = {}
     try:
         with linear_weights_in_autocast_dtype(model):  # one weight cast per call, not one per forward pass
-            for idx in bar(batches, progress, desc, unit="batch"):
-                batch = collate([encoded[i] for i in idx], pad_id).to(device)
-                logits, labels = _answer_logits(model, batch, trim)
+            for shared, idx in bar(batches, progress, desc, unit="batch"):
+                if shared:
+                    key = tuple(encoded[idx[0]].input_ids[:shared])
+                    if key not in prefixes:
+                        prefixes = {key: _prefix_cache(model, key, device)}  # groups come one after another
+                    logits, labels = _suffix_logits(model, prefixes[key], shared, [encoded[i] for i in idx],
+                                                    pad_id, device, trim)
+                else:
+                    batch = collate([encoded[i] for i in idx], pad_id).to(device)
+                    logits, labels = _answer_logits(model, batch, trim)
                 for j, v in zip(idx, reduce(logits, labels).tolist()):
                     values[j] = v
     finally:
         model.train(was_training)
     return values
+
+
+def shared_prefix_groups(encoded: Sequence[Any], min_tokens: int) -> list[tuple[int, list[int]]]:
+    """Rows (two or more) whose token sequences begin with the same ``min_tokens`` or more prompt tokens, as
+    ``(shared length, row indices)``. A shared prefix stops one token before the shortest prompt of its
+    group, so every answer token, and the position that predicts the first one, lies after it. Rows are
+    grouped in lexicographic order of their tokens, where rows with a long common start sit together."""
+    if min_tokens < 1:
+        return []
+    shareable = [max(0, e.labels.count(IGNORE) - 1) for e in encoded]  # prompt tokens but the last
+    order = sorted((i for i in range(len(encoded)) if shareable[i] >= min_tokens),
+                   key=lambda i: encoded[i].input_ids)
+    groups: list[tuple[int, list[int]]] = []
+    rows: list[int] = []
+    shared = 0
+    for i in order:
+        if rows:
+            common = min(shared, shareable[i], _common_length(encoded[rows[0]].input_ids, encoded[i].input_ids))
+            if common >= min_tokens:
+                rows.append(i)
+                shared = common
+                continue
+            if len(rows) > 1:
+                groups.append((shared, rows))
+        rows, shared = [i], shareable[i]
+    if len(rows) > 1:
+        groups.append((shared, rows))
+    return groups
+
+
+def _common_length(a: Sequence[int], b: Sequence[int]) -> int:
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
+def _prefix_cache(model: Any, prefix: Sequence[int], device: Any) -> Any:
+    """The KV cache of one prefix (batch of one)."""
+    from transformers import DynamicCache
+
+    from bench.lm.generation import with_cache
+
+    cache = DynamicCache(config=model.config)
+    ids = torch.tensor([list(prefix)], device=device)
+    extra = {"logits_to_keep": 1} if supports_logits_to_keep(model) else {}
+    model(input_ids=ids, attention_mask=torch.ones_like(ids), **with_cache(model, cache), use_cache=True, **extra)
+    return cache
+
+
+def _suffix_logits(model: Any, prefix_cache: Any, shared: int, rows: Sequence[Any], pad_id: int, device: Any,
+                   trim: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and labels of the rows' tokens after their ``shared`` prefix, continued from a copy of its
+    cache repeated once per row (right-padded, positions counted on from the prefix)."""
+    import copy
+
+    from bench.lm.generation import with_cache
+
+    batch = collate([Encoded(e.input_ids[shared:], e.labels[shared:]) for e in rows], pad_id).to(device)
+    cache = copy.deepcopy(prefix_cache)
+    cache.batch_select_indices(torch.zeros(len(rows), dtype=torch.long, device=device))
+    width = batch.input_ids.shape[1]
+    positions = (shared + torch.arange(width, device=device)).expand(len(rows), width)
+    mask = torch.cat([torch.ones(len(rows), shared, dtype=batch.attention_mask.dtype, device=device),
+                      batch.attention_mask], dim=1)
+    labels, extra = batch.labels, {}
+    if trim:
+        answer = (labels != IGNORE).any(0).nonzero()
+        start = max(0, int(answer[0]) - 1) if len(answer) else 0
+        extra, labels = {"logits_to_keep": width - start}, labels[:, start:]
+    out = model(input_ids=batch.input_ids, attention_mask=mask, position_ids=positions, **with_cache(model, cache),
+                use_cache=True, **extra)
+    return out.logits, labels
 
 
 def supports_logits_to_keep(model: Any) -> bool:
