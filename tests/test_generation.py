@@ -87,7 +87,7 @@ def test_top_p_tiny_keeps_only_the_argmax(tiny_loaded):
 
 
 def test_prefill_groups_minimise_padded_tokens_plus_overhead():
-    from bench.lm.generation import plan_prefill_groups
+    from bench.lm.kv import plan_prefill_groups
 
     lengths = [10, 100, 12, 98, 11]
     # longest first: 100, 98 | 12, 11, 10 -> 2·100 + 3·12 + 2·5 = 246, below one group (500 + 5) or five (231 + 25)
@@ -217,7 +217,7 @@ def test_shared_prefix_groups_hand_checked():
     """Rows group by their common start in prompt tokens, stopped one token before the shortest prompt of the
     group (the answer and the position predicting its first token stay outside); short or lone starts stay out."""
     from bench.data.text import IGNORE, Encoded
-    from bench.lm.likelihood import shared_prefix_groups
+    from bench.lm.kv import shared_prefix_groups
 
     def row(prompt, answer):
         return Encoded(prompt + answer, [IGNORE] * len(prompt) + answer)

@@ -48,7 +48,8 @@ def test_answer_logliks_skip_prompt_logits_without_changing_values(tiny):
     """Probes project only answer positions onto the vocabulary; the values equal the full computation."""
     from bench.api import Example
     from bench.data.text import make_batch
-    from bench.lm.likelihood import answer_logliks, supports_logits_to_keep
+    from bench.lm.kv import supports_logits_to_keep
+    from bench.lm.likelihood import answer_logliks
     from bench.lm.losses import mean_token_logprob
 
     model, tok = tiny

@@ -59,6 +59,10 @@ def test_demo_row_reads_a_run_and_its_invocation(tmp_path):
     execute(config, registry(("ray_plugins",)))
     row = demo_row(out)
     assert row.measured["cells"] == 1 and row.measured["wall_s"] > 0 and row.met is True
+    from bench.engine.provenance import git_commit
+
+    here = git_commit()  # the row names the commit its cells were computed at
+    assert row.commit == (here["commit"] or "n/a")[:10] + ("-dirty" if here["dirty"] else "")
     assert "min wall (local)" in row.summary
     assert "profile" not in row.measured and not row.note
     (out / "pyspy.txt").write_text(
@@ -93,7 +97,7 @@ def test_markdown_report_lists_every_row_and_marks_misses():
         PerfRow("scaling", "Scaling", "reported", {"rows": [{"n": 4, "loglik_s": 1, "generate16_s": 2,
                                                              "icu_epoch_s": 3}]}, "×1", None)])
     text = markdown(report)
-    assert "| 1 | Batched vs naive | ≥ 5× | 3.00× faster | **no** |" in text
+    assert "| 1 | Batched vs naive | ≥ 5× | 3.00× faster | **no** | n/a |" in text
     assert "| 4 | 1 | 2 | 3 |" in text
     json.dumps(report.to_json())
     assert machine_slug({"cpu": "Intel(R) Xeon(R) Platinum 8481C CPU @ 2.70GHz", "cores": 2}) == \
@@ -109,3 +113,19 @@ def test_lm_eval_row_on_identical_prompts(tiny_loaded):
     row = bench_lm_eval(tiny_loaded, 4, 8)
     assert row.measured["n"] == 4 and row.measured["identical_outputs"] == 4
     assert row.measured["accuracy_ours"] == row.measured["accuracy_lm_eval"]
+
+
+def test_a_partial_run_keeps_the_other_rows_and_their_commits(tmp_path):
+    """``perf --only demo`` replaces the demo row and keeps every other row with the commit it was measured
+    at: the report never dates an old number to the current commit."""
+    from bench.perf import run_perf
+
+    facts = machine_facts()
+    old = PerfReport(facts, [PerfRow("generation", "Batched vs naive", "≥ 5×", {"speedup": 5.1}, "5.10× faster", True,
+                                     commit="0123456789")])
+    (tmp_path / f"{machine_slug(facts)}.json").write_text(json.dumps(old.to_json()))
+    report, (md, _) = run_perf(tmp_path, tmp_path / "no-demo-run", only=["demo"])
+    assert [r.key for r in report.rows] == ["generation", "demo"]
+    text = md.read_text()
+    assert "| 1 | Batched vs naive | ≥ 5× | 5.10× faster | yes | 0123456789 |" in text
+    assert report.rows[1].commit and report.rows[1].commit != "0123456789"

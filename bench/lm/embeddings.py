@@ -21,7 +21,7 @@ Embed = Callable[[Sequence[str]], torch.Tensor]
 def model_embeddings(model: Any, tokenizer: Any, texts: Sequence[str], batch_size: int = 16,
                      max_length: int = 256) -> torch.Tensor:
     """Mean-pooled last hidden state of ``model`` for each text: ``[N, hidden]`` (float32, CPU)."""
-    from bench.lm.likelihood import supports_logits_to_keep
+    from bench.lm.kv import supports_logits_to_keep
     from bench.lm.precision import linear_weights_in_autocast_dtype
 
     device = next(model.parameters()).device

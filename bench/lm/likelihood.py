@@ -7,7 +7,6 @@ smoothly under unlearning and is cheap enough to call between rounds.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,6 +15,15 @@ import torch
 from bench.api import Example
 from bench.data.text import IGNORE, Encoded, collate, encode
 from bench.engine.progress import bar
+from bench.lm.kv import (
+    plan_prefill_groups,
+    prefill,
+    prefix_cache,
+    shared_prefix_groups,
+    supports_logits_to_keep,
+    supports_shared_prefix,
+    with_cache,
+)
 from bench.lm.losses import mean_token_logprob, sequence_logprob
 from bench.lm.precision import linear_weights_in_autocast_dtype
 
@@ -39,8 +47,6 @@ def _encoded_logliks(model: Any, encoded: Sequence[Any], pad_id: int, batch_size
     Rows whose prompts begin with the same ``min_shared_prefix`` or more tokens (a system prompt and a task
     instruction, a prompt attack's template or in-context examples) run that prefix once into a KV cache
     their remaining tokens continue from (``shared_prefix_groups``): same values up to float rounding."""
-    from bench.lm.generation import plan_prefill_groups, supports_shared_prefix  # generation imports this module
-
     device = next(model.parameters()).device
     groups = shared_prefix_groups(encoded, min_shared_prefix) if supports_shared_prefix(model) else []
     grouped = {i for _, rows in groups for i in rows}
@@ -64,7 +70,7 @@ def _encoded_logliks(model: Any, encoded: Sequence[Any], pad_id: int, batch_size
                 if shared:
                     key = tuple(encoded[idx[0]].input_ids[:shared])
                     if key not in prefixes:
-                        prefixes = {key: _prefix_cache(model, key, device)}  # groups come one after another
+                        prefixes = {key: prefix_cache(model, key, device)}  # groups come one after another
                     logits, labels = _suffix_logits(model, prefixes[key], shared, [encoded[i] for i in idx],
                                                     pad_id, device, trim)
                 else:
@@ -77,63 +83,12 @@ def _encoded_logliks(model: Any, encoded: Sequence[Any], pad_id: int, batch_size
     return values
 
 
-def shared_prefix_groups(encoded: Sequence[Any], min_tokens: int) -> list[tuple[int, list[int]]]:
-    """Rows (two or more) whose token sequences begin with the same ``min_tokens`` or more prompt tokens, as
-    ``(shared length, row indices)``. A shared prefix stops one token before the shortest prompt of its
-    group, so every answer token, and the position that predicts the first one, lies after it. Rows are
-    grouped in lexicographic order of their tokens, where rows with a long common start sit together."""
-    if min_tokens < 1:
-        return []
-    shareable = [max(0, e.labels.count(IGNORE) - 1) for e in encoded]  # prompt tokens but the last
-    order = sorted((i for i in range(len(encoded)) if shareable[i] >= min_tokens),
-                   key=lambda i: encoded[i].input_ids)
-    groups: list[tuple[int, list[int]]] = []
-    rows: list[int] = []
-    shared = 0
-    for i in order:
-        if rows:
-            common = min(shared, shareable[i], _common_length(encoded[rows[0]].input_ids, encoded[i].input_ids))
-            if common >= min_tokens:
-                rows.append(i)
-                shared = common
-                continue
-            if len(rows) > 1:
-                groups.append((shared, rows))
-        rows, shared = [i], shareable[i]
-    if len(rows) > 1:
-        groups.append((shared, rows))
-    return groups
-
-
-def _common_length(a: Sequence[int], b: Sequence[int]) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
-
-
-def _prefix_cache(model: Any, prefix: Sequence[int], device: Any) -> Any:
-    """The KV cache of one prefix (batch of one)."""
-    from transformers import DynamicCache
-
-    from bench.lm.generation import with_cache
-
-    cache = DynamicCache(config=model.config)
-    ids = torch.tensor([list(prefix)], device=device)
-    extra = {"logits_to_keep": 1} if supports_logits_to_keep(model) else {}
-    model(input_ids=ids, attention_mask=torch.ones_like(ids), **with_cache(model, cache), use_cache=True, **extra)
-    return cache
-
-
 def _suffix_logits(model: Any, prefix_cache: Any, shared: int, rows: Sequence[Any], pad_id: int, device: Any,
                    trim: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits and labels of the rows' tokens after their ``shared`` prefix, continued from a copy of its
     cache repeated once per row (right-padded, positions counted on from the prefix)."""
     import copy
 
-    from bench.lm.generation import with_cache
 
     batch = collate([Encoded(e.input_ids[shared:], e.labels[shared:]) for e in rows], pad_id).to(device)
     cache = copy.deepcopy(prefix_cache)
@@ -150,12 +105,6 @@ def _suffix_logits(model: Any, prefix_cache: Any, shared: int, rows: Sequence[An
     out = model(input_ids=batch.input_ids, attention_mask=mask, position_ids=positions, **with_cache(model, cache),
                 use_cache=True, **extra)
     return out.logits, labels
-
-
-def supports_logits_to_keep(model: Any) -> bool:
-    """Whether the (possibly PEFT-wrapped) model's forward takes ``logits_to_keep`` (transformers >= 4.50)."""
-    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return "logits_to_keep" in inspect.signature(inner.forward).parameters
 
 
 def _answer_logits(model: Any, batch: Any, trim: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -199,24 +148,24 @@ def choose(model: Any, tokenizer: Any, prompts: Sequence[str], options: Sequence
               and all(prompt_of[i] == prompt_of[span[0]] for i in span)]
     shared_rows = {i for span in shared for i in span}
     alone = [i for i in range(len(encoded)) if i not in shared_rows]
-    for i, value in zip(alone, _encoded_logliks(model, [encoded[i] for i in alone], tokenizer.pad_token_id,
-                                                batch_size, sequence_logprob)):
-        sums[i] = value
-    if shared:
-        items = [(prompt_of[span[0]], [encoded[i].input_ids[len(prompt_of[i]):] for i in span]) for span in shared]
-        for span, values in zip(shared, _shared_prompt_sums(model, items, tokenizer.pad_token_id, batch_size)):
-            for i, value in zip(span, values):
-                sums[i] = value
+    with linear_weights_in_autocast_dtype(model):  # once for both paths (the inner casts find bf16 and skip)
+        for i, value in zip(alone, _encoded_logliks(model, [encoded[i] for i in alone], tokenizer.pad_token_id,
+                                                    batch_size, sequence_logprob)):
+            sums[i] = value
+        if shared:
+            items = [(prompt_of[span[0]], [encoded[i].input_ids[len(prompt_of[i]):] for i in span])
+                     for span in shared]
+            for span, values in zip(shared, _shared_prompt_sums(model, items, tokenizer.pad_token_id, batch_size)):
+                for i, value in zip(span, values):
+                    sums[i] = value
     return [[sums[i] for i in span] for span in spans]
 
 
 def _shared_prompt_sums(model: Any, items: Sequence[tuple[list[int], list[list[int]]]], pad_id: int,
                         rows_per_batch: int) -> list[list[float]]:
     """Summed log-probabilities of each item's options after its prompt: the prompts of a batch are
-    prefilled left-padded (``generation.prefill``, whose last-position logits give each option's first
+    prefilled left-padded (``kv.prefill``, whose last-position logits give each option's first
     token), the cache is repeated once per option, and the right-padded options run on it together."""
-    from bench.lm.generation import prefill, with_cache  # generation imports this module
-
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()

@@ -21,7 +21,7 @@ from bench.api import Method, TrainParams, UnlearnContext
 from bench.data.text import Batch, make_batch
 from bench.engine.progress import bar
 from bench.errors import Diverged
-from bench.lm.precision import resolve_autocast
+from bench.lm.precision import eval_precision, resolve_autocast
 
 LossFn = Callable[[], tuple[torch.Tensor, dict[str, float]]]
 T = TypeVar("T")
@@ -260,15 +260,16 @@ def train(model: Any, params: TrainParams, loss_fn: LossFn, ctx: UnlearnContext,
     steps = params.steps if steps is None else steps
     optimizer = optimizer or make_optimizer(model, params, steps, warmup_steps)
     trainable = trainable_of(optimizer)
-    device_type = trainable[0].device.type
-    bf16 = resolve_autocast(params.autocast, str(trainable[0].device)) == "bf16"
+    device = str(trainable[0].device)
+    precision = resolve_autocast(params.autocast, device)
     model.train()
     for step in bar(range(1, steps + 1), ctx.progress, desc, unit="step"):
         optimizer.zero_grad(set_to_none=True)
         totals: dict[str, float] = {}
         for _ in range(params.grad_accum):
-            # no weight-cast cache: it would outlive this step inside an enclosing region (bench.lm.precision)
-            with torch.autocast(device_type, dtype=torch.bfloat16, enabled=bf16, cache_enabled=False):
+            # the evaluation's region helper: bf16 without autocast's weight-cast cache (it would outlive this
+            # step inside an enclosing region), or autocast off even inside one
+            with eval_precision(precision, device):
                 loss, logs = loss_fn()
             if not torch.isfinite(loss):
                 raise Diverged(step, f"non-finite loss {loss.item()}")

@@ -29,6 +29,7 @@ import platform
 import re
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -273,6 +274,7 @@ def matrix_run_row(run_dir: Path, key: str = "demo", goal_min: float = 15.0) -> 
     if not (run_dir / "manifest.json").exists():
         return PerfRow(key, title, target, {}, f"not measured: no {key} run at {run_dir} (run `{command}`)", None)
     cells, bases = store.all_cells(), store.all_bases()
+    commits = Counter(_run_commit(c) for c in cells)
     full = [i for i in store.invocations() if i.get("skipped") == 0 and i.get("ran")]
     wall = full[-1]["wall_time_s"] if full else None
     per_cell = {c["cell_id"]: {"wall_s": c["provenance"].get("wall_time_s"),
@@ -303,7 +305,14 @@ def matrix_run_row(run_dir: Path, key: str = "demo", goal_min: float = 15.0) -> 
         blocks = ", ".join(f"{k} {v:.0%}" for k, v in sorted(profile["kinds"].items(), key=lambda kv: -kv[1]))
         note = (f"What dominates (py-spy, {profile['samples']} samples at 10/s over the run): {top}. "
                 f"By building block: {blocks}. Table below.")
-    return PerfRow(key, title, target, measured, summary, None if wall is None else wall <= goal_s, note)
+    return PerfRow(key, title, target, measured, summary, None if wall is None else wall <= goal_s, note,
+                   commit=", ".join(sorted(commits)) if commits else "")
+
+
+def _run_commit(cell: dict[str, Any]) -> str:
+    """The commit a cell was computed at, as its provenance records it (``-dirty`` for an unclean tree)."""
+    git = cell.get("provenance", {}).get("git", {}) or {}
+    return (git.get("commit") or "n/a")[:10] + ("-dirty" if git.get("dirty") else "")
 
 
 def demo_row(run_dir: Path) -> PerfRow:
@@ -406,12 +415,13 @@ def bench_scaling(base: LoadedModel, sizes: list[int]) -> PerfRow:
 def markdown(report: PerfReport) -> str:
     m = report.machine
     lines = [f"# Performance on {m['cpu']} ({m['cores']} cores{', ' + m['gpu'] if 'gpu' in m else ''})", "",
-             f"`unlearn-bench perf` — torch {m['torch']}, {m['torch_threads']} threads, commit "
-             f"{(git_commit().get('commit') or 'n/a')[:10]}. Ratios are measured side by side in one process.", "",
-             "| # | Measurement | Target | Result | Met |", "|---|---|---|---|---|"]
+             f"`unlearn-bench perf` — torch {m['torch']}, {m['torch_threads']} threads. Ratios are measured side "
+             "by side in one process; each row names the commit it was measured at (a run's row: the commit its "
+             "cells were computed at).", "",
+             "| # | Measurement | Target | Result | Met | Commit |", "|---|---|---|---|---|---|"]
     for i, row in enumerate(report.rows, 1):
         met = {True: "yes", False: "**no**", None: "—"}[row.met]
-        lines.append(f"| {i} | {row.title} | {row.target} | {row.summary} | {met} |")
+        lines.append(f"| {i} | {row.title} | {row.target} | {row.summary} | {met} | {row.commit or 'n/a'} |")
     lines.append("")
     for row in report.rows:
         if row.note:
@@ -472,12 +482,17 @@ def run_perf(out_dir: Path, demo_runs: Path, quick: bool = False, only: list[str
         report.rows.append(matrix_run_row(study_runs, "study", 60.0))
     if want("scaling"):
         report.rows.append(bench_scaling(base, [4, 8] if quick else [8, 16, 32]))
+    here = git_commit()
+    here_label = (here.get("commit") or "n/a")[:10] + ("-dirty" if here.get("dirty") else "")
+    for row in report.rows:
+        row.commit = row.commit or here_label
     out_dir.mkdir(parents=True, exist_ok=True)
     slug = machine_slug(facts)
     md, js = out_dir / f"{slug}.md", out_dir / f"{slug}.json"
     if only is not None and js.exists():  # a partial run updates its rows in the existing report
         fresh = {r.key for r in report.rows}
-        report.rows += [PerfRow(**r) for r in json.loads(js.read_text())["rows"] if r["key"] not in fresh]
+        report.rows += [PerfRow(**{"commit": "", **r}) for r in json.loads(js.read_text())["rows"]
+                        if r["key"] not in fresh]
     report.rows.sort(key=lambda r: _ROW_ORDER.get(r.key, 99))
     atomic_write_text(md, markdown(report))
     atomic_write_json(js, report.to_json())

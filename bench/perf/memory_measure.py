@@ -135,7 +135,7 @@ def measure_generation(model: Any, gen: GenerationShape, device: str = "cpu") ->
     """Peak tensor bytes of one generation batch with a KV cache (weights included)."""
     from transformers import DynamicCache
 
-    from bench.lm.generation import with_cache
+    from bench.lm.kv import with_cache
 
     dev = torch.device(device)
     model = model.to(dev).eval()

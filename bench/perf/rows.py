@@ -17,3 +17,6 @@ class PerfRow:
     summary: str
     met: bool | None  # None: no target, or not measurable here
     note: str = ""
+    #: The commit the row was measured at (a matrix row: the one its run's cells were computed at), so a
+    #: report updated one row at a time (``perf --only``) still says which code each number belongs to.
+    commit: str = ""

@@ -22,7 +22,8 @@ from typing import Any
 import torch
 
 from bench.data.text import render_prompt
-from bench.lm.generation import eos_token_ids, with_cache
+from bench.lm.generation import eos_token_ids
+from bench.lm.kv import with_cache
 
 META_PROMPT = ("Here are requests a user sent to an assistant:\n{examples}\nWrite one more request of the same "
                "kind. Reply with the request only.")
