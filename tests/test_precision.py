@@ -170,3 +170,42 @@ def test_generation_and_scoring_under_bf16_are_unchanged_by_the_single_cast(load
     monkeypatch.setattr(generation, "linear_weights_in_autocast_dtype", no_op)
     monkeypatch.setattr(likelihood, "linear_weights_in_autocast_dtype", no_op)
     assert outputs() == cast_once
+
+
+def test_an_unmerged_lora_is_scored_under_bf16_as_its_merged_weights_are(loaded):
+    """Under bf16, an unmerged LoRA (a relearn attack's adapter, a method's adapter probed mid-training) is
+    scored exactly as the same adapter merged into the fp32 weights and then cast (what the evaluation of a
+    merged method sees): the cast-once block folds it (unfolded, the adapter's small output is added to a
+    layer output already rounded to bf16 and partly rounds away: 0.07 instead of 0.24 nats/token for a
+    3-step relearn on the 135M model, bench.lm.precision). Afterwards the adapter is live again and every
+    Parameter is the original object."""
+    import copy
+
+    from peft import LoraConfig, get_peft_model
+
+    base = copy.deepcopy(loaded.model)
+    tok = loaded.tokenizer
+    peft_model = get_peft_model(copy.deepcopy(base), LoraConfig(r=4, lora_alpha=8, lora_dropout=0.0,
+                                                                target_modules=["q_proj", "v_proj", "up_proj"]))
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, p in peft_model.named_parameters():
+            if "lora_B" in name:
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.05)
+    peft_model.eval()
+    merged = copy.deepcopy(peft_model).merge_and_unload().eval()
+    examples = [Example("Who guards the vault?", "Captain Mirelle of the north gate."),
+                Example("def f(x):", "    return x * 2", chat=False)]
+    params = {name: p for name, p in peft_model.named_parameters()}
+    with precision.eval_precision("bf16", "cpu"):
+        folded = answer_logliks(peft_model, tok, examples)
+        reference = answer_logliks(merged, tok, examples)
+        base_bf16 = answer_logliks(base, tok, examples)
+    assert folded == pytest.approx(reference, abs=1e-6)
+    fp32 = answer_logliks(peft_model, tok, examples)
+    assert [a - b for a, b in zip(folded, base_bf16)] != [0.0, 0.0]
+    assert folded == pytest.approx(fp32, rel=LOGLIK_RELATIVE_BOUND)
+    assert {name: p for name, p in peft_model.named_parameters()} == params
+    assert all(p.dtype == torch.float32 for p in peft_model.parameters())
+    assert not any(layer.disable_adapters for layer in peft_model.modules() if hasattr(layer, "lora_A"))
+    assert answer_logliks(peft_model, tok, examples) == fp32  # the adapter branch is live again
