@@ -28,8 +28,8 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 demo: venv system-deps
 	$(BIN)/unlearn-bench run --config configs/demo.yaml --report leaderboards/smollm2-135m-demo
 
-# The study: the demo's matrix with 3 seeds and every attack (meant to fit an hour on 2 CPU cores; 60.6 min
-# measured, configs/study.yaml says where it goes); writes leaderboards/smollm2-135m-study/.
+# The study: the demo's matrix with 3 seeds and every attack (meant to fit an hour on 2 CPU cores; 50.7 min
+# measured at 4e8101b, configs/study.yaml says where it goes); writes leaderboards/smollm2-135m-study/.
 study: venv system-deps
 	$(BIN)/unlearn-bench run --config configs/study.yaml --report leaderboards/smollm2-135m-study
 

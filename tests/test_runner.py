@@ -344,3 +344,28 @@ def test_a_trajectory_starts_from_the_base_evaluation_without_probing_the_base(t
     assert first["probe/forget/forget_loglik"] == base_metrics["forget_loglik"]["value"]
     assert first["probe/utility/retain_loglik"] == base_metrics["retain_loglik"]["value"]
     assert calls == []
+
+
+def test_a_rewritten_leaderboard_does_not_make_the_code_dirty(tmp_path):
+    """Provenance's ``dirty`` is about code and configs: ``make study`` rewrites a committed leaderboard, and a
+    ``make demo`` run after it in the same checkout ran clean code."""
+    import subprocess
+
+    from bench.engine.provenance import tree_state
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "leaderboards").mkdir()
+    (tmp_path / "leaderboards" / "board.md").write_text("old")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    assert tree_state(tmp_path)["dirty"] is False and len(tree_state(tmp_path)["commit"]) == 40
+    (tmp_path / "leaderboards" / "board.md").write_text("regenerated")
+    assert tree_state(tmp_path)["dirty"] is False
+    assert tree_state(tmp_path / "leaderboards")["dirty"] is False  # the whole checkout, wherever asked from
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert tree_state(tmp_path)["dirty"] is True
+    assert tree_state(tmp_path / "leaderboards")["dirty"] is True

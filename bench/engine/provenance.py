@@ -31,17 +31,28 @@ def package_versions() -> dict[str, str | None]:
     return out
 
 
+#: Folders of generated outputs: changes there do not make the harness's code dirty (``make study`` rewrites
+#: a committed leaderboard before ``make demo`` runs in the same checkout).
+OUTPUT_FOLDERS = ("leaderboards",)
+
+
 @lru_cache(maxsize=1)
 def git_commit() -> dict[str, Any]:
     """Commit of the harness checkout (None when installed from a wheel), and whether it was dirty."""
-    root = Path(__file__).resolve().parent.parent
+    return tree_state(Path(__file__).resolve().parent.parent)
+
+
+def tree_state(root: Path) -> dict[str, Any]:
+    """HEAD of the git checkout at ``root`` and whether a tracked file outside ``OUTPUT_FOLDERS`` differs from
+    it (``{"commit": None, "dirty": None}`` outside a checkout)."""
     try:
         head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
                               timeout=5)
         if head.returncode != 0:
             return {"commit": None, "dirty": None}
-        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5)
+        outputs = [f":(top,exclude){folder}" for folder in OUTPUT_FOLDERS]
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--",
+                                ":(top)", *outputs], capture_output=True, text=True, timeout=5)
         return {"commit": head.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
     except (OSError, subprocess.TimeoutExpired):
         return {"commit": None, "dirty": None}
