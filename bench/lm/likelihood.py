@@ -7,6 +7,7 @@ smoothly under unlearning and is cheap enough to call between rounds.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from typing import Any
 
@@ -63,15 +64,15 @@ def _encoded_logliks(model: Any, encoded: Sequence[Any], pad_id: int, batch_size
     trim = supports_logits_to_keep(model)
     was_training = model.training
     model.eval()
-    prefixes: dict[tuple[int, ...], Any] = {}
+    prefix: tuple[tuple[int, ...], Any] = ((), None)  # the current group's prefix tokens and cache
     try:
         with linear_weights_in_autocast_dtype(model):  # one weight cast per call, not one per forward pass
             for shared, idx in bar(batches, progress, desc, unit="batch"):
                 if shared:
-                    key = tuple(encoded[idx[0]].input_ids[:shared])
-                    if key not in prefixes:
-                        prefixes = {key: prefix_cache(model, key, device)}  # groups come one after another
-                    logits, labels = _suffix_logits(model, prefixes[key], shared, [encoded[i] for i in idx],
+                    tokens = tuple(encoded[idx[0]].input_ids[:shared])
+                    if tokens != prefix[0]:  # a group's batches come one after another
+                        prefix = (tokens, prefix_cache(model, tokens, device))
+                    logits, labels = _suffix_logits(model, prefix[1], shared, [encoded[i] for i in idx],
                                                     pad_id, device, trim)
                 else:
                     batch = collate([encoded[i] for i in idx], pad_id).to(device)
@@ -87,38 +88,31 @@ def _suffix_logits(model: Any, prefix_cache: Any, shared: int, rows: Sequence[An
                    trim: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits and labels of the rows' tokens after their ``shared`` prefix, continued from a copy of its
     cache repeated once per row (right-padded, positions counted on from the prefix)."""
-    import copy
-
-
     batch = collate([Encoded(e.input_ids[shared:], e.labels[shared:]) for e in rows], pad_id).to(device)
-    cache = copy.deepcopy(prefix_cache)
+    cache = copy.deepcopy(prefix_cache)  # batch_select_indices replaces the copy's tensors, not the prefix's
     cache.batch_select_indices(torch.zeros(len(rows), dtype=torch.long, device=device))
     width = batch.input_ids.shape[1]
     positions = (shared + torch.arange(width, device=device)).expand(len(rows), width)
     mask = torch.cat([torch.ones(len(rows), shared, dtype=batch.attention_mask.dtype, device=device),
                       batch.attention_mask], dim=1)
-    labels, extra = batch.labels, {}
-    if trim:
-        answer = (labels != IGNORE).any(0).nonzero()
-        start = max(0, int(answer[0]) - 1) if len(answer) else 0
-        extra, labels = {"logits_to_keep": width - start}, labels[:, start:]
-    out = model(input_ids=batch.input_ids, attention_mask=mask, position_ids=positions, **with_cache(model, cache),
-                use_cache=True, **extra)
-    return out.logits, labels
+    return _answer_logits(model, batch, trim, attention_mask=mask, position_ids=positions,
+                          **with_cache(model, cache), use_cache=True)
 
 
-def _answer_logits(model: Any, batch: Any, trim: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits and labels from the position before the batch's earliest answer token onwards.
+def _answer_logits(model: Any, batch: Any, trim: bool, **forward: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits and labels from the position before the batch's earliest answer token onwards; ``forward``
+    adds to or overrides the model call's keywords (a prefix's cache, mask and positions).
 
     Prompt positions carry no loss, so their vocabulary projection (a fifth of a small model's FLOPs
     and a ``[B, L, V]`` float tensor) is skipped; the values are the same as with full logits.
     """
+    forward = {"attention_mask": batch.attention_mask, **forward}
     if not trim:
-        return model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits, batch.labels
+        return model(input_ids=batch.input_ids, **forward).logits, batch.labels
     answer = (batch.labels != IGNORE).any(0).nonzero()
     start = max(0, int(answer[0]) - 1) if len(answer) else 0
     keep = batch.input_ids.shape[1] - start
-    out = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, logits_to_keep=keep)
+    out = model(input_ids=batch.input_ids, logits_to_keep=keep, **forward)
     return out.logits, batch.labels[:, start:]
 
 
