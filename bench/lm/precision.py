@@ -141,8 +141,8 @@ def fold_lora_layers(model: torch.nn.Module, dtype: torch.dtype, swapped: list[A
     """Give each foldable PEFT LoRA layer of ``model`` the base weight ``(W + ΔW).to(dtype)`` (ΔW: the sum of
     its active adapters' ``get_delta_weight``) and switch its adapter branch off; the originals are appended
     to ``swapped`` and the layers to ``folded`` for the caller to restore. Foldable: enabled, not merged,
-    vanilla LoRA on an ``nn.Linear`` (no DoRA or other variant, no LoRA bias). Returns the ids of the modules
-    done here (each base Linear, and its ``lora_A``/``lora_B``, which the folded block never calls)."""
+    vanilla LoRA on an ``nn.Linear`` (no DoRA or other variant, no LoRA bias). Returns the ids of the folded layers'
+    ``lora_A``/``lora_B``, which the folded block never calls (the caller's loop casts the rest)."""
     try:
         from peft.tuners.lora import LoraLayer
     except ImportError:
@@ -163,11 +163,7 @@ def fold_lora_layers(model: torch.nn.Module, dtype: torch.dtype, swapped: list[A
                 merged += layer.get_delta_weight(adapter).to(merged.dtype)
         swapped.append((base, "weight", weight))
         base._parameters["weight"] = torch.nn.Parameter(merged.to(dtype), requires_grad=False)
-        bias = base._parameters.get("bias")
-        if bias is not None and bias.is_floating_point() and bias.dtype != dtype:
-            swapped.append((base, "bias", bias))
-            base._parameters["bias"] = torch.nn.Parameter(bias.detach().to(dtype), requires_grad=False)
-        layer._disable_adapters = True
+        layer._disable_adapters = True  # the base Linear's bias is cast by the caller's loop, as any Linear's
         folded.append(layer)
-        done |= {id(base), *(id(m) for m in layer.lora_A.values()), *(id(m) for m in layer.lora_B.values())}
+        done |= {*(id(m) for m in layer.lora_A.values()), *(id(m) for m in layer.lora_B.values())}
     return done
