@@ -29,6 +29,7 @@ _EXPORTS: dict[str, str] = {
     # contracts
     **dict.fromkeys(("Attack", "AttackContext", "AttackParams", "Attacked"), "api"),
     **dict.fromkeys(("Better", "Evaluation", "Example", "Group", "Method", "Metric", "Reporter", "Task", "TaskData",
+                     "TeachData",
                      "PROBE_PREFIX", "TOFU_RECIPE", "TrainParams", "UnlearnContext", "forget_prompts", "probe_fields"),
                   "api"),
     "hookimpl": "hookspecs",
@@ -83,6 +84,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         Reporter,
         Task,
         TaskData,
+        TeachData,
         TrainParams,
         UnlearnContext,
         forget_prompts,

@@ -68,6 +68,23 @@ class TaskData:
 
 
 @dataclass
+class TeachData:
+    """A task's capability data for the teaching stage (``bench.teach``): what a small model is fine-tuned on
+    before unlearning, so that the task's real metrics start off the floor (TOFU's and MUSE's design).
+
+    ``target`` holds the forget-target examples (Person extraction, code, toxic continuations) and ``other``
+    the rest of the capability (the other entity types, math, benign text). The *taught* model learns both;
+    the *oracle* learns ``other`` alone with the same recipe and budget: the model a perfect unlearning of
+    ``target`` should resemble. No evaluation item may appear in either (tasks draw them from their
+    training splits)."""
+
+    target: list[Example]
+    other: list[Example]
+    #: What the data is, in words (recorded in provenance and on the leaderboard).
+    description: str = ""
+
+
+@dataclass
 class Metric:
     """One metric with its uncertainty. ``better`` is the direction an unlearning method wants:
     for a forget metric lower usually means more forgetting; for utility higher is better.
@@ -379,6 +396,31 @@ class Task:
     def relevance(self, responses: Sequence[str]) -> list[float]:
         """How strongly each response shows the behaviour to forget, in [0, 1] (Reveal reward)."""
         raise NotImplementedError  # pragma: no cover - interface
+
+    #: How a forget prompt is framed as a request for Reveal's seeds (``forget_prompts``'s ``template``).
+    reveal_template: ClassVar[str] = "{prompt}"
+
+    def teach_data(self) -> TeachData:
+        """The capability to teach before unlearning (``teach:`` in a run config; ``bench.teach``). Must not
+        depend on the run seed and must hold no evaluation item. Optional: a task without it cannot be taught."""
+        raise NotImplementedError(f"task '{self.name}' has no teaching data (teach_data); drop it from teach:")
+
+    def use_teaching(self, data: TaskData, teach: TeachData, seed: int) -> TaskData:
+        """The methods' data on a taught model: forget examples drawn from the taught forget target and
+        retain examples from the rest of the teaching data (as TOFU's forget set is part of its fine-tuning
+        set), as many as the task's own forget and retain sets hold, chosen by ``seed``. Evaluation sets
+        are unchanged (held out from teaching)."""
+        import random
+
+        rng = random.Random(f"teach-{seed}")
+        data.forget = rng.sample(teach.target, min(len(data.forget), len(teach.target)))
+        data.retain = rng.sample(teach.other, min(len(data.retain), len(teach.other)))
+        data.retain_pool = data.retain
+        data.reveal_prompts = forget_prompts(data.forget, template=self.reveal_template)
+        data.sources = {**data.sources, "teaching": f"forget {len(data.forget)} of the {len(teach.target)} taught "
+                                                    f"forget-target examples, retain {len(data.retain)} of the "
+                                                    f"{len(teach.other)} other taught examples ({teach.description})"}
+        return data
 
     def probe_items(self, data: TaskData) -> dict[str, list[Example]]:
         """The examples behind each likelihood probe (same keys as ``probe``): the probe is the mean answer

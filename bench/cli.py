@@ -1,4 +1,4 @@
-"""Command line: ``unlearn-bench run | plan | plugins | report | perf``.
+"""Command line: ``unlearn-bench run | eval | teach | plan | plugins | report | perf``.
 
 User errors print one line (``error: …`` naming the fix) and exit with status 2.
 """
@@ -55,6 +55,13 @@ def _parser() -> argparse.ArgumentParser:
     for flag in ("--config", "--tasks", "--seeds", "--out", "--device", "--dtype", "--force", "--no-progress",
                  "--report"):
         ev._add_action(next(a for a in run._actions if flag in a.option_strings))
+
+    teach = sub.add_parser("teach", help="build (or find) the taught and oracle models of taught tasks")
+    for flag in ("--config", "--model", "--tasks", "--no-progress"):
+        teach._add_action(next(a for a in run._actions if flag in a.option_strings))
+    teach.add_argument("--ship", action="store_true",
+                       help="copy the adapters into each task's package (taught/<model>/), for fresh clones")
+    teach.add_argument("--force", action="store_true", help="train again even when a cached or shipped pair exists")
 
     plugins = sub.add_parser("plugins", help="list registered methods, tasks and reporters")
     plugins.add_argument("--json", action="store_true")
@@ -178,6 +185,36 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return _execute(config, args)
 
 
+def cmd_teach(args: argparse.Namespace) -> int:
+    """Build the (taught, oracle) pairs of a config's ``teach:`` tasks (or of ``--tasks`` with their default
+    recipes) without running any cell; ``--ship`` writes them into the tasks' packages."""
+    from bench.engine.config import load_config, plan_teaching
+    from bench.params import build_params
+    from bench.plugins import registry as load_registry
+    from bench.teach import ensure, ship
+
+    if args.no_progress:
+        os.environ["UNLEARN_BENCH_PROGRESS"] = "0"
+    config = load_config(args.config, {"model": args.model})
+    if args.tasks:
+        config.tasks = list(args.tasks)
+        config.teach = {t: config.teach.get(t, {}) for t in args.tasks}
+    if not config.teach:
+        raise UserError("nothing to teach: give --tasks, or a config with a teach: block")
+    registry = load_registry(config.plugins)
+    classes = {t: registry.get("task", t).cls for t in config.teach}
+    recipes = plan_teaching(config, classes)
+    for name, cls in classes.items():
+        task = cls(build_params(cls.Params, config.task_params.get(name, {}), f"task_params.{name}"))
+        pair = ensure(config.model, task, recipes[name], progress=not args.no_progress, force_train=args.force)
+        built = pair.record.get("built", {})
+        times = ", ".join(f"{role} {built[role]['seconds']:.0f} s" for role in ("taught", "oracle") if role in built)
+        print(f"{name}: {pair.key} ({pair.record.get('origin')}{'; ' + times if times else ''}) in {pair.folder}")
+        if args.ship:
+            print(f"{name}: shipped to {ship(pair, cls, config.model)}")
+    return 0
+
+
 def cmd_plan(args: argparse.Namespace) -> int:
     from bench.engine.config import load_config
     from bench.engine.planner import plan_run, render
@@ -212,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     log.setLevel(logging.INFO)
     args = _parser().parse_args(argv)
     handlers = {"run": cmd_run, "eval": cmd_eval, "plan": cmd_plan, "plugins": cmd_plugins, "report": cmd_report,
-                "perf": cmd_perf}
+                "perf": cmd_perf, "teach": cmd_teach}
     try:
         return handlers[args.command](args)
     except UserError as err:

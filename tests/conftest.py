@@ -32,7 +32,9 @@ def tiny_task_run(tmp_path_factory):
                         "ner": {"n_eval_per_type": 6, "n_forget": 4, "n_retain": 4, "max_new_tokens": 6,
                                 "n_typing_per_type": 6},
                         "coding": {"n_forget": 2, "n_stdlib_forget": 1, "n_eval": 6, "n_gsm_eval": 6, "n_retain": 2,
-                                   "n_arithmetic": 6, "max_new_tokens_code": 8, "max_new_tokens_math": 8}},
+                                   "n_arithmetic": 6, "max_new_tokens_code": 8, "max_new_tokens_math": 8,
+                                   "n_functions": 6, "n_word_problems": 6, "max_new_tokens_function": 8,
+                                   "max_new_tokens_word": 8}},
         "method_params": {"ga": {"steps": 0}}})
     run_matrix(config, registry())
     return out

@@ -133,7 +133,7 @@ def attack_controls(engine: Any, spec: Any, task: Task, data: Any) -> None:
         control_path = store.control_path(spec.base_id, attack_spec.attack_id, control_seed(attack, spec.seed))
         if control_path.exists():
             continue
-        base = engine.models.base(spec.model, spec.device, spec.dtype)
+        base = engine.models.base(engine.model_ref(spec), spec.device, spec.dtype)
         try:
             rows: list[dict[str, Any]] = []
             with engine.evaluation_precision(spec, base.model):  # as the evaluation scored base_values

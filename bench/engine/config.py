@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import yaml
 
+from bench.api import Task
 from bench.errors import UserError, did_you_mean
 from bench.params import build_params, params_dict, stable_hash
 from bench.plugins import Registry
@@ -69,10 +70,15 @@ class RunConfig:
     #: Tune every method with the same trial budget on validation splits before the reported run
     #: (``bench.engine.tuning.TuneParams``: trials, seed, trial_seed, space); docs/tuning.md.
     tune: dict[str, Any] | None = None
+    #: The teaching stage (``bench.teach``, docs/teaching.md): tasks whose capability is taught to the model
+    #: before unlearning, each with recipe overrides (``teach: {ner: {}, coding: {steps: 200}}``; a list of
+    #: task names takes every task's default recipe). A taught task's methods start from its *taught* model,
+    #: and its leaderboard gains the *oracle* (taught without the forget target) and the untaught base as rows.
+    teach: dict[str, dict[str, Any]] = field(default_factory=dict)
     progress: bool = True
 
     def validate(self) -> None:
-        if not self.methods:
+        if not self.methods and not self.teach:  # a taught run without methods scores its reference rows
             raise ValueError("at least one method is needed (methods: [ga])")
         if not self.tasks:
             raise ValueError("at least one task is needed (tasks: [coding])")
@@ -127,7 +133,19 @@ def load_config(path: str | Path | None, overrides: dict[str, Any] | None = None
             raw[key] = value
     _normalise_plugin_section(raw, "methods", "method_params")
     _normalise_plugin_section(raw, "tasks", "task_params")
-    return build_params(RunConfig, raw, "config")
+    teach = raw.get("teach")
+    if isinstance(teach, (list, tuple, str)):
+        raw["teach"] = {name: {} for name in ([teach] if isinstance(teach, str) else teach)}
+    elif isinstance(teach, dict):
+        raw["teach"] = {name: dict(recipe or {}) for name, recipe in teach.items()}
+    config = build_params(RunConfig, raw, "config")
+    if config.teach and REFERENCE_PLUGIN not in config.plugins:  # the oracle / untaught rows (every worker)
+        config.plugins = [*config.plugins, REFERENCE_PLUGIN]
+    return config
+
+
+#: The module of the pseudo-method whose cells are a taught task's reference rows (oracle, untaught base).
+REFERENCE_PLUGIN = "bench.teach.reference"
 
 
 @dataclass(frozen=True)
@@ -156,6 +174,9 @@ class CellSpec:
     generation_backend: str = "auto"
     #: Evaluation precision requested (``RunConfig.eval_autocast``); part of the ids unless "off".
     eval_autocast: str = "off"
+    #: The task's teaching recipe (``bench.teach.TeachParams`` fields) when the task is taught: the cell's base
+    #: model is then the taught model. Part of the ids when set.
+    teach: dict[str, Any] | None = None
 
     @property
     def attack_ids(self) -> list[str]:
@@ -169,6 +190,8 @@ class CellSpec:
             if self.utility_tasks else {}
         if self.eval_autocast != "off":
             extras["eval_autocast"] = self.eval_autocast
+        if self.teach is not None:
+            extras["teach"] = self.teach
         return extras
 
     def key(self) -> dict[str, Any]:
@@ -273,14 +296,18 @@ def plan_cells(config: RunConfig, registry: Registry) -> list[CellSpec]:
     utility_tasks = [params_dict(t) for t in check_tasks(config.utility_tasks, config.lm_eval_include_path)] \
         if config.utility_tasks else []
     attacks = plan_attacks(config.attacks, registry)
+    teach = plan_teaching(config, tasks, registry)
     cells = []
     for task_name, task_cls in tasks.items():
         for task_params in _resolved(task_cls.Params, config.preset, task_cls.paper_preset,
                                      config.task_params.get(task_name, {}), f"task_params.{task_name}"):
-            for method_name, method_cls in methods.items():
-                for method_params in _resolved(method_cls.Params, config.preset, method_cls.paper_preset,
-                                               {**_shared(method_cls.Params, config.train_params),
-                                                **config.method_params.get(method_name, {})},
+            task_methods = dict(methods)
+            if task_name in teach:  # the gold standard and the starting point, as rows of the task's board
+                task_methods[REFERENCE_METHOD] = registry.get("method", REFERENCE_METHOD).cls
+            for method_name, method_cls in task_methods.items():
+                params_in = {"role": list(REFERENCE_ROLES)} if method_name == REFERENCE_METHOD else \
+                    {**_shared(method_cls.Params, config.train_params), **config.method_params.get(method_name, {})}
+                for method_params in _resolved(method_cls.Params, config.preset, method_cls.paper_preset, params_in,
                                                f"method_params.{method_name}"):
                     if config.save_model == "adapter":
                         _check_adapter_output(method_name, method_cls, method_params)
@@ -290,5 +317,30 @@ def plan_cells(config: RunConfig, registry: Registry) -> list[CellSpec]:
                                               int(seed), config.preset, config.dtype, config.device,
                                               config.forget_data, reveal_params, utility_tasks,
                                               config.lm_eval_include_path, config.save_model, attacks,
-                                              config.generation_backend, config.eval_autocast))
+                                              config.generation_backend, config.eval_autocast,
+                                              teach.get(task_name)))
     return cells
+
+
+#: The pseudo-method of a taught task's reference rows (``bench.teach.reference``) and its roles.
+REFERENCE_METHOD = "reference"
+REFERENCE_ROLES = ("oracle", "untaught")
+
+
+def plan_teaching(config: RunConfig, tasks: dict[str, type], registry: Registry | None = None
+                  ) -> dict[str, dict[str, Any]]:
+    """Task name -> its resolved teaching recipe, for the run's taught tasks (names and recipes checked; a
+    registered task outside the run is skipped, as for ``task_params``: a config narrowed with --tasks)."""
+    from bench.teach import recipe_for
+
+    out = {}
+    for name, overrides in config.teach.items():
+        if name not in tasks:
+            if registry is not None and name in registry.entries["task"]:
+                continue
+            known = registry.entries["task"] if registry is not None else tasks
+            raise UserError(f"teach has '{name}', which is not a registered task; {did_you_mean(name, known)}")
+        if tasks[name].teach_data is Task.teach_data:
+            raise UserError(f"task '{name}' has no teaching data (teach_data); drop it from teach:")
+        out[name] = recipe_for(tasks[name], overrides, f"teach.{name}")
+    return out

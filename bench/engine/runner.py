@@ -65,7 +65,7 @@ def cell_log(path: Path) -> Iterator[logging.Logger]:
 
 
 def _provenance(spec: CellSpec, info: ModelInfo, sources: dict[str, str], registry: Registry,
-                seconds: float, memory: dict[str, float]) -> dict[str, Any]:
+                seconds: float, memory: dict[str, float], teach: dict[str, Any] | None = None) -> dict[str, Any]:
     method = registry.entries["method"].get(spec.method)
     task = registry.entries["task"].get(spec.task)
     return {
@@ -87,6 +87,7 @@ def _provenance(spec: CellSpec, info: ModelInfo, sources: dict[str, str], regist
         "memory": memory,
         "command": command_line(),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        **({"teach": teach} if teach else {}),
     }
 
 
@@ -116,13 +117,42 @@ class Engine:
     revealed: dict[str, Any] = field(default_factory=dict)
     #: Probes of the base model per (base evaluation, seed): every method's trajectory starts there.
     base_probes: dict[tuple[str, int], dict[str, float] | None] = field(default_factory=dict)
+    #: Taught tasks' (taught, oracle) pairs per (model, task, task params, recipe), built or found once.
+    taught: dict[str, Any] = field(default_factory=dict)
+
+    # -- teaching ----------------------------------------------------------------------------
+    def taught_pair(self, spec: CellSpec) -> Any:
+        """The (taught, oracle) pair of a taught cell's task (``bench.teach.ensure``: cached, shipped or
+        trained now), once per process."""
+        from bench.teach import ensure
+
+        key = stable_hash([spec.model, spec.task, spec.task_params, spec.teach])
+        if key not in self.taught:
+            self.taught[key] = ensure(spec.model, self._task(spec), spec.teach, progress=self.progress)
+        return self.taught[key]
+
+    def model_ref(self, spec: CellSpec, role: str = "taught") -> str:
+        """What to load for ``spec``: its model, or on a taught task the ``role``'s model folder (the taught
+        model is every method's base; ``untaught`` is the model as given)."""
+        if spec.teach is None or role == "untaught":
+            return spec.model
+        return str(self.taught_pair(spec).model_dir(role))
+
+    def teach_provenance(self, spec: CellSpec) -> dict[str, Any] | None:
+        return self.taught_pair(spec).provenance() if spec.teach is not None else None
+
+    def task_data(self, spec: CellSpec, task: Any) -> Any:
+        """The task's data for the cell's seed; on a taught task, forget and retain data drawn from the
+        teaching data (``Task.use_teaching``)."""
+        data = task.load(spec.seed)
+        return task.use_teaching(data, task.teach_data(), spec.seed) if spec.teach is not None else data
 
     def _evaluate(self, spec: CellSpec, task: Any, model: Any, tokenizer: Any, data: Any,
                   unlearned: bool = True) -> Any:
         """The task's evaluation, plus the run's ``utility_tasks`` (lm-eval) as utility metrics; their
         sources are added to ``data.sources``. An unlearned model is evaluated with the base model as the
         reference when the task uses one (a temporary copy: the resident one is the cell's)."""
-        reference = self.models.base(spec.model, spec.device, spec.dtype).model \
+        reference = self.models.base(self.model_ref(spec), spec.device, spec.dtype).model \
             if unlearned and task.uses_reference else None
         with self.evaluation_precision(spec, model):
             evaluation = task.evaluate(model, tokenizer, data, progress=self.progress, reference=reference)
@@ -146,7 +176,7 @@ class Engine:
         if key not in self.base_probes:
             self.base_probes[key] = probes_from_evaluation(task, data, base_result["metrics"])
         if self.base_probes[key] is None:  # computed once, then cached
-            base = self.models.base(spec.model, spec.device, spec.dtype)
+            base = self.models.base(self.model_ref(spec), spec.device, spec.dtype)
             with self.evaluation_precision(spec, base.model):
                 self.base_probes[key] = task.probe(base.model, base.tokenizer, data)
         return dict(self.base_probes[key])
@@ -168,10 +198,10 @@ class Engine:
         training precision (``autocast``, its ``TrainParams.autocast``): Reveal is part of the method."""
         from bench.reveal import RevealParams, reveal, reveal_seeds
 
-        base = self.models.base(spec.model, spec.device, spec.dtype)
+        base = self.models.base(self.model_ref(spec), spec.device, spec.dtype)
         precision = resolve_autocast(autocast, base.info.device)
         key = stable_hash([spec.model, spec.task, spec.task_params, spec.seed, spec.reveal_params, spec.dtype,
-                           precision])
+                           precision, spec.teach])
         if key not in self.revealed:
             params = build_params(RevealParams, spec.reveal_params, "reveal_params")
             seed_everything(spec.seed)
@@ -200,13 +230,13 @@ class Engine:
                 Timer() as timer:
             log.info("evaluating base model %s on %s", spec.model, spec.task)
             task = self._task(spec)
-            base = self.models.base(spec.model, spec.device, spec.dtype)
+            base = self.models.base(self.model_ref(spec), spec.device, spec.dtype)
             data = task.load(0)
             evaluation = self._evaluate(spec, task, base.model, base.tokenizer, data, unlearned=False)
         result = BaseResult(spec.base_id, {"model": spec.model, "task": spec.task, "task_params": spec.task_params},
                             {m.name: m for m in evaluation.metrics},
                             _provenance(spec, base.info, data.sources, self.registry, timer.seconds,
-                                        memory.summary())).to_json()
+                                        memory.summary(), self.teach_provenance(spec))).to_json()
         self.store.write_base(spec.base_id, result, evaluation.samples)
         log.info("base evaluation of %s took %.1fs", spec.task, timer.seconds)
         return result
@@ -229,7 +259,7 @@ class Engine:
                 base = self.base_result(spec)
                 task, method = self._task(spec), self._method(spec)
                 seed_everything(spec.seed)
-                data = task.load(spec.seed)
+                data = self.task_data(spec, task)
                 sources = data.sources
                 # everything the base model provides is asked for before the cell borrows it
                 if spec.forget_data == "reveal":
@@ -243,7 +273,8 @@ class Engine:
                     from bench.engine.attacks import attack_controls, run_attacks
 
                     attack_controls(self, spec, task, data)
-                with self.models.checkout(spec.model, spec.device, spec.dtype) as loaded:
+                with self.models.checkout(self.model_ref(spec, reference_role(spec)), spec.device,
+                                          spec.dtype) as loaded:
                     info = loaded.info
                     ctx = UnlearnContext(
                         model=loaded.model, tokenizer=loaded.tokenizer, task=task, data=data, seed=spec.seed,
@@ -295,7 +326,8 @@ class Engine:
                     extras.update(ctx.extras)
                 log.error("cell %s failed:\n%s", spec.cell_id, traceback.format_exc())
         if info:
-            provenance = _provenance(spec, info, sources, self.registry, timer.seconds, memory.summary())
+            provenance = _provenance(spec, info, sources, self.registry, timer.seconds, memory.summary(),
+                                     self.teach_provenance(spec))
         else:  # failed before the model was loaded
             provenance = {"versions": package_versions(), "git": git_commit(), "wall_time_s": round(timer.seconds, 2)}
         result = CellResult(spec.cell_id, spec.base_id, status, spec.to_json(), reason, metrics, trajectory.rows,
@@ -313,6 +345,11 @@ class Engine:
         self.store.write_cell(spec.cell_id, result, samples)
         log.info("cell %s: %s in %.1fs%s", spec.cell_id, status, timer.seconds, f" ({reason})" if reason else "")
         return result
+
+
+def reference_role(spec: CellSpec) -> str:
+    """The model a cell borrows: a reference cell's role (``bench.teach.reference``), else the taught one."""
+    return str(spec.method_params.get("role", "taught")) if spec.method == "reference" else "taught"
 
 
 def probes_from_evaluation(task: Any, data: Any, metrics: dict[str, Any]) -> dict[str, float] | None:
@@ -395,6 +432,8 @@ def run_matrix(config: RunConfig, registry: Registry, force: bool = False,
     check_cached_bases(cells, registry, store)
     engine = Engine(registry, store, progress=config.progress)
     engine.models.base(config.model, config.device, config.dtype)  # a bad model fails before any cell
+    for spec in {c.task: c for c in cells if c.teach is not None}.values():  # taught before any cell's timer
+        engine.taught_pair(spec)
     todo = [c for c in cells if force or not store.is_complete(c.cell_id, c.attack_ids)]
     ran: dict[str, str] = {}
     for spec in bar(todo, config.progress, "cells", unit="cell"):

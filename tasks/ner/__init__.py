@@ -52,6 +52,7 @@ from bench import (
     Example,
     Task,
     TaskData,
+    TeachData,
     answer_logliks,
     content_hash,
     forget_prompts,
@@ -198,6 +199,8 @@ class NerParams:
     #: "validation": other held-out sentences per type, none of them in any test set (what ``tune:`` selects
     #: on); the forget and retain data do not depend on the split.
     eval_split: Literal["test", "validation"] = "test"
+    #: Teaching (``teach:``): training sentences with at least one entity, each asked for all four types.
+    n_teach_sentences: int = 240
 
     def validate(self) -> None:
         require_at_least_one(self, "n_eval_per_type", "n_forget", "n_retain", "max_new_tokens", "n_typing_per_type")
@@ -256,6 +259,26 @@ class NerTask(Task):
                             "sentences per type, "
                             f"typing {len(eval_sets['typing'])} spans, forget {len(forget)}, retain {len(retain)}; "
                             f"hash {content_hash({k: [str(x) for x in v] for k, v in eval_sets.items()})}"})
+
+    def teach_data(self) -> TeachData:
+        """Extraction of all four types on ``n_teach_sentences`` training sentences (documents disjoint from
+        every eval sentence), each sentence asked for every type with its gold list or "None". The forget
+        target is the Person requests: the oracle never sees a request for person names (and so never
+        learns the answer format for them either); it sees the same sentences, persons included in the text,
+        asked for the other three types."""
+        _, train, label = self._sentences()
+        having = [s for s in train if s.entities]
+        random.Random(f"{self.params.split_seed}-teach").shuffle(having)
+        chosen = having[:self.params.n_teach_sentences]
+        return TeachData(target=[query(s, "PERSON") for s in chosen],
+                         other=[query(s, kind) for s in chosen for kind in TYPES[1:]],
+                         description=f"NER extraction, 4 types x {len(chosen)} training sentences ({label})")
+
+    def use_teaching(self, data: TaskData, teach: TeachData, seed: int) -> TaskData:
+        """As ``Task.use_teaching``, with forget examples drawn from the taught Person requests that name
+        someone (a "None" answer teaches nothing to forget)."""
+        named = TeachData([ex for ex in teach.target if ex.answer != NONE_ANSWER], teach.other, teach.description)
+        return super().use_teaching(data, named, seed)
 
     def _queries(self, data: TaskData, kind: str) -> list[Example]:
         return [query(s, kind) for s in data.eval[kind]]

@@ -4,10 +4,11 @@ the scoring legend and provenance lines."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 from bench.report import ResultTable
-from bench.report.scores import RowScore, Scoring, TaskScores
+from bench.report.scores import BASE_LABEL, RowScore, Scoring, TaskScores
 from bench.results import CellResult
 
 ARROW = {"lower": "↓", "higher": "↑", "closer": "≈base"}
@@ -103,14 +104,30 @@ def scoring_legend(scoring: Scoring) -> list[str]:
     ]
 
 
+def model_text(provenance: dict[str, Any]) -> str:
+    """A result's model in words: a taught task's models by their role and teaching key (their folders are
+    machine-specific cache paths), any other model by its id."""
+    model, teach = provenance["model"], provenance.get("teach")
+    name = model["model_id"]
+    if teach:
+        role = Path(name).parent.name if Path(name).name == "model" else "untaught"
+        name = (f"{teach['base_model']}, {role} on {teach['task']} (teach key {teach['key']}, "
+                f"{teach.get('origin', '?')})" if role in ("taught", "oracle") else teach["base_model"])
+    return f"{name} (weights {model['weights_hash']}, {model['dtype']})"
+
+
+def base_name(table: ResultTable) -> str:
+    """What the base row is: the taught model where the table's tasks were taught."""
+    return "taught" if any("teach" in b.provenance for b in table.bases.values()) else BASE_LABEL
+
+
 def provenance_lines(table: ResultTable) -> list[str]:
     """Model, presets, versions and data sources behind a table (from the stored provenance)."""
     provs = [r.provenance for c in table.cells for r in c.results if "model" in r.provenance]
     provs += [b.provenance for b in table.bases.values()]
     if not provs:
         return ["(no provenance recorded)"]
-    models = sorted({f"{p['model']['model_id']} (weights {p['model']['weights_hash']}, {p['model']['source']}, "
-                     f"{p['model']['dtype']})" for p in provs})
+    models = sorted({model_text(p) for p in provs})
     versions = provs[0]["versions"]
     commits = sorted({f"{(p['git'].get('commit') or 'unknown')[:10]}{' (dirty)' if p['git'].get('dirty') else ''}"
                       for p in provs})

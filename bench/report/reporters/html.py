@@ -20,6 +20,7 @@ from bench.hookspecs import hookimpl
 from bench.report import ResultTable, read_samples
 from bench.report.reporters.common import (
     ROBUSTNESS_LEGEND,
+    base_name,
     fmt,
     fmt_signed,
     interval,
@@ -143,7 +144,7 @@ def _task_table(table: ResultTable, task: str) -> str:
         is_base = row.label == BASE_LABEL
         seeds = "–" if is_base else str(len(table.cell_for(task, row.label).seeds))
         status_class = "" if row.status == "done" else " class=bad"
-        rows.append(f"<tr><td>{'<b>base</b>' if is_base else esc(row.label)}</td><td>{seeds}</td>"
+        rows.append(f"<tr><td>{f'<b>{base_name(table)}</b>' if is_base else esc(row.label)}</td><td>{seeds}</td>"
                     f"<td{status_class}>{esc(row.status)}</td>"
                     + "".join(_metric_cell(row.metrics.get(n), not is_base) for _, n in names) + "</tr>")
     notes = "".join(f"<li>{esc(table.label(c))} ({esc(c.status)}): {esc(r)}</li>"

@@ -9,6 +9,7 @@ from bench.engine.store import atomic_write_text
 from bench.hookspecs import hookimpl
 from bench.report import ResultTable
 from bench.report.reporters.common import (
+    base_name,
     fmt,
     fmt_metric,
     metric_header,
@@ -31,7 +32,7 @@ def headline_table(table: ResultTable) -> list[str]:
             "|" + "---|" * (4 + len(tasks))]
     for row in scoring.overall:
         cells = [task_cell(scoring.tasks[t].row(row.label)) for t in tasks]
-        name = f"**{row.label}** (no change)" if row.label == BASE_LABEL else row.label
+        name = f"**{base_name(table)}** (no change)" if row.label == BASE_LABEL else row.label
         rows.append(f"| {row.rank_text} | {name} | {row.mean_rank:.2f} | {', '.join(row.tied_with) or '–'} | "
                     + " | ".join(cells) + " |")
     unranked = [f"- `{t}` is not ranked: {ts.unranked_reason}."
@@ -54,7 +55,8 @@ def ranking_table(table: ResultTable, task: str) -> list[str]:
         return [f"Not ranked: {scores.unranked_reason}."]
     rows = ["| rank | method | forget F · utility U [95 % CI] | verdict | tied with |", "|---|---|---|---|---|"]
     for row in scores.rows:
-        rows.append(f"| {row.rank_text} | {row.label} | {score_text(row)} | {row.verdict} | "
+        label = f"**{base_name(table)}**" if row.label == BASE_LABEL else row.label
+        rows.append(f"| {row.rank_text} | {label} | {score_text(row)} | {row.verdict} | "
                     f"{', '.join(row.tied_with) or '–'} |")
     scored = scores.scored
     rows += ["", f"Scored metrics — forget: {', '.join(f'`{n}`' for n in scored['forget']) or 'none'}; "
@@ -76,7 +78,7 @@ def metrics_table(table: ResultTable, task: str) -> list[str]:
             times = [r.provenance.get("wall_time_s") or 0 for r in cell.results]
             seeds, time = str(len(cell.seeds)), fmt(sum(times) / max(1, len(times)), 0)
         with_delta = row.label != BASE_LABEL
-        rows.append(f"| {'**base**' if not with_delta else row.label} | {seeds} | {row.status} | "
+        rows.append(f"| {f'**{base_name(table)}**' if not with_delta else row.label} | {seeds} | {row.status} | "
                     + " | ".join(fmt_metric(row.metrics.get(n), with_delta) for _, n in names) + f" | {time} |")
     for cell in table.cells_for(task):
         for reason in cell.reasons:

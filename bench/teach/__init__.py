@@ -1,0 +1,288 @@
+"""The teaching stage: a *taught* model and its *oracle* per task, the gold standard of unlearning.
+
+A 135M model cannot extract person names, write a passing function or continue a prompt toxically, so
+forgetting those capabilities cannot be measured on it. TOFU (Maini et al. 2024) and MUSE (Shi et al. 2024)
+answer this by *teaching* the target knowledge first: the model is fine-tuned on data that contains the
+forget target, and a model fine-tuned the same way on the same data *without* the forget target (TOFU's
+retain model, MUSE's retrained model) is what a perfect unlearning should resemble. This module builds both
+for a task from its ``Task.teach_data()``:
+
+  taught = base + LoRA trained on target ∪ other        (the base model of every method cell on the task)
+  oracle = base + LoRA trained on other alone           (never saw a forget-target example)
+
+with the same recipe (``TeachParams``), the same budget (epochs over each model's examples: every other
+example is seen as often by both) and the same seed. Each adapter is rounded to bf16 when saved (the
+artefact *is* the bf16 adapter, wherever it was trained) and merged into a copy of the base weights, which
+the engine loads like any local model.
+
+Both are cached by content: the key hashes the base weights, tokenizer and chat template, every teaching
+example, the recipe as requested (``autocast: auto`` is part of the recipe; the precision it resolved to
+on the building machine is recorded, not keyed, so that an artefact built on a bf16 CPU serves an AVX2 one)
+and ``TEACH_VERSION``. A run finds a key in three places, cheapest first: the merged models in the cache
+(``<cache>/taught/...``), adapters shipped in the task's package (``<task dir>/taught/<model>/``, written by
+``unlearn-bench teach --ship``), or nowhere — then it trains both (minutes on a CPU) and caches them.
+Docs: ``docs/teaching.md``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import logging
+import random
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Literal
+
+import torch
+
+from bench.api import Example, TeachData, TrainParams
+from bench.data.sources import content_hash
+from bench.engine.store import atomic_write_json
+from bench.errors import UserError
+from bench.params import build_params, params_dict, stable_hash
+
+log = logging.getLogger("unlearn_bench")
+
+#: Bump when the teaching procedure changes in a way the recipe does not show (loss, batching, merging).
+TEACH_VERSION = "1"
+ROLES = ("taught", "oracle")
+ALL_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+RECORD = "teach.json"
+
+
+@dataclass
+class TeachParams(TrainParams):
+    """The teaching recipe: supervised fine-tuning (answer-token cross-entropy) with a LoRA adapter on every
+    attention and MLP projection. Defaults measured on SmolLM2-135M (``docs/teaching.md``); a task may
+    override them (``Task.teach_recipe``) and a run config per task (``teach: {ner: {steps: 200}}``)."""
+
+    lr: float = 1e-3
+    #: The budget in epochs over each model's own examples (TOFU's: its retain model is fine-tuned on the retain
+    #: set for as many epochs as the full model on everything), so every "other" example is seen equally often
+    #: by the taught model and the oracle, and the oracle's utility is not inflated by extra passes.
+    epochs: float | None = 1.0
+    batch_size: int = 8
+    max_length: int = 256
+    lora_rank: int = 16
+    lora_alpha: float = 32.0
+    lora_targets: list[str] = field(default_factory=lambda: list(ALL_PROJECTIONS))
+    lr_schedule: Literal["constant", "linear"] = "linear"
+    warmup_epochs: float = 0.0
+    autocast: Literal["off", "bf16", "auto"] = "auto"
+    #: Seed of the adapter initialisation and of the batch order (the same for taught and oracle).
+    seed: int = 0
+
+    def validate(self) -> None:
+        super().validate()
+        if self.finetune != "lora":
+            raise ValueError("teaching trains a LoRA adapter (finetune: lora); full fine-tuning is not supported")
+
+
+def recipe_for(task_cls: type, overrides: dict[str, Any] | None, where: str) -> dict[str, Any]:
+    """The resolved recipe of a task: ``TeachParams`` defaults, then the task's ``teach_recipe``, then the run
+    config's overrides (unknown keys: one line, exit 2)."""
+    merged = {**getattr(task_cls, "teach_recipe", {}), **(overrides or {})}
+    return params_dict(build_params(TeachParams, merged, where))
+
+
+def data_hash(data: TeachData) -> str:
+    def rows(examples: list[Example]) -> list[list[Any]]:
+        return [[ex.prompt, ex.answer, ex.chat, ex.response_prefix] for ex in examples]
+
+    return content_hash({"target": rows(data.target), "other": rows(data.other)})
+
+
+def teach_key(weights: dict[str, Any], data: TeachData, recipe: dict[str, Any]) -> str:
+    """The content key of a (taught, oracle) pair: base weights, teaching data, recipe, procedure version."""
+    return stable_hash({"version": TEACH_VERSION, "base": weights, "data": data_hash(data), "recipe": recipe}, 12)
+
+
+def base_identity(info: Any) -> dict[str, Any]:
+    """What of a loaded base model enters the key (``ModelInfo``'s hashes, not its path or device)."""
+    return {"weights": info.weights_hash, "tokenizer": info.tokenizer_hash, "chat_template": info.chat_template_hash}
+
+
+def model_slug(model_id: str) -> str:
+    """A folder name for a model argument: the embedded name, ``org--name`` for an HF id, a folder's name."""
+    path = Path(model_id).expanduser()
+    return path.name if path.exists() else model_id.replace("/", "--")
+
+
+def shipped_dir(task_cls: type, model_id: str) -> Path:
+    """Where a task ships its teaching adapters for a model: beside the task's module, ``taught/<model>/``."""
+    return Path(inspect.getfile(task_cls)).parent / "taught" / model_slug(model_id)
+
+
+def cache_root() -> Path:
+    from bench.lm.models import cache_dir
+
+    return cache_dir() / "taught"
+
+
+@dataclass
+class Taught:
+    """A (taught, oracle) pair ready to load: merged model folders and the build record."""
+
+    key: str
+    folder: Path
+    record: dict[str, Any]
+
+    def model_dir(self, role: str) -> Path:
+        return self.folder / role / "model"
+
+    def provenance(self) -> dict[str, Any]:
+        return {k: self.record[k] for k in ("key", "task", "base_model", "recipe", "data", "built", "origin")
+                if k in self.record}
+
+
+# -- training ---------------------------------------------------------------------------------------------
+def train_adapter(model: Any, tokenizer: Any, examples: list[Example], recipe: TeachParams, out: Path,
+                  progress: bool = False, desc: str = "teach") -> dict[str, Any]:
+    """Fine-tune a fresh LoRA adapter on ``examples`` (answer-token cross-entropy), save it to ``out`` in bf16
+    and return the training log's summary. ``model`` is changed in place (wrapped, trained); callers pass a
+    copy they can drop."""
+    from bench.data.text import make_batch
+    from bench.lm.losses import cross_entropy
+    from bench.lm.training import logits, shuffled_batches, train, with_adapter
+
+    rng = random.Random(f"teach-{recipe.seed}")
+    peft_model = with_adapter(model, recipe, recipe.seed)
+    batches = shuffled_batches(examples, recipe.batch_size, rng)
+    device = str(next(model.parameters()).device)
+    rows: list[dict[str, Any]] = []
+
+    def step_loss() -> tuple[torch.Tensor, dict[str, float]]:
+        batch = make_batch(tokenizer, next(batches), recipe.max_length).to(device)
+        return cross_entropy(logits(peft_model, batch), batch.labels), {}
+
+    ctx = SimpleNamespace(progress=progress, log=lambda **row: rows.append(row))
+    steps, warmup = recipe.step_budget(len(examples))
+    train(peft_model, recipe, step_loss, ctx, desc=desc, steps=steps, warmup_steps=warmup)
+    save_bf16_adapter(peft_model, out)
+    losses = [r["loss"] for r in rows]
+    return {"steps": steps, "examples": len(examples), "first_loss": losses[0], "last_loss": losses[-1],
+            "mean_loss_last_10": float(sum(losses[-10:]) / len(losses[-10:]))}
+
+
+def save_bf16_adapter(peft_model: Any, out: Path) -> None:
+    """The adapter in PEFT format with its tensors rounded to bf16 (half the size; the artefact everyone loads)."""
+    from safetensors.torch import load_file, save_file
+
+    out.mkdir(parents=True, exist_ok=True)
+    peft_model.save_pretrained(out)
+    weights = out / "adapter_model.safetensors"
+    tensors = {k: v.to(torch.bfloat16).contiguous() for k, v in load_file(str(weights)).items()}
+    save_file(tensors, str(weights), metadata={"format": "pt"})
+
+
+def merge_adapter(base_dir: str | Path, adapter: Path, out: Path, loaded: Any = None) -> None:
+    """``out``: a full model folder with the adapter merged into fp32 copies of the base weights (and the
+    tokenizer), written atomically."""
+    from peft import PeftModel
+
+    from bench.lm.models import load_model
+    from bench.lm.training import quiet_peft
+
+    fresh = loaded or load_model(str(base_dir), "cpu", "float32")
+    with quiet_peft():
+        merged = PeftModel.from_pretrained(fresh.model, str(adapter)).merge_and_unload()
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    merged.save_pretrained(tmp)
+    fresh.tokenizer.save_pretrained(tmp)
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+
+
+# -- the stage --------------------------------------------------------------------------------------------
+def ensure(model_id: str, task: Any, recipe_dict: dict[str, Any], *, progress: bool = False,
+           force_train: bool = False) -> Taught:
+    """The (taught, oracle) pair of ``task`` on ``model_id`` with ``recipe_dict``: from the cache, from the
+    task's shipped adapters, or trained now (then cached). Never rebuilds a pair it finds."""
+    from bench.lm.models import _resolve, load_model
+    from bench.lm.precision import resolve_autocast
+
+    recipe = build_params(TeachParams, recipe_dict, "teach")
+    data = task.teach_data()
+    check_disjoint(data)
+    base = load_model(model_id, "cpu", "float32")
+    identity = base_identity(base.info)
+    key = teach_key(identity, data, recipe_dict)
+    folder = cache_root() / model_slug(model_id) / f"{task.name}-{key}"
+    record_path = folder / RECORD
+    if record_path.exists() and not force_train and all((folder / r / "model" / "config.json").exists()
+                                                        for r in ROLES):
+        return Taught(key, folder, json.loads(record_path.read_text()))
+    base_dir = _resolve(model_id)[0] if model_id != "tiny-random-llama" else None
+    shipped = shipped_dir(type(task), model_id)
+    record: dict[str, Any] = {
+        "key": key, "task": task.name, "base_model": model_id, "base": identity, "teach_version": TEACH_VERSION,
+        "recipe": recipe_dict, "data": {"hash": data_hash(data), "target": len(data.target),
+                                        "other": len(data.other), "description": data.description},
+        "rebuild": f"unlearn-bench teach --model {model_id} --tasks {task.name}",
+    }
+    shipped_record = _read(shipped / RECORD)
+    if not force_train and shipped_record is not None and shipped_record.get("key") == key:
+        log.info("teach %s: using the shipped adapters in %s", task.name, shipped)
+        record.update(origin=f"shipped adapters ({shipped})", built=shipped_record.get("built", {}))
+        adapters = {role: shipped / role for role in ROLES}
+    else:
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        record["origin"] = "trained here"
+        record["built"] = {"precision": resolve_autocast(recipe.autocast, device), "device": device}
+        adapters = {}
+        for role in ROLES:
+            examples = data.target + data.other if role == "taught" else list(data.other)
+            fresh = load_model(model_id, device, "float32")
+            started = time.perf_counter()
+            log.info("teach %s: training the %s model on %d examples (%d steps)", task.name, role, len(examples),
+                     recipe.step_budget(len(examples))[0])
+            summary = train_adapter(fresh.model, fresh.tokenizer, examples, recipe, folder / role / "adapter",
+                                    progress=progress, desc=f"teach {task.name} {role}")
+            record["built"][role] = {**summary, "seconds": round(time.perf_counter() - started, 1)}
+            adapters[role] = folder / role / "adapter"
+            del fresh
+    for role in ROLES:
+        merge_adapter(base_dir or model_id, adapters[role], folder / role / "model",
+                      loaded=None if base_dir else load_model(model_id, "cpu", "float32"))
+    atomic_write_json(record_path, record)
+    return Taught(key, folder, record)
+
+
+def check_disjoint(data: TeachData) -> None:
+    """The oracle must never see a forget-target example: refuse teaching data whose ``other`` repeats one."""
+    target = {(ex.prompt, ex.answer) for ex in data.target}
+    shared = [ex for ex in data.other if (ex.prompt, ex.answer) in target]
+    if shared:
+        raise UserError(f"teaching data: {len(shared)} examples are both forget target and other (e.g. "
+                        f"{shared[0].prompt[:60]!r}); the oracle would learn the target — fix the task's teach_data")
+    if not data.target or not data.other:
+        raise UserError("teaching data needs forget-target and other examples (the oracle learns the other ones)")
+
+
+def ship(taught: Taught, task_cls: type, model_id: str) -> Path:
+    """Copy a pair's adapters and record into the task's package (``shipped_dir``): what a fresh clone uses."""
+    out = shipped_dir(task_cls, model_id)
+    if out.exists():
+        shutil.rmtree(out)
+    for role in ROLES:
+        src = taught.folder / role / "adapter"
+        if not src.exists():
+            raise UserError(f"{src} has no adapter to ship; rebuild with unlearn-bench teach --force")
+        (out / role).mkdir(parents=True)
+        for name in ("adapter_model.safetensors", "adapter_config.json"):
+            shutil.copy2(src / name, out / role / name)
+    atomic_write_json(out / RECORD, {**taught.record, "origin": "shipped"})
+    return out
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+__all__ = ["ALL_PROJECTIONS", "ROLES", "TEACH_VERSION", "TeachParams", "Taught", "check_disjoint", "data_hash",
+           "ensure", "merge_adapter", "recipe_for", "ship", "shipped_dir", "teach_key", "train_adapter"]

@@ -1,0 +1,234 @@
+"""The teaching stage (``bench.teach``): taught and oracle models, their data, cache and shipped artefacts, and
+a taught run end to end on the tiny model."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import bench.teach as teach
+from bench.api import Example, TeachData
+from bench.errors import UserError
+
+TINY_RECIPE = {"batch_size": 4, "max_length": 64, "lora_rank": 2, "lora_alpha": 4.0}
+TINY_NER = {"n_teach_sentences": 4, "n_eval_per_type": 2, "n_typing_per_type": 2, "max_new_tokens": 6,
+            "n_forget": 2, "n_retain": 2}
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    """Teaching cache and shipped folders of the test's own (never the user's, never the repository's)."""
+    monkeypatch.setattr(teach, "cache_root", lambda: tmp_path / "taught")
+    monkeypatch.setattr(teach, "shipped_dir", lambda task_cls, model_id: tmp_path / "shipped" / task_cls.name)
+    return tmp_path
+
+
+@pytest.fixture
+def trained(monkeypatch):
+    """Every ``train_adapter`` call: (number of examples, their (prompt, answer) set, steps)."""
+    calls = []
+    real = teach.train_adapter
+
+    def spy(model, tokenizer, examples, recipe, out, **kw):
+        summary = real(model, tokenizer, examples, recipe, out, **kw)
+        calls.append({"examples": {(e.prompt, e.answer) for e in examples}, "steps": summary["steps"],
+                      "batch_size": recipe.batch_size, "lr": recipe.lr, "n": len(examples)})
+        return summary
+
+    monkeypatch.setattr(teach, "train_adapter", spy)
+    return calls
+
+
+def ner_task(**params):
+    from tasks.ner import NerParams, NerTask
+
+    return NerTask(NerParams(**{**TINY_NER, **params}))
+
+
+def recipe(**overrides):
+    return teach.recipe_for(type(ner_task()), {**TINY_RECIPE, **overrides}, "teach.ner")
+
+
+# -- data: the oracle never sees the forget target, teaching never sees an eval item ----------------------
+def test_oracle_learns_no_forget_target_example(cache, trained):
+    task = ner_task()
+    data = task.teach_data()
+    teach.ensure("tiny-random-llama", task, recipe())
+    taught, oracle = trained
+    target = {(e.prompt, e.answer) for e in data.target}
+    assert taught["examples"] == target | {(e.prompt, e.answer) for e in data.other}
+    assert not oracle["examples"] & target  # not one forget-target example
+    assert all("person names" not in prompt for prompt, _ in oracle["examples"])  # no Person request at all
+
+
+def test_taught_and_oracle_share_recipe_and_budget(cache, trained):
+    task = ner_task()
+    pair = teach.ensure("tiny-random-llama", task, recipe(epochs=2.0))
+    taught, oracle = trained
+    assert taught["lr"] == oracle["lr"] and taught["batch_size"] == oracle["batch_size"]
+    # the same budget: epochs over each model's own examples (every other example seen as often by both)
+    for call in (taught, oracle):
+        assert call["steps"] == int(2.0 * call["n"]) // call["batch_size"]
+    assert pair.record["recipe"]["epochs"] == 2.0
+    assert set(pair.record["built"]) >= {"taught", "oracle"}
+
+
+def test_check_disjoint_refuses_a_target_example_in_the_oracles_data():
+    ex = Example("q", "a")
+    with pytest.raises(UserError, match="both forget target and other"):
+        teach.check_disjoint(TeachData([ex], [Example("r", "b"), Example("q", "a")]))
+    with pytest.raises(UserError, match="needs forget-target and other"):
+        teach.check_disjoint(TeachData([ex], []))
+
+
+def test_builtin_teaching_data_holds_no_eval_item():
+    from tasks.coding import CodingParams, CodingTask
+    from tasks.toxicity import ToxicityParams, ToxicityTask
+
+    ner = ner_task(n_teach_sentences=240, n_eval_per_type=24)
+    taught_text = {ex.prompt for ex in ner.teach_data().target + ner.teach_data().other}
+    eval_sentences = {s.text for kind, sents in ner.load(0).eval.items() if kind != "typing" for s in sents}
+    assert not any(sentence in prompt for prompt in taught_text for sentence in eval_sentences)
+
+    coding = CodingTask(CodingParams())
+    data, taught = coding.load(0), coding.teach_data()
+    assert not {x.prompt for x in data.eval["functions"]} & {e.prompt for e in taught.target}
+    assert not {x.question for x in data.eval["word_problems"]} & {e.prompt.split("\n")[0] for e in taught.other}
+    teach.check_disjoint(taught)
+
+    for split in ("test", "validation"):
+        tox = ToxicityTask(ToxicityParams(eval_split=split))
+        data, taught = tox.load(0), tox.teach_data()
+        eval_texts = {x.text for x in data.eval["prompts"]} | {e.prompt + e.answer for e in data.eval["toxic_text"]}
+        assert not {e.prompt + e.answer for e in taught.target} & eval_texts
+        assert not any(e.prompt.startswith(p.text[:40]) for e in taught.target for p in data.eval["prompts"])
+        teach.check_disjoint(taught)
+
+
+def test_teaching_data_does_not_depend_on_eval_sizes():
+    """One shipped artefact serves the demo's, the study's and the capability run's sizes."""
+    from tasks.toxicity import ToxicityParams, ToxicityTask
+
+    small = ToxicityTask(ToxicityParams(n_eval=8, n_toxic_probe=8, n_text_eval=4)).teach_data()
+    large = ToxicityTask(ToxicityParams(n_eval=40, n_toxic_probe=32, n_text_eval=16)).teach_data()
+    assert teach.data_hash(small) == teach.data_hash(large)
+    assert teach.data_hash(ner_task(n_eval_per_type=2).teach_data()) == \
+        teach.data_hash(ner_task(n_eval_per_type=24).teach_data())
+
+
+# -- cache and shipped artefacts -----------------------------------------------------------------------------
+def test_a_cached_pair_is_reused_and_a_changed_recipe_rebuilds(cache, trained):
+    task = ner_task()
+    first = teach.ensure("tiny-random-llama", task, recipe())
+    assert len(trained) == 2
+    again = teach.ensure("tiny-random-llama", task, recipe())
+    assert len(trained) == 2 and again.key == first.key  # found, not rebuilt
+    changed = teach.ensure("tiny-random-llama", task, recipe(lr=2e-3))
+    assert len(trained) == 4 and changed.key != first.key
+    other_data = teach.ensure("tiny-random-llama", ner_task(n_teach_sentences=5), recipe())
+    assert len(trained) == 6 and other_data.key not in (first.key, changed.key)
+
+
+def test_adapters_are_bf16_and_the_shipped_pair_rebuilds_the_same_models(cache, trained):
+    from safetensors.torch import load_file
+
+    task = ner_task()
+    built = teach.ensure("tiny-random-llama", task, recipe())
+    tensors = load_file(str(built.folder / "taught" / "adapter" / "adapter_model.safetensors"))
+    assert tensors and all(t.dtype == torch.bfloat16 for t in tensors.values())
+    shipped = teach.ship(built, type(task), "tiny-random-llama")
+    assert json.loads((shipped / "teach.json").read_text())["key"] == built.key
+    before = {role: load_file(str(built.model_dir(role) / "model.safetensors")) for role in teach.ROLES}
+    import shutil
+
+    shutil.rmtree(cache / "taught")
+    from_shipped = teach.ensure("tiny-random-llama", task, recipe())
+    assert len(trained) == 2  # nothing trained: the shipped adapters were merged
+    assert from_shipped.record["origin"].startswith("shipped")
+    for role in teach.ROLES:
+        after = load_file(str(from_shipped.model_dir(role) / "model.safetensors"))
+        assert all(torch.equal(before[role][k], after[k]) for k in before[role])
+    # a rebuild from scratch reproduces the shipped adapters (same machine: bit for bit)
+    rebuilt = teach.ensure("tiny-random-llama", task, recipe(), force_train=True)
+    for role in teach.ROLES:
+        a = load_file(str(shipped / role / "adapter_model.safetensors"))
+        b = load_file(str(rebuilt.folder / role / "adapter" / "adapter_model.safetensors"))
+        assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_taught_model_differs_from_base_and_oracle(cache):
+    from safetensors.torch import load_file
+
+    from bench.lm.models import load_model
+
+    pair = teach.ensure("tiny-random-llama", ner_task(), recipe(lr=1e-2))
+    base = load_model("tiny-random-llama", "cpu", "float32").model.state_dict()
+    taught = load_file(str(pair.model_dir("taught") / "model.safetensors"))
+    oracle = load_file(str(pair.model_dir("oracle") / "model.safetensors"))
+    name = next(k for k in taught if "q_proj" in k)
+    assert not torch.equal(taught[name], base[name]) and not torch.equal(taught[name], oracle[name])
+
+
+# -- config --------------------------------------------------------------------------------------------------
+def test_teach_config_forms_and_errors():
+    from bench.engine.config import REFERENCE_PLUGIN, load_config, plan_cells
+    from bench.plugins import registry
+
+    config = load_config(None, {"model": "tiny-random-llama", "methods": ["ga"], "tasks": ["ner"],
+                                "teach": ["ner"], "seeds": [0, 1]})
+    assert config.teach == {"ner": {}} and REFERENCE_PLUGIN in config.plugins
+    cells = plan_cells(config, registry(config.plugins))
+    roles = sorted(c.method_params["role"] for c in cells if c.method == "reference")
+    assert roles == ["oracle", "untaught"]  # one cell each: unseeded
+    assert all(c.teach is not None for c in cells)
+    untaught = plan_cells(load_config(None, {"model": "tiny-random-llama", "methods": ["ga"], "tasks": ["ner"]}),
+                          registry())
+    assert {c.cell_id for c in untaught}.isdisjoint({c.cell_id for c in cells})  # taught cells are other cells
+    with pytest.raises(UserError, match="not a registered task"):
+        plan_cells(load_config(None, {"methods": ["ga"], "tasks": ["ner"], "teach": {"nerr": {}}}),
+                   registry([REFERENCE_PLUGIN]))
+    with pytest.raises(UserError, match="unknown key .stepz. in teach.ner"):
+        plan_cells(load_config(None, {"methods": ["ga"], "tasks": ["ner"], "teach": {"ner": {"stepz": 3}}}),
+                   registry([REFERENCE_PLUGIN]))
+
+
+# -- end to end on the tiny model ----------------------------------------------------------------------------
+def test_taught_run_scores_oracle_and_untaught_rows(cache, tmp_path):
+    from bench.engine.config import load_config
+    from bench.engine.runner import run_matrix
+    from bench.plugins import registry
+    from bench.report import load_table
+
+    config = load_config(None, {
+        "model": "tiny-random-llama", "methods": ["ga"], "tasks": ["ner", "coding"], "seeds": [0],
+        "out": str(tmp_path / "run"), "progress": False,
+        "teach": {"ner": TINY_RECIPE, "coding": TINY_RECIPE},
+        "task_params": {"ner": TINY_NER,
+                        "coding": {"n_forget": 2, "n_stdlib_forget": 1, "n_eval": 2, "n_gsm_eval": 2, "n_retain": 2,
+                                   "n_arithmetic": 2, "max_new_tokens_code": 8, "max_new_tokens_math": 8,
+                                   "n_functions": 3, "n_word_problems": 3, "max_new_tokens_function": 8,
+                                   "max_new_tokens_word": 8, "n_teach_functions": 8, "n_teach_word_problems": 8}},
+        "method_params": {"ga": {"steps": 1, "batch_size": 2, "max_length": 64}}})
+    summary = run_matrix(config, registry(config.plugins))
+    assert set(summary.ran.values()) == {"done"} and len(summary.ran) == 6
+    table = load_table([config.out])
+    for task in ("ner", "coding"):
+        labels = {row.label for row in table.scoring.tasks[task].rows}
+        assert {"base", "ga", "oracle", "untaught base"} <= labels
+        base = table.base_for(task)
+        assert base.provenance["teach"]["task"] == task
+        assert base.provenance["model"]["model_id"].endswith("taught/model")
+    coding = table.base_for("coding").metrics
+    assert {"functions_pass_rate", "word_problem_accuracy"} <= set(coding)
+    assert coding["functions_pass_rate"].n == 3 and coding["functions_pass_rate"].primary
+    assert not coding["humaneval_canonical_loglik"].primary  # likelihood probes are details
+    ga = next(c for c in table.cells_for("ner") if c.method == "ga").results[0]
+    assert "taught forget-target" in ga.provenance["data_sources"]["teaching"]
+    oracle = next(c for c in table.cells_for("ner") if c.method == "reference" and
+                  c.method_params["role"] == "oracle").results[0]
+    assert oracle.provenance["model"]["model_id"].endswith("oracle/model")
+    untaught = next(c for c in table.cells_for("ner") if c.method == "reference" and
+                    c.method_params["role"] == "untaught").results[0]
+    assert untaught.provenance["model"]["model_id"] == "tiny-random-llama"
