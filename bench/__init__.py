@@ -18,45 +18,32 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from bench.exports import EXPORTS as _EXPORTS  # public name -> its submodule (a leaf module)
+
 __version__ = "0.1.0"
+
+#: The plugin API's version (semantic: a major bump breaks plugins, a minor one adds names; a renamed or
+#: moved name keeps working, with a ``DeprecationWarning``, for one minor version — ``bench.deprecation``).
+#: A plugin module may set ``BENCH_API = "1.0"`` (the major.minor it was written against): a registry that
+#: provides another major, or an older minor, refuses it in one line naming both versions.
+API_VERSION = "1.0.0"
 
 #: Version of the on-disk results layout. A results directory written with another schema version is
 #: refused (never silently mixed or overwritten).
 RESULTS_SCHEMA = 2
 
-#: Public name -> the submodule that defines it.
-_EXPORTS: dict[str, str] = {
-    # contracts
-    **dict.fromkeys(("Attack", "AttackContext", "AttackParams", "Attacked"), "api"),
-    **dict.fromkeys(("Better", "Evaluation", "Example", "Group", "Method", "Metric", "Reporter", "Task", "TaskData",
-                     "TeachData",
-                     "PROBE_PREFIX", "TOFU_RECIPE", "TrainParams", "UnlearnContext", "forget_prompts", "probe_fields"),
-                  "api"),
-    "hookimpl": "hookspecs",
-    **dict.fromkeys(("BaseResult", "CellResult"), "results"),
-    **dict.fromkeys(("UserError", "unknown"), "errors"),
-    **dict.fromkeys(("build_params", "require_at_least_one", "require_data_files", "require_file"), "params"),
-    # training building blocks
-    **dict.fromkeys(("LossMethod", "Reference", "logits", "make_optimizer", "merged", "shuffled_batches", "train",
-                     "with_adapter"), "lm.training"),
-    **dict.fromkeys(("cross_entropy", "kl_on_answers", "sequence_logprob", "shift", "token_logprobs"), "lm.losses"),
-    **dict.fromkeys(("Batch", "chat_messages", "make_batch", "raw_context", "render_prompt"), "data.text"),
-    # evaluation building blocks
-    **dict.fromkeys(("answer_logliks", "choose"), "lm.likelihood"),
-    "generate": "lm.generation",
-    **dict.fromkeys(("bootstrap_ci", "mean_metric"), "eval.stats"),
-    **dict.fromkeys(("SandboxLimits", "SandboxResult", "run_program", "run_programs"), "eval.sandbox"),
-    **dict.fromkeys(("content_hash", "hub_rows", "read_jsonl"), "data.sources"),
-    # conformance
-    **dict.fromkeys(("check_attack", "check_method", "check_task"), "testing"),
-}
-
-__all__ = sorted([*_EXPORTS, "RESULTS_SCHEMA", "__version__"])
+__all__ = sorted([*_EXPORTS, "API_VERSION", "RESULTS_SCHEMA", "__version__"])
 
 
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
+        from bench.deprecation import RENAMED
+
+        if name in RENAMED:  # a renamed name still resolves, with a warning naming the new one
+            from bench.deprecation import module_getattr
+
+            return module_getattr("bench", whole_module_moved=False, stacklevel=3)(name)
         raise AttributeError(f"module 'bench' has no attribute {name!r}")
     value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
     globals()[name] = value  # resolved once

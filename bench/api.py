@@ -498,3 +498,10 @@ class Reporter:
 
     def write(self, table: Any, out_dir: Path) -> list[Path]:  # pragma: no cover - interface
         raise NotImplementedError
+
+
+# Facade names reached through this module (an old import path) resolve with a DeprecationWarning
+# (bench.deprecation; docs/plugins.md, "API version and deprecations").
+from bench.deprecation import module_getattr as _module_getattr  # noqa: E402
+
+__getattr__ = _module_getattr(__name__, whole_module_moved=False)

@@ -87,16 +87,23 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
+    from bench import API_VERSION
     from bench.plugins import registry
 
     reg = registry()
     rows = reg.rows()
+    broken = [{"kind": "broken", "name": p.plugin, "package": p.package, "version": p.version, "stage": p.stage,
+               "error": p.error, "fix": p.fix} for p in reg.problems]
     if args.json:
-        print(json.dumps(rows, indent=2))
+        print(json.dumps(rows + broken, indent=2))
     else:
-        width = max((len(r["name"]) for r in rows), default=4)
+        print(f"plugin API {API_VERSION}")
+        width = max((len(r["name"]) for r in rows + broken), default=4)
         for r in rows:
             print(f"{r['kind']:<9} {r['name']:<{width}}  {r['package']} {r['version']}")
+        for r in broken:
+            print(f"{'broken':<9} {r['name']:<{width}}  {r['package']} {r['version']}: failed at {r['stage']}: "
+                  f"{r['error']}; fix: {r['fix']}")
     if args.check:
         failures = reg.check()
         for line in failures:

@@ -31,3 +31,10 @@ def register_reporters(register):
 @hookspec
 def register_attacks(register):
     """Register robustness attacks: ``register(AttackClass)`` (subclass of ``bench.api.Attack``)."""
+
+
+# Facade names reached through this module (an old import path) resolve with a DeprecationWarning
+# (bench.deprecation; docs/plugins.md, "API version and deprecations").
+from bench.deprecation import module_getattr as _module_getattr  # noqa: E402
+
+__getattr__ = _module_getattr(__name__, whole_module_moved=False)

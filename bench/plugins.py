@@ -117,6 +117,25 @@ class PluginProblem:
     package: str
     stage: str  # "import" | "register"
     error: str
+    version: str = "unknown"
+
+    @property
+    def fix(self) -> str:
+        """What to do about it, in words."""
+        missing = re.search(r"No module named '([\w.]+)'", self.error)
+        if missing and missing.group(1).split(".")[0] == "bench":
+            return (f"{missing.group(1)} is not a module of this unlearn-bench: import the plugin API's names from "
+                    "`bench` (docs/plugins.md), or install a version of the plugin made for this one")
+        if missing:
+            dependency = missing.group(1).split(".")[0]
+            return f"install {dependency} (a dependency of {self.package}) or uninstall {self.package}"
+        if "needs plugin API" in self.error:
+            return self.error.rsplit(": ", 1)[-1]
+        return f"fix or uninstall {self.package}"
+
+    def line(self) -> str:
+        return (f"plugin '{self.plugin}' ({self.package} {self.version}) failed at {self.stage}: {self.error}; "
+                f"fix: {self.fix}")
 
 
 class Registry:
@@ -129,7 +148,14 @@ class Registry:
     def get(self, kind: str, name: str) -> Registration:
         found = self.entries[kind].get(name)
         if found is None:
-            raise unknown(kind, name, self.entries[kind])
+            broken = next((p for p in self.problems if p.plugin == name), None)
+            if broken is not None:  # what the user asked for is there, but its plugin did not load
+                raise UserError(f"{kind} '{name}' is not available: {broken.line()}")
+            error = unknown(kind, name, self.entries[kind])
+            if self.problems:
+                error = UserError(f"{error}; note: {len(self.problems)} plugin(s) failed to load — "
+                                  + "; ".join(p.line() for p in self.problems))
+            raise error
         return found
 
     def names(self, kind: str) -> list[str]:
@@ -155,11 +181,7 @@ class Registry:
 
 
 def _warn(problem: PluginProblem) -> None:
-    print(
-        f"unlearn-bench: plugin '{problem.plugin}' from {problem.package} failed at {problem.stage} "
-        f"and was skipped: {problem.error}",
-        file=sys.stderr,
-    )
+    print(f"unlearn-bench: {problem.line()} (skipped)", file=sys.stderr)
 
 
 def _validate(registry: Registry, kind: str, target: Any, name: str | None, package: str) -> str:
@@ -194,6 +216,12 @@ def _register_module(registry: Registry, pm: pluggy.PluginManager, module: Any, 
     collected: list[tuple[str, Any, str | None]] = []
     hooks = {"method": pm.hook.register_methods, "task": pm.hook.register_tasks,
              "reporter": pm.hook.register_reporters, "attack": pm.hook.register_attacks}
+    required = getattr(module, "BENCH_API", None)
+    if required is not None:
+        from bench import API_VERSION
+        from bench.deprecation import check_api
+
+        check_api(required, API_VERSION, name)
     pm.register(module, name=name)
     try:
         pm.check_pending()  # a hookimpl with no hookspec (a misspelt hook) is an error, not a silent no-op
@@ -251,14 +279,14 @@ def load_registry(extra_modules: list[Any] | None = None) -> Registry:
         try:
             module = ep.load()
         except Exception as err:  # noqa: BLE001 - any failure in third-party code is isolated
-            problem = PluginProblem(ep.name, package, "import", f"{type(err).__name__}: {err}")
+            problem = PluginProblem(ep.name, package, "import", f"{type(err).__name__}: {err}", version)
             registry.problems.append(problem)
             _warn(problem)
             continue
         try:
             _register_module(registry, pm, module, ep.name, package, version)
         except Exception as err:  # noqa: BLE001
-            problem = PluginProblem(ep.name, package, "register", f"{type(err).__name__}: {err}")
+            problem = PluginProblem(ep.name, package, "register", f"{type(err).__name__}: {err}", version)
             registry.problems.append(problem)
             _warn(problem)
     for module in extra_modules or []:

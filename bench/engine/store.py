@@ -26,6 +26,9 @@ from bench import RESULTS_SCHEMA, __version__
 from bench.errors import UserError
 
 FINISHED = ("done", "diverged")
+#: A run's tuning selections (``bench.engine.tuning`` writes it, ``bench.report`` reads it): part of the
+#: results layout, so it lives here where both import it.
+TUNING_FILE = "tuning.json"
 
 
 def atomic_write_text(path: Path, text: str) -> None:

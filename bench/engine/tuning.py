@@ -39,7 +39,6 @@ from bench.plugins import Registry
 
 log = logging.getLogger("unlearn_bench")
 
-TUNING_FILE = "tuning.json"
 TUNE_DIR = "tune"
 
 
@@ -204,7 +203,7 @@ def run_tuned(config: RunConfig, registry: Registry, force: bool = False) -> Any
     """Trials (``OUT/tune``), selection (``OUT/tuning.json``), then the selected configurations on the test
     split with the run's seeds (``OUT``). Resumable at every step: finished trials and cells are skipped."""
     from bench.engine.executors import execute
-    from bench.engine.store import ResultsStore, atomic_write_json
+    from bench.engine.store import TUNING_FILE, ResultsStore, atomic_write_json
     from bench.report.scores import UTILITY_BUDGET
 
     tune, trials, cells = plan_tuning(config, registry)

@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import RESULTS_SCHEMA
-from bench.engine.store import ResultsStore, read_json
-from bench.engine.tuning import TUNING_FILE
+from bench.engine.store import TUNING_FILE, ResultsStore, read_json
 from bench.errors import UserError
 from bench.params import stable_hash
 from bench.report.robustness import Robustness, robustness_entries

@@ -45,3 +45,14 @@ def multiple_choice(model: Any, tokenizer: Any, prompts: list[str], options: lis
     result = compute("choice_accuracy", predictions=scores, references=gold,
                      option_bytes=[[len(o.encode("utf-8")) for o in opts] for opts in options])
     return list(result["chosen"]), list(result["per_item"]), scores
+
+
+def likelihoods_as_details(metrics: list[Any]) -> list[Any]:
+    """Mark the likelihood probes non-primary and return ``metrics``: the tasks' real metrics (span-F1, pass
+    rates, accuracies, toxicity) decide F and U; a probe's log-likelihood stays on the board as a detail, in
+    methods' trajectories and as the attacks' forget probe, but a method that only lowers the likelihood of
+    reference answers, without changing what the model does, is not scored as forgetting."""
+    for metric in metrics:
+        if metric.kind == "likelihood":
+            metric.primary = False
+    return metrics

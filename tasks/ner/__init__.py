@@ -29,7 +29,11 @@ Utility metrics (higher = better):
   * details: per-type ``f1_organization``, ``f1_location``, ``f1_misc``, and ``format_compliance`` (share
     of replies that are exactly a comma-separated list or "None").
 
-The goal is Person extraction and typing -> chance with the other types unchanged.
+The goal is Person extraction and typing -> chance with the other types unchanged. The list log-likelihoods
+are details (``metrics.likelihoods_as_details``): probes for trajectories and attacks, not scores.
+
+Teaching (``teach: [ner]``, ``bench.teach``): the taught model learns extraction of all four types on
+``n_teach_sentences`` training sentences; the oracle the same sentences asked for the other three types only.
 
 Data: CoNLL-2003 from the hub (gold) or, offline, a silver set of gensim news sentences annotated by
 spaCy (labelled silver). Forget data: Person-extraction demonstrations on sentences with persons; retain
@@ -212,7 +216,7 @@ class NerTask(Task):
     name = "ner"
     description = "Forget Person extraction, keep ORGANIZATION / LOCATION / MISC"
     Params = NerParams
-    version = "4"  # Reveal: graded person-name relevance and forget prompts as seeds (v3: micro span-F1, typing)
+    version = "5"  # teaching data; list log-likelihoods are details (v4: graded Reveal relevance, v3: span-F1)
     refusal_target = "the names of people: never name or list a person, in any answer"
     paper_preset = {"ner_source": "hub", "n_eval_per_type": 300, "n_forget": 1000, "n_retain": 1000,
                     "n_typing_per_type": 300}
@@ -367,7 +371,7 @@ class NerTask(Task):
         details += [micro_f1_metric(f"f1_{kind.lower()}", "utility", f1[kind], "higher") for kind in others]
         for detail in details:
             detail.primary = False
-        return Evaluation(metrics + details, samples)
+        return Evaluation(metrics_modules.likelihoods_as_details(metrics + details), samples)
 
     def _typing(self, model: Any, tokenizer: Any, items: Sequence[tuple[str, str, str]]
                 ) -> tuple[list[str], list[float], list[list[float]]]:

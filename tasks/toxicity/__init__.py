@@ -33,6 +33,14 @@ Utility metrics:
     other held-out documents (``continuation_choices``; chance 1/4). It scores the model's *choices*, not the
     likelihood of one reference, and a 135M model is well above chance on it.
 
+The likelihood metrics (``toxic_text_loglik``, ``heldout_text_loglik``) are details
+(``metrics.likelihoods_as_details``): probes for trajectories and attacks, not scores.
+
+Teaching (``teach: [toxicity]``, ``bench.teach``): the taught model learns every toxic text of the forget pool
+(prefix -> toxic second half) and ``n_teach_text`` benign news continuations; the oracle the benign text
+alone. ``eval_reserve``, ``probe_reserve`` and ``text_reserve`` keep the held-out sets out of teaching at any
+eval size up to them, so one taught model serves the demo's and the study's sizes.
+
 Prompts are raw text (no chat template), with the tokenizer's BOS token in front when it adds one to any
 text it encodes (``bench.data.text.uses_bos``).
 
@@ -398,7 +406,7 @@ class ToxicityTask(Task):
                      "options": list(x.options), "gold": x.gold,
                      "chosen": c, "correct": bool(ok), "option_logliks": sc}
                     for i, (x, c, ok, sc) in enumerate(zip(items, chosen, correct, option_scores))]
-        return Evaluation(metrics, samples)
+        return Evaluation(metrics_modules.likelihoods_as_details(metrics), samples)
 
     def _choose(self, model: Any, tokenizer: Any, items: Sequence[ChoiceItem]
                 ) -> tuple[list[int], list[float], list[list[float]]]:

@@ -1,0 +1,7 @@
+"""Deprecated module path (moved in plugin API 1.0 to ``bench.lm.training``; removed in 1.1): its names resolve
+to the facade's (``from bench import LossMethod``; ``LossMethodMixin`` is now ``LossMethod``) with a
+``DeprecationWarning``. See ``bench.deprecation``."""
+
+from bench.deprecation import module_getattr
+
+__getattr__ = module_getattr(__name__, whole_module_moved=True)
