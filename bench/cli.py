@@ -47,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     for flag in ("--config", "--model", "--methods", "--tasks", "--preset", "--device", "--dtype"):
         plan._add_action(next(a for a in run._actions if flag in a.option_strings))
     plan.add_argument("--json", action="store_true", help="the plan as JSON")
+    plan.add_argument("--power", type=float, metavar="EFFECT",
+                      help="instead of memory: the items each metric needs to detect a paired move of EFFECT x the "
+                           "reference's per-item SD, from the evaluations already stored in the config's out")
 
     ev = sub.add_parser("eval", help="score checkpoints unlearned elsewhere against their base, as leaderboard rows")
     ev.add_argument("--base", required=True, help="the model the checkpoints were unlearned from (as --model)")
@@ -229,8 +232,26 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
     config = load_config(args.config, {"model": args.model, "methods": args.methods, "tasks": args.tasks,
                                        "preset": args.preset, "device": args.device, "dtype": args.dtype})
+    if args.power is not None:
+        return _plan_power(config, args)
     plan = plan_run(config, registry(config.plugins))
     print(json.dumps(plan.to_json(), indent=2) if args.json else render(plan))
+    return 0
+
+
+def _plan_power(config: Any, args: argparse.Namespace) -> int:
+    """``plan --power EFFECT``: items per metric from the reference evaluations already in ``config.out``."""
+    from bench.engine.store import ResultsStore
+    from bench.eval.power import plan_items, render_plan
+
+    if args.power <= 0:
+        raise UserError(f"--power takes a positive effect in SD units (e.g. 0.25), got {args.power}")
+    store = ResultsStore(config.out)
+    bases = store.all_bases() if store.root.exists() else []
+    if not bases:
+        raise UserError(f"{config.out} holds no base evaluation yet: run the config once (any size), then plan")
+    rows = plan_items(bases, store.all_cells(), args.power, config.tasks)
+    print(json.dumps(rows, indent=2) if args.json else render_plan(rows, args.power))
     return 0
 
 

@@ -76,10 +76,25 @@ def test_recovered_fraction_hand_computed_with_worst_case_and_control():
     attacked = {"weak": [u + 0.5 for u in unlearned], "strong": [u + 1.0 for u in unlearned]}
     control = {"weak": [b + 0.1 for b in base], "strong": [b + 0.3 for b in base]}
     out = recovery(base, unlearned, attacked, control)
-    assert out["worst_variant"] == "strong" and out["recovered"] == pytest.approx(0.5)
-    assert out["recovered_ci"] == pytest.approx([0.5, 0.5])  # a constant shift: every replicate is 0.5
+    # R = [(F_att − F_unl) − (C_att − F_base)] / (F_base − F_unl) = (1.0 − 0.3) / 2.0
+    assert out["worst_variant"] == "strong" and out["recovered"] == pytest.approx(0.35)
+    assert out["recovered_ci"] == pytest.approx([0.35, 0.35])  # a constant shift: every replicate is 0.35
     assert out["control"] == pytest.approx(0.3) and out["control_variant"] == "strong"
-    assert out["forgotten"] == pytest.approx(2.0)
+    assert out["forgotten"] == pytest.approx(2.0) and out["adjusted_change"] == pytest.approx(0.7)
+
+
+def test_recovered_share_needs_a_meaningful_drop_and_stays_in_range():
+    base = [0.0, 0.1, -0.1, 0.2, 0.05, -0.05]
+    tiny_drop = [b - 0.03 for b in base]  # significant (a constant shift) but below the 0.05 minimum effect
+    out = recovery(base, tiny_drop, {"a": [u + 0.5 for u in tiny_drop]}, {"a": base})
+    assert out["recovered"] is None and "nothing to recover" in out["recovered_note"]
+    assert out["adjusted_change"] == pytest.approx(0.5)  # what the attack did is still shown
+    small = [b - 0.1 for b in base]  # a meaningful drop, against an attack adding 0.5: a share of 5
+    out = recovery(base, small, {"a": [u + 0.5 for u in small]}, {"a": base})
+    assert out["recovered"] is None and "outside [-1, 2]" in out["recovered_note"]
+    # the control takes back what the attack does to the base model: a relearn that teaches everyone
+    out = recovery(base, small, {"a": [u + 0.3 for u in small]}, {"a": [b + 0.25 for b in base]})
+    assert out["recovered"] == pytest.approx(0.5)
 
 
 def test_recovered_fraction_is_undefined_when_nothing_was_forgotten():
@@ -87,7 +102,7 @@ def test_recovered_fraction_is_undefined_when_nothing_was_forgotten():
     base = rng.normal(size=20).tolist()
     unlearned = [b + rng.normal(scale=0.5) for b in base]  # no systematic drop
     out = recovery(base, unlearned, {"model": base}, {"model": base})
-    assert out["recovered"] is None and "nothing forgotten" in out["recovered_note"]
+    assert out["recovered"] is None and "nothing to recover" in out["recovered_note"]
 
 
 def _registry():

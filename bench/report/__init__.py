@@ -123,7 +123,13 @@ class ResultTable:
         """Statistics, scores and ranks of every task (formulas in ``bench.report.scores``)."""
         per_task = {task: (self.base_for(task), [Group(self.label(c), c.results) for c in self.cells_for(task)])
                     for task in self.tasks()}
-        return score_leaderboard(per_task, budget=self.utility_budget, resamples=self.resamples)
+        return score_leaderboard(per_task, budget=self.utility_budget, resamples=self.resamples,
+                                 oracles=self.oracles())
+
+    def oracles(self) -> dict[str, str]:
+        """Task -> the label of its oracle row (a taught task's ``reference`` cell of role ``oracle``)."""
+        return {c.task: self.label(c) for c in self.cells if c.method == "reference"
+                and c.method_params.get("role") == "oracle"}
 
 
 # -- refusing what cannot be compared -----------------------------------------------------------------

@@ -48,13 +48,14 @@ from bench.eval.stats import (
     hierarchical_means,
     is_proportion,
     percentile_interval,
+    significant,
     weighted_means,
     widen_for_proportion,
 )
 from bench.results import BaseResult, CellResult
 
 #: Version of the scoring rules; recorded in every report (results.json ``scoring.version``).
-SCORING_VERSION = 2
+SCORING_VERSION = 3  # 3: forget quality against an oracle, power (MDE) per metric
 #: Largest utility loss, in standardised units (Glass's Δ), that still counts as "utility kept". 0.2 is
 #: Cohen's (1988) conventional "small" effect: a loss a reader would call small but not nothing.
 UTILITY_BUDGET = 0.2
@@ -123,6 +124,14 @@ class MetricStats:
     significant: bool = False
     #: Significant and at least the metric's minimum meaningful effect.
     meaningful: bool = False
+    #: Forget quality against the oracle (taught tasks): Δ_row / Δ_oracle, the share of the taught-to-oracle
+    #: gap the row closed (1 = at the oracle, > 1 past it: over-forgetting), with its paired interval; only on
+    #: forget metrics whose taught-to-oracle gap is beyond its interval.
+    forget_quality: float | None = None
+    forget_quality_ci: tuple[float, float] | None = None
+    #: Two-sample Kolmogorov–Smirnov p-value of the row's per-item values (mean over seeds) against the
+    #: oracle's: small = distinguishable from the oracle (TOFU's forget quality is this p-value).
+    ks_p: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -144,6 +153,15 @@ class RowScore:
     rank_low: int | None = None
     rank_high: int | None = None
     tied_with: list[str] = field(default_factory=list)
+    #: Task-level forget quality against the oracle (mean over the oracle-separated forget metrics) and its
+    #: interval; ``None`` without an oracle row or a separated metric.
+    forget_quality: float | None = None
+    forget_quality_ci: tuple[float, float] | None = None
+
+    @property
+    def over_forgets(self) -> bool:
+        """Significantly past the oracle: forgot more than a model that never learned the target."""
+        return self.forget_quality_ci is not None and self.forget_quality_ci[0] > 1.0
 
     @property
     def rank_text(self) -> str:
@@ -167,6 +185,21 @@ class RowScore:
 
 
 @dataclass
+class Power:
+    """A metric's minimum detectable paired effect (80 % power, 5 % two-sided) at its eval size."""
+
+    mde: float
+    #: The same in units of the metric's scale σ (that of Glass's Δ, so comparable with F).
+    in_sigma: float
+    sd_diff: float
+    n: int
+    source: str
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
 class TaskScores:
     task: str
     metrics: dict[str, MetricInfo]
@@ -178,6 +211,28 @@ class TaskScores:
     caveats: list[str] = field(default_factory=list)
     #: ``[B, rows]`` rank replicates, in ``rows`` order (None when unranked).
     rank_replicates: np.ndarray | None = None
+    #: The oracle row's label when the task has one (a taught task), and the forget metrics whose
+    #: taught-to-oracle gap is beyond its interval (forget quality is computed on them).
+    oracle: str | None = None
+    oracle_separated: list[str] = field(default_factory=list)
+    #: Per forget metric: the taught-to-oracle gap (taught − oracle) and its interval.
+    oracle_gap: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    #: Per metric: the minimum detectable paired effect at this eval size (``bench.eval.power``).
+    power: dict[str, Power] = field(default_factory=dict)
+
+    @property
+    def minimum_detectable_f(self) -> float | None:
+        """The smallest F (mean standardised effect over the scored forget metrics) detectable with 80 % power,
+        if every scored forget metric moved by the same number of its σ."""
+        names = [n for n in self.scored["forget"] if n in self.power]
+        return float(np.mean([self.power[n].in_sigma for n in names])) if names else None
+
+    @property
+    def minimum_detectable_fq(self) -> float | None:
+        """The smallest forget quality detectable with 80 % power (MDE over the taught-to-oracle gap, averaged
+        over the separated metrics)."""
+        names = [n for n in self.oracle_separated if n in self.power and self.oracle_gap[n][0]]
+        return float(np.mean([self.power[n].mde / abs(self.oracle_gap[n][0]) for n in names])) if names else None
 
     @property
     def scored(self) -> dict[str, list[str]]:
@@ -312,8 +367,10 @@ def combined_status(results: Sequence[CellResult]) -> str:
 
 
 def score_task(task: str, base: BaseResult | None, groups: Sequence[Group], *, budget: float = UTILITY_BUDGET,
-               resamples: int = RESAMPLES, seed: int = BOOTSTRAP_SEED) -> TaskScores:
-    """Statistics, scores and the utility-constrained ranking of every row of one task."""
+               resamples: int = RESAMPLES, seed: int = BOOTSTRAP_SEED, oracle: str | None = None) -> TaskScores:
+    """Statistics, scores and the utility-constrained ranking of every row of one task. ``oracle``: the label
+    of the row that is the task's gold standard (a taught task's oracle); rows are then ranked by forget
+    quality against it (``_forget_quality``) instead of by F."""
     rng = np.random.default_rng([seed, _stable_int(task)])
     if base is None:
         rows = [RowScore(g.label, g.status, _plain_stats(g)) for g in groups]
@@ -338,13 +395,19 @@ def score_task(task: str, base: BaseResult | None, groups: Sequence[Group], *, b
             base_row.metrics[name] = MetricStats(float(weighted_means(items, base_weights[name])), low, high,
                                                  int(items.size), 1)
     effects: dict[str, dict[str, np.ndarray]] = {BASE_LABEL: {n: np.zeros(resamples) for n in infos}}
+    deltas: dict[str, dict[str, np.ndarray]] = {BASE_LABEL: {n: np.zeros(resamples) for n in infos}}
+    items_of: dict[str, dict[str, np.ndarray]] = {BASE_LABEL: base_items}
     rows = [base_row]
     for group in groups:
         row = RowScore(group.label, group.status)  # "mixed: …" rows are scored on their finished seeds
-        effects[group.label] = _group_stats(group, row, infos, (base_items, base_weights), item_draws, scales, rng,
-                                            resamples)
+        effects[group.label], deltas[group.label], items_of[group.label] = _group_stats(
+            group, row, infos, (base_items, base_weights), item_draws, scales, rng, resamples)
         rows.append(row)
     result = TaskScores(task, infos, signal, rows)
+    result.power = {name: _power(base_items[name], [items[name] for label, items in items_of.items()
+                                                    if label != BASE_LABEL and name in items], scales[name],
+                                infos[name].min_effect)
+                    for name in infos if base_items[name].size > 1}
     scored = result.scored
     if not scored["forget"]:
         result.unranked_reason = "no primary forget metric has signal at this size"
@@ -352,7 +415,8 @@ def score_task(task: str, base: BaseResult | None, groups: Sequence[Group], *, b
     if not scored["utility"]:
         result.caveats.append("no primary utility metric has signal at this size: utility loss is not checked "
                               "(every row counts as 'utility kept')")
-    _scores_and_ranks(result, effects, scored, budget, resamples)
+    closeness = _forget_quality(result, deltas, items_of, oracle, resamples) if oracle else None
+    _scores_and_ranks(result, effects, scored, budget, resamples, closeness)
     return result
 
 
@@ -373,13 +437,14 @@ def _weights(metric: Metric) -> np.ndarray | None:
 def _group_stats(group: Group, row: RowScore, infos: dict[str, MetricInfo],
                  base: tuple[dict[str, np.ndarray], dict[str, np.ndarray | None]], item_draws: dict[int, np.ndarray],
                  scales: dict[str, float], rng: np.random.Generator, resamples: int) -> dict[str, np.ndarray]:
-    """Fill ``row.metrics``; return the effect replicates per metric."""
+    """Fill ``row.metrics``; return the effect replicates, the delta replicates and the per-item values (mean
+    over seeds) per metric."""
     done = group.done
     if not done:
-        return {}
+        return {}, {}, {}
     base_items, base_weights = base
     seed_draws = rng.integers(0, len(done), size=(resamples, len(done)))
-    effects = {}
+    effects, deltas, per_item = {}, {}, {}
     for name, info in infos.items():
         per_seed = [r.metrics.get(name) for r in done]
         b_items, b_weights = base_items[name], base_weights[name]
@@ -401,11 +466,78 @@ def _group_stats(group: Group, row: RowScore, infos: dict[str, MetricInfo],
                                         bootstrap_p_value(delta_reps), effect=float(_effect(info, delta, scales[name])),
                                         effect_ci_low=e_low, effect_ci_high=e_high)
         effects[name] = effect_reps
-    return effects
+        deltas[name] = delta_reps
+        per_item[name] = items.mean(axis=0)
+    return effects, deltas, per_item
+
+
+def _power(base_items: np.ndarray, rows: list[np.ndarray], scale: float, min_effect: float | None) -> Power:
+    """The metric's minimum detectable paired effect, never below its minimum meaningful effect (a metric whose
+    items did not vary in this run has σ_d = 0, which would claim any change detectable)."""
+    from bench.eval.power import minimum_detectable, paired_sd
+
+    sd_diff, source = paired_sd(base_items, rows)
+    mde = max(minimum_detectable(sd_diff, base_items.size), min_effect or 0.0)
+    return Power(mde, mde / scale if scale else float("nan"), sd_diff, int(base_items.size), source)
+
+
+def _forget_quality(result: TaskScores, deltas: dict[str, dict[str, np.ndarray]],
+                    items_of: dict[str, dict[str, np.ndarray]], oracle: str, resamples: int
+                    ) -> dict[str, tuple[float, np.ndarray]] | None:
+    """Forget quality against the oracle, per forget metric and per row, and each row's closeness to the oracle
+    (the ranking key of a board with an oracle): ``{label: (point, replicates)}``, or None when no scored
+    forget metric separates the oracle from the taught model.
+
+    Per metric m (scored forget metrics only): the taught-to-oracle gap g = v_taught − v_oracle = −Δ_oracle,
+    and FQ_row = Δ_row / Δ_oracle = (v_taught − v_row) / (v_taught − v_oracle), the share of the gap the row
+    closed — replicate by replicate on the shared item draws, so the interval is paired. Computed only where
+    the gap's interval excludes 0. Task FQ = mean over those metrics; closeness = 1 − |1 − FQ|, so that going
+    past the oracle (over-forgetting) is a distance from the gold standard like stopping short of it."""
+    from scipy.stats import ks_2samp
+
+    oracle_deltas = deltas.get(oracle) or {}
+    separated = []
+    for name in result.scored["forget"]:
+        if name not in oracle_deltas:
+            continue
+        gap_reps = -oracle_deltas[name]
+        oracle_row = result.row(oracle)
+        gap = -float(oracle_row.metrics[name].delta)
+        low, high = percentile_interval(gap_reps)
+        result.oracle_gap[name] = (gap, low, high)
+        if significant(low, high):
+            separated.append(name)
+    result.oracle, result.oracle_separated = oracle, separated
+    if not separated:
+        result.caveats.append("no scored forget metric separates the oracle from the taught model: forget "
+                              "quality is not computed, rows are ranked by F")
+        return None
+    closeness: dict[str, tuple[float, np.ndarray]] = {}
+    for row in result.rows:
+        mine = deltas.get(row.label, {})
+        if any(name not in mine for name in separated):
+            continue
+        per_metric = []
+        for name in separated:
+            stats = row.metrics[name]
+            point = float(stats.delta or 0.0) / float(result.row(oracle).metrics[name].delta)
+            reps = mine[name] / oracle_deltas[name]
+            stats.forget_quality, stats.forget_quality_ci = point, percentile_interval(reps)
+            if row.label != oracle:
+                stats.ks_p = float(ks_2samp(items_of[row.label][name], items_of[oracle][name]).pvalue)
+            per_metric.append((point, reps))
+        fq = float(np.mean([p for p, _ in per_metric]))
+        fq_reps = np.mean([r for _, r in per_metric], axis=0)
+        row.forget_quality, row.forget_quality_ci = fq, percentile_interval(fq_reps)
+        closeness[row.label] = (1.0 - abs(1.0 - fq), 1.0 - np.abs(1.0 - fq_reps))
+    return closeness
 
 
 def _scores_and_ranks(result: TaskScores, effects: dict[str, dict[str, np.ndarray]], scored: dict[str, list[str]],
-                      budget: float, resamples: int) -> None:
+                      budget: float, resamples: int,
+                      closeness: dict[str, tuple[float, np.ndarray]] | None = None) -> None:
+    """Utility-constrained ranking: rows that kept utility first — by closeness to the oracle when there is
+    one (``_forget_quality``), else by F —, then rows that broke it by U, failed rows last."""
     n_rows = len(result.rows)
     klass = np.full((resamples + 1, n_rows), 2.0)  # row 0 of the arrays: point estimates
     within = np.zeros((resamples + 1, n_rows))
@@ -419,6 +551,11 @@ def _scores_and_ranks(result: TaskScores, effects: dict[str, dict[str, np.ndarra
         row.utility, row.utility_ci = u_point, percentile_interval(u_reps)
         row.utility_kept = bool(u_point >= -budget)
         f_all, u_all = np.concatenate([[f_point], f_reps]), np.concatenate([[u_point], u_reps])
+        if closeness is not None:
+            if row.label not in closeness:
+                continue  # a separated forget metric missing: ranked last
+            c_point, c_reps = closeness[row.label]
+            f_all = np.concatenate([[c_point], c_reps])
         kept = u_all >= -budget
         klass[:, j] = np.where(kept, 0.0, 1.0)
         within[:, j] = np.where(kept, -f_all, -u_all)
@@ -458,9 +595,12 @@ def _mark_ties(rows: Sequence[Any]) -> None:
 
 # -- leaderboard ------------------------------------------------------------------------------------
 def score_leaderboard(per_task: dict[str, tuple[BaseResult | None, list[Group]]], *,
-                      budget: float = UTILITY_BUDGET, resamples: int = RESAMPLES) -> Scoring:
-    """Score every task, adjust every delta for multiplicity, and rank across tasks."""
-    tasks = {task: score_task(task, base, groups, budget=budget, resamples=resamples)
+                      budget: float = UTILITY_BUDGET, resamples: int = RESAMPLES,
+                      oracles: dict[str, str] | None = None) -> Scoring:
+    """Score every task, adjust every delta for multiplicity, and rank across tasks; ``oracles``: task -> the
+    label of its oracle row, for taught tasks (ranked by forget quality against it)."""
+    tasks = {task: score_task(task, base, groups, budget=budget, resamples=resamples,
+                              oracle=(oracles or {}).get(task))
              for task, (base, groups) in sorted(per_task.items())}
     _adjust_multiplicity(tasks.values())
     return Scoring(tasks, _overall(tasks), budget, resamples)
@@ -520,6 +660,6 @@ def pareto_front(points: Iterable[tuple[str, float, float]]) -> list[str]:
     return front
 
 
-__all__ = ["BASE_LABEL", "Group", "MetricInfo", "MetricStats", "OverallRow", "RowScore", "SCORING_VERSION",
+__all__ = ["BASE_LABEL", "Group", "MetricInfo", "MetricStats", "OverallRow", "Power", "RowScore", "SCORING_VERSION",
            "Scoring", "Signal", "TaskScores", "UTILITY_BUDGET", "pareto_front", "score_leaderboard", "score_task",
            "signal_check"]

@@ -56,11 +56,24 @@ def metric_header(scores: TaskScores, group: str, name: str) -> str:
     return f"{name} {arrow} ({group}{detail}){flag}"
 
 
+def fq_text(row: RowScore, short: bool = False) -> str:
+    """``FQ 0.62 [0.41, 0.80]`` (forget quality against the oracle), "past the oracle" when significantly > 1;
+    empty without one."""
+    if row.forget_quality is None:
+        return ""
+    past = ", past the oracle: over-forgets" if row.over_forgets else ""
+    if short:
+        return f"FQ {fmt(row.forget_quality)}{past}"
+    return f"FQ {fmt(row.forget_quality)} {interval(row.forget_quality_ci)}{past}"
+
+
 def score_text(row: RowScore) -> str:
-    """``F +0.31 [+0.20, +0.41] · U −0.05 [−0.10, +0.00]``."""
+    """``FQ 0.62 [0.41, 0.80] · F +0.31 [+0.20, +0.41] · U −0.05 [−0.10, +0.00]`` (FQ on boards with an
+    oracle)."""
     if row.forget is None:
         return row.status if row.status != "done" else "–"
-    return (f"F {fmt_signed(row.forget)} {interval(row.forget_ci, signed=True)} · "
+    fq = fq_text(row)
+    return ((f"{fq} · " if fq else "") + f"F {fmt_signed(row.forget)} {interval(row.forget_ci, signed=True)} · "
             f"U {fmt_signed(row.utility)} {interval(row.utility_ci, signed=True)}")
 
 
@@ -73,12 +86,42 @@ def task_cell(row: RowScore | None) -> str:
     verdict = "" if row.verdict == "utility kept" else f", {row.verdict}"
     if row.forget is None:
         return f"{row.rank_text}{verdict}"
-    return f"{row.rank_text} (F {fmt_signed(row.forget)}, U {fmt_signed(row.utility)}{verdict})"
+    fq = fq_text(row, short=True)
+    scores = f"{fq + ', ' if fq else ''}F {fmt_signed(row.forget)}, U {fmt_signed(row.utility)}"
+    return f"{row.rank_text} ({scores}{verdict})"
+
+
+def oracle_lines(scores: TaskScores) -> list[str]:
+    """A taught task's gold standard: the taught-to-oracle gap of each scored forget metric, and which ones
+    forget quality is computed on."""
+    if scores.oracle is None:
+        return []
+    gaps = "; ".join(f"`{name}` {fmt_signed(gap)} {interval((low, high), signed=True)}"
+                     + (" (separated)" if name in scores.oracle_separated else " (not separated: left out)")
+                     for name, (gap, low, high) in scores.oracle_gap.items())
+    return [f"Gold standard: the row `{scores.oracle}` (taught the same way without the forget target). "
+            f"Taught − oracle per scored forget metric: {gaps or 'none'}. Forget quality FQ is computed on the "
+            "separated ones; rows that kept utility are ranked by closeness to the oracle, 1 − |1 − FQ|."]
+
+
+def power_line(scores: TaskScores) -> str:
+    """Every metric's minimum detectable paired effect at this eval size, and the task's for F and FQ."""
+    if not scores.power:
+        return ""
+    parts = [f"`{name}` ±{fmt(p.mde, 3)} ({fmt(p.in_sigma, 2)} σ, n={p.n})" for name, p in scores.power.items()]
+    summary = []
+    if scores.minimum_detectable_f is not None:
+        summary.append(f"F {fmt(scores.minimum_detectable_f, 2)}")
+    if scores.minimum_detectable_fq is not None:
+        summary.append(f"FQ {fmt(scores.minimum_detectable_fq, 2)}")
+    return ("Power (80 %, 5 % two-sided, paired; `bench.eval.power`): minimum detectable "
+            + (f"{' and '.join(summary)}; per metric " if summary else "per metric ") + "; ".join(parts) + ".")
 
 
 def no_signal_lines(scores: TaskScores) -> list[str]:
     """The task's caveats and every metric flagged "no signal at this size", with the reason."""
-    return [f"Caveat: {c}" for c in scores.caveats] + [
+    power = power_line(scores)
+    return oracle_lines(scores) + ([power] if power else []) + [f"Caveat: {c}" for c in scores.caveats] + [
         f"`{name}` {NO_SIGNAL} no signal at this size: {s.reason}" for name, s in scores.signal.items() if not s.ok]
 
 
@@ -101,7 +144,14 @@ def scoring_legend(scoring: Scoring) -> list[str]:
         "rank interval overlaps the base's has not been shown to forget. Rank intervals are the 2.5–97.5 "
         "percentiles of the rank over the bootstrap replicates; rows whose intervals overlap are tied. "
         "Overall: mean rank over the ranked tasks, with its own interval.",
-    ]
+    ] + ([
+        "Boards with an oracle (taught tasks): FQ (forget quality) = (v_taught − v_row) / (v_taught − v_oracle) per "
+        "forget metric whose taught-to-oracle gap is beyond its interval, averaged; 0 = the taught model, 1 = the "
+        "oracle, > 1 = past the oracle (over-forgetting, shown as such, not as a better score); interval from the "
+        "same paired bootstrap. The rule, stated in advance: rows that kept utility rank first by closeness to "
+        "the oracle, 1 − |1 − FQ|; rows that broke utility follow by U; failed rows last. The oracle, the taught "
+        "model (the base row) and the untaught base are rows."] if any(ts.oracle for ts in scoring.tasks.values())
+        else [])
 
 
 def model_text(provenance: dict[str, Any]) -> str:
@@ -204,14 +254,17 @@ def reveal_rows(table: ResultTable, task: str) -> list[str]:
             REVEAL_HEADER, "|" + "---|" * REVEAL_HEADER.count(" | ") + "---|", *rows]
 
 
-ROBUSTNESS_LEGEND = ("Robustness: R = the share of the method's forget-probe drop that the attack recovers, "
-                     "(F_attacked − F_unlearned) / (F_base − F_unlearned), on the task's held-out forget-probe "
-                     "items (worst variant of the attack, 95 % hierarchical bootstrap interval over seeds and "
-                     "items; 0 = nothing recovered, 1 = back at the base model). n/f = the method did not lower "
-                     "the forget probe significantly, so there is nothing to recover. The base row is the "
-                     "control: the base model's own forget-probe change under the same attack (log-likelihood "
-                     "per token); an attack that raises it as much teaches rather than reveals. worst = the "
-                     "attack with the largest R (its interval is that attack's, not corrected for the choice).")
+ROBUSTNESS_LEGEND = ("Robustness (v2, control-adjusted): R = the share of the method's forget-probe drop that the "
+                     "attack recovers beyond what it does to the base model, [(F_attacked − F_unlearned) − "
+                     "(C_attacked − F_base)] / (F_base − F_unlearned), on the task's held-out forget-probe items "
+                     "(worst variant of the attack, 95 % hierarchical bootstrap interval over seeds and items; 0 = "
+                     "nothing recovered, 1 = back at the base model). A share is shown only where the method's drop is "
+                     "at least the probe's minimum meaningful effect and beyond its interval, and lies in [−1, 2]; "
+                     "otherwise n/f (nothing to recover) with the control-adjusted change Δ and its interval. The "
+                     "control row: the base model's own forget-probe change under the same attack (log-likelihood per "
+                     "token). On taught tasks the oracle's row shows what the attack does to a model that never "
+                     "learned the target. worst = the attack with the largest R (its interval is that attack's, not "
+                     "corrected for the choice).")
 
 
 def robustness_cells(table: ResultTable, task: str) -> tuple[list[str], list[tuple[str, list[str]]]]:
@@ -238,7 +291,9 @@ def robustness_cells(table: ResultTable, task: str) -> tuple[list[str], list[tup
             elif e.status == "failed":
                 cells.append("failed")
             elif e.summary["recovered"] is None:
-                cells.append("n/f")
+                change = e.summary.get("adjusted_change")
+                cells.append("n/f" if change is None else
+                             f"n/f: Δ {fmt_signed(change)} {interval(e.summary['adjusted_change_ci'], signed=True)}")
             else:
                 s = e.summary
                 cells.append(f"{fmt(s['recovered'], 2)} {interval(s['recovered_ci'])}")

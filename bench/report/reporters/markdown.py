@@ -37,7 +37,12 @@ def headline_table(table: ResultTable) -> list[str]:
                     + " | ".join(cells) + " |")
     unranked = [f"- `{t}` is not ranked: {ts.unranked_reason}."
                 for t, ts in scoring.tasks.items() if ts.unranked_reason]
-    return rows + ["", separation_line(scoring.overall)] + ([""] + unranked if unranked else [])
+    detectable = [f"{t}: F {ts.minimum_detectable_f:.2f}"
+                  + (f", FQ {ts.minimum_detectable_fq:.2f}" if ts.minimum_detectable_fq is not None else "")
+                  for t, ts in scoring.tasks.items() if ts.minimum_detectable_f is not None]
+    power = ["", "Smallest effects these eval sizes detect (80 % power, 5 % two-sided, paired): "
+             + "; ".join(detectable) + "."] if detectable else []
+    return rows + ["", separation_line(scoring.overall)] + power + ([""] + unranked if unranked else [])
 
 
 def separation_line(rows: list) -> str:

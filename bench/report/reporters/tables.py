@@ -79,7 +79,8 @@ def _headline(table: ResultTable) -> list[dict[str, Any]]:
             r = scores.row(row.label)
             if r is not None:
                 tasks[task] = {k: getattr(r, k) for k in ("rank", "rank_low", "rank_high", "forget", "forget_ci",
-                                                          "utility", "utility_ci", "verdict", "tied_with")}
+                                                          "utility", "utility_ci", "verdict", "tied_with",
+                                                          "forget_quality", "forget_quality_ci")}
         out.append({"method": row.label, "rank": row.rank, "rank_low": row.rank_low, "rank_high": row.rank_high,
                     "mean_rank": row.mean_rank, "tied_with": row.tied_with, "tasks": tasks})
     return out
@@ -94,7 +95,14 @@ def _tasks(table: ResultTable) -> dict[str, Any]:
                           "no_signal_reason": scores.signal[name].reason or None,
                           "scored": name in scored[info.group]}
                    for name, info in scores.metrics.items()}
+        for name, power in scores.power.items():
+            if name in metrics:
+                metrics[name]["power"] = power.to_json()
         out[task] = {"unranked_reason": scores.unranked_reason or None, "caveats": scores.caveats, "metrics": metrics,
+                     "oracle": scores.oracle, "oracle_separated": scores.oracle_separated,
+                     "oracle_gap": {k: list(v) for k, v in scores.oracle_gap.items()},
+                     "minimum_detectable_f": scores.minimum_detectable_f,
+                     "minimum_detectable_fq": scores.minimum_detectable_fq,
                      "rows": [r.to_json() for r in scores.rows],
                      "robustness": [{"method": e.label, "attack": e.attack, "status": e.status, "reason": e.reason,
                                      **(e.summary or {})} for e in table.robustness[task]]}

@@ -1,0 +1,116 @@
+"""Scores against the gold standard on synthetic per-item tables with a known truth: forget quality against
+the oracle, the headline rule of a board with an oracle, and rows that must never outrank a genuine
+forgetter that keeps utility (collapsed, unchanged, noise-only, likelihood-only)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bench.api import Metric
+from bench.report import scores
+from bench.report.scores import BASE_LABEL
+from bench.results import BaseResult, CellResult
+
+N = 60
+RNG = np.random.default_rng(11)
+TAUGHT_PASS = (RNG.random(N) < 0.7).astype(float)       # the taught model passes ~70 % of forget items
+ORACLE_PASS = TAUGHT_PASS * (RNG.random(N) < 0.08)      # the oracle passes almost none of them
+UTILITY = (RNG.random(N) < 0.6).astype(float)           # both solve ~60 % of utility items
+LOGLIK = RNG.normal(-1.0, 0.5, N)
+
+
+def _metric(name, group, better, items, kind, primary=True, bounds=(0.0, 1.0)):
+    items = [float(x) for x in items]
+    return Metric.from_json({"name": name, "group": group, "better": better, "value": float(np.mean(items)),
+                             "per_item": items, "n": len(items), "min_effect": 0.05, "bounds": bounds,
+                             "primary": primary, "kind": kind, "ci_low": 0.0, "ci_high": 1.0})
+
+
+def _metrics(forget, utility, loglik):
+    return {"pass_rate": _metric("pass_rate", "forget", "lower", forget, "generative"),
+            "forget_loglik": _metric("forget_loglik", "forget", "lower", loglik, "likelihood", primary=False,
+                                     bounds=(None, 0.0)),
+            "accuracy": _metric("accuracy", "utility", "higher", utility, "generative")}
+
+
+def _group(label, forget, utility, loglik=LOGLIK, seeds=1):
+    return scores.Group(label, [CellResult(f"{label}{s}", "b", "done", {"seed": s},
+                                           metrics=_metrics(forget, utility, loglik)) for s in range(seeds)])
+
+
+def _flip(items, share, seed):
+    """``items`` with a random ``share`` of them flipped (0 <-> 1)."""
+    rng = np.random.default_rng(seed)
+    flips = rng.random(len(items)) < share
+    return np.where(flips, 1 - items, items)
+
+
+def _score(groups, oracle="oracle"):
+    base = BaseResult("b", {"task": "t"}, _metrics(TAUGHT_PASS, UTILITY, LOGLIK), {})
+    return scores.score_task("t", base, [_group("oracle", ORACLE_PASS, UTILITY), *groups], resamples=1000,
+                             oracle=oracle)
+
+
+def test_a_model_equal_to_the_oracle_has_forget_quality_one_and_the_taught_model_zero():
+    result = _score([_group("same as oracle", ORACLE_PASS, UTILITY)])
+    assert result.oracle == "oracle" and result.oracle_separated == ["pass_rate"]
+    same, oracle, taught = result.row("same as oracle"), result.row("oracle"), result.row(BASE_LABEL)
+    assert same.forget_quality == pytest.approx(1.0) and oracle.forget_quality == pytest.approx(1.0)
+    assert same.forget_quality_ci == pytest.approx((1.0, 1.0))
+    assert taught.forget_quality == 0.0
+    assert same.metrics["pass_rate"].ks_p == pytest.approx(1.0)  # identical distributions
+
+
+def test_forget_quality_is_the_share_of_the_gap_closed_on_hand_computed_values():
+    half = np.where(np.arange(N) % 2 == 0, ORACLE_PASS, TAUGHT_PASS)  # half of the items moved to the oracle's
+    result = _score([_group("half", half, UTILITY)])
+    expected = (TAUGHT_PASS.mean() - half.mean()) / (TAUGHT_PASS.mean() - ORACLE_PASS.mean())
+    row = result.row("half")
+    assert row.forget_quality == pytest.approx(expected) and 0.3 < expected < 0.7
+    low, high = row.forget_quality_ci
+    assert low < expected < high
+
+
+def test_degenerate_rows_never_outrank_a_genuine_forgetter_that_keeps_utility():
+    genuine = _group("genuine", _flip(ORACLE_PASS, 0.05, 1), _flip(UTILITY, 0.03, 2))
+    collapsed = _group("collapsed", np.zeros(N), np.zeros(N), loglik=LOGLIK - 5)
+    unchanged = _group("unchanged", TAUGHT_PASS, UTILITY)
+    noise = _group("noise", _flip(TAUGHT_PASS, 0.15, 3), _flip(UTILITY, 0.15, 4), loglik=LOGLIK + RNG.normal(0, .3, N))
+    probes_only = _group("likelihood only", TAUGHT_PASS, UTILITY, loglik=LOGLIK - 3.0)
+    result = _score([genuine, collapsed, unchanged, noise, probes_only])
+    best = result.row("genuine")
+    assert best.utility_kept and best.forget_quality > 0.8
+    for label in ("collapsed", "unchanged", "noise", "likelihood only"):
+        other = result.row(label)
+        assert other.rank > best.rank, label
+    assert result.row("collapsed").utility_kept is False  # it "forgot" everything by breaking everything
+    assert abs(result.row("likelihood only").forget_quality) < 1e-9  # probes are details: nothing forgotten
+    assert result.row("unchanged").forget_quality == 0.0
+
+
+def test_going_past_the_oracle_is_over_forgetting_not_a_better_score():
+    oracle = TAUGHT_PASS * (RNG.random(N) < 0.5)  # an oracle that keeps half: room to overshoot it
+    base = BaseResult("b", {"task": "t"}, _metrics(TAUGHT_PASS, UTILITY, LOGLIK), {})
+    at_oracle = _group("at the oracle", oracle, UTILITY)
+    past = _group("past the oracle", np.zeros(N), UTILITY)
+    result = scores.score_task("t", base, [_group("oracle", oracle, UTILITY), at_oracle, past], resamples=1000,
+                               oracle="oracle")
+    over = result.row("past the oracle")
+    assert over.forget_quality > 1.5 and over.over_forgets
+    assert result.row("at the oracle").rank < over.rank  # closeness 1 − |1 − FQ|, not "more is better"
+
+
+def test_without_a_separated_gap_there_is_no_forget_quality_and_f_ranks():
+    base = BaseResult("b", {"task": "t"}, _metrics(TAUGHT_PASS, UTILITY, LOGLIK), {})
+    result = scores.score_task("t", base, [_group("oracle", TAUGHT_PASS, UTILITY),
+                                           _group("m", _flip(TAUGHT_PASS, 0.3, 5), UTILITY)],
+                               resamples=500, oracle="oracle")
+    assert result.oracle_separated == [] and result.row("m").forget_quality is None
+    assert any("no scored forget metric separates the oracle" in c for c in result.caveats)
+    assert result.row("m").rank is not None
+
+
+def test_a_board_without_an_oracle_keeps_the_old_rule():
+    result = _score([_group("m", ORACLE_PASS, UTILITY)], oracle=None)
+    assert result.oracle is None and result.row("m").forget_quality is None
