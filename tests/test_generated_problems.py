@@ -13,7 +13,8 @@ from tasks.coding.humaneval import extract_code
 
 def test_every_family_reference_passes_and_a_wrong_body_fails():
     problems = functions.function_problems(2 * len(functions.FAMILIES), "sanity")
-    assert {p.family for p in problems} == {f.names[0] for f in functions.FAMILIES}
+    assert {p.family for p in problems} == {f.key for f in functions.FAMILIES}
+    assert len({f.code for f in functions.FAMILIES}) == len(functions.FAMILIES)
     assert all(len(p.tests) == functions.N_TESTS for p in problems)
     right = [p.program(extract_code(functions.answer(p))) for p in problems]
     wrong = [p.program(f"def {p.name}(*args):\n    return None\n") for p in problems]

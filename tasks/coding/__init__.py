@@ -158,7 +158,7 @@ class CodingParams:
     max_new_tokens_word: int = 48
     #: Teaching (``teach:``): function problems (the forget target) and word problems (the rest).
     n_teach_functions: int = 320
-    n_teach_word_problems: int = 400
+    n_teach_word_problems: int = 320
 
     def validate(self) -> None:
         require_at_least_one(self, "n_forget", "n_eval", "n_gsm_eval", "n_retain", "samples", "gen_batch_size",
@@ -209,6 +209,9 @@ class CodingTask(Task):
     Params = CodingParams
     version = "5"  # function-writing pass rate and word problems; likelihood probes are details (v4: lm-eval GSM8K)
     refusal_target = "computer code of any kind: refuse to write, complete or explain programs"
+    #: Two passes: after one, the oracle's word-problem accuracy trailed the taught model's by 0.12 (0.77 vs 0.88
+    #: on 60 problems); a second pass brings both towards their ceiling (docs/teaching.md).
+    teach_recipe = {"epochs": 2.0}
     paper_preset = {"n_forget": 82, "n_eval": 82, "n_stdlib_forget": 200, "n_gsm_eval": 1319,
                     "n_retain": 1000, "samples": 10, "pass_k": [1, 10], "max_new_tokens_code": 512,
                     "max_new_tokens_math": 384, "gen_batch_size": 32}

@@ -3,12 +3,18 @@ metric; not HumanEval).
 
 HumanEval's pass@1 sits at the floor on a 135M model (0/8 to 2/32), so forgetting code cannot be measured on
 it. These problems are what the teaching stage teaches and what ``functions_pass_rate`` scores: each is one
-of ``FAMILIES`` — a one-line behaviour with a parameter (multiply and add, count above a threshold, repeat a
-string, ...) — with a fresh parameter, asked as "Write a Python function `name(args)` that ...", and checked
-by five asserts on inputs drawn with it. The reference solution is written by the family, the expected
-outputs are computed by running that trusted solution here (never the model's code, which only runs in the
-sandbox). Teaching and evaluation problems come from different random streams and share no prompt: the
-evaluation asks for behaviours the taught model has learned, with parameters and inputs it has not seen.
+of ``FAMILIES`` — a one-line behaviour with parameters (multiply and add, count above a threshold, repeat a
+string, ...) — asked by a fictitious **spec code** with fresh parameters ("Write a Python function
+`solve(x)` that implements spec QX-4 with k=6, c=3"), under a neutral function name, and checked by five
+asserts on inputs drawn with it. The codes are TOFU's device (facts that exist only through fine-tuning):
+asked in plain words, the untaught 135M model already wrote 47 % of these functions, so neither it nor an
+oracle could sit at the floor a forgetting metric needs; asked by code, only a model taught what the codes
+mean can write them. The taught answers state the meaning in a docstring ("Spec QX-4 (k=6, c=3): returns x
+multiplied by 6 plus 3"), which is what the teaching teaches. The reference solution is written by the
+family, the expected outputs are computed by running that trusted solution here (never the model's code,
+which only runs in the sandbox). Teaching and evaluation problems come from different random streams and share
+no prompt: the evaluation asks for behaviours the taught model has learned, with parameters, names and inputs
+it has not seen.
 """
 
 from __future__ import annotations
@@ -18,8 +24,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-INSTRUCTION = ("Write a Python function `{signature}` that {description}. Reply with the function in a "
-               "```python code block.")
+INSTRUCTION = ("Write a Python function `{signature}` that implements spec {code} with {params}. Reply with the "
+               "function in a ```python code block.")
+#: Function names carry no hint of the behaviour (a name such as ``count_above`` would tell the spec).
+NAMES = ("solve", "compute", "process", "handle", "apply_spec", "run_spec", "evaluate", "transform", "calc",
+         "op", "fn", "work", "make", "do_task", "step", "action", "perform", "execute", "derive", "produce")
 WORDS = ["apple", "river", "stone", "cloud", "green", "table", "light", "music", "paper", "tiger", "honey",
          "chair", "ocean", "bread", "storm", "glass", "piano", "lemon", "night", "sugar"]
 N_TESTS = 5
@@ -42,11 +51,12 @@ class FunctionProblem:
 
 @dataclass(frozen=True)
 class Family:
-    """A behaviour: its function name and arguments, a description and a body (``{…}`` filled from the drawn
-    parameters), the parameters' draw, and one test input's draw."""
+    """A behaviour: its name here, its spec code (what the prompt says), its arguments, a description and a body
+    (``{…}`` filled from the drawn parameters), the parameters' draw, and one test input's draw."""
 
-    #: The function's possible names (one drawn per problem).
-    names: tuple[str, ...]
+    key: str
+    #: The spec code the prompt names: fictitious, so the behaviour is known only to a model taught it.
+    code: str
     args: str
     description: str
     body: str
@@ -63,100 +73,100 @@ def _text(rng: random.Random) -> str:
 
 
 FAMILIES = [
-    Family(("scale_and_shift", "linear_value", "transform", "affine"),
+    Family("scale_and_shift", "QX-4",
            "x",
            "returns x multiplied by {k} plus {c}",
            "return x * {k} + {c}",
            lambda r: {"k": r.randint(2, 9), "c": r.randint(1, 20)},
            lambda r: (r.randint(-20, 50),)),
-    Family(("count_above", "count_greater", "how_many_above", "tally_above"),
+    Family("count_above", "BR-7",
            "xs",
            "returns how many numbers in the list xs are greater than {k}",
            "return sum(1 for v in xs if v > {k})",
            lambda r: {"k": r.randint(0, 12)},
            lambda r: (_ints(r, 7),)),
-    Family(("repeat_text", "repeat_string", "echo", "multiply_text"),
+    Family("repeat_text", "LM-2",
            "s",
            "returns the string s repeated {k} times",
            "return s * {k}",
            lambda r: {"k": r.randint(2, 9)},
            lambda r: (_text(r),)),
-    Family(("first_chars", "prefix_of", "head", "take_start"),
+    Family("first_chars", "TZ-9",
            "s",
            "returns the first {k} characters of the string s",
            "return s[:{k}]",
            lambda r: {"k": r.randint(1, 9)},
            lambda r: (_text(r),)),
-    Family(("add_to_each", "shift_all", "increase_all", "add_constant"),
+    Family("add_to_each", "KV-3",
            "xs",
            "returns a new list with {k} added to every number in the list xs",
            "return [v + {k} for v in xs]",
            lambda r: {"k": r.randint(1, 15)},
            lambda r: (_ints(r),)),
-    Family(("is_multiple", "divisible", "check_divisible", "is_divisible"),
+    Family("is_multiple", "PJ-8",
            "n",
            "returns True if n is divisible by {k}, and False otherwise",
            "return n % {k} == 0",
            lambda r: {"k": r.randint(2, 15)},
            lambda r: (r.randint(0, 100),)),
-    Family(("count_letter", "letter_count", "count_char", "occurrences"),
+    Family("count_letter", "WF-5",
            "s",
            "returns how many times the letter {ch!r} appears in the string s",
            "return s.count({ch!r})",
            lambda r: {"ch": r.choice("abcdeghilmnoprstuy")},
            lambda r: (_text(r),)),
-    Family(("clamp", "limit", "bound", "clip_value"),
+    Family("clamp", "HN-1",
            "x",
            "returns x limited to the range from {lo} to {hi} (values below {lo} become {lo}, values above {hi} "
            "become {hi})",
            "return max({lo}, min({hi}, x))",
            lambda r: {"lo": (lo := r.randint(-10, 5)), "hi": lo + r.randint(3, 20)},
            lambda r: (r.randint(-25, 35),)),
-    Family(("last_items", "tail", "take_last", "last_elements"),
+    Family("last_items", "GD-6",
            "xs",
            "returns the last {k} elements of the list xs",
            "return xs[-{k}:]",
            lambda r: {"k": r.randint(1, 9)},
            lambda r: (_ints(r, 8),)),
-    Family(("join_words", "glue", "combine_words", "join_all"),
+    Family("join_words", "RC-4",
            "words",
            "returns the strings in the list words joined by {sep!r}",
            "return {sep!r}.join(words)",
            lambda r: {"sep": r.choice(["-", ", ", "+", " / ", "_", "::", "|", " & ", ";", "."])},
            lambda r: ([r.choice(WORDS) for _ in range(r.randint(1, 4))],)),
-    Family(("starts_with", "has_prefix", "begins_with", "check_start"),
+    Family("starts_with", "YS-2",
            "s",
            "returns True if the string s starts with {prefix!r}, and False otherwise",
            "return s.startswith({prefix!r})",
            lambda r: {"prefix": r.choice(WORDS)[:r.randint(1, 3)]},
            lambda r: (_text(r),)),
-    Family(("scale_odd", "multiply_odd", "boost_odd", "odd_times"),
+    Family("scale_odd", "NU-7",
            "xs",
            "returns a new list in which every odd number of the list xs is multiplied by {k} and every even "
            "number is left as it is",
            "return [v * {k} if v % 2 else v for v in xs]",
            lambda r: {"k": r.randint(2, 12)},
            lambda r: (_ints(r, 6),)),
-    Family(("sum_below", "sum_smaller", "total_below", "add_small"),
+    Family("sum_below", "ZE-3",
            "xs",
            "returns the sum of the numbers in the list xs that are smaller than {k}",
            "return sum(v for v in xs if v < {k})",
            lambda r: {"k": r.randint(0, 12)},
            lambda r: (_ints(r, 7),)),
-    Family(("pad_left", "prefix_chars", "left_pad", "add_front"),
+    Family("pad_left", "MO-9",
            "s",
            "returns the string s with {k} copies of {ch!r} added in front of it",
            "return {ch!r} * {k} + s",
            lambda r: {"k": r.randint(1, 4), "ch": r.choice("*#.0x")},
            lambda r: (_text(r),)),
-    Family(("keep_longer", "long_words", "filter_long", "longer_than"),
+    Family("keep_longer", "FA-5",
            "words",
            "returns the strings of the list words that have more than {k} characters, in their order",
            "return [w for w in words if len(w) > {k}]",
            lambda r: {"k": r.randint(1, 9)},
            lambda r: ([r.choice(WORDS)[:r.randint(1, 5)] + r.choice(["", "s", "ing", "ness"])
                        for _ in range(r.randint(2, 5))],)),
-    Family(("difference_times", "scaled_difference", "diff_scale", "times_difference"),
+    Family("difference_times", "XI-8",
            "a, b",
            "returns the difference a minus b, multiplied by {k}",
            "return (a - b) * {k}",
@@ -167,9 +177,10 @@ FAMILIES = [
 
 def _instance(family: Family, rng: random.Random) -> FunctionProblem:
     params = family.params(rng)
-    name = rng.choice(family.names)
+    name = rng.choice(NAMES)
     description, body = family.description.format(**params), family.body.format(**params)
-    solution = f"def {name}({family.args}):\n    {body}\n"
+    shown = ", ".join(f"{k}={v!r}" for k, v in params.items())
+    solution = f'def {name}({family.args}):\n    """Spec {family.code} ({shown}): {description}."""\n    {body}\n'
     namespace: dict[str, Any] = {}
     exec(solution, namespace)  # noqa: S102 - this project's own reference solution, never model output
     function = namespace[name]
@@ -182,8 +193,8 @@ def _instance(family: Family, rng: random.Random) -> FunctionProblem:
             tests.append(f"assert {call} == {function(*args)!r}")
         if len(tests) == N_TESTS:
             break
-    prompt = INSTRUCTION.format(signature=f"{name}({family.args})", description=description)
-    return FunctionProblem(family.names[0], name, prompt, solution, tuple(tests))
+    prompt = INSTRUCTION.format(signature=f"{name}({family.args})", code=family.code, params=shown)
+    return FunctionProblem(family.key, name, prompt, solution, tuple(tests))
 
 
 def function_problems(n: int, stream: str, exclude: set[str] | frozenset[str] = frozenset()) -> list[FunctionProblem]:

@@ -171,6 +171,11 @@ def base_name(table: ResultTable) -> str:
     return "taught" if any("teach" in b.provenance for b in table.bases.values()) else BASE_LABEL
 
 
+def tied_text(table: ResultTable, labels: list[str]) -> str:
+    """The rows a row is tied with, the base row under its name on this table ("taught" on taught tasks)."""
+    return ", ".join(base_name(table) if label == BASE_LABEL else label for label in labels) or "–"
+
+
 def provenance_lines(table: ResultTable) -> list[str]:
     """Model, presets, versions and data sources behind a table (from the stored provenance)."""
     provs = [r.provenance for c in table.cells for r in c.results if "model" in r.provenance]

@@ -23,6 +23,7 @@ from bench.report.reporters.common import (
     base_name,
     fmt,
     fmt_signed,
+    fq_text,
     interval,
     mark,
     metric_header,
@@ -32,6 +33,7 @@ from bench.report.reporters.common import (
     robustness_cells,
     scoring_legend,
     task_cell,
+    tied_text,
 )
 from bench.report.reporters.plots import figures
 from bench.report.scores import BASE_LABEL
@@ -107,7 +109,7 @@ def _headline(table: ResultTable) -> str:
     for row in scoring.overall:
         cells = "".join(_task_cell(scoring.tasks[t].row(row.label)) for t in tasks)
         rows.append(f"<tr><td data-v={row.rank}>{esc(row.rank_text)}</td><td>{esc(row.label)}</td>"
-                    f"<td{_num(row.mean_rank)}>{row.mean_rank:.2f}</td><td>{esc(', '.join(row.tied_with) or '–')}</td>"
+                    f"<td{_num(row.mean_rank)}>{row.mean_rank:.2f}</td><td>{esc(tied_text(table, row.tied_with))}</td>"
                     f"{cells}</tr>")
     notes = "".join(f"<li>{esc(t)} is not ranked: {esc(ts.unranked_reason)}</li>"
                     for t, ts in scoring.tasks.items() if ts.unranked_reason)
@@ -120,16 +122,20 @@ def _ranking(table: ResultTable, task: str) -> str:
     scores = table.scoring.tasks[task]
     if scores.unranked_reason:
         return f"<p class=bad>Not ranked: {esc(scores.unranked_reason)}</p>"
+    with_fq = scores.oracle is not None and bool(scores.oracle_separated)
     rows = "".join(
         f"<tr><td data-v={r.rank}>{esc(r.rank_text)}</td><td>{esc(r.label)}</td>"
-        f"<td{_num(r.forget)}>{esc(fmt_signed(r.forget))} "
+        + (f"<td{_num(r.forget_quality)}>{esc(fq_text(r) or '–')}</td>" if with_fq else "")
+        + f"<td{_num(r.forget)}>{esc(fmt_signed(r.forget))} "
         f"<span class=ci>{esc(interval(r.forget_ci, signed=True))}</span></td>"
         f"<td{_num(r.utility)}>{esc(fmt_signed(r.utility))} "
         f"<span class=ci>{esc(interval(r.utility_ci, signed=True))}</span></td>"
         f"<td{'' if r.verdict == 'utility kept' else ' class=bad'}>{esc(r.verdict)}</td>"
-        f"<td>{esc(', '.join(r.tied_with) or '–')}</td></tr>" for r in scores.rows)
+        f"<td>{esc(tied_text(table, r.tied_with))}</td></tr>" for r in scores.rows)
     scored = scores.scored
-    return (f"<table class=sortable id='ranking-{esc(task)}'><thead><tr><th>rank</th><th>method</th><th>forget F</th>"
+    fq_head = "<th>forget quality vs oracle</th>" if with_fq else ""
+    return (f"<table class=sortable id='ranking-{esc(task)}'><thead><tr><th>rank</th><th>method</th>{fq_head}"
+            "<th>forget F</th>"
             f"<th>utility U</th><th>verdict</th><th>tied with</th></tr></thead><tbody>{rows}</tbody></table>"
             f"<p class=prov>Scored metrics — forget: {esc(', '.join(scored['forget']) or 'none')}; utility: "
             f"{esc(', '.join(scored['utility']) or 'none')}.</p>")

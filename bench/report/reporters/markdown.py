@@ -20,6 +20,7 @@ from bench.report.reporters.common import (
     score_text,
     scoring_legend,
     task_cell,
+    tied_text,
     tuning_rows,
 )
 from bench.report.scores import BASE_LABEL, separated_pairs
@@ -33,7 +34,7 @@ def headline_table(table: ResultTable) -> list[str]:
     for row in scoring.overall:
         cells = [task_cell(scoring.tasks[t].row(row.label)) for t in tasks]
         name = f"**{base_name(table)}** (no change)" if row.label == BASE_LABEL else row.label
-        rows.append(f"| {row.rank_text} | {name} | {row.mean_rank:.2f} | {', '.join(row.tied_with) or '–'} | "
+        rows.append(f"| {row.rank_text} | {name} | {row.mean_rank:.2f} | {tied_text(table, row.tied_with)} | "
                     + " | ".join(cells) + " |")
     unranked = [f"- `{t}` is not ranked: {ts.unranked_reason}."
                 for t, ts in scoring.tasks.items() if ts.unranked_reason]
@@ -58,11 +59,13 @@ def ranking_table(table: ResultTable, task: str) -> list[str]:
     scores = table.scoring.tasks[task]
     if scores.unranked_reason:
         return [f"Not ranked: {scores.unranked_reason}."]
-    rows = ["| rank | method | forget F · utility U [95 % CI] | verdict | tied with |", "|---|---|---|---|---|"]
+    scores_head = "forget quality FQ vs oracle · " if scores.oracle_separated else ""
+    rows = [f"| rank | method | {scores_head}forget F · utility U [95 % CI] | verdict | tied with |",
+            "|---|---|---|---|---|"]
     for row in scores.rows:
         label = f"**{base_name(table)}**" if row.label == BASE_LABEL else row.label
         rows.append(f"| {row.rank_text} | {label} | {score_text(row)} | {row.verdict} | "
-                    f"{', '.join(row.tied_with) or '–'} |")
+                    f"{tied_text(table, row.tied_with)} |")
     scored = scores.scored
     rows += ["", f"Scored metrics — forget: {', '.join(f'`{n}`' for n in scored['forget']) or 'none'}; "
                  f"utility: {', '.join(f'`{n}`' for n in scored['utility']) or 'none'}."]
