@@ -21,7 +21,8 @@ methods:
   flat: {{steps: 3, batch_size: 4, max_length: 128}}
   icu: {{steps: 3, batch_size: 4, max_length: 128, max_epochs: 1, max_new_tokens: 8}}
 tasks:
-  coding: {{n_forget: 8, n_stdlib_forget: 2, n_eval: 4, n_gsm_eval: 2, n_retain: 8, n_arithmetic: 4,
+  coding: {{n_forget: 8, n_stdlib_forget: 2, n_eval: 4, n_gsm_eval: 2, n_retain: 8, n_arithmetic: 4, n_functions: 4,
+           n_word_problems: 4,
            max_new_tokens_code: 8, max_new_tokens_math: 8, gsm8k_source: symbolic}}
 out: {tmp_path / 'run'}
 """)

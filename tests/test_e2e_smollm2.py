@@ -20,7 +20,8 @@ model: smollm2-135m-instruct
 methods:
   ga: {{steps: 6, lr: 0.0005, batch_size: 4, max_length: 192}}
 tasks:
-  coding: {{n_forget: 12, n_stdlib_forget: 4, n_eval: 6, n_gsm_eval: 4, n_retain: 4, n_arithmetic: 4,
+  coding: {{n_forget: 12, n_stdlib_forget: 4, n_eval: 6, n_gsm_eval: 4, n_retain: 4, n_arithmetic: 4, n_functions: 4,
+           n_word_problems: 4,
            max_new_tokens_code: 48, max_new_tokens_math: 32, gsm8k_source: symbolic}}
 seeds: [0]
 out: {root / 'run'}

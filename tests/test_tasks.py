@@ -203,7 +203,8 @@ def test_ner_silver_loader_offline():
                   "max_new_tokens": 6}),
     ("ner", {"n_eval_per_type": 4, "n_forget": 8, "n_retain": 8, "max_new_tokens": 6, "n_typing_per_type": 4}),
     ("coding", {"n_forget": 4, "n_stdlib_forget": 2, "n_eval": 3, "n_gsm_eval": 3, "n_retain": 4, "n_arithmetic": 4,
-                "max_new_tokens_code": 8, "max_new_tokens_math": 8}),
+                "max_new_tokens_code": 8, "max_new_tokens_math": 8, "n_functions": 4, "n_word_problems": 4,
+                "max_new_tokens_function": 8, "max_new_tokens_word": 8}),
 ])
 def test_task_end_to_end_on_tiny_model(tmp_path, task, task_params):
     config = load_config(None, {
@@ -423,7 +424,8 @@ def test_coding_without_gsm8k_generation_keeps_its_likelihood(tiny):
     keeps GSM8K's reference log-likelihood and arithmetic, and says so in the data sources."""
     model, tokenizer = tiny
     small = {"n_forget": 4, "n_stdlib_forget": 2, "n_eval": 3, "n_gsm_eval": 3, "n_retain": 4, "n_arithmetic": 4,
-             "max_new_tokens_code": 8, "gsm8k_source": "symbolic"}
+             "max_new_tokens_code": 8, "gsm8k_source": "symbolic", "n_functions": 3, "n_word_problems": 3,
+             "max_new_tokens_function": 8, "max_new_tokens_word": 8}
     task = CodingTask(build_params(CodingParams, {**small, "gsm8k_generative": False}, "t"))
     data = task.load(0)
     evaluation = task.evaluate(model, tokenizer, data, progress=False)

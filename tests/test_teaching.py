@@ -232,3 +232,27 @@ def test_taught_run_scores_oracle_and_untaught_rows(cache, tmp_path):
     untaught = next(c for c in table.cells_for("ner") if c.method == "reference" and
                     c.method_params["role"] == "untaught").results[0]
     assert untaught.provenance["model"]["model_id"] == "tiny-random-llama"
+
+
+# -- the shipped artefacts of the embedded model ---------------------------------------------------------------
+@pytest.mark.e2e
+@pytest.mark.parametrize("task_name", ["ner", "coding", "toxicity"])
+def test_shipped_adapters_are_what_teach_would_build_now(task_name):
+    """A task's shipped pair carries the key of this code's teaching data, recipe and version on the embedded
+    model: when any of them changes, this fails until `unlearn-bench teach --config configs/demo.yaml --ship`
+    rebuilds it (the rebuild itself reproduces the adapters bit for bit on one machine: tested on the tiny
+    model above)."""
+    from bench.lm.models import EMBEDDED, load_model
+    from bench.plugins import registry
+
+    cls = registry().get("task", task_name).cls
+    shipped = teach.shipped_dir(cls, EMBEDDED)
+    record = json.loads((shipped / "teach.json").read_text())
+    task = cls(cls.Params())
+    recipe = teach.recipe_for(cls, {}, f"teach.{task_name}")
+    identity = teach.base_identity(load_model(EMBEDDED, "cpu", "float32").info)
+    assert record["key"] == teach.teach_key(identity, task.teach_data(), recipe), (
+        f"the shipped {task_name} adapters are stale: run unlearn-bench teach --config configs/demo.yaml --ship")
+    assert record["rebuild"].startswith("unlearn-bench teach")
+    for role in teach.ROLES:
+        assert (shipped / role / "adapter_model.safetensors").stat().st_size < 12_000_000

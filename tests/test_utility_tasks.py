@@ -31,7 +31,8 @@ def test_lm_eval_task_over_local_jsonl_is_a_paired_utility_metric(tmp_path, gsm8
         "progress": False, "method_params": {"ga": {"steps": 1}},
         "task_params": {"coding": {"n_forget": 2, "n_stdlib_forget": 1, "n_eval": 2, "n_gsm_eval": 2,
                                    "n_retain": 2, "n_arithmetic": 2, "max_new_tokens_code": 4,
-                                   "max_new_tokens_math": 4, "gsm8k_source": "symbolic"}},
+                                   "max_new_tokens_math": 4, "gsm8k_source": "symbolic", "n_functions": 2,
+                                   "n_word_problems": 2, "max_new_tokens_function": 4, "max_new_tokens_word": 4}},
         "utility_tasks": [{"name": "gsm8k", "data_files": gsm8k_files, "limit": 5, "num_fewshot": 1,
                            "gen_kwargs": "max_gen_toks=4", "batch_size": 5}]})
     summary = run_matrix(config, registry())
