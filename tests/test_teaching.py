@@ -129,6 +129,10 @@ def test_a_cached_pair_is_reused_and_a_changed_recipe_rebuilds(cache, trained):
     assert len(trained) == 4 and changed.key != first.key
     other_data = teach.ensure("tiny-random-llama", ner_task(n_teach_sentences=5), recipe())
     assert len(trained) == 6 and other_data.key not in (first.key, changed.key)
+    # a cached folder whose record is another key's is never trusted: the pair is rebuilt
+    (first.folder / "teach.json").write_text((changed.folder / "teach.json").read_text())
+    again = teach.ensure("tiny-random-llama", task, recipe())
+    assert len(trained) == 8 and again.record["key"] == first.key
 
 
 def test_adapters_are_bf16_and_the_shipped_pair_rebuilds_the_same_models(cache, trained):

@@ -24,7 +24,7 @@ from typing import Any
 
 from bench.engine.config import CellSpec, RunConfig, plan_cells
 from bench.engine.provenance import git_commit, package_versions
-from bench.engine.runner import Engine, MatrixSummary, check_cached_bases
+from bench.engine.runner import Engine, MatrixSummary, check_cached_bases, prepare_teaching
 from bench.engine.store import ResultsStore
 from bench.errors import UserError, require_package
 from bench.plugins import Registry
@@ -132,6 +132,9 @@ def run_matrix_ray(config: RunConfig, registry: Registry, force: bool = False,
     store = ResultsStore(config.out)
     store.open()
     check_cached_bases(cells, registry, store)
+    # taught models are built here, once, before any worker starts (workers on other machines need the cache
+    # on shared storage, or the shipped adapters, or they build the pair themselves)
+    prepare_teaching(Engine(registry, store, progress=config.progress), cells)
     todo = longest_first([c for c in cells if force or not store.is_complete(c.cell_id, c.attack_ids)], registry)
     started = _init(ray, config)
     plugins = tuple(config.plugins)

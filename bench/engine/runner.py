@@ -352,6 +352,14 @@ def reference_role(spec: CellSpec) -> str:
     return str(spec.method_params.get("role", "taught")) if spec.method == "reference" else "taught"
 
 
+def prepare_teaching(engine: Engine, cells: list[CellSpec]) -> None:
+    """Build or find every taught task's (taught, oracle) pair before any cell runs: outside the cells' timers,
+    and once (a parallel executor's workers then find them in the cache)."""
+    for spec in {stable_hash([c.model, c.task, c.task_params, c.teach]): c for c in cells
+                 if c.teach is not None}.values():
+        engine.taught_pair(spec)
+
+
 def probes_from_evaluation(task: Any, data: Any, metrics: dict[str, Any]) -> dict[str, float] | None:
     """``{"forget/x": value}`` for every probe of ``task`` from an evaluation's metrics (a result record's
     ``metrics``), or None when the task does not list its probes (``probe_items``) or a probe has no metric."""
@@ -432,8 +440,7 @@ def run_matrix(config: RunConfig, registry: Registry, force: bool = False,
     check_cached_bases(cells, registry, store)
     engine = Engine(registry, store, progress=config.progress)
     engine.models.base(config.model, config.device, config.dtype)  # a bad model fails before any cell
-    for spec in {c.task: c for c in cells if c.teach is not None}.values():  # taught before any cell's timer
-        engine.taught_pair(spec)
+    prepare_teaching(engine, cells)
     todo = [c for c in cells if force or not store.is_complete(c.cell_id, c.attack_ids)]
     ran: dict[str, str] = {}
     for spec in bar(todo, config.progress, "cells", unit="cell"):

@@ -216,7 +216,11 @@ def ensure(model_id: str, task: Any, recipe_dict: dict[str, Any], *, progress: b
     record_path = folder / RECORD
     if record_path.exists() and not force_train and all((folder / r / "model" / "config.json").exists()
                                                         for r in ROLES):
-        return Taught(key, folder, json.loads(record_path.read_text()))
+        cached = json.loads(record_path.read_text())
+        if cached.get("key") == key and cached.get("data", {}).get("hash") == data_hash(data):
+            return Taught(key, folder, cached)
+        log.warning("teach %s: %s holds the record of key %s, not %s; rebuilding the pair", task.name, folder,
+                    cached.get("key"), key)
     base_dir = _resolve(model_id)[0] if model_id != "tiny-random-llama" else None
     shipped = shipped_dir(type(task), model_id)
     record: dict[str, Any] = {
