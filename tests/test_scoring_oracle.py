@@ -114,3 +114,20 @@ def test_without_a_separated_gap_there_is_no_forget_quality_and_f_ranks():
 def test_a_board_without_an_oracle_keeps_the_old_rule():
     result = _score([_group("m", ORACLE_PASS, UTILITY)], oracle=None)
     assert result.oracle is None and result.row("m").forget_quality is None
+
+
+def test_a_utility_change_the_oracle_itself_shows_is_not_charged():
+    oracle_utility = UTILITY * (np.random.default_rng(6).random(N) > 0.4)  # the gold standard scores lower too
+    base = BaseResult("b", {"task": "t"}, _metrics(TAUGHT_PASS, UTILITY, LOGLIK), {})
+    like_oracle = _group("like the oracle", ORACLE_PASS, oracle_utility)
+    worse = _group("worse than the oracle", ORACLE_PASS, np.zeros(N))
+    result = scores.score_task("t", base, [_group("oracle", ORACLE_PASS, oracle_utility), like_oracle, worse],
+                               resamples=1000, oracle="oracle")
+    oracle = result.row("oracle")
+    assert oracle.utility < -0.2  # beyond the plain budget
+    assert oracle.utility_kept and result.row("like the oracle").utility_kept
+    assert result.row("worse than the oracle").utility_kept is False
+    assert result.row("worse than the oracle").rank > result.row("like the oracle").rank
+    # without an oracle the plain budget applies to the same row
+    plain = scores.score_task("t", base, [like_oracle], resamples=500)
+    assert plain.row("like the oracle").utility_kept is False

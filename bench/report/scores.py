@@ -415,7 +415,8 @@ def score_task(task: str, base: BaseResult | None, groups: Sequence[Group], *, b
     if not scored["utility"]:
         result.caveats.append("no primary utility metric has signal at this size: utility loss is not checked "
                               "(every row counts as 'utility kept')")
-    closeness = _forget_quality(result, deltas, items_of, oracle, resamples) if oracle else None
+    result.oracle = oracle if oracle in {g.label for g in groups} else None
+    closeness = _forget_quality(result, deltas, items_of, oracle, resamples) if result.oracle else None
     _scores_and_ranks(result, effects, scored, budget, resamples, closeness)
     return result
 
@@ -541,6 +542,7 @@ def _scores_and_ranks(result: TaskScores, effects: dict[str, dict[str, np.ndarra
     n_rows = len(result.rows)
     klass = np.full((resamples + 1, n_rows), 2.0)  # row 0 of the arrays: point estimates
     within = np.zeros((resamples + 1, n_rows))
+    floor = _utility_floor(result, effects, scored, budget, resamples)
     for j, row in enumerate(result.rows):
         eff = effects.get(row.label, {})
         if row.label != BASE_LABEL and (not eff or any(n not in eff for n in scored["forget"] + scored["utility"])):
@@ -549,14 +551,14 @@ def _scores_and_ranks(result: TaskScores, effects: dict[str, dict[str, np.ndarra
         u_point, u_reps = _mean_effect(row, eff, scored["utility"], resamples)
         row.forget, row.forget_ci = f_point, percentile_interval(f_reps)
         row.utility, row.utility_ci = u_point, percentile_interval(u_reps)
-        row.utility_kept = bool(u_point >= -budget)
+        row.utility_kept = bool(u_point >= floor[0])
         f_all, u_all = np.concatenate([[f_point], f_reps]), np.concatenate([[u_point], u_reps])
         if closeness is not None:
             if row.label not in closeness:
                 continue  # a separated forget metric missing: ranked last
             c_point, c_reps = closeness[row.label]
             f_all = np.concatenate([[c_point], c_reps])
-        kept = u_all >= -budget
+        kept = u_all >= floor
         klass[:, j] = np.where(kept, 0.0, 1.0)
         within[:, j] = np.where(kept, -f_all, -u_all)
     ranks = _competition_ranks(klass, within)
@@ -570,6 +572,21 @@ def _scores_and_ranks(result: TaskScores, effects: dict[str, dict[str, np.ndarra
                                                  result.rows[j].rank_high, result.rows[j].label))
     result.rows = [result.rows[j] for j in order]
     result.rank_replicates = result.rank_replicates[:, order]  # columns follow ``rows``
+
+
+def _utility_floor(result: TaskScores, effects: dict[str, dict[str, np.ndarray]], scored: dict[str, list[str]],
+                   budget: float, resamples: int) -> np.ndarray:
+    """The lowest U that still counts as "utility kept", per replicate (index 0: the point estimate): −budget;
+    on a board with an oracle, min(0, U_oracle) − budget — a row is not charged for a utility change the gold
+    standard itself shows (a toxic model's continuations read differently from a benign one's: the oracle's
+    fluency differs from the taught model's by construction), only for losing more than it does."""
+    floor = np.full(resamples + 1, -budget)
+    oracle = result.row(result.oracle) if result.oracle else None
+    eff = effects.get(result.oracle or "", {})
+    if oracle is None or not scored["utility"] or any(n not in eff for n in scored["utility"]):
+        return floor
+    u_point, u_reps = _mean_effect(oracle, eff, scored["utility"], resamples)
+    return np.minimum(0.0, np.concatenate([[u_point], u_reps])) - budget
 
 
 def _mean_effect(row: RowScore, eff: dict[str, np.ndarray], names: list[str], resamples: int
