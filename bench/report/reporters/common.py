@@ -151,8 +151,8 @@ def scoring_legend(scoring: Scoring) -> list[str]:
         "same paired bootstrap. The rule, stated in advance: rows that kept utility rank first by closeness to "
         "the oracle, 1 − |1 − FQ|; rows that broke utility follow by U; failed rows last. Utility counts as kept "
         "down to min(0, U_oracle) − budget: no row is charged for a utility change the gold standard itself shows. "
-        "The oracle, the taught model (the base row) and the untaught base are rows."] if any(ts.oracle for ts in scoring.tasks.values())
-        else [])
+        "The oracle, the taught model (the base row) and the untaught base are rows."]
+        if any(ts.oracle for ts in scoring.tasks.values()) else [])
 
 
 def model_text(provenance: dict[str, Any]) -> str:
