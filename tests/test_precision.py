@@ -209,3 +209,16 @@ def test_an_unmerged_lora_is_scored_under_bf16_as_its_merged_weights_are(loaded)
     assert all(p.dtype == torch.float32 for p in peft_model.parameters())
     assert not any(layer.disable_adapters for layer in peft_model.modules() if hasattr(layer, "lora_A"))
     assert answer_logliks(peft_model, tok, examples) == fp32  # the adapter branch is live again
+
+
+def test_native_bf16_env_overrides_the_cpu_flags(monkeypatch):
+    """UNLEARN_BENCH_NATIVE_BF16 makes "auto" behave as on a machine of the other kind (the fp32 demo timing
+    on a bf16 machine); any other value is refused, not ignored."""
+    monkeypatch.setenv(precision.NATIVE_BF16_ENV, "0")
+    assert precision.resolve_autocast("auto", "cpu") == "off"
+    monkeypatch.setenv(precision.NATIVE_BF16_ENV, "1")
+    assert precision.resolve_autocast("auto", "cpu") == "bf16"
+    assert precision.resolve_autocast("off", "cpu") == "off"  # only "auto" reads it
+    monkeypatch.setenv(precision.NATIVE_BF16_ENV, "yes")
+    with pytest.raises(ValueError, match="must be 0 or 1"):
+        precision.native_bf16("cpu")

@@ -297,6 +297,18 @@ def test_ner_utility_eval_is_disjoint_from_retain():
     assert len(retain_sentences) > 50 and not eval_texts & retain_sentences
 
 
+def test_ner_person_eval_size_apart_from_the_other_types():
+    """n_eval_person sizes the forget metric's items alone: the other types' sets stay as they were, and the
+    Person set extends the one n_eval_per_type would take (a prefix of the same order)."""
+    small = NerTask(build_params(NerParams, {"n_eval_per_type": 8, "n_forget": 12}, "t")).load(0)
+    big = NerTask(build_params(NerParams, {"n_eval_per_type": 8, "n_eval_person": 30, "n_forget": 12}, "t")).load(0)
+    assert len(big.eval["PERSON"]) == 30 and big.eval["PERSON"][:8] == small.eval["PERSON"]
+    for kind in ("ORGANIZATION", "LOCATION", "MISC"):
+        assert big.eval[kind] == small.eval[kind]
+    with pytest.raises(ValueError, match="n_eval_person"):
+        NerTask(build_params(NerParams, {"n_eval_person": 5000}, "t")).load(0)
+
+
 def test_primary_metrics_are_never_monotone_transforms_of_each_other(tiny_task_run):
     """Two primary metrics over the same items whose per-item values are a monotone function of each
     other would count one quantity twice in the scores."""

@@ -8,12 +8,16 @@ says it wants that (``eval_autocast``), its provenance records what ran, and its
 fp32 ones (their metrics are not the same measurement). On a CPU without native bf16 (an AVX2-only EPYC,
 this project's CI machine) bf16 is emulated and slower than fp32: ``auto`` then stays fp32.
 
+``UNLEARN_BENCH_NATIVE_BF16`` (``0`` or ``1``) overrides the CPU's flags for ``auto``: ``0`` runs a bf16 machine
+as an AVX2-only one would (fp32), to measure the demo's fp32 time where only a bf16 machine is at hand.
+
 The bound on how far metrics may move is tested (tests/test_generation.py) and measured on the embedded
 model by ``unlearn-bench perf``.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -25,6 +29,8 @@ import torch
 EvalAutocast = Literal["off", "bf16", "auto"]
 #: CPU flags (``/proc/cpuinfo``) of native bf16 matrix arithmetic.
 NATIVE_BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+#: "0" or "1": what ``auto`` takes the CPU to have, whatever its flags say.
+NATIVE_BF16_ENV = "UNLEARN_BENCH_NATIVE_BF16"
 
 
 @cache
@@ -42,6 +48,11 @@ def native_bf16(device: str) -> bool:
     if device.startswith("cuda"):
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     if device == "cpu":
+        forced = os.environ.get(NATIVE_BF16_ENV, "").strip()
+        if forced in ("0", "1"):
+            return forced == "1"
+        if forced:
+            raise ValueError(f"{NATIVE_BF16_ENV} must be 0 or 1, got {forced!r}")
         return any(flag in _cpu_flags() for flag in NATIVE_BF16_CPU_FLAGS)
     return False
 

@@ -190,6 +190,9 @@ class NerParams:
     ner_source: Literal["silver", "hub"] = "silver"
     text_source: Literal["news", "wiki"] = "news"
     n_eval_per_type: int = 24
+    #: Person eval sentences (the forget metric's items), when a study sizes them apart from the other types
+    #: by power (docs/scoring.md); None: ``n_eval_per_type``.
+    n_eval_person: int | None = None
     n_forget: int = 64
     n_retain: int = 64
     eval_share: float = 0.34
@@ -207,6 +210,8 @@ class NerParams:
     n_teach_sentences: int = 240
 
     def validate(self) -> None:
+        if self.n_eval_person is not None and self.n_eval_person < 1:
+            raise ValueError(f"n_eval_person must be >= 1 or null, got {self.n_eval_person}")
         require_at_least_one(self, "n_eval_per_type", "n_forget", "n_retain", "max_new_tokens", "n_typing_per_type")
         if not 0 < self.eval_share < 1:
             raise ValueError(f"eval_share must be in (0, 1), got {self.eval_share}")
@@ -239,15 +244,17 @@ class NerTask(Task):
             having = [s for s in eval_sents if s.of_type(kind)]
             random.Random(f"{p.split_seed}-{kind}").shuffle(having)
             shuffled[kind] = having
-        eval_sets: dict[str, list[Sentence]] = {kind: having[:p.n_eval_per_type] for kind, having in shuffled.items()}
+        sizes = {kind: self.eval_size(kind) for kind in TYPES}
+        eval_sets: dict[str, list[Sentence]] = {kind: having[:sizes[kind]] for kind, having in shuffled.items()}
         if p.eval_split == "validation":  # a sentence can hold several types: none of any test set
             taken = {id(s) for chosen in eval_sets.values() for s in chosen}
-            eval_sets = {kind: [s for s in having if id(s) not in taken][:p.n_eval_per_type]
+            eval_sets = {kind: [s for s in having if id(s) not in taken][:sizes[kind]]
                          for kind, having in shuffled.items()}
         for kind, chosen in eval_sets.items():
-            if len(chosen) < p.n_eval_per_type:
+            if len(chosen) < sizes[kind]:
+                setting = "n_eval_person" if kind == "PERSON" and p.n_eval_person is not None else "n_eval_per_type"
                 raise ValueError(f"only {len(chosen)} {p.eval_split} eval sentences contain {kind}; lower "
-                                 f"n_eval_per_type (now {p.n_eval_per_type})")
+                                 f"{setting} (now {sizes[kind]})")
         eval_sets["typing"] = typing_items(eval_sets, p.n_typing_per_type, p.split_seed)
         rng = random.Random(seed)
         with_person = [s for s in train if s.of_type("PERSON")]
@@ -260,9 +267,15 @@ class NerTask(Task):
             forget=forget, retain=retain, retain_pool=retain, template_answers=list(NO_PERSON_TEMPLATES),
             seed_instructions=list(SEED_INSTRUCTIONS), reveal_prompts=forget_prompts(forget), eval=eval_sets,
             sources={"ner": f"{label}; split_seed={p.split_seed}, {p.eval_split} eval {p.n_eval_per_type} "
-                            "sentences per type, "
+                            "sentences per type"
+                            + (f" ({sizes['PERSON']} for PERSON)" if p.n_eval_person is not None else "") + ", "
                             f"typing {len(eval_sets['typing'])} spans, forget {len(forget)}, retain {len(retain)}; "
                             f"hash {content_hash({k: [str(x) for x in v] for k, v in eval_sets.items()})}"})
+
+    def eval_size(self, kind: str) -> int:
+        """Eval sentences of entity type ``kind``."""
+        p = self.params
+        return p.n_eval_person if kind == "PERSON" and p.n_eval_person is not None else p.n_eval_per_type
 
     def teach_data(self) -> TeachData:
         """Extraction of all four types on ``n_teach_sentences`` training sentences (documents disjoint from
@@ -293,7 +306,7 @@ class NerTask(Task):
 
     def generation_shape(self) -> tuple[int, int, int, int]:
         p = self.params  # a CoNLL sentence and the instruction in the chat template: ~200 tokens at most
-        return p.gen_batch_size, 200, p.max_new_tokens, 4 * p.n_eval_per_type
+        return p.gen_batch_size, 200, p.max_new_tokens, sum(self.eval_size(kind) for kind in TYPES)
 
     def probe(self, model: Any, tokenizer: Any, data: TaskData) -> dict[str, float]:
         ll = self._logliks(model, tokenizer, data)
