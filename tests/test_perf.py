@@ -5,6 +5,7 @@ import json
 import pytest
 
 from bench.lm.models import load_model
+from bench.lm.precision import MEAN_RELATIVE_BOUND
 from bench.perf import (
     PerfReport,
     PerfRow,
@@ -88,7 +89,12 @@ def test_bf16_evaluation_row_reports_speed_and_agreement(tiny_loaded):
     m = row.measured
     assert m["fp32_s"] > 0 and m["bf16_s"] > 0 and m["speedup"] == pytest.approx(m["fp32_s"] / m["bf16_s"], rel=0.05)
     assert 0 < m["max_relative_loglik_change"] <= 0.02 and m["choice_items"] > 0 and m["loglik_items"] > 0
-    assert row.met is None if not m["native_bf16"] else row.met == (m["speedup"] > 1)
+    # the target is a bound on each metric's mean; the per-item maximum is shown, and a mean never moves more
+    assert set(m["relative_mean_change"]) >= {"toxicity/toxic_text_loglik", "ner/person_list_loglik"}
+    assert m["max_relative_mean_change"] == max(m["relative_mean_change"].values()) <= m["max_relative_loglik_change"]
+    assert "metric means move" in row.summary and "one item at most" in row.summary
+    assert row.met is None if not m["native_bf16"] else \
+        row.met == (m["speedup"] > 1 and m["max_relative_mean_change"] <= MEAN_RELATIVE_BOUND)
 
 
 def test_markdown_report_lists_every_row_and_marks_misses():

@@ -263,7 +263,7 @@ def test_coding_math_eval_is_template_disjoint_from_retain():
     assert not eval_templates & retain_templates
     assert not {x.question for x in data.eval["gsm"]} & {ex.prompt for ex in data.retain}
     # the retain prompt is phrased differently from the evaluation's (no rehearsal of the probe's prompt)
-    eval_prompts = {task._probe_sets(data)[1][i].prompt for i in range(len(data.eval["gsm"]))}
+    eval_prompts = {x.prompt for x in task.probe_items(data)["utility/gsm8k_reference_loglik"]}
     assert not any(ex.prompt.split("\n")[-1] in p for ex in data.retain for p in eval_prompts)
 
 

@@ -107,6 +107,30 @@ def test_builtin_teaching_data_holds_no_eval_item():
         teach.check_disjoint(taught)
 
 
+def test_taught_coding_probes_the_taught_capability_on_held_out_problems():
+    """On a taught model coding's likelihood probes (what attacks and trajectories read) are the reference
+    answers of held-out function and word problems in the taught format, not HumanEval's (which the teaching
+    never touched); HumanEval's and GSM8K's stay the probes of an untaught run."""
+    from tasks.coding import CodingParams, CodingTask
+
+    task = CodingTask(CodingParams(n_eval=4, n_forget=4, n_stdlib_forget=2, n_functions=12, n_word_problems=10,
+                                   n_taught_probe=8))
+    data = task.load(0)
+    assert set(task.probe_items(data)) == {"forget/humaneval_canonical_loglik", "utility/gsm8k_reference_loglik"}
+    teach = task.teach_data()
+    taught = task.use_teaching(data, teach, 0)
+    probes = task.probe_items(taught)
+    assert set(probes) == {"forget/function_solution_loglik", "utility/word_problem_solution_loglik"}
+    functions_probe = probes["forget/function_solution_loglik"]
+    words_probe = probes["utility/word_problem_solution_loglik"]
+    assert [x.prompt for x in functions_probe] == [x.prompt for x in data.eval["functions"][:8]]
+    assert len(words_probe) == 8 and all(x.answer for x in functions_probe + words_probe)
+    taught_formats = {(e.prompt, e.answer) for e in teach.target + teach.other}
+    assert not {(x.prompt, x.answer) for x in functions_probe + words_probe} & taught_formats
+    # same format as taught: the probe's answer is what the taught model learned to write for such a request
+    assert functions_probe[0].chat == teach.target[0].chat and words_probe[0].chat == teach.other[0].chat
+
+
 def test_teaching_data_does_not_depend_on_eval_sizes():
     """One shipped artefact serves the demo's, the study's and the capability run's sizes."""
     from tasks.toxicity import ToxicityParams, ToxicityTask

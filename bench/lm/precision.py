@@ -29,6 +29,10 @@ import torch
 EvalAutocast = Literal["off", "bf16", "auto"]
 #: CPU flags (``/proc/cpuinfo``) of native bf16 matrix arithmetic.
 NATIVE_BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+#: How far bf16 autocast may move a metric's mean over its items, relative to fp32: each item's rounding error
+#: (up to a few % on a 3-token answer, where few roundings average out) mostly cancels across items. A
+#: statement about metrics, not items: ``unlearn-bench perf`` shows the per-item maximum beside it.
+MEAN_RELATIVE_BOUND = 0.01
 #: "0" or "1": what ``auto`` takes the CPU to have, whatever its flags say.
 NATIVE_BF16_ENV = "UNLEARN_BENCH_NATIVE_BF16"
 
