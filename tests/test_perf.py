@@ -117,8 +117,32 @@ def test_lm_eval_row_on_identical_prompts(tiny_loaded):
     from bench.perf.vs_lm_eval import bench_lm_eval
 
     row = bench_lm_eval(tiny_loaded, 4, 8)
-    assert row.measured["n"] == 4 and row.measured["identical_outputs"] == 4
-    assert row.measured["accuracy_ours"] == row.measured["accuracy_lm_eval"]
+    m = row.measured
+    assert m["n"] == 4 and m["identical_outputs"] == 4
+    assert m["accuracy_ours"] == m["accuracy_lm_eval"]
+    # decode rows counted on both sides: at most 4 rows x 7 decode steps (the first token comes from the
+    # prefill); ours never computes more rows than a batch that keeps every row to the end
+    assert 0 < m["decode_rows_ours"] <= m["decode_rows_lm_eval"] <= 4 * 7
+    assert m["rows_leaving_ceiling"] == pytest.approx(m["decode_rows_lm_eval"] / m["decode_rows_ours"], abs=0.01)
+    assert "saves at most" in row.summary
+
+
+def test_decode_row_counter_counts_only_one_token_steps_while_active(tiny_loaded):
+    from bench.perf.vs_lm_eval import DecodeRowCounter
+
+    model, tok = tiny_loaded.model, tiny_loaded.tokenizer
+    ids = tok(["a b c", "d e f"], return_tensors="pt")["input_ids"]
+    counter = DecodeRowCounter(model)
+    try:
+        model(input_ids=ids[:, :1])  # not counting yet
+        with counter.count():
+            model(input_ids=ids)  # a prefill: several positions
+            model(input_ids=ids[:, :1])
+            model(input_ids=ids[:1, :1])
+        model(input_ids=ids[:, :1])  # after the block
+        assert counter.rows == 3
+    finally:
+        counter.handle.remove()
 
 
 def test_a_partial_run_keeps_the_other_rows_and_their_commits(tmp_path):
