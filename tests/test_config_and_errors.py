@@ -39,13 +39,25 @@ def test_a_config_extends_another_key_by_key(tmp_path):
         load_config(tmp_path / "c.yaml")
 
 
-def test_the_study_is_the_demo_with_three_seeds_and_every_attack():
+def test_the_study_is_the_demo_matrix_with_three_seeds_every_attack_and_more_power():
+    """The study runs the demo's methods and tasks, taught the same way, with 3 seeds and every attack; its eval
+    sets are never smaller than the demo's and its training budget (steps x batch) is larger, equal across
+    methods (no method gets its own step count)."""
     from bench.engine.config import load_config as load
 
     demo, study = load("configs/demo.yaml"), load("configs/study.yaml")
     assert study.methods == demo.methods and study.tasks == demo.tasks and study.seeds == [0, 1, 2]
-    assert study.task_params == demo.task_params and study.method_params == demo.method_params
-    assert study.eval_autocast == demo.eval_autocast == "auto"
+    assert study.teach == demo.teach and study.eval_autocast == demo.eval_autocast == "auto"
+    for task, params in demo.task_params.items():
+        for name, value in params.items():
+            if name.startswith("n_eval") or name in ("n_functions", "n_word_problems", "n_arithmetic", "samples"):
+                assert study.task_params[task].get(name, value) >= value, (task, name)
+    budget = study.train_params["steps"] * study.train_params["batch_size"]
+    assert budget > demo.train_params["steps"] * demo.train_params["batch_size"]
+    assert not any("steps" in params or "batch_size" in params
+                   for name, params in study.method_params.items() if name != "rnr")
+    rnr = study.method_params["rnr"]  # R&R: rounds x steps per adapter = the others' steps
+    assert rnr["rounds"] * rnr["steps"] == study.train_params["steps"] and "batch_size" not in rnr
     assert {a if isinstance(a, str) else next(iter(a)) for a in study.attacks} == set(registry().names("attack"))
     assert demo.attacks and set(registry().names("method")) == set(demo.methods)
     assert set(registry().names("task")) >= set(demo.tasks) and len(demo.tasks) == 3
