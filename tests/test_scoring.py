@@ -226,3 +226,6 @@ def test_separated_pairs_counts_rank_intervals_that_do_not_overlap():
     assert separated_pairs(rows) == (3, 6)
     assert separated_pairs(rows[1:]) == (1, 3)
     assert separation_line(rows).startswith("Rank intervals separate 3 of 6 pairs of rows (1 of 3 pairs of methods")
+    # a reference row (oracle, untaught base) is not a method: with c one, methods a-b are 0 of 1 apart
+    line = separation_line(rows, {"c"})
+    assert "(0 of 1 pairs of methods, the base model and the reference rows aside)" in line

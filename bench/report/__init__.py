@@ -126,6 +126,10 @@ class ResultTable:
         return score_leaderboard(per_task, budget=self.utility_budget, resamples=self.resamples,
                                  oracles=self.oracles())
 
+    def reference_labels(self) -> set[str]:
+        """Labels of the reference rows (oracle, untaught base): models the benchmark built, not methods."""
+        return {self.label(c) for c in self.cells if c.method == "reference"}
+
     def oracles(self) -> dict[str, str]:
         """Task -> the label of its oracle row (a taught task's ``reference`` cell of role ``oracle``)."""
         return {c.task: self.label(c) for c in self.cells if c.method == "reference"

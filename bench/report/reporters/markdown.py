@@ -43,16 +43,18 @@ def headline_table(table: ResultTable) -> list[str]:
                   for t, ts in scoring.tasks.items() if ts.minimum_detectable_f is not None]
     power = ["", "Smallest effects these eval sizes detect (80 % power, 5 % two-sided, paired): "
              + "; ".join(detectable) + "."] if detectable else []
-    return rows + ["", separation_line(scoring.overall)] + power + ([""] + unranked if unranked else [])
+    return rows + ["", separation_line(scoring.overall, table.reference_labels())] + power + ([""] + unranked if unranked else [])
 
 
-def separation_line(rows: list) -> str:
-    """How many pairs of the headline's rows its rank intervals order, with and without the base model."""
-    methods = [r for r in rows if r.label != BASE_LABEL]
+def separation_line(rows: list, references: set[str] = frozenset()) -> str:
+    """How many pairs of the headline's rows its rank intervals order: all rows, and methods alone (the base
+    model and the reference rows, oracle and untaught base, aside)."""
+    methods = [r for r in rows if r.label != BASE_LABEL and r.label not in references]
     apart, total = separated_pairs(rows)
     apart_m, total_m = separated_pairs(methods)
+    aside = "the base model and the reference rows" if references else "the base model"
     return (f"Rank intervals separate {apart} of {total} pairs of rows ({apart_m} of {total_m} pairs of methods, "
-            "the base model aside); every other pair is tied.")
+            f"{aside} aside); every other pair is tied.")
 
 
 def ranking_table(table: ResultTable, task: str) -> list[str]:
