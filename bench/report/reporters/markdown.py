@@ -43,7 +43,8 @@ def headline_table(table: ResultTable) -> list[str]:
                   for t, ts in scoring.tasks.items() if ts.minimum_detectable_f is not None]
     power = ["", "Smallest effects these eval sizes detect (80 % power, 5 % two-sided, paired): "
              + "; ".join(detectable) + "."] if detectable else []
-    return rows + ["", separation_line(scoring.overall, table.reference_labels())] + power + ([""] + unranked if unranked else [])
+    separation = separation_line(scoring.overall, table.reference_labels())
+    return rows + ["", separation] + power + ([""] + unranked if unranked else [])
 
 
 def separation_line(rows: list, references: set[str] = frozenset()) -> str:
