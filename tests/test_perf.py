@@ -82,6 +82,20 @@ def test_demo_row_reads_a_run_and_its_invocation(tmp_path):
     assert matrix_run_row(tmp_path / "nothing", "study", 60.0).summary.endswith("(run `make study`)")
     slow = matrix_run_row(out, "study", row.measured["wall_s"] / 120)  # a goal half the measured wall time
     assert slow.met is False and "2.0× the goal" in slow.summary
+    # the row names the precision its cells ran in; a run in the precision this machine's `auto` would not
+    # pick (fp32 forced on a bf16 CPU) is a row of its own beside the native one
+    assert row.measured["precision"] == "fp32" and "matrix in fp32" in row.title
+    assert demo_row(out, native=False).key == "demo" and demo_row(out, native=True).key == "demo_fp32"
+
+
+def test_machine_facts_name_the_hardware_not_the_override(monkeypatch):
+    from bench.lm.precision import NATIVE_BF16_ENV, cpu_has_native_bf16
+
+    monkeypatch.setenv(NATIVE_BF16_ENV, "0")
+    facts = machine_facts()
+    assert facts["native_bf16"] == cpu_has_native_bf16() and facts["native_bf16_override"] is False
+    monkeypatch.delenv(NATIVE_BF16_ENV)
+    assert "native_bf16_override" not in machine_facts()
 
 
 def test_bf16_evaluation_row_reports_speed_and_agreement(tiny_loaded):

@@ -47,17 +47,27 @@ def _cpu_flags() -> frozenset[str]:
     return frozenset(line.split(":", 1)[-1].split())
 
 
+def cpu_has_native_bf16() -> bool:
+    """What the CPU's flags say (AVX512-BF16 or AMX), whatever ``UNLEARN_BENCH_NATIVE_BF16`` makes ``auto`` do."""
+    return any(flag in _cpu_flags() for flag in NATIVE_BF16_CPU_FLAGS)
+
+
+def native_bf16_override() -> bool | None:
+    """``UNLEARN_BENCH_NATIVE_BF16`` as a bool, or None when unset."""
+    forced = os.environ.get(NATIVE_BF16_ENV, "").strip()
+    if forced and forced not in ("0", "1"):
+        raise ValueError(f"{NATIVE_BF16_ENV} must be 0 or 1, got {forced!r}")
+    return None if not forced else forced == "1"
+
+
 def native_bf16(device: str) -> bool:
-    """Whether ``device`` computes bf16 matmuls natively (CUDA with bf16 support; CPU with AVX512-BF16/AMX)."""
+    """Whether ``device`` computes bf16 matmuls natively (CUDA with bf16 support; CPU with AVX512-BF16/AMX, or
+    as ``UNLEARN_BENCH_NATIVE_BF16`` says)."""
     if device.startswith("cuda"):
         return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     if device == "cpu":
-        forced = os.environ.get(NATIVE_BF16_ENV, "").strip()
-        if forced in ("0", "1"):
-            return forced == "1"
-        if forced:
-            raise ValueError(f"{NATIVE_BF16_ENV} must be 0 or 1, got {forced!r}")
-        return any(flag in _cpu_flags() for flag in NATIVE_BF16_CPU_FLAGS)
+        forced = native_bf16_override()
+        return cpu_has_native_bf16() if forced is None else forced
     return False
 
 

@@ -73,9 +73,12 @@ def machine_facts() -> dict[str, Any]:
              "platform": platform.platform(), "torch": torch.__version__}
     if torch.cuda.is_available():
         facts["gpu"] = torch.cuda.get_device_name(0)
-    from bench.lm.precision import native_bf16
+    from bench.lm.precision import cpu_has_native_bf16, native_bf16_override
 
-    facts["native_bf16"] = native_bf16("cpu")
+    # the hardware's, not what UNLEARN_BENCH_NATIVE_BF16 makes `auto` do: the report file is the machine's
+    facts["native_bf16"] = cpu_has_native_bf16()
+    if native_bf16_override() is not None:
+        facts["native_bf16_override"] = native_bf16_override()
     return facts
 
 
@@ -265,16 +268,32 @@ def bench_matrices(workdir: Path, steps: int) -> list[PerfRow]:
 
 
 # -- 5. demo and study matrices ----------------------------------------------------------------------
-def matrix_run_row(run_dir: Path, key: str = "demo", goal_min: float = 15.0) -> PerfRow:
+def run_precision(cells: list[dict[str, Any]]) -> str:
+    """"bf16", "fp32" or "mixed": what a run's cells trained and evaluated in (their provenance)."""
+    seen = {(c.get("provenance", {}).get("eval_autocast"), c.get("provenance", {}).get("train_autocast"))
+            for c in cells}
+    names = {"bf16" if mode == "bf16" else "fp32" for pair in seen for mode in pair if mode}
+    return names.pop() if len(names) == 1 else "mixed"
+
+
+def matrix_run_row(run_dir: Path, key: str = "demo", goal_min: float = 15.0,
+                   native: bool | None = None) -> PerfRow:
     """Wall time and per-cell costs of a finished run of a committed config (the demo, the study), read
-    from its store: the last invocation that ran everything from scratch, attacks included."""
-    title = f"Full {key} matrix ({run_dir})"
+    from its store: the last invocation that ran everything from scratch, attacks included. The row names
+    the precision the cells ran in; a run in the precision this machine's ``auto`` would not pick (fp32 on
+    a bf16 machine, via ``UNLEARN_BENCH_NATIVE_BF16=0``) is a row of its own, ``<key>_fp32`` / ``<key>_bf16``,
+    beside the native one."""
     target = f"≤ {goal_min:.0f} min on this machine; peak memory per cell"
     store = ResultsStore(run_dir)
     command = {"demo": "make demo", "study": "make study"}.get(key, f"the {key} config")
     if not (run_dir / "manifest.json").exists():
-        return PerfRow(key, title, target, {}, f"not measured: no {key} run at {run_dir} (run `{command}`)", None)
+        return PerfRow(key, f"Full {key} matrix ({run_dir})", target, {},
+                       f"not measured: no {key} run at {run_dir} (run `{command}`)", None)
     cells, bases = store.all_cells(), store.all_bases()
+    precision = run_precision(cells)
+    if native is not None and precision in ("bf16", "fp32") and (precision == "bf16") != native:
+        key = f"{key}_{precision}"
+    title = f"Full {key.split('_')[0]} matrix in {precision} ({run_dir})"
     commits = Counter(_run_commit(c) for c in cells)
     full = [i for i in store.invocations() if i.get("skipped") == 0 and i.get("ran")]
     wall = full[-1]["wall_time_s"] if full else None
@@ -295,7 +314,7 @@ def matrix_run_row(run_dir: Path, key: str = "demo", goal_min: float = 15.0) -> 
                                         f"evaluation {evaluate / 60:.1f} min, attacks (with their controls' share "
                                         f"outside) {attack / 60:.1f} min, base evaluations {base_s / 60:.1f} min; "
                                         f"peak RSS per cell ≤ {busiest:.0f} MB")
-    measured = {"wall_s": wall, "cells": len(cells), "unlearn_s_total": round(unlearn, 1),
+    measured = {"wall_s": wall, "cells": len(cells), "precision": precision, "unlearn_s_total": round(unlearn, 1),
                 "eval_s_total": round(evaluate, 1), "attack_s_total": round(attack, 1),
                 "base_eval_s_total": round(base_s, 1), "max_peak_rss_mb": busiest, "per_cell": per_cell}
     note = ""
@@ -316,8 +335,8 @@ def _run_commit(cell: dict[str, Any]) -> str:
     return (git.get("commit") or "n/a")[:10] + ("-dirty" if git.get("dirty") else "")
 
 
-def demo_row(run_dir: Path) -> PerfRow:
-    return matrix_run_row(run_dir, "demo", 15.0)
+def demo_row(run_dir: Path, native: bool | None = None) -> PerfRow:
+    return matrix_run_row(run_dir, "demo", 15.0, native)
 
 
 # -- bf16 evaluation ------------------------------------------------------------------------------------
@@ -464,7 +483,8 @@ def markdown(report: PerfReport) -> str:
 ROWS = ["generation", "lm_eval", "train_step", "matrices", "bf16_eval", "demo", "study", "scaling"]
 #: Report order of row keys (``matrices`` yields two rows).
 _ROW_ORDER = {k: i for i, k in enumerate(["generation", "lm_eval", "train_step", "base_cache", "bf16_eval",
-                                           "demo", "study", "scaling", "ray"])}
+                                           "demo", "demo_fp32", "demo_bf16", "study", "study_fp32", "study_bf16",
+                                           "scaling", "ray"])}
 
 
 def run_perf(out_dir: Path, demo_runs: Path, quick: bool = False, only: list[str] | None = None,
@@ -490,9 +510,9 @@ def run_perf(out_dir: Path, demo_runs: Path, quick: bool = False, only: list[str
     if want("bf16_eval"):
         report.rows.append(bench_bf16_eval(base, quick))
     if want("demo"):
-        report.rows.append(demo_row(demo_runs))
+        report.rows.append(demo_row(demo_runs, facts["native_bf16"]))
     if want("study"):
-        report.rows.append(matrix_run_row(study_runs, "study", 60.0))
+        report.rows.append(matrix_run_row(study_runs, "study", 90.0, facts["native_bf16"]))
     if want("scaling"):
         report.rows.append(bench_scaling(base, [4, 8] if quick else [8, 16, 32]))
     here = git_commit()
