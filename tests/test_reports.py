@@ -236,3 +236,19 @@ def test_a_cell_in_two_reported_runs_counts_once(toy_run, tmp_path):
     assert all(c.seeds == [0, 1] for c in doubled.cells)
     row = "ga"
     assert doubled.scoring.tasks["toy"].row(row).forget_ci == single.scoring.tasks["toy"].row(row).forget_ci
+
+
+def test_committed_boards_show_no_recovered_share_outside_its_range():
+    """A recovered share beyond RECOVERY_RANGE is a broken denominator (a drop inside its noise): robustness v2
+    shows "nothing to recover" there instead. No committed leaderboard may show one."""
+    from pathlib import Path
+
+    from bench.eval.stats import RECOVERY_RANGE
+
+    boards = sorted((Path(__file__).resolve().parent.parent / "leaderboards").glob("*/results.json"))
+    assert boards
+    for path in boards:
+        rows = json.loads(path.read_text()).get("rows", [])
+        shares = [r["value"] for r in rows if r.get("group") == "robustness" and r.get("value") is not None]
+        outside = [s for s in shares if not RECOVERY_RANGE[0] <= s <= RECOVERY_RANGE[1]]
+        assert not outside, f"{path.parent.name}: recovered shares {outside} outside {RECOVERY_RANGE}"
