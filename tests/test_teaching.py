@@ -252,6 +252,7 @@ def test_taught_run_scores_oracle_and_untaught_rows(cache, tmp_path):
     assert {"functions_pass_rate", "word_problem_accuracy"} <= set(coding)
     assert coding["functions_pass_rate"].n == 3 and coding["functions_pass_rate"].primary
     assert not coding["humaneval_canonical_loglik"].primary  # likelihood probes are details
+    assert not coding["function_solution_loglik"].primary and coding["function_solution_loglik"].n == 3
     ga = next(c for c in table.cells_for("ner") if c.method == "ga").results[0]
     assert "taught forget-target" in ga.provenance["data_sources"]["teaching"]
     oracle = next(c for c in table.cells_for("ner") if c.method == "reference" and

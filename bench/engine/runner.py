@@ -14,7 +14,7 @@ import time
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -231,7 +231,8 @@ class Engine:
             log.info("evaluating base model %s on %s", spec.model, spec.task)
             task = self._task(spec)
             base = self.models.base(self.model_ref(spec), spec.device, spec.dtype)
-            data = task.load(0)
+            # on a taught task as the cells see it (``task_data``): a task may probe the taught capability there
+            data = self.task_data(replace(spec, seed=0), task)
             evaluation = self._evaluate(spec, task, base.model, base.tokenizer, data, unlearned=False)
         result = BaseResult(spec.base_id, {"model": spec.model, "task": spec.task, "task_params": spec.task_params},
                             {m.name: m for m in evaluation.metrics},
