@@ -28,8 +28,9 @@ $(STAMP): pyproject.toml constraints.txt Makefile
 demo: venv system-deps
 	$(BIN)/unlearn-bench run --config configs/demo.yaml --report leaderboards/smollm2-135m-demo
 
-# The study: the demo's matrix with 3 seeds and every attack (meant to fit an hour on 2 CPU cores; 50.7 min
-# measured at 4e8101b, configs/study.yaml says where it goes); writes leaderboards/smollm2-135m-study/.
+# The study: the demo's matrix on taught models with oracles, 3 seeds, every attack, eval sets sized by power and
+# 4x the demo's training budget (meant to fit 90 min on 2 CPU cores; configs/study.yaml says why each size);
+# writes leaderboards/smollm2-135m-study/.
 study: venv system-deps
 	$(BIN)/unlearn-bench run --config configs/study.yaml --report leaderboards/smollm2-135m-study
 
