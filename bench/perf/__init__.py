@@ -77,8 +77,9 @@ def machine_facts() -> dict[str, Any]:
 
     # the hardware's, not what UNLEARN_BENCH_NATIVE_BF16 makes `auto` do: the report file is the machine's
     facts["native_bf16"] = cpu_has_native_bf16()
-    if native_bf16_override() is not None:
-        facts["native_bf16_override"] = native_bf16_override()
+    override = native_bf16_override()
+    if override is not None:
+        facts["native_bf16_override"] = override
     return facts
 
 
