@@ -33,6 +33,11 @@ def _coerce(value: Any, annotation: Any, where: str) -> Any:
             raise UserError(f"{where} must be a list, got {value!r}")
         item = args[0] if args else typing.Any
         return [_coerce(v, item, where) for v in value]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise UserError(f"{where} must be a mapping, got {value!r}")
+        key_type, value_type = args or (typing.Any, typing.Any)
+        return {_coerce(k, key_type, where): _coerce(v, value_type, f"{where}.{k}") for k, v in value.items()}
     if origin is typing.Literal:
         if value not in args:
             raise UserError(f"{where} must be one of {list(args)}, got {value!r}")

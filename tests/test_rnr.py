@@ -343,3 +343,36 @@ def test_max_holdout_caps_each_held_out_set():
     train_set, hold = _split(items, 0.2, random.Random(0), cap=6)
     assert len(hold) == 6 and len(train_set) == 74 and not set(map(id, hold)) & set(map(id, train_set))
     assert len(_split(items[:5], 0.2, random.Random(0), cap=6)[1]) == 1  # the fraction decides below the cap
+
+
+def test_reveal_response_length_per_task(tiny, monkeypatch):
+    """max_new_tokens_by_task overrides max_new_tokens on the named task only; a YAML mapping is coerced and
+    checked (a bad value is a one-line UserError naming the key)."""
+    import bench.reveal as reveal_module
+    from bench.errors import UserError
+    from bench.params import build_params
+    from bench.reveal import RevealParams, reveal
+    from bench.testing import ToyTask
+
+    params = build_params(RevealParams, {"max_new_tokens": 6, "max_new_tokens_by_task": {"toy": "9"}}, "r")
+    assert params.max_new_tokens_by_task == {"toy": 9}
+    assert params.response_tokens("toy") == 9 and params.response_tokens("other") == 6
+    with pytest.raises(UserError, match="max_new_tokens_by_task"):
+        build_params(RevealParams, {"max_new_tokens_by_task": {"toy": 0}}, "r")
+    with pytest.raises(UserError, match="must be a mapping"):
+        build_params(RevealParams, {"max_new_tokens_by_task": 5}, "r")
+    asked = []
+    real = reveal_module.generate
+
+    def spy(*args, **kwargs):
+        asked.append(kwargs["max_new_tokens"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(reveal_module, "generate", spy)
+    model, tokenizer = tiny
+    task = ToyTask(ToyTask.Params())
+    small = RevealParams(queries=2, n_mutations=2, n_paraphrases=0, responses_per_query=2, max_new_tokens=6,
+                         max_new_tokens_by_task={task.name: 3}, fit_steps=5, embedding="model",
+                         relevance_threshold=0.0)
+    reveal(model, tokenizer, task, ["Tell me the secret.", "What is the password?"], small, 0)
+    assert asked and set(asked) == {3}

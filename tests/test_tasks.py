@@ -450,3 +450,26 @@ def test_coding_without_gsm8k_generation_keeps_its_likelihood(tiny):
     generating = CodingTask(build_params(CodingParams, small, "t"))
     assert "gsm8k_strict_match" in {m.name for m in generating.evaluate(model, tokenizer, generating.load(0),
                                                                          progress=False).metrics}
+
+
+def test_coding_without_humaneval_generation_keeps_its_likelihood(tiny):
+    """humaneval_generative: false drops the HumanEval replies and their metrics (pass@1, defines-function),
+    keeps HumanEval's canonical-solution log-likelihood per problem and the function-writing pass rate, and
+    says so in the data sources; the generation plan counts no HumanEval replies."""
+    model, tokenizer = tiny
+    small = {"n_forget": 4, "n_stdlib_forget": 2, "n_eval": 3, "n_gsm_eval": 3, "n_retain": 4, "n_arithmetic": 4,
+             "max_new_tokens_code": 8, "gsm8k_source": "symbolic", "n_functions": 3, "n_word_problems": 3,
+             "max_new_tokens_function": 8, "max_new_tokens_word": 8, "gsm8k_generative": False}
+    task = CodingTask(build_params(CodingParams, {**small, "humaneval_generative": False}, "t"))
+    data = task.load(0)
+    evaluation = task.evaluate(model, tokenizer, data, progress=False)
+    names = {m.name for m in evaluation.metrics}
+    assert "humaneval_pass@1" not in names and "humaneval_defines_function" not in names
+    assert {"humaneval_canonical_loglik", "functions_pass_rate", "arithmetic_accuracy"} <= names
+    assert "not generated (humaneval_generative: false)" in data.sources["humaneval"]
+    rows = [s for s in evaluation.samples if s["set"] == "humaneval"]
+    assert len(rows) == 3 and all("output" not in s and math.isfinite(s["loglik"]) for s in rows)
+    generating = CodingTask(build_params(CodingParams, small, "t"))
+    assert task.generation_shape()[3] == generating.generation_shape()[3] - 3
+    assert "humaneval_pass@1" in {m.name for m in generating.evaluate(model, tokenizer, generating.load(0),
+                                                                       progress=False).metrics}

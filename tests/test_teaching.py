@@ -214,6 +214,11 @@ def test_teach_config_forms_and_errors():
     untaught = plan_cells(load_config(None, {"model": "tiny-random-llama", "methods": ["ga"], "tasks": ["ner"]}),
                           registry())
     assert {c.cell_id for c in untaught}.isdisjoint({c.cell_id for c in cells})  # taught cells are other cells
+    no_untaught = plan_cells(load_config(None, {"model": "tiny-random-llama", "methods": ["ga"], "tasks": ["ner"],
+                                                "teach": ["ner"], "seeds": [0, 1], "untaught_row": False}),
+                             registry(config.plugins))
+    assert [c.method_params["role"] for c in no_untaught if c.method == "reference"] == ["oracle"]
+    assert {c.cell_id for c in no_untaught} < {c.cell_id for c in cells}  # the other cells are the same cells
     with pytest.raises(UserError, match="not a registered task"):
         plan_cells(load_config(None, {"methods": ["ga"], "tasks": ["ner"], "teach": {"nerr": {}}}),
                    registry([REFERENCE_PLUGIN]))

@@ -75,6 +75,10 @@ class RunConfig:
     #: task names takes every task's default recipe). A taught task's methods start from its *taught* model,
     #: and its leaderboard gains the *oracle* (taught without the forget target) and the untaught base as rows.
     teach: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Score the untaught base as a row of each taught task's board (beside the oracle, which is always a row:
+    #: forget quality is measured against it). False saves one evaluation and its attacks per taught task, where
+    #: the row adds little (the CPU demo; the study keeps it).
+    untaught_row: bool = True
     progress: bool = True
 
     def validate(self) -> None:
@@ -305,7 +309,8 @@ def plan_cells(config: RunConfig, registry: Registry) -> list[CellSpec]:
             if task_name in teach:  # the gold standard and the starting point, as rows of the task's board
                 task_methods[REFERENCE_METHOD] = registry.get("method", REFERENCE_METHOD).cls
             for method_name, method_cls in task_methods.items():
-                params_in = {"role": list(REFERENCE_ROLES)} if method_name == REFERENCE_METHOD else \
+                roles = [r for r in REFERENCE_ROLES if config.untaught_row or r != "untaught"]
+                params_in = {"role": roles} if method_name == REFERENCE_METHOD else \
                     {**_shared(method_cls.Params, config.train_params), **config.method_params.get(method_name, {})}
                 for method_params in _resolved(method_cls.Params, config.preset, method_cls.paper_preset, params_in,
                                                f"method_params.{method_name}"):

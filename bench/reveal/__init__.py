@@ -70,6 +70,10 @@ class RevealParams:
     n_paraphrases: int = 4
     responses_per_query: int = 4
     max_new_tokens: int = 64
+    #: Response length per task name, overriding ``max_new_tokens`` on that task: a complete response is as
+    #: long as the task's own answers (a taught coding model restates the spec as a docstring before the body,
+    #: so a function needs ~60 tokens, where a toxic continuation or a Person list is judged in 32).
+    max_new_tokens_by_task: dict[str, int] = field(default_factory=dict)
     temperature: float = 1.0
     top_p: float = 0.95
     nu: float = 1.0
@@ -109,6 +113,12 @@ class RevealParams:
             raise ValueError(f"n_forget_prompts must be >= 0, got {self.n_forget_prompts}")
         if not 0 <= self.relevance_threshold <= 1:
             raise ValueError(f"relevance_threshold must be in [0, 1], got {self.relevance_threshold}")
+        if self.max_new_tokens < 1 or any(v < 1 for v in self.max_new_tokens_by_task.values()):
+            raise ValueError("max_new_tokens and every max_new_tokens_by_task value must be >= 1")
+
+    def response_tokens(self, task_name: str) -> int:
+        """The response length on ``task_name``: its entry in ``max_new_tokens_by_task``, else ``max_new_tokens``."""
+        return self.max_new_tokens_by_task.get(task_name, self.max_new_tokens)
 
 
 # -- pool ------------------------------------------------------------------------------------------
@@ -290,7 +300,8 @@ def reveal(model: Any, tokenizer: Any, task: Task, seed_instructions: list[str],
     trajectory = []
     for query in range(1, params.queries + 1):
         arm = bandit.select()
-        outs = generate(model, tokenizer, [render_prompt(tokenizer, pool[arm])], max_new_tokens=params.max_new_tokens,
+        outs = generate(model, tokenizer, [render_prompt(tokenizer, pool[arm])],
+                        max_new_tokens=params.response_tokens(task.name),
                         do_sample=True, temperature=params.temperature, top_p=params.top_p,
                         num_return_sequences=params.responses_per_query, seed=seed * 1000 + query)[0]
         relevance = float(sum(task.relevance(outs)) / len(outs))
