@@ -48,6 +48,7 @@ def test_the_study_is_the_demo_matrix_with_three_seeds_every_attack_and_more_pow
     demo, study = load("configs/demo.yaml"), load("configs/study.yaml")
     assert study.methods == demo.methods and study.tasks == demo.tasks and study.seeds == [0, 1, 2]
     assert study.teach == demo.teach and study.eval_autocast == demo.eval_autocast == "auto"
+    assert study.untaught_row  # the study keeps the untaught base as a row (the demo may drop it for time)
     for task, params in demo.task_params.items():
         for name, value in params.items():
             if name.startswith("n_eval") or name in ("n_functions", "n_word_problems", "n_arithmetic", "samples"):
