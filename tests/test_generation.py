@@ -108,6 +108,40 @@ def test_grouped_prefill_and_shared_prefix_give_the_same_tokens(tiny_loaded):
         assert ours == [[e, e] for e in expected], overhead
 
 
+SHARED = "You are a careful assistant. Answer the question below in one short sentence, and nothing else. "
+
+
+def test_a_shared_prompt_prefix_is_prefilled_once_and_gives_the_same_tokens(tiny_loaded):
+    """Prompts that begin alike (a chat template's system turn, an instruction, a few-shot context) prefill
+    their common start once (``prefill_shared``): the greedy tokens are the per-prompt loop's, with one
+    padded group or several, with repeats, and sampling is reproducible; the last-position logits match the
+    plain prefill's; a batch whose rows share too little falls back to the plain prefill and its layout."""
+    from bench.lm.kv import common_prompt_prefix, prefill, prefill_shared
+
+    model, tok = tiny_loaded.model, tiny_loaded.tokenizer
+    prompts = [SHARED + q for q in ["Who?", "What is the capital of a small country far away?", "Why not",
+                                    "When will the long and winding road finally end for all of us?"]]
+    expected = naive_generate(model, tok, prompts, 8)
+    for overhead in (0, 1000):
+        ours = generate(model, tok, prompts, max_new_tokens=8, prefill_overhead_tokens=overhead,
+                        num_return_sequences=2)
+        assert ours == [[e, e] for e in expected], overhead
+    sampled = [generate(model, tok, prompts, max_new_tokens=6, do_sample=True, seed=3) for _ in range(2)]
+    assert sampled[0] == sampled[1]
+    tok.padding_side = "left"
+    enc = tok(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    shared = common_prompt_prefix(enc["input_ids"], enc["attention_mask"])
+    assert shared >= len(tok(SHARED, add_special_tokens=False)["input_ids"]) - 1
+    with torch.no_grad():
+        _, plain = prefill(model, enc["input_ids"], enc["attention_mask"])
+        _, reused, mask = prefill_shared(model, enc["input_ids"], enc["attention_mask"], overhead_tokens=0)
+    assert torch.allclose(plain, reused, atol=1e-4)
+    assert mask.sum(1).tolist() == enc["attention_mask"].sum(1).tolist() and bool(mask[:, :shared].all())
+    with torch.no_grad():  # sharing 2 tokens across 2 rows saves less than one more forward pass costs
+        _, _, kept = prefill_shared(model, enc["input_ids"][:2], enc["attention_mask"][:2], overhead_tokens=10_000)
+    assert torch.equal(kept, enc["attention_mask"][:2])
+
+
 def test_generation_through_a_peft_adapter_uses_the_current_cache_keyword(tiny_loaded):
     """A LoRA-wrapped model (ICU generates mid-training) decodes without transformers' deprecation warning:
     the wrapped model's forward signature picks the keyword, not PEFT's ``forward(*args, **kwargs)``."""

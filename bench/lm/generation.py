@@ -38,7 +38,7 @@ import torch
 from bench.engine.progress import bar
 from bench.lm.kv import (
     positions_from_mask,
-    prefill,
+    prefill_shared,
     with_cache,
     with_room,
 )
@@ -202,7 +202,7 @@ def decode_batch(model: Any, input_ids: torch.Tensor, attention_mask: torch.Tens
     new_tokens: list[list[int]] = [[] for _ in range(n)]
     if decoding.max_new_tokens <= 0:
         return new_tokens
-    cache, logits = prefill(model, input_ids, attention_mask, repeats, prefill_overhead_tokens)
+    cache, logits, attention_mask = prefill_shared(model, input_ids, attention_mask, repeats, prefill_overhead_tokens)
     cache = with_room(cache, decoding.max_new_tokens - 1)
     mask = attention_mask.repeat_interleave(repeats, dim=0)
     next_position = positions_from_mask(mask)[:, -1:] + 1

@@ -137,6 +137,82 @@ def prefill(model: Any, input_ids: torch.Tensor, mask: torch.Tensor, repeats: in
     return cache, logits
 
 
+def common_prompt_prefix(input_ids: torch.Tensor, mask: torch.Tensor) -> int:
+    """How many tokens every prompt of a left-padded batch begins with, at most the shortest prompt's length
+    less one (each row keeps a token of its own, whose position predicts its first new token)."""
+    lengths = mask.sum(1).tolist()
+    width = input_ids.shape[1]
+    shared = min(lengths) - 1
+    first = input_ids[0, width - lengths[0]:]
+    for i in range(1, len(lengths)):
+        if shared <= 0:
+            return 0
+        row = input_ids[i, width - lengths[i]:width - lengths[i] + shared]
+        shared = int((row == first[:shared]).long().cumprod(0).sum())  # the leading run of equal tokens
+    return max(0, shared)
+
+
+def prefill_shared(model: Any, input_ids: torch.Tensor, mask: torch.Tensor, repeats: int = 1,
+                   overhead_tokens: int = 48) -> tuple[DynamicCache, torch.Tensor, torch.Tensor]:
+    """``prefill`` that runs the prompt prefix every row shares once; returns the cache, the last-position
+    logits and the attention mask of the cache's layout.
+
+    Why: task prompts repeat a long start — a chat template's system turn and the task's instruction; a
+    few-shot context (GSM8K's five worked examples, ~900 tokens) is most of every prompt — and on a CPU a
+    prefill is paid per token. The prefix runs once (batch of one) and every row continues from it, so a batch
+    of n prompts sharing p tokens prefills (n − 1)·p fewer; it is used when that saving exceeds the cost of the
+    extra forward pass (``overhead_tokens``, as in ``plan_prefill_groups``). The cache's layout is then
+    [shared prefix][padding][the rest of the row] — the padding moves from the front to after the prefix;
+    the returned mask hides it and position ids follow the mask, so every real token sits at the position it
+    has in the plain left-padded layout. The numbers differ from ``prefill``'s by the floating-point order of
+    other matrix shapes only (tested: the same greedy tokens)."""
+    from transformers import DynamicCache
+
+    rows, width = input_ids.shape
+    shared = common_prompt_prefix(input_ids, mask) if rows > 1 and _plain_layers(model) else 0
+    if (rows - 1) * shared <= overhead_tokens:
+        cache, logits = prefill(model, input_ids, mask, repeats, overhead_tokens)
+        return cache, logits, mask
+    lengths = mask.sum(1).tolist()
+    start0 = width - lengths[0]
+    prefix = prefix_cache(model, input_ids[0, start0:start0 + shared].tolist(), input_ids.device)
+    layout = torch.tensor([list(range(width - n, width - n + shared)) + list(range(width - n))
+                           + list(range(width - n + shared, width)) for n in lengths], device=input_ids.device)
+    ids, mask = input_ids.gather(1, layout), mask.gather(1, layout)
+    position = positions_from_mask(mask)
+    rest, rest_width = [n - shared for n in lengths], width - shared
+    extra = {"logits_to_keep": 1} if supports_logits_to_keep(model) else {}
+    keys = [layer.keys.expand(rows, -1, -1, -1) for layer in prefix.layers]
+    values = [layer.values.expand(rows, -1, -1, -1) for layer in prefix.layers]
+    stacked_k = [torch.cat([k, k.new_zeros(*k.shape[:2], rest_width, k.shape[-1])], dim=2) for k in keys]
+    stacked_v = [torch.cat([v, v.new_zeros(*v.shape[:2], rest_width, v.shape[-1])], dim=2) for v in values]
+    logits = None
+    for group in plan_prefill_groups(rest, overhead_tokens):
+        index = torch.tensor(group, device=mask.device)
+        longest = max(rest[r] for r in group)
+        cols = torch.cat([torch.arange(shared, device=mask.device),
+                          torch.arange(width - longest, width, device=mask.device)])
+        part = DynamicCache(config=model.config)
+        for i, (k, v) in enumerate(zip(keys, values)):
+            part.update(k[:len(group)].contiguous(), v[:len(group)].contiguous(), i)
+        out = model(input_ids=ids[index, width - longest:], attention_mask=mask[index][:, cols],
+                    position_ids=position[index, width - longest:], **with_cache(model, part), use_cache=True,
+                    **extra)
+        if logits is None:
+            logits = out.logits.new_zeros(rows, out.logits.shape[-1])
+        logits[index] = out.logits[:, -1, :]
+        for k, v, layer in zip(stacked_k, stacked_v, part.layers):
+            k[index, :, width - longest:] = layer.keys[:, :, shared:]
+            v[index, :, width - longest:] = layer.values[:, :, shared:]
+    cache = DynamicCache(config=model.config)
+    for i, (k, v) in enumerate(zip(stacked_k, stacked_v)):
+        cache.update(k, v, i)
+    if repeats > 1:
+        cache.batch_repeat_interleave(repeats)
+        logits = logits.repeat_interleave(repeats, dim=0)
+    return cache, logits, mask
+
+
 def _growing_layer_class() -> type:
     """A ``DynamicLayer`` whose keys and values live in a buffer with room to grow (made on first use:
     transformers is imported only when decoding needs it)."""
