@@ -29,7 +29,7 @@ demo: venv system-deps
 	$(BIN)/unlearn-bench run --config configs/demo.yaml --report leaderboards/smollm2-135m-demo
 
 # The study: the demo's matrix on taught models with oracles, 3 seeds, every attack, eval sets sized by power and
-# 4x the demo's training budget (meant to fit 90 min on 2 CPU cores; configs/study.yaml says why each size);
+# 5x the demo's training budget (meant to fit 90 min on 2 CPU cores; configs/study.yaml says why each size);
 # writes leaderboards/smollm2-135m-study/.
 study: venv system-deps
 	$(BIN)/unlearn-bench run --config configs/study.yaml --report leaderboards/smollm2-135m-study
