@@ -88,6 +88,19 @@ def test_demo_row_reads_a_run_and_its_invocation(tmp_path):
     assert demo_row(out, native=False).key == "demo" and demo_row(out, native=True).key == "demo_fp32"
 
 
+def test_run_precision_counts_training_only_where_a_cell_trained():
+    from bench.perf import run_precision
+
+    def cell(eval_mode, train_mode, seconds):
+        return {"provenance": {"eval_autocast": eval_mode, "train_autocast": train_mode},
+                "extras": {"unlearn_time_s": seconds}}
+
+    trained = cell("bf16", "bf16", 4.2)
+    assert run_precision([trained, cell("bf16", "off", 0.0)]) == "bf16"  # the prompt baseline trains nothing
+    assert run_precision([trained, cell("bf16", "off", 3.0)]) == "mixed"
+    assert run_precision([cell("off", "off", 2.0), cell("off", "off", 0.0)]) == "fp32"
+
+
 def test_machine_facts_name_the_hardware_not_the_override(monkeypatch):
     from bench.lm.precision import NATIVE_BF16_ENV, cpu_has_native_bf16
 

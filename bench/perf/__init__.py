@@ -270,8 +270,11 @@ def bench_matrices(workdir: Path, steps: int) -> list[PerfRow]:
 
 # -- 5. demo and study matrices ----------------------------------------------------------------------
 def run_precision(cells: list[dict[str, Any]]) -> str:
-    """"bf16", "fp32" or "mixed": what a run's cells trained and evaluated in (their provenance)."""
-    seen = {(c.get("provenance", {}).get("eval_autocast"), c.get("provenance", {}).get("train_autocast"))
+    """"bf16", "fp32" or "mixed": what a run's cells trained and evaluated in (their provenance). A cell that
+    trained nothing (the prompt baseline, a reference row: no unlearning time) records its training precision
+    as "off"; only its evaluation counts."""
+    seen = {(c.get("provenance", {}).get("eval_autocast"),
+             c.get("provenance", {}).get("train_autocast") if c.get("extras", {}).get("unlearn_time_s") else None)
             for c in cells}
     names = {"bf16" if mode == "bf16" else "fp32" for pair in seen for mode in pair if mode}
     return names.pop() if len(names) == 1 else "mixed"
