@@ -431,45 +431,35 @@ def test_validation_split_is_disjoint_from_the_test_evaluation_and_leaves_traini
     assert [repr(x) for x in test.retain] == [repr(x) for x in validation.retain]
 
 
-def test_coding_without_gsm8k_generation_keeps_its_likelihood(tiny):
-    """gsm8k_generative: false drops the GSM8K generations and their metrics (strict and flexible match),
-    keeps GSM8K's reference log-likelihood and arithmetic, and says so in the data sources."""
+#: A coding task small enough for the tiny model, GSM8K from the offline symbolic source.
+CODING_SMALL = {"n_forget": 4, "n_stdlib_forget": 2, "n_eval": 3, "n_gsm_eval": 3, "n_retain": 4, "n_arithmetic": 4,
+                "max_new_tokens_code": 8, "gsm8k_source": "symbolic", "n_functions": 3, "n_word_problems": 3,
+                "max_new_tokens_function": 8, "max_new_tokens_word": 8}
+
+
+@pytest.mark.parametrize("switch, dropped, kept_likelihood, sample_set, replies", [
+    ("gsm8k_generative", {"gsm8k_strict_match", "gsm8k_flexible_extract"}, "gsm8k_reference_loglik", "gsm8k", 0),
+    ("humaneval_generative", {"humaneval_pass@1", "humaneval_defines_function"}, "humaneval_canonical_loglik",
+     "humaneval", 3),
+])
+def test_coding_without_a_generated_set_keeps_its_likelihood(tiny, switch, dropped, kept_likelihood, sample_set,
+                                                             replies):
+    """``gsm8k_generative: false`` / ``humaneval_generative: false`` drop that set's generations and their
+    metrics, keep its reference-solution log-likelihood per item (and the other sets: arithmetic, the
+    function-writing pass rate), say so in the data sources, and plan no generation for it."""
     model, tokenizer = tiny
-    small = {"n_forget": 4, "n_stdlib_forget": 2, "n_eval": 3, "n_gsm_eval": 3, "n_retain": 4, "n_arithmetic": 4,
-             "max_new_tokens_code": 8, "gsm8k_source": "symbolic", "n_functions": 3, "n_word_problems": 3,
-             "max_new_tokens_function": 8, "max_new_tokens_word": 8}
-    task = CodingTask(build_params(CodingParams, {**small, "gsm8k_generative": False}, "t"))
+    base = dict(CODING_SMALL, gsm8k_generative=switch != "humaneval_generative")  # HumanEval: GSM8K off in both
+    task = CodingTask(build_params(CodingParams, {**base, switch: False}, "t"))
     data = task.load(0)
     evaluation = task.evaluate(model, tokenizer, data, progress=False)
     names = {m.name for m in evaluation.metrics}
-    assert "gsm8k_strict_match" not in names and "gsm8k_flexible_extract" not in names
-    assert {"gsm8k_reference_loglik", "arithmetic_accuracy", "humaneval_canonical_loglik"} <= names
-    assert "not generated" in data.sources["gsm8k"]
-    gsm_rows = [s for s in evaluation.samples if s["set"] == "gsm8k"]
-    assert len(gsm_rows) == 3 and all("output" not in s and math.isfinite(s["loglik"]) for s in gsm_rows)
-    generating = CodingTask(build_params(CodingParams, small, "t"))
-    assert "gsm8k_strict_match" in {m.name for m in generating.evaluate(model, tokenizer, generating.load(0),
-                                                                         progress=False).metrics}
-
-
-def test_coding_without_humaneval_generation_keeps_its_likelihood(tiny):
-    """humaneval_generative: false drops the HumanEval replies and their metrics (pass@1, defines-function),
-    keeps HumanEval's canonical-solution log-likelihood per problem and the function-writing pass rate, and
-    says so in the data sources; the generation plan counts no HumanEval replies."""
-    model, tokenizer = tiny
-    small = {"n_forget": 4, "n_stdlib_forget": 2, "n_eval": 3, "n_gsm_eval": 3, "n_retain": 4, "n_arithmetic": 4,
-             "max_new_tokens_code": 8, "gsm8k_source": "symbolic", "n_functions": 3, "n_word_problems": 3,
-             "max_new_tokens_function": 8, "max_new_tokens_word": 8, "gsm8k_generative": False}
-    task = CodingTask(build_params(CodingParams, {**small, "humaneval_generative": False}, "t"))
-    data = task.load(0)
-    evaluation = task.evaluate(model, tokenizer, data, progress=False)
-    names = {m.name for m in evaluation.metrics}
-    assert "humaneval_pass@1" not in names and "humaneval_defines_function" not in names
-    assert {"humaneval_canonical_loglik", "functions_pass_rate", "arithmetic_accuracy"} <= names
-    assert "not generated (humaneval_generative: false)" in data.sources["humaneval"]
-    rows = [s for s in evaluation.samples if s["set"] == "humaneval"]
+    assert not dropped & names
+    assert {kept_likelihood, "arithmetic_accuracy", "functions_pass_rate"} <= names
+    assert f"not generated ({switch}: false)" in data.sources[sample_set]
+    rows = [s for s in evaluation.samples if s["set"] == sample_set]
     assert len(rows) == 3 and all("output" not in s and math.isfinite(s["loglik"]) for s in rows)
-    generating = CodingTask(build_params(CodingParams, small, "t"))
-    assert task.generation_shape()[3] == generating.generation_shape()[3] - 3
-    assert "humaneval_pass@1" in {m.name for m in generating.evaluate(model, tokenizer, generating.load(0),
-                                                                       progress=False).metrics}
+    generating = CodingTask(build_params(CodingParams, base, "t"))
+    if replies:
+        assert task.generation_shape()[3] == generating.generation_shape()[3] - replies
+    assert dropped <= {m.name for m in generating.evaluate(model, tokenizer, generating.load(0),
+                                                            progress=False).metrics}
