@@ -92,6 +92,45 @@ def _zeros_like_layer(states: torch.Tensor, rows: int, width: int) -> torch.Tens
     return states.new_zeros(rows, states.shape[1], width, states.shape[-1])
 
 
+class _GroupedPrefill:
+    """The forward passes of row groups assembled into one batch: each group's last-position logits and its
+    cached keys and values written into zero-filled, full-width tensors at the group's rows and columns
+    (zeros the attention mask hides), then one ``DynamicCache`` for decoding. Serves ``prefill`` and
+    ``prefill_shared``, which differ only in where a group's positions sit."""
+
+    def __init__(self, rows: int, width: int):
+        self.rows, self.width = rows, width
+        self.logits: torch.Tensor | None = None
+        self.layers: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def add(self, index: torch.Tensor, out: Any, part: Any, columns: slice, source: slice = slice(None)) -> None:
+        """Group ``index``'s output ``out`` and cache ``part``; its positions ``source`` go to ``columns``."""
+        if self.logits is None:
+            self.logits = out.logits.new_zeros(self.rows, out.logits.shape[-1])
+            self.layers = [(_zeros_like_layer(layer.keys, self.rows, self.width),
+                            _zeros_like_layer(layer.values, self.rows, self.width)) for layer in part.layers]
+        self.logits[index] = out.logits[:, -1, :]
+        for (keys, values), layer in zip(self.layers, part.layers):
+            keys[index, :, columns] = layer.keys[:, :, source]
+            values[index, :, columns] = layer.values[:, :, source]
+
+    def result(self, model: Any, repeats: int) -> tuple[DynamicCache, torch.Tensor]:
+        from transformers import DynamicCache
+
+        cache = DynamicCache(config=model.config)
+        for i, (keys, values) in enumerate(self.layers):
+            cache.update(keys, values, i)
+        return _repeated(cache, self.logits, repeats)
+
+
+def _repeated(cache: Any, logits: torch.Tensor, repeats: int) -> tuple[Any, torch.Tensor]:
+    """Each row's cache and logits repeated ``repeats`` times (``num_return_sequences`` share one prefill)."""
+    if repeats > 1:
+        cache.batch_repeat_interleave(repeats)
+        logits = logits.repeat_interleave(repeats, dim=0)
+    return cache, logits
+
+
 def prefill(model: Any, input_ids: torch.Tensor, mask: torch.Tensor, repeats: int = 1,
             overhead_tokens: int = 48) -> tuple[DynamicCache, torch.Tensor]:
     """KV cache and last-position logits of a left-padded batch, each row repeated ``repeats`` times.
@@ -111,30 +150,16 @@ def prefill(model: Any, input_ids: torch.Tensor, mask: torch.Tensor, repeats: in
         cache = DynamicCache(config=model.config)
         logits = model(input_ids=input_ids, attention_mask=mask, position_ids=position, **with_cache(model, cache),
                        use_cache=True, **extra).logits[:, -1, :]
-    else:
-        stacked: list[tuple[torch.Tensor, torch.Tensor]] = []
-        logits = None
-        for rows in groups:
-            longest = max(1, max(lengths[r] for r in rows))  # an empty prompt still gets one (masked) position
-            index, cols = torch.tensor(rows, device=mask.device), slice(width - longest, width)
-            part = DynamicCache(config=model.config)
-            out = model(input_ids=input_ids[index, cols], attention_mask=mask[index, cols],
-                        position_ids=position[index, cols], **with_cache(model, part), use_cache=True, **extra)
-            if logits is None:
-                logits = out.logits.new_zeros(len(lengths), out.logits.shape[-1])
-                stacked = [(_zeros_like_layer(layer.keys, len(lengths), width),
-                            _zeros_like_layer(layer.values, len(lengths), width)) for layer in part.layers]
-            logits[index] = out.logits[:, -1, :]
-            for (keys, values), layer in zip(stacked, part.layers):
-                keys[index, :, cols] = layer.keys
-                values[index, :, cols] = layer.values
-        cache = DynamicCache(config=model.config)
-        for i, (keys, values) in enumerate(stacked):
-            cache.update(keys, values, i)
-    if repeats > 1:
-        cache.batch_repeat_interleave(repeats)
-        logits = logits.repeat_interleave(repeats, dim=0)
-    return cache, logits
+        return _repeated(cache, logits, repeats)
+    batch = _GroupedPrefill(len(lengths), width)
+    for rows in groups:
+        longest = max(1, max(lengths[r] for r in rows))  # an empty prompt still gets one (masked) position
+        index, cols = torch.tensor(rows, device=mask.device), slice(width - longest, width)
+        part = DynamicCache(config=model.config)
+        out = model(input_ids=input_ids[index, cols], attention_mask=mask[index, cols],
+                    position_ids=position[index, cols], **with_cache(model, part), use_cache=True, **extra)
+        batch.add(index, out, part, cols)
+    return batch.result(model, repeats)
 
 
 def common_prompt_prefix(input_ids: torch.Tensor, mask: torch.Tensor) -> int:
@@ -180,36 +205,26 @@ def prefill_shared(model: Any, input_ids: torch.Tensor, mask: torch.Tensor, repe
                            + list(range(width - n + shared, width)) for n in lengths], device=input_ids.device)
     ids, mask = input_ids.gather(1, layout), mask.gather(1, layout)
     position = positions_from_mask(mask)
-    rest, rest_width = [n - shared for n in lengths], width - shared
+    rest = [n - shared for n in lengths]
     extra = {"logits_to_keep": 1} if supports_logits_to_keep(model) else {}
-    keys = [layer.keys.expand(rows, -1, -1, -1) for layer in prefix.layers]
-    values = [layer.values.expand(rows, -1, -1, -1) for layer in prefix.layers]
-    stacked_k = [torch.cat([k, k.new_zeros(*k.shape[:2], rest_width, k.shape[-1])], dim=2) for k in keys]
-    stacked_v = [torch.cat([v, v.new_zeros(*v.shape[:2], rest_width, v.shape[-1])], dim=2) for v in values]
-    logits = None
+    batch = _GroupedPrefill(rows, width)
     for group in plan_prefill_groups(rest, overhead_tokens):
         index = torch.tensor(group, device=mask.device)
         longest = max(rest[r] for r in group)
         cols = torch.cat([torch.arange(shared, device=mask.device),
                           torch.arange(width - longest, width, device=mask.device)])
         part = DynamicCache(config=model.config)
-        for i, (k, v) in enumerate(zip(keys, values)):
-            part.update(k[:len(group)].contiguous(), v[:len(group)].contiguous(), i)
+        for i, layer in enumerate(prefix.layers):
+            part.update(layer.keys.expand(len(group), -1, -1, -1).contiguous(),
+                        layer.values.expand(len(group), -1, -1, -1).contiguous(), i)
         out = model(input_ids=ids[index, width - longest:], attention_mask=mask[index][:, cols],
                     position_ids=position[index, width - longest:], **with_cache(model, part), use_cache=True,
                     **extra)
-        if logits is None:
-            logits = out.logits.new_zeros(rows, out.logits.shape[-1])
-        logits[index] = out.logits[:, -1, :]
-        for k, v, layer in zip(stacked_k, stacked_v, part.layers):
-            k[index, :, width - longest:] = layer.keys[:, :, shared:]
-            v[index, :, width - longest:] = layer.values[:, :, shared:]
-    cache = DynamicCache(config=model.config)
-    for i, (k, v) in enumerate(zip(stacked_k, stacked_v)):
-        cache.update(k, v, i)
-    if repeats > 1:
-        cache.batch_repeat_interleave(repeats)
-        logits = logits.repeat_interleave(repeats, dim=0)
+        batch.add(index, out, part, slice(width - longest, width), slice(shared, None))
+    for (keys, values), layer in zip(batch.layers, prefix.layers):  # the prefix's positions, every row alike
+        keys[:, :, :shared] = layer.keys
+        values[:, :, :shared] = layer.values
+    cache, logits = batch.result(model, repeats)
     return cache, logits, mask
 
 
@@ -324,7 +339,6 @@ def _common_length(a: Sequence[int], b: Sequence[int]) -> int:
 def prefix_cache(model: Any, prefix: Sequence[int], device: Any) -> Any:
     """The KV cache of one prefix (batch of one)."""
     from transformers import DynamicCache
-
 
     cache = DynamicCache(config=model.config)
     ids = torch.tensor([list(prefix)], device=device)
