@@ -60,6 +60,23 @@ def test_prompt_variants_rewrite_prompts_only():
     assert all([v.answer for v in vs] == [x.answer for x in items] for vs in variants.values())
 
 
+def test_prompt_variants_can_be_left_out_by_name():
+    class Ctx:
+        data = types.SimpleNamespace(forget=[Example("What is the code?", "4711.")])
+        task = ToyTask
+        items = [Example("Who guards the vault?", "Captain Mirelle.")]
+
+    params = PromptParams(k_shots=1, skip_variants=["paraphrase_1", "roleplay_1"])
+    attacked = PromptAttack(params).attack(Ctx())
+    assert set(attacked.variants) == {"paraphrase_2", "affirmative", "roleplay_2", "in_context_1"}
+    assert attacked.info["skip_variants"] == ["paraphrase_1", "roleplay_1"]
+    with pytest.raises(ValueError, match="skip_variants must name variants among"):
+        PromptParams(skip_variants=["in_context_1"]).validate()
+    only = PromptParams(templates=["affirmative"], skip_variants=["affirmative"])
+    with pytest.raises(ValueError, match="leaves no variant"):
+        PromptAttack(only).attack(Ctx())
+
+
 def test_response_prefix_is_context_not_scored(tiny):
     from bench.data.text import IGNORE, encode
 
