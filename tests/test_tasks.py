@@ -437,13 +437,12 @@ CODING_SMALL = {"n_forget": 4, "n_stdlib_forget": 2, "n_eval": 3, "n_gsm_eval": 
                 "max_new_tokens_function": 8, "max_new_tokens_word": 8}
 
 
-@pytest.mark.parametrize("switch, dropped, kept_likelihood, sample_set, replies", [
-    ("gsm8k_generative", {"gsm8k_strict_match", "gsm8k_flexible_extract"}, "gsm8k_reference_loglik", "gsm8k", 0),
+@pytest.mark.parametrize("switch, dropped, kept_likelihood, sample_set", [
+    ("gsm8k_generative", {"gsm8k_strict_match", "gsm8k_flexible_extract"}, "gsm8k_reference_loglik", "gsm8k"),
     ("humaneval_generative", {"humaneval_pass@1", "humaneval_defines_function"}, "humaneval_canonical_loglik",
-     "humaneval", 3),
+     "humaneval"),
 ])
-def test_coding_without_a_generated_set_keeps_its_likelihood(tiny, switch, dropped, kept_likelihood, sample_set,
-                                                             replies):
+def test_coding_without_a_generated_set_keeps_its_likelihood(tiny, switch, dropped, kept_likelihood, sample_set):
     """``gsm8k_generative: false`` / ``humaneval_generative: false`` drop that set's generations and their
     metrics, keep its reference-solution log-likelihood per item (and the other sets: arithmetic, the
     function-writing pass rate), say so in the data sources, and plan no generation for it."""
@@ -459,7 +458,6 @@ def test_coding_without_a_generated_set_keeps_its_likelihood(tiny, switch, dropp
     rows = [s for s in evaluation.samples if s["set"] == sample_set]
     assert len(rows) == 3 and all("output" not in s and math.isfinite(s["loglik"]) for s in rows)
     generating = CodingTask(build_params(CodingParams, base, "t"))
-    if replies:
-        assert task.generation_shape()[3] == generating.generation_shape()[3] - replies
+    assert task.generation_shape()[3] == generating.generation_shape()[3] - 3  # n_eval = n_gsm_eval = 3 replies
     assert dropped <= {m.name for m in generating.evaluate(model, tokenizer, generating.load(0),
                                                             progress=False).metrics}
