@@ -37,6 +37,8 @@ def numbered(template: str, wordings: tuple[str, ...]) -> dict[str, str]:
     return {f"{template}_{i + 1}": wording for i, wording in enumerate(wordings)}
 
 
+#: The templates that come in several wordings, each wording a variant of its own.
+WORDINGS = {"paraphrase": PARAPHRASES, "roleplay": ROLEPLAYS}
 #: Variants ``skip_variants`` may leave out (``in_context`` is left out through ``templates``).
 SKIPPABLE = (*numbered("paraphrase", PARAPHRASES), "affirmative", *numbered("roleplay", ROLEPLAYS))
 
@@ -87,10 +89,9 @@ class PromptAttack(Attack):
         p = self.params
         variants: dict[str, list[Example]] = {}
         for template in p.templates:
-            if template == "paraphrase":
-                variants.update({name: wrapped(ctx.items, t) for name, t in numbered(template, PARAPHRASES).items()})
-            elif template == "roleplay":
-                variants.update({name: wrapped(ctx.items, t) for name, t in numbered(template, ROLEPLAYS).items()})
+            if template in WORDINGS:
+                wordings = numbered(template, WORDINGS[template])
+                variants.update({name: wrapped(ctx.items, t) for name, t in wordings.items()})
             elif template == "affirmative":
                 variants["affirmative"] = affirmative(ctx.items)
             else:
