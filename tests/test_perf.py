@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 
 from bench.lm.models import load_model
 from bench.lm.precision import MEAN_RELATIVE_BOUND
@@ -86,6 +87,13 @@ def test_demo_row_reads_a_run_and_its_invocation(tmp_path):
     # pick (fp32 forced on a bf16 CPU) is a row of its own beside the native one
     assert row.measured["precision"] == "fp32" and "matrix in fp32" in row.title
     assert demo_row(out, native=False).key == "demo" and demo_row(out, native=True).key == "demo_fp32"
+    for result in out.glob("cells/*/result.json"):  # as if run with the kernels capped at AVX2
+        cell = json.loads(result.read_text())
+        cell["provenance"]["machine"].update(cpu_capability="AVX2", isa_caps={"ATEN_CPU_CAPABILITY": "avx2"})
+        result.write_text(json.dumps(cell))
+    capped = demo_row(out, native=True)
+    assert capped.key == "demo_fp32_avx2" and "on AVX2 kernels, capped by ATEN_CPU_CAPABILITY=avx2" in capped.title
+    assert capped.measured["kernels"] == "AVX2"
 
 
 def test_run_precision_counts_training_only_where_a_cell_trained():
@@ -99,6 +107,29 @@ def test_run_precision_counts_training_only_where_a_cell_trained():
     assert run_precision([trained, cell("bf16", "off", 0.0)]) == "bf16"  # the prompt baseline trains nothing
     assert run_precision([trained, cell("bf16", "off", 3.0)]) == "mixed"
     assert run_precision([cell("off", "off", 2.0), cell("off", "off", 0.0)]) == "fp32"
+
+
+def test_a_run_with_the_instruction_set_capped_is_a_row_of_its_own(monkeypatch):
+    """AVX2-only CPUs are measured on an AVX512 one by capping torch's kernels (ATEN_CPU_CAPABILITY and the
+    GEMM libraries' caps): every cell records the caps and the level torch ran at, and the perf row says so."""
+    from bench.engine.provenance import ISA_CAP_ENV, machine
+    from bench.perf import run_kernels
+
+    for name in ISA_CAP_ENV:
+        monkeypatch.delenv(name, raising=False)
+    here = machine()
+    assert here["cpu_capability"] == torch.backends.cpu.get_cpu_capability() and "isa_caps" not in here
+    monkeypatch.setenv("MKL_ENABLE_INSTRUCTIONS", "AVX2")
+    assert machine()["isa_caps"] == {"MKL_ENABLE_INSTRUCTIONS": "AVX2"}
+
+    def cell(level, caps):
+        return {"provenance": {"machine": {"cpu_capability": level, **({"isa_caps": caps} if caps else {})}}}
+
+    avx2 = {"ATEN_CPU_CAPABILITY": "avx2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
+    assert run_kernels([cell("AVX512", None), cell("AVX512", None)]) is None  # the hardware's own kernels
+    assert run_kernels([cell("AVX2", avx2), cell("AVX2", avx2)]) == ("AVX2", avx2)
+    assert run_kernels([cell("AVX2", avx2), cell("AVX512", None)])[0] == "mixed"  # a resumed run, caps changed
+    assert run_kernels([{}]) is None  # cells from before the caps were recorded
 
 
 def test_machine_facts_name_the_hardware_not_the_override(monkeypatch):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import sys
@@ -58,9 +59,18 @@ def tree_state(root: Path) -> dict[str, Any]:
         return {"commit": None, "dirty": None}
 
 
+#: Environment variables that cap the instruction set of torch's CPU kernels (ATen's vectorised kernels, MKL's
+#: and oneDNN's GEMMs). Set together to AVX2 they make an AVX512 CPU run an AVX2-only CPU's code paths, the
+#: stand-in when no such machine is at hand; recorded so that a timing says which kernels it measured.
+ISA_CAP_ENV = ("ATEN_CPU_CAPABILITY", "MKL_ENABLE_INSTRUCTIONS", "ONEDNN_MAX_CPU_ISA")
+
+
 def machine() -> dict[str, Any]:
     info: dict[str, Any] = {"platform": platform.platform(), "processor": platform.machine(),
-                            "cpus": torch.get_num_threads()}
+                            "cpus": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    caps = {name: os.environ[name] for name in ISA_CAP_ENV if os.environ.get(name)}
+    if caps:
+        info["isa_caps"] = caps
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
     return info

@@ -280,13 +280,27 @@ def run_precision(cells: list[dict[str, Any]]) -> str:
     return names.pop() if len(names) == 1 else "mixed"
 
 
+def run_kernels(cells: list[dict[str, Any]]) -> tuple[str, dict[str, str]] | None:
+    """The CPU kernel level a run's cells ran at (torch's ``cpu_capability``, e.g. "AVX2") and the caps that
+    set it, when its cells ran with the instruction set capped (``ISA_CAP_ENV``); None for the hardware's own.
+    Cells that disagree give ("mixed", their caps merged)."""
+    machines = [c.get("provenance", {}).get("machine", {}) or {} for c in cells]
+    capped = [m for m in machines if m.get("isa_caps")]
+    if not capped:
+        return None
+    levels = {m.get("cpu_capability") or "unknown" for m in machines}
+    caps = {k: v for m in capped for k, v in m["isa_caps"].items()}
+    return (levels.pop() if len(levels) == 1 and len(capped) == len(machines) else "mixed"), caps
+
+
 def matrix_run_row(run_dir: Path, key: str = "demo", goal_min: float = 15.0,
                    native: bool | None = None) -> PerfRow:
     """Wall time and per-cell costs of a finished run of a committed config (the demo, the study), read
     from its store: the last invocation that ran everything from scratch, attacks included. The row names
     the precision the cells ran in; a run in the precision this machine's ``auto`` would not pick (fp32 on
     a bf16 machine, via ``UNLEARN_BENCH_NATIVE_BF16=0``) is a row of its own, ``<key>_fp32`` / ``<key>_bf16``,
-    beside the native one."""
+    beside the native one; a run with the CPU's instruction set capped (an AVX2-only machine's kernels on an
+    AVX512 one) another, ``<key>[_<precision>]_<level>``."""
     target = f"≤ {goal_min:.0f} min on this machine; peak memory per cell"
     store = ResultsStore(run_dir)
     command = {"demo": "make demo", "study": "make study"}.get(key, f"the {key} config")
@@ -298,6 +312,12 @@ def matrix_run_row(run_dir: Path, key: str = "demo", goal_min: float = 15.0,
     if native is not None and precision in ("bf16", "fp32") and (precision == "bf16") != native:
         key = f"{key}_{precision}"
     title = f"Full {key.split('_')[0]} matrix in {precision} ({run_dir})"
+    kernels = run_kernels(cells)
+    if kernels is not None:
+        level, caps = kernels
+        key = f"{key}_{level.lower()}"
+        title = (f"Full {key.split('_')[0]} matrix in {precision} on {level} kernels, capped by "
+                 f"{' '.join(f'{k}={v}' for k, v in sorted(caps.items()))} ({run_dir})")
     commits = Counter(_run_commit(c) for c in cells)
     full = [i for i in store.invocations() if i.get("skipped") == 0 and i.get("ran")]
     wall = full[-1]["wall_time_s"] if full else None
@@ -318,7 +338,9 @@ def matrix_run_row(run_dir: Path, key: str = "demo", goal_min: float = 15.0,
                                         f"evaluation {evaluate / 60:.1f} min, attacks (with their controls' share "
                                         f"outside) {attack / 60:.1f} min, base evaluations {base_s / 60:.1f} min; "
                                         f"peak RSS per cell ≤ {busiest:.0f} MB")
-    measured = {"wall_s": wall, "cells": len(cells), "precision": precision, "unlearn_s_total": round(unlearn, 1),
+    measured = {"wall_s": wall, "cells": len(cells), "precision": precision,
+                **({"kernels": kernels[0], "isa_caps": kernels[1]} if kernels else {}),
+                "unlearn_s_total": round(unlearn, 1),
                 "eval_s_total": round(evaluate, 1), "attack_s_total": round(attack, 1),
                 "base_eval_s_total": round(base_s, 1), "max_peak_rss_mb": busiest, "per_cell": per_cell}
     note = ""
@@ -487,7 +509,8 @@ def markdown(report: PerfReport) -> str:
 ROWS = ["generation", "lm_eval", "train_step", "matrices", "bf16_eval", "demo", "study", "scaling"]
 #: Report order of row keys (``matrices`` yields two rows).
 _ROW_ORDER = {k: i for i, k in enumerate(["generation", "lm_eval", "train_step", "base_cache", "bf16_eval",
-                                           "demo", "demo_fp32", "demo_bf16", "study", "study_fp32", "study_bf16",
+                                           "demo", "demo_fp32", "demo_bf16", "demo_fp32_avx2",
+                                           "demo_avx2", "study", "study_fp32", "study_bf16",
                                            "scaling", "ray"])}
 
 
