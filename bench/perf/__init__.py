@@ -311,13 +311,12 @@ def matrix_run_row(run_dir: Path, key: str = "demo", goal_min: float = 15.0,
     precision = run_precision(cells)
     if native is not None and precision in ("bf16", "fp32") and (precision == "bf16") != native:
         key = f"{key}_{precision}"
-    title = f"Full {key.split('_')[0]} matrix in {precision} ({run_dir})"
-    kernels = run_kernels(cells)
+    kernels, on_kernels = run_kernels(cells), ""
     if kernels is not None:
         level, caps = kernels
         key = f"{key}_{level.lower()}"
-        title = (f"Full {key.split('_')[0]} matrix in {precision} on {level} kernels, capped by "
-                 f"{' '.join(f'{k}={v}' for k, v in sorted(caps.items()))} ({run_dir})")
+        on_kernels = f" on {level} kernels, capped by {' '.join(f'{k}={v}' for k, v in sorted(caps.items()))}"
+    title = f"Full {key.split('_')[0]} matrix in {precision}{on_kernels} ({run_dir})"
     commits = Counter(_run_commit(c) for c in cells)
     full = [i for i in store.invocations() if i.get("skipped") == 0 and i.get("ran")]
     wall = full[-1]["wall_time_s"] if full else None
