@@ -17,10 +17,20 @@ Each program gets its own process in a fresh temporary directory (removed afterw
 A program passes only if it exits 0 **and** prints the per-run random sentinel appended after the test
 code, so ``sys.exit(0)`` / ``os._exit(0)`` before the tests cannot fake a pass. Limitation: code that
 reads its own source could forge the sentinel; that requires deliberate targeting of this harness.
+
+A program the sandbox could not *start* is never scored as the program failing: a small launcher prints a
+second per-run token before it compiles the program (so a syntax error still counts as started), and a
+run without that token is retried and then raises :class:`SandboxUnavailable`, naming the sandbox's own
+error. Known cause, handled: bubblewrap's outer process exits without waiting for its pid-namespace init
+(containers/bubblewrap#697), leaving a zombie owned by the sandbox uid for whoever adopts it; where the
+machine's init reaps late (containers, micro-VMs) those zombies count against the uid's process limit and
+bubblewrap cannot fork ("Can't fork for pid 1"). The harness therefore makes itself a child subreaper and
+reaps its sandbox uids' orphans after every program.
 """
 
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import os
 import resource
@@ -49,6 +59,14 @@ _s.socketpair = _blocked
 del _s, _blocked
 """
 
+_LAUNCHER = """\
+import sys
+sys.stdout.write({token!r} + "\\n")
+sys.stdout.flush()
+import runpy
+runpy.run_path({program!r}, run_name="__main__")
+"""
+
 _ALLOWED_ENV = {"LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "PATH": "/usr/local/bin:/usr/bin:/bin",
                 "PYTHONDONTWRITEBYTECODE": "1", "PYTHONHASHSEED": "0"}
 
@@ -62,6 +80,10 @@ class SandboxLimits:
     max_file_mb: int = 16
     max_open_files: int = 64
     output_bytes: int = 20_000
+
+
+class SandboxUnavailable(RuntimeError):
+    """The sandbox could not start a program (its own error, not the program's), even after retries."""
 
 
 @dataclass
@@ -120,10 +142,7 @@ def _capabilities() -> dict[str, object]:
                        if os.path.exists(c) and _traversable_by_others(c)), python)
     bwrap = shutil.which("bwrap")
     if bwrap:
-        probe = [bwrap, *_BWRAP_FLAGS, "true"]
-        if setpriv:
-            probe = [*_drop_to(setpriv, _UID_BASE), *probe]
-        bwrap = bwrap if _works(probe) else None
+        bwrap = bwrap if _bwrap_works(bwrap, setpriv) else None
     unshare = shutil.which("unshare")
     net_ns = False
     if unshare and not bwrap:
@@ -133,6 +152,19 @@ def _capabilities() -> dict[str, object]:
         net_ns = _works(probe)
     return {"root": is_root, "bwrap": bwrap, "unshare": unshare, "net_ns": net_ns or bool(bwrap),
             "setpriv": setpriv, "python": python}
+
+
+def _bwrap_works(bwrap: str, setpriv: str | None) -> bool:
+    """Whether bubblewrap runs here, as programs will run it (as root: entered as a claimed sandbox uid)."""
+    probe = [bwrap, *_BWRAP_FLAGS, "true"]
+    if not setpriv:
+        return _works(probe)
+    with _exclusive_uid() as uid:
+        _adopt_orphans()
+        try:
+            return _works([*_drop_to(setpriv, uid), *probe])
+        finally:
+            _reap_orphans(uid)
 
 
 def isolation_summary() -> dict[str, str]:
@@ -164,6 +196,13 @@ def _claimed_uid() -> Iterator[int | None]:
     if not _capabilities()["setpriv"]:
         yield None
         return
+    with _exclusive_uid() as uid:
+        yield uid
+
+
+@contextmanager
+def _exclusive_uid() -> Iterator[int]:
+    """The first sandbox uid no other thread or process holds, held (advisory lock) until the block ends."""
     locks = Path(tempfile.gettempdir()) / "ub-sandbox-uids"
     locks.mkdir(mode=0o700, exist_ok=True)
     for uid in range(_UID_BASE, _UID_BASE + _UID_COUNT):
@@ -211,12 +250,12 @@ def _limit_child(limits: SandboxLimits, nproc: int):
     return apply
 
 
-def _command(script: Path, env: dict[str, str], uid: int | None) -> list[str]:
+def _command(launcher: Path, env: dict[str, str], uid: int | None) -> list[str]:
     caps = _capabilities()
-    cmd = [str(caps["python"]), "-I", "-S", str(script)]
+    cmd = [str(caps["python"]), "-I", "-S", str(launcher)]
     drop = _drop_to(str(caps["setpriv"]), uid) if uid is not None else []
     if caps["bwrap"]:  # entered as the unprivileged uid: bubblewrap then runs in a user namespace
-        workdir = str(script.parent)
+        workdir = str(launcher.parent)
         setenv = [x for k, v in env.items() for x in ("--setenv", k, v)]
         return [*drop, str(caps["bwrap"]), *_BWRAP_FLAGS, "--bind", workdir, workdir, "--chdir", workdir,
                 *setenv, "--", *cmd]
@@ -237,35 +276,96 @@ def _kill_tree(proc: subprocess.Popen) -> None:
 
 def _kill_uid(uid: int) -> None:
     """Kill anything left running as a sandbox uid (double-forked, setsid'd children)."""
+    for pid, _ in _processes_of(uid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            continue
+
+
+def _processes_of(uid: int) -> list[tuple[int, int]]:
+    """(pid, parent pid) of every process owned by ``uid``, zombies included."""
+    found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit() and _owner(entry) == uid:
+            try:  # the parent pid is the second field after the command name's closing parenthesis
+                found.append((int(entry.name), int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])))
+            except (OSError, IndexError, ValueError):
+                continue
+    return found
+
+
+_PR_SET_CHILD_SUBREAPER = 36
+
+
+@lru_cache(maxsize=1)
+def _adopt_orphans() -> bool:
+    """Make this process a child subreaper (Linux prctl), so that processes orphaned inside a program's
+    process tree -- bubblewrap's pid-namespace init above all, which bubblewrap's outer process never waits
+    for -- are re-parented here rather than to the machine's init, and :func:`_reap_orphans` can reap them
+    at once. Only sandbox uids' orphans are reaped: the harness's other children belong to ``subprocess``."""
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _reap_orphans(uid: int) -> None:
+    """Reap this process's children owned by ``uid`` (all SIGKILLed already, so each wait is short):
+    left as zombies they would count against the uid's RLIMIT_NPROC and stop its next program starting."""
+    me = os.getpid()
+    for _ in range(3):  # a dying child's own children are re-parented here as it goes
+        orphans = [pid for pid, parent in _processes_of(uid) if parent == me]
+        if not orphans:
+            return
+        for pid in orphans:
             try:
-                os.kill(int(entry.name), signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
+                os.waitpid(pid, 0)
+            except ChildProcessError:
                 continue
 
 
+_START_RETRIES = (0.2, 1.0, 3.0)  # seconds to wait before each new try of a program the sandbox did not start
+
+
 def run_program(code: str, limits: SandboxLimits = SandboxLimits()) -> SandboxResult:
-    """Run ``code`` contained; pass = exit 0 and the sentinel printed after the code."""
-    with _claimed_uid() as uid:
-        return _run_as(code, limits, uid)
+    """Run ``code`` contained; pass = exit 0 and the sentinel printed after the code.
+
+    Raises :class:`SandboxUnavailable` when the sandbox itself could not start the program after
+    ``len(_START_RETRIES)`` more tries: that is the harness failing, and must not score as the program failing."""
+    for wait_s in (*_START_RETRIES, None):
+        with _claimed_uid() as uid:
+            result, started = _run_as(code, limits, uid)
+        if started or result.status == "timeout":
+            return result
+        if wait_s is None:
+            reason = next((x for x in result.stderr.splitlines() if x.strip()), f"exit status {result.returncode}")
+            raise SandboxUnavailable(f"the sandbox could not start a program after {len(_START_RETRIES) + 1} "
+                                     f"tries: {reason} (isolation: {result.isolation}); check the machine's "
+                                     "process limits and bubblewrap (see bench/eval/sandbox.py)")
+        time.sleep(wait_s)
+    raise AssertionError("unreachable")
 
 
-def _run_as(code: str, limits: SandboxLimits, uid: int | None) -> SandboxResult:
+def _run_as(code: str, limits: SandboxLimits, uid: int | None) -> tuple[SandboxResult, bool]:
+    """One run; also whether the launcher started (printed its token before compiling the program)."""
     caps = _capabilities()
     sentinel = "UB-SENTINEL-" + secrets.token_hex(16)
+    start_token = "UB-STARTED-" + secrets.token_hex(16)
     workdir = Path(tempfile.mkdtemp(prefix="ub-sandbox-"))
-    script = workdir / "program.py"
+    script, launcher = workdir / "program.py", workdir / "launch.py"
     preamble = "" if caps["net_ns"] else _NO_SOCKETS
     script.write_text(f"{preamble}{code}\n\nprint({sentinel!r}, flush=True)\n")
+    launcher.write_text(_LAUNCHER.format(token=start_token, program=str(script)))
     if uid is not None:
-        os.chown(workdir, uid, uid)
-        os.chown(script, uid, uid)
+        _adopt_orphans()
+        for path in (workdir, script, launcher):
+            os.chown(path, uid, uid)
     env = dict(_ALLOWED_ENV, HOME=str(workdir), TMPDIR=str(workdir))
     start = time.monotonic()
     status = "failed"
     try:
-        proc = subprocess.Popen(_command(script, env, uid), cwd=workdir, env=env, stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen(_command(launcher, env, uid), cwd=workdir, env=env, stdin=subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 preexec_fn=_limit_child(limits, _nproc_limit(limits, uid)), close_fds=True)
         try:
@@ -278,18 +378,22 @@ def _run_as(code: str, limits: SandboxLimits, uid: int | None) -> SandboxResult:
     finally:
         if uid is not None:
             _kill_uid(uid)
+            _reap_orphans(uid)
         shutil.rmtree(workdir, ignore_errors=True)
+    started = out.startswith(start_token.encode())
+    if started:
+        out = out[len(start_token) + 1:]
     stdout = out.decode(errors="replace")[-limits.output_bytes:]
     stderr = err.decode(errors="replace")[-limits.output_bytes:]
     lines = stdout.strip().splitlines()
-    passed = status != "timeout" and returncode == 0 and bool(lines) and lines[-1] == sentinel
+    passed = started and status != "timeout" and returncode == 0 and bool(lines) and lines[-1] == sentinel
     if passed:
         status = "passed"
     elif status != "timeout" and returncode is not None and returncode < 0:
         status = "killed"
     stdout = stdout.replace(sentinel, "<sentinel>")
     return SandboxResult(passed, status, returncode, time.monotonic() - start, stdout, stderr,
-                         isolation_summary())
+                         isolation_summary()), started
 
 
 def run_programs(codes: list[str], limits: SandboxLimits = SandboxLimits(), workers: int = 2) -> list[SandboxResult]:
