@@ -4,6 +4,7 @@ a taught run end to end on the tiny model."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -174,7 +175,7 @@ def test_adapters_are_bf16_and_the_shipped_pair_rebuilds_the_same_models(cache, 
     shutil.rmtree(cache / "taught")
     from_shipped = teach.ensure("tiny-random-llama", task, recipe())
     assert len(trained) == 2  # nothing trained: the shipped adapters were merged
-    assert from_shipped.record["origin"].startswith("shipped")
+    assert from_shipped.record["origin"] == f"shipped adapters ({shipped})"  # outside the package: absolute
     for role in teach.ROLES:
         after = load_file(str(from_shipped.model_dir(role) / "model.safetensors"))
         assert all(torch.equal(before[role][k], after[k]) for k in before[role])
@@ -184,6 +185,14 @@ def test_adapters_are_bf16_and_the_shipped_pair_rebuilds_the_same_models(cache, 
         a = load_file(str(shipped / role / "adapter_model.safetensors"))
         b = load_file(str(rebuilt.folder / role / "adapter" / "adapter_model.safetensors"))
         assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_shipped_adapters_are_recorded_relative_to_the_task_package_so_any_checkout_reads_the_same():
+    from tasks.coding import CodingTask
+
+    inside = Path(teach.__file__).resolve().parents[2] / "tasks" / "coding" / "taught" / "smollm2-135m-instruct"
+    assert teach.portable(inside, CodingTask) == "tasks/coding/taught/smollm2-135m-instruct"
+    assert teach.portable(Path("/elsewhere/taught/m"), CodingTask) == "/elsewhere/taught/m"
 
 
 def test_taught_model_differs_from_base_and_oracle(cache):

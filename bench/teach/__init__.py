@@ -31,6 +31,7 @@ import json
 import logging
 import random
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,6 +116,18 @@ def model_slug(model_id: str) -> str:
 def shipped_dir(task_cls: type, model_id: str) -> Path:
     """Where a task ships its teaching adapters for a model: beside the task's module, ``taught/<model>/``."""
     return Path(inspect.getfile(task_cls)).parent / "taught" / model_slug(model_id)
+
+
+def portable(shipped: Path, task_cls: type) -> str:
+    """``shipped`` as recorded in results: relative to the folder that holds the task's top-level package
+    (``tasks/coding/taught/<model>`` for a built-in task), so the same adapters read the same from any
+    checkout or install; absolute only where it lies outside that folder."""
+    top = task_cls.__module__.split(".")[0]
+    root = Path(inspect.getfile(sys.modules[top])).resolve().parent.parent
+    try:
+        return str(shipped.resolve().relative_to(root))
+    except ValueError:
+        return str(shipped)
 
 
 def cache_root() -> Path:
@@ -232,7 +245,8 @@ def ensure(model_id: str, task: Any, recipe_dict: dict[str, Any], *, progress: b
     shipped_record = _read(shipped / RECORD)
     if not force_train and shipped_record is not None and shipped_record.get("key") == key:
         log.info("teach %s: using the shipped adapters in %s", task.name, shipped)
-        record.update(origin=f"shipped adapters ({shipped})", built=shipped_record.get("built", {}))
+        record.update(origin=f"shipped adapters ({portable(shipped, type(task))})",
+                      built=shipped_record.get("built", {}))
         adapters = {role: shipped / role for role in ROLES}
     else:
         device = "cuda" if torch.cuda.is_available() else "cpu"
