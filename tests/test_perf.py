@@ -217,3 +217,11 @@ def test_a_partial_run_keeps_the_other_rows_and_their_commits(tmp_path):
     text = md.read_text()
     assert "| 1 | Batched vs naive | ≥ 5× | 5.10× faster | yes | 0123456789 |" in text
     assert report.rows[1].commit and report.rows[1].commit != "0123456789"
+
+
+def test_a_variant_row_not_listed_sorts_with_its_family():
+    from bench.perf import _row_rank
+
+    keys = ["ray", "study_bf16_avx2", "demo_avx512", "study", "demo", "generation", "demo_fp32_avx2", "unknown"]
+    assert sorted(keys, key=_row_rank) == ["generation", "demo", "demo_fp32_avx2", "demo_avx512", "study",
+                                           "study_bf16_avx2", "ray", "unknown"]

@@ -513,6 +513,14 @@ _ROW_ORDER = {k: i for i, k in enumerate(["generation", "lm_eval", "train_step",
                                            "demo", "demo_fp32", "demo_bf16", "demo_fp32_avx2",
                                            "demo_avx2", "study", "study_fp32", "study_bf16",
                                            "scaling", "ray"])}
+_ROW_FAMILIES = ["generation", "lm_eval", "train_step", "base_cache", "bf16_eval", "demo", "study", "scaling", "ray"]
+
+
+def _row_rank(key: str) -> tuple[int, int, str]:
+    """Rows in report order: by family (a key ``demo_fp32_avx512`` is the demo's), then the listed order,
+    then any variant not listed (a capped study, a new precision) by name after its family's listed ones."""
+    family = next((i for i, f in enumerate(_ROW_FAMILIES) if key == f or key.startswith(f + "_")), len(_ROW_FAMILIES))
+    return family, _ROW_ORDER.get(key, len(_ROW_ORDER)), key
 
 
 def run_perf(out_dir: Path, demo_runs: Path, quick: bool = False, only: list[str] | None = None,
@@ -554,7 +562,7 @@ def run_perf(out_dir: Path, demo_runs: Path, quick: bool = False, only: list[str
         fresh = {r.key for r in report.rows}
         report.rows += [PerfRow(**{"commit": "", **r}) for r in json.loads(js.read_text())["rows"]
                         if r["key"] not in fresh]
-    report.rows.sort(key=lambda r: _ROW_ORDER.get(r.key, 99))
+    report.rows.sort(key=lambda r: _row_rank(r.key))
     atomic_write_text(md, markdown(report))
     atomic_write_json(js, report.to_json())
     return report, [md, js]
