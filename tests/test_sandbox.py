@@ -82,6 +82,36 @@ def test_back_to_back_programs_leave_no_zombie_against_the_process_limit():
     limits = SandboxLimits(timeout_s=10, cpu_s=5, memory_mb=512, max_processes=8)
     runs = [run_program("assert 1 + 1 == 2", limits) for _ in range(4 * limits.max_processes)]
     assert [r.status for r in runs] == ["passed"] * len(runs)
-    left = [(uid, pid, parent) for uid in range(sandbox._UID_BASE, sandbox._UID_BASE + 4)
-            for pid, parent in sandbox._processes_of(uid)]
+    left = [p for uid in range(sandbox._UID_BASE, sandbox._UID_BASE + 4) for p in sandbox._processes_of(uid)]
     assert left == []
+
+
+def test_without_a_sandbox_uid_the_orphaned_bubblewrap_processes_are_reaped_too(monkeypatch):
+    """Not root, programs run as the caller: bubblewrap's orphaned inits are re-parented here and reaped (no
+    zombie left to a lazily reaping init, none kept here), and the harness's own children are left alone."""
+    import subprocess
+    from contextlib import contextmanager
+
+    import pytest
+
+    from bench.eval import sandbox
+
+    if not sandbox._capabilities()["bwrap"]:
+        pytest.skip("no bubblewrap here: nothing is orphaned")
+
+    @contextmanager
+    def no_uid():
+        yield None
+
+    monkeypatch.setattr(sandbox, "_claimed_uid", no_uid)
+    bystander = subprocess.Popen(["sleep", "30"])  # a child of the harness that the reaper must not take
+    try:
+        runs = run_programs(["assert 1 + 1 == 2"] * 24, FAST, workers=2)
+        assert [r.status for r in runs] == ["passed"] * len(runs)
+        zombies = [p for p in sandbox._processes_of(os.getuid())
+                   if p.name == "bwrap" and p.state == "Z" and p.parent in (1, os.getpid())]
+        assert zombies == []
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
+        assert bystander.wait() == -9  # still ours to wait for: its status was not taken

@@ -25,7 +25,8 @@ error. Known cause, handled: bubblewrap's outer process exits without waiting fo
 (containers/bubblewrap#697), leaving a zombie owned by the sandbox uid for whoever adopts it; where the
 machine's init reaps late (containers, micro-VMs) those zombies count against the uid's process limit and
 bubblewrap cannot fork ("Can't fork for pid 1"). The harness therefore makes itself a child subreaper and
-reaps its sandbox uids' orphans after every program.
+reaps those orphans after every program: as root everything its sandbox uid left, otherwise the orphaned
+bubblewrap processes (never a process a ``Popen`` of ours still owns).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ import stat
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -48,6 +50,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 _NO_SOCKETS = """\
 import socket as _s
@@ -158,7 +161,8 @@ def _bwrap_works(bwrap: str, setpriv: str | None) -> bool:
     """Whether bubblewrap runs here, as programs will run it (as root: entered as a claimed sandbox uid)."""
     probe = [bwrap, *_BWRAP_FLAGS, "true"]
     if not setpriv:
-        return _works(probe)
+        with _LAUNCHING:  # no reaper runs meanwhile: the probe's own bubblewrap process is subprocess's
+            return _works(probe)
     with _exclusive_uid() as uid:
         _adopt_orphans()
         try:
@@ -276,20 +280,29 @@ def _kill_tree(proc: subprocess.Popen) -> None:
 
 def _kill_uid(uid: int) -> None:
     """Kill anything left running as a sandbox uid (double-forked, setsid'd children)."""
-    for pid, _ in _processes_of(uid):
+    for proc in _processes_of(uid):
         try:
-            os.kill(pid, signal.SIGKILL)
+            os.kill(proc.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             continue
 
 
-def _processes_of(uid: int) -> list[tuple[int, int]]:
-    """(pid, parent pid) of every process owned by ``uid``, zombies included."""
+class _Proc(NamedTuple):
+    pid: int
+    parent: int
+    state: str  # "Z" for a zombie
+    name: str
+
+
+def _processes_of(uid: int) -> list[_Proc]:
+    """Every process owned by ``uid``, zombies included."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit() and _owner(entry) == uid:
-            try:  # the parent pid is the second field after the command name's closing parenthesis
-                found.append((int(entry.name), int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])))
+            try:  # "pid (name) state parent ...": the name may hold spaces and parentheses
+                text = (entry / "stat").read_text()
+                state, parent = text[text.rindex(")") + 2:].split()[:2]
+                found.append(_Proc(int(entry.name), int(parent), state, text[text.index("(") + 1:text.rindex(")")]))
             except (OSError, IndexError, ValueError):
                 continue
     return found
@@ -297,32 +310,56 @@ def _processes_of(uid: int) -> list[tuple[int, int]]:
 
 _PR_SET_CHILD_SUBREAPER = 36
 
+#: Launching a sandbox process and reaping orphaned ones exclude each other, so that a reaper never takes a
+#: process that a ``Popen`` of ours launched and will wait for itself (those are in ``_LAUNCHED``).
+_LAUNCHING = threading.Lock()
+_LAUNCHED: set[int] = set()
+
 
 @lru_cache(maxsize=1)
 def _adopt_orphans() -> bool:
     """Make this process a child subreaper (Linux prctl), so that processes orphaned inside a program's
     process tree -- bubblewrap's pid-namespace init above all, which bubblewrap's outer process never waits
     for -- are re-parented here rather than to the machine's init, and :func:`_reap_orphans` can reap them
-    at once. Only sandbox uids' orphans are reaped: the harness's other children belong to ``subprocess``."""
+    at once. Only sandbox processes are reaped: the harness's other children belong to ``subprocess``."""
     try:
         return ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
     except (OSError, AttributeError):
         return False
 
 
-def _reap_orphans(uid: int) -> None:
-    """Reap this process's children owned by ``uid`` (all SIGKILLed already, so each wait is short):
-    left as zombies they would count against the uid's RLIMIT_NPROC and stop its next program starting."""
+def _reap_orphans(uid: int | None) -> None:
+    """Reap the sandbox's orphans re-parented here: left as zombies they count against the process limit
+    and stop the next program starting.
+
+    With a sandbox uid: every child owned by it (all SIGKILLed already, so each wait is short). Without one
+    (not root) nothing can be killed by uid: the orphaned bubblewrap processes, dying of bubblewrap's
+    ``--die-with-parent``, are waited for up to 2 s, never one a ``Popen`` of ours still owns."""
     me = os.getpid()
-    for _ in range(3):  # a dying child's own children are re-parented here as it goes
-        orphans = [pid for pid, parent in _processes_of(uid) if parent == me]
-        if not orphans:
-            return
-        for pid in orphans:
-            try:
-                os.waitpid(pid, 0)
-            except ChildProcessError:
-                continue
+    if uid is not None:
+        for _ in range(3):  # a dying child's own children are re-parented here as it goes
+            orphans = [p.pid for p in _processes_of(uid) if p.parent == me]
+            if not orphans:
+                return
+            for pid in orphans:
+                try:
+                    os.waitpid(pid, 0)
+                except ChildProcessError:
+                    continue
+        return
+    deadline = time.monotonic() + 2.0
+    with _LAUNCHING:
+        while True:
+            orphans = [p.pid for p in _processes_of(os.getuid())
+                       if p.parent == me and p.name == "bwrap" and p.pid not in _LAUNCHED]
+            for pid in orphans:
+                try:
+                    os.waitpid(pid, os.WNOHANG)
+                except ChildProcessError:
+                    continue
+            if not orphans or time.monotonic() > deadline:
+                return
+            time.sleep(0.005)
 
 
 _START_RETRIES = (0.2, 1.0, 3.0)  # seconds to wait before each new try of a program the sandbox did not start
@@ -357,27 +394,34 @@ def _run_as(code: str, limits: SandboxLimits, uid: int | None) -> tuple[SandboxR
     preamble = "" if caps["net_ns"] else _NO_SOCKETS
     script.write_text(f"{preamble}{code}\n\nprint({sentinel!r}, flush=True)\n")
     launcher.write_text(_LAUNCHER.format(token=start_token, program=str(script)))
-    if uid is not None:
+    reaps = uid is not None or bool(caps["bwrap"])  # without either, nothing of the program is orphaned here
+    if reaps:
         _adopt_orphans()
+    if uid is not None:
         for path in (workdir, script, launcher):
             os.chown(path, uid, uid)
     env = dict(_ALLOWED_ENV, HOME=str(workdir), TMPDIR=str(workdir))
     start = time.monotonic()
     status = "failed"
     try:
-        proc = subprocess.Popen(_command(launcher, env, uid), cwd=workdir, env=env, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                preexec_fn=_limit_child(limits, _nproc_limit(limits, uid)), close_fds=True)
+        with _LAUNCHING:
+            proc = subprocess.Popen(_command(launcher, env, uid), cwd=workdir, env=env, stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    preexec_fn=_limit_child(limits, _nproc_limit(limits, uid)), close_fds=True)
+            _LAUNCHED.add(proc.pid)
         try:
             out, err = proc.communicate(timeout=limits.timeout_s)
         except subprocess.TimeoutExpired:
             _kill_tree(proc)
             out, err = proc.communicate()
             status = "timeout"
+        finally:
+            _LAUNCHED.discard(proc.pid)
         returncode = proc.returncode
     finally:
         if uid is not None:
             _kill_uid(uid)
+        if reaps:
             _reap_orphans(uid)
         shutil.rmtree(workdir, ignore_errors=True)
     started = out.startswith(start_token.encode())
