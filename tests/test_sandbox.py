@@ -115,3 +115,26 @@ def test_without_a_sandbox_uid_the_orphaned_bubblewrap_processes_are_reaped_too(
     finally:
         bystander.kill()
         assert bystander.wait() == -9  # still ours to wait for: its status was not taken
+
+
+def test_an_interpreter_bubblewrap_would_hide_is_replaced_by_one_programs_can_reach(tmp_path, monkeypatch):
+    """A virtual environment under /tmp (bubblewrap mounts an empty tmpfs there) made every program fail to
+    start: its base interpreter, or a system one, runs them instead (``-I -S``: no site-packages needed)."""
+    import sys
+
+    import pytest
+
+    from bench.eval import sandbox
+
+    system = [c for c in ("/usr/bin/python3", "/usr/local/bin/python3") if os.path.exists(c)]
+    if not system or not str(tmp_path).startswith("/tmp/"):
+        pytest.skip("needs a system Python and a temporary directory under /tmp")
+    fake = tmp_path / "venv-python"  # a copied interpreter (not a link) inside /tmp
+    fake.write_text("")
+    monkeypatch.setattr(sys, "executable", str(fake))
+    assert sandbox._interpreter(is_root=False, bwrap=True) == system[0]
+    assert sandbox._interpreter(is_root=False, bwrap=False) == str(fake)  # no bubblewrap: /tmp is not hidden
+    linked = tmp_path / "linked-python"  # a venv's usual link to its base interpreter
+    linked.symlink_to(os.path.realpath(system[0]))
+    monkeypatch.setattr(sys, "executable", str(linked))
+    assert sandbox._interpreter(is_root=False, bwrap=True) == os.path.realpath(system[0])

@@ -127,6 +127,23 @@ def _works(cmd: list[str]) -> bool:
         return False
 
 
+_SANDBOX_TMPFS = ("/tmp", "/var/tmp", "/dev/shm")  # replaced by empty tmpfs inside bubblewrap (_BWRAP_FLAGS)
+
+
+def _interpreter(is_root: bool, bwrap: bool) -> str:
+    """The Python that runs programs: this one, or a system one where programs could not reach it.
+
+    Programs run with ``-I -S`` (no site-packages), so a virtual environment adds nothing and its base
+    interpreter (the link's target) serves. It must be readable by the sandbox uid (as root) and must not lie
+    under a path bubblewrap hides (a venv in /tmp: every program would fail to start)."""
+    def reachable(path: str) -> bool:
+        hidden = bwrap and any(path == t or path.startswith(t + "/") for t in _SANDBOX_TMPFS)
+        return os.path.exists(path) and not hidden and (not is_root or _traversable_by_others(path))
+
+    candidates = [os.path.realpath(sys.executable), "/usr/bin/python3", "/usr/local/bin/python3"]
+    return next((c for c in candidates if reachable(os.path.realpath(c))), sys.executable)
+
+
 @lru_cache(maxsize=1)
 def _capabilities() -> dict[str, object]:
     """Probe once what containment this machine allows, strongest first:
@@ -139,11 +156,8 @@ def _capabilities() -> dict[str, object]:
     """
     is_root = os.geteuid() == 0
     setpriv = shutil.which("setpriv") if is_root else None
-    python = sys.executable
-    if is_root and not _traversable_by_others(python):
-        python = next((c for c in ("/usr/bin/python3", "/usr/local/bin/python3")
-                       if os.path.exists(c) and _traversable_by_others(c)), python)
     bwrap = shutil.which("bwrap")
+    python = _interpreter(is_root, bool(bwrap))
     if bwrap:
         bwrap = bwrap if _bwrap_works(bwrap, setpriv) else None
     unshare = shutil.which("unshare")
