@@ -46,7 +46,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
@@ -182,7 +182,7 @@ def _bwrap_works(bwrap: str, setpriv: str | None) -> bool:
         try:
             return _works([*_drop_to(setpriv, uid), *probe])
         finally:
-            _reap_orphans(uid)
+            _clear_uid(uid)
 
 
 def isolation_summary() -> dict[str, str]:
@@ -292,15 +292,6 @@ def _kill_tree(proc: subprocess.Popen) -> None:
         pass
 
 
-def _kill_uid(uid: int) -> None:
-    """Kill anything left running as a sandbox uid (double-forked, setsid'd children)."""
-    for proc in _processes_of(uid):
-        try:
-            os.kill(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            continue
-
-
 class _Proc(NamedTuple):
     pid: int
     parent: int
@@ -324,8 +315,8 @@ def _processes_of(uid: int) -> list[_Proc]:
 
 _PR_SET_CHILD_SUBREAPER = 36
 
-#: Launching a sandbox process and reaping orphaned ones exclude each other, so that a reaper never takes a
-#: process that a ``Popen`` of ours launched and will wait for itself (those are in ``_LAUNCHED``).
+#: Without a sandbox uid, launching a bubblewrap process and reaping orphaned ones exclude each other, so that
+#: the reaper never takes a process that a ``Popen`` of ours launched and will wait for (``_LAUNCHED``).
 _LAUNCHING = threading.Lock()
 _LAUNCHED: set[int] = set()
 
@@ -334,34 +325,42 @@ _LAUNCHED: set[int] = set()
 def _adopt_orphans() -> bool:
     """Make this process a child subreaper (Linux prctl), so that processes orphaned inside a program's
     process tree -- bubblewrap's pid-namespace init above all, which bubblewrap's outer process never waits
-    for -- are re-parented here rather than to the machine's init, and :func:`_reap_orphans` can reap them
-    at once. Only sandbox processes are reaped: the harness's other children belong to ``subprocess``."""
+    for -- are re-parented here rather than to the machine's init, and :func:`_clear_uid` or
+    :func:`_reap_bwrap_orphans` can reap them at once. Only sandbox processes are reaped: the harness's other
+    children belong to ``subprocess``."""
     try:
         return ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) == 0
     except (OSError, AttributeError):
         return False
 
 
-def _reap_orphans(uid: int | None) -> None:
-    """Reap the sandbox's orphans re-parented here: left as zombies they count against the process limit
-    and stop the next program starting.
-
-    With a sandbox uid: every child owned by it (all SIGKILLed already, so each wait is short). Without one
-    (not root) nothing can be killed by uid: the orphaned bubblewrap processes, dying of bubblewrap's
-    ``--die-with-parent``, are waited for up to 2 s, never one a ``Popen`` of ours still owns."""
+def _clear_uid(uid: int) -> None:
+    """Kill everything left running as a sandbox uid (double-forked, setsid'd children) and reap what of it
+    was re-parented here: left as zombies they count against the uid's RLIMIT_NPROC and stop its next
+    program starting. Every child is SIGKILLed before it is waited for, so each wait is short."""
     me = os.getpid()
-    if uid is not None:
-        for _ in range(3):  # a dying child's own children are re-parented here as it goes
-            orphans = [p.pid for p in _processes_of(uid) if p.parent == me]
-            if not orphans:
-                return
-            for pid in orphans:
-                try:
-                    os.waitpid(pid, 0)
-                except ChildProcessError:
-                    continue
-        return
-    deadline = time.monotonic() + 2.0
+    for _ in range(3):  # a dying child's own children are re-parented here as it goes
+        left = _processes_of(uid)
+        for proc in left:
+            try:
+                os.kill(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                continue
+        ours = [proc.pid for proc in left if proc.parent == me]
+        if not ours:
+            return
+        for pid in ours:
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                continue
+
+
+def _reap_bwrap_orphans() -> None:
+    """Without a sandbox uid (not root) nothing can be killed by uid: reap the orphaned bubblewrap processes
+    re-parented here, dying of bubblewrap's ``--die-with-parent``, waiting up to 2 s, never one a ``Popen`` of
+    ours still owns."""
+    me, deadline = os.getpid(), time.monotonic() + 2.0
     with _LAUNCHING:
         while True:
             orphans = [p.pid for p in _processes_of(os.getuid())
@@ -408,8 +407,8 @@ def _run_as(code: str, limits: SandboxLimits, uid: int | None) -> tuple[SandboxR
     preamble = "" if caps["net_ns"] else _NO_SOCKETS
     script.write_text(f"{preamble}{code}\n\nprint({sentinel!r}, flush=True)\n")
     launcher.write_text(_LAUNCHER.format(token=start_token, program=str(script)))
-    reaps = uid is not None or bool(caps["bwrap"])  # without either, nothing of the program is orphaned here
-    if reaps:
+    reaps_bwrap = uid is None and bool(caps["bwrap"])
+    if uid is not None or reaps_bwrap:  # otherwise nothing of the program is orphaned here
         _adopt_orphans()
     if uid is not None:
         for path in (workdir, script, launcher):
@@ -418,7 +417,7 @@ def _run_as(code: str, limits: SandboxLimits, uid: int | None) -> tuple[SandboxR
     start = time.monotonic()
     status = "failed"
     try:
-        with _LAUNCHING:
+        with _LAUNCHING if reaps_bwrap else nullcontext():  # a sandbox uid's reaping needs no lock
             proc = subprocess.Popen(_command(launcher, env, uid), cwd=workdir, env=env, stdin=subprocess.DEVNULL,
                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                     preexec_fn=_limit_child(limits, _nproc_limit(limits, uid)), close_fds=True)
@@ -434,9 +433,9 @@ def _run_as(code: str, limits: SandboxLimits, uid: int | None) -> tuple[SandboxR
         returncode = proc.returncode
     finally:
         if uid is not None:
-            _kill_uid(uid)
-        if reaps:
-            _reap_orphans(uid)
+            _clear_uid(uid)
+        elif reaps_bwrap:
+            _reap_bwrap_orphans()
         shutil.rmtree(workdir, ignore_errors=True)
     started = out.startswith(start_token.encode())
     if started:
