@@ -1,7 +1,13 @@
 """Sandbox basics: correct programs pass, faked passes and hostile programs fail, the harness survives."""
 
 import os
+import subprocess
+import sys
+from contextlib import contextmanager
 
+import pytest
+
+from bench.eval import sandbox
 from bench.eval.sandbox import SandboxLimits, isolation_summary, run_program, run_programs
 
 FAST = SandboxLimits(timeout_s=5, cpu_s=3, memory_mb=512)
@@ -52,10 +58,6 @@ def test_a_syntax_error_is_the_program_failing_not_the_sandbox():
 def test_a_program_the_sandbox_cannot_start_raises_instead_of_scoring_as_failed(monkeypatch):
     """The sandbox's own failure (here: a command that exits before the launcher runs) must never be
     scored as the program failing: it is retried, then raised with the sandbox's error."""
-    import pytest
-
-    from bench.eval import sandbox
-
     tries = []
 
     def cannot_start(launcher, env, uid):
@@ -73,10 +75,6 @@ def test_back_to_back_programs_leave_no_zombie_against_the_process_limit():
     """bubblewrap's outer process never waits for its pid-namespace init (containers/bubblewrap#697); left to
     a lazily reaping machine init, those zombies filled the sandbox uid's process limit and later programs
     could not start (seen as canonical HumanEval solutions failing). The harness adopts and reaps them."""
-    import pytest
-
-    from bench.eval import sandbox
-
     if sandbox._capabilities()["setpriv"] is None:
         pytest.skip("programs run as the caller's uid here (not root): no sandbox uid to check")
     limits = SandboxLimits(timeout_s=10, cpu_s=5, memory_mb=512, max_processes=8)
@@ -89,13 +87,6 @@ def test_back_to_back_programs_leave_no_zombie_against_the_process_limit():
 def test_without_a_sandbox_uid_the_orphaned_bubblewrap_processes_are_reaped_too(monkeypatch):
     """Not root, programs run as the caller: bubblewrap's orphaned inits are re-parented here and reaped (no
     zombie left to a lazily reaping init, none kept here), and the harness's own children are left alone."""
-    import subprocess
-    from contextlib import contextmanager
-
-    import pytest
-
-    from bench.eval import sandbox
-
     if not sandbox._capabilities()["bwrap"]:
         pytest.skip("no bubblewrap here: nothing is orphaned")
 
@@ -120,12 +111,6 @@ def test_without_a_sandbox_uid_the_orphaned_bubblewrap_processes_are_reaped_too(
 def test_an_interpreter_bubblewrap_would_hide_is_replaced_by_one_programs_can_reach(tmp_path, monkeypatch):
     """A virtual environment under /tmp (bubblewrap mounts an empty tmpfs there) made every program fail to
     start: its base interpreter, or a system one, runs them instead (``-I -S``: no site-packages needed)."""
-    import sys
-
-    import pytest
-
-    from bench.eval import sandbox
-
     system = [c for c in ("/usr/bin/python3", "/usr/local/bin/python3") if os.path.exists(c)]
     if not system or not str(tmp_path).startswith("/tmp/"):
         pytest.skip("needs a system Python and a temporary directory under /tmp")
