@@ -21,7 +21,7 @@ from bench.engine.store import TUNING_FILE, ResultsStore, read_json
 from bench.errors import UserError
 from bench.params import stable_hash
 from bench.report.robustness import Robustness, robustness_entries
-from bench.report.scores import RESAMPLES, UTILITY_BUDGET, Group, Scoring, combined_status, score_leaderboard
+from bench.report.scores import BOOTSTRAP_SEED, RESAMPLES, UTILITY_BUDGET, Group, Scoring, combined_status, score_leaderboard
 from bench.results import BaseResult, CellResult
 
 
@@ -65,6 +65,8 @@ class ResultTable:
     attacks: list[dict[str, Any]] = field(default_factory=list)
     #: Tuning selections of the runs (``OUT/tuning.json``, ``bench.engine.tuning``), one per (method, task).
     tuning: list[dict[str, Any]] = field(default_factory=list)
+    #: Seed of the scoring bootstrap (recorded in a board's data file, so a rescore draws the same replicates).
+    bootstrap_seed: int = BOOTSTRAP_SEED
 
     @cached_property
     def _selection_of_cell(self) -> dict[str, dict[str, Any]]:
@@ -124,7 +126,7 @@ class ResultTable:
         per_task = {task: (self.base_for(task), [Group(self.label(c), c.results) for c in self.cells_for(task)])
                     for task in self.tasks()}
         return score_leaderboard(per_task, budget=self.utility_budget, resamples=self.resamples,
-                                 oracles=self.oracles())
+                                 oracles=self.oracles(), seed=self.bootstrap_seed)
 
     def reference_labels(self) -> set[str]:
         """Labels of the reference rows (oracle, untaught base): models the benchmark built, not methods."""

@@ -613,10 +613,10 @@ def _mark_ties(rows: Sequence[Any]) -> None:
 # -- leaderboard ------------------------------------------------------------------------------------
 def score_leaderboard(per_task: dict[str, tuple[BaseResult | None, list[Group]]], *,
                       budget: float = UTILITY_BUDGET, resamples: int = RESAMPLES,
-                      oracles: dict[str, str] | None = None) -> Scoring:
+                      oracles: dict[str, str] | None = None, seed: int = BOOTSTRAP_SEED) -> Scoring:
     """Score every task, adjust every delta for multiplicity, and rank across tasks; ``oracles``: task -> the
     label of its oracle row, for taught tasks (ranked by forget quality against it)."""
-    tasks = {task: score_task(task, base, groups, budget=budget, resamples=resamples,
+    tasks = {task: score_task(task, base, groups, budget=budget, resamples=resamples, seed=seed,
                               oracle=(oracles or {}).get(task))
              for task, (base, groups) in sorted(per_task.items())}
     _adjust_multiplicity(tasks.values())
