@@ -21,7 +21,15 @@ from bench.engine.store import TUNING_FILE, ResultsStore, read_json
 from bench.errors import UserError
 from bench.params import stable_hash
 from bench.report.robustness import Robustness, robustness_entries
-from bench.report.scores import BOOTSTRAP_SEED, RESAMPLES, UTILITY_BUDGET, Group, Scoring, combined_status, score_leaderboard
+from bench.report.scores import (
+    BOOTSTRAP_SEED,
+    RESAMPLES,
+    UTILITY_BUDGET,
+    Group,
+    Scoring,
+    combined_status,
+    score_leaderboard,
+)
 from bench.results import BaseResult, CellResult
 
 
@@ -123,7 +131,8 @@ class ResultTable:
     @cached_property
     def scoring(self) -> Scoring:
         """Statistics, scores and ranks of every task (formulas in ``bench.report.scores``)."""
-        per_task = {task: (self.base_for(task), [Group(self.label(c), c.results) for c in self.cells_for(task)])
+        per_task = {task: (self.base_for(task), [Group(self.label(c), c.results, c.method == "reference")
+                                                  for c in self.cells_for(task)])
                     for task in self.tasks()}
         return score_leaderboard(per_task, budget=self.utility_budget, resamples=self.resamples,
                                  oracles=self.oracles(), seed=self.bootstrap_seed)
@@ -181,10 +190,44 @@ def _check_comparable(results: list[BaseResult | CellResult]) -> None:
                             f"{', '.join(diff) or 'model/dtype'}); report each config separately")
 
 
-def load_table(run_dirs: list[str | Path], *, utility_budget: float = UTILITY_BUDGET) -> ResultTable:
+def _group_cells(records: list[dict[str, Any]]) -> list[Cell]:
+    """Group cell records (still JSON) into cells: one per (method, task, method params, task params, model),
+    its seeds in record order."""
     groups: dict[tuple[str, str, str], Cell] = {}
-    bases: dict[str, BaseResult] = {}
-    raw: list[dict[str, Any]] = []
+    for data in records:
+        spec = data["spec"]
+        key_obj = {"method_params": spec["method_params"], "task_params": spec["task_params"], "model": spec["model"]}
+        key = (spec["method"], spec["task"], stable_hash(key_obj, 8))
+        if key not in groups:
+            groups[key] = Cell(spec["method"], spec["task"], key[2], spec["method_params"], [])
+        groups[key].results.append(data)
+    return list(groups.values())
+
+
+def table_from_records(bases: list[dict[str, Any]], cells: list[dict[str, Any]], *, sources: list[str],
+                       utility_budget: float = UTILITY_BUDGET, attacks: list[dict[str, Any]] | None = None,
+                       tuning: list[dict[str, Any]] | None = None, resamples: int = RESAMPLES,
+                       bootstrap_seed: int = BOOTSTRAP_SEED) -> ResultTable:
+    """A checked table from base and cell records (``to_json`` form, each cell once). Shared by ``load_table``
+    (records read from results directories) and ``bench.report.audit`` (records from a board's data file), so
+    a board rebuilt from its data groups its cells exactly as the board written from the runs did."""
+    _check_one_schema(bases + cells)  # before reading records as this schema's types
+    groups = _group_cells(cells)
+    for cell in groups:
+        cell.results = [CellResult.from_json(r) for r in cell.results]
+    base_results = {b["base_id"]: BaseResult.from_json(b) for b in bases}
+    everything = [r for c in groups for r in c.results] + list(base_results.values())
+    _check_one_scorer(everything)
+    _check_comparable(everything)
+    if not utility_budget > 0:
+        raise UserError(f"--utility-budget must be > 0, got {utility_budget}")
+    return ResultTable(groups, base_results, sources, utility_budget, resamples, attacks=list(attacks or []),
+                       tuning=list(tuning or []), bootstrap_seed=bootstrap_seed)
+
+
+def load_table(run_dirs: list[str | Path], *, utility_budget: float = UTILITY_BUDGET) -> ResultTable:
+    bases: dict[str, dict[str, Any]] = {}
+    cells: list[dict[str, Any]] = []
     attacks: list[dict[str, Any]] = []
     tuning: list[dict[str, Any]] = []
     seen_cells: set[str] = set()
@@ -197,7 +240,6 @@ def load_table(run_dirs: list[str | Path], *, utility_budget: float = UTILITY_BU
         store = ResultsStore(root)
         store.open(create=False)
         for data in store.all_bases():
-            raw.append(data)
             bases[data["base_id"]] = data
         for record in store.all_attacks():
             if (record["cell_id"], record["attack_id"]) not in seen_attacks:  # as cells: once across runs
@@ -206,40 +248,42 @@ def load_table(run_dirs: list[str | Path], *, utility_budget: float = UTILITY_BU
         if (root / TUNING_FILE).exists():
             tuning += read_json(root / TUNING_FILE).get("selections", [])
         for data in store.all_cells():
-            if data["cell_id"] in seen_cells:  # the same cell in two runs: one seed, counted once
-                continue
-            seen_cells.add(data["cell_id"])
-            raw.append(data)
-            spec = data["spec"]
-            key_obj = {"method_params": spec["method_params"], "task_params": spec["task_params"],
-                       "model": spec["model"]}
-            key = (spec["method"], spec["task"], stable_hash(key_obj, 8))
-            if key not in groups:
-                groups[key] = Cell(spec["method"], spec["task"], key[2], spec["method_params"], [])
-            groups[key].results.append(data)
-    _check_one_schema(raw)  # before reading records as this schema's types
-    for cell in groups.values():
-        cell.results = [CellResult.from_json(r) for r in cell.results]
-    bases = {k: BaseResult.from_json(v) for k, v in bases.items()}
-    everything = [r for c in groups.values() for r in c.results] + list(bases.values())
-    _check_one_scorer(everything)
-    _check_comparable(everything)
-    if not groups and not bases:
+            if data["cell_id"] not in seen_cells:  # the same cell in two runs: one seed, counted once
+                seen_cells.add(data["cell_id"])
+                cells.append(data)
+    if not cells and not bases:
         raise UserError(f"no results found in {', '.join(map(str, run_dirs))}; run `unlearn-bench run` first")
-    if not utility_budget > 0:
-        raise UserError(f"--utility-budget must be > 0, got {utility_budget}")
-    return ResultTable(list(groups.values()), bases, [str(d) for d in run_dirs], utility_budget, attacks=attacks,
-                       tuning=tuning)
+    return table_from_records(list(bases.values()), cells, sources=[str(d) for d in run_dirs],
+                              utility_budget=utility_budget, attacks=attacks, tuning=tuning)
+
+
+def sample_key(kind: str, ident: str) -> str:
+    """Where a result's samples live in a run (``<kind>/<ident>/samples.jsonl``), and their key in ``Sources``."""
+    return f"{kind}/{ident}"
+
+
+class Sources(list[str]):
+    """The results directories a table was read from (``ResultTable.sources``), plus — for a table rebuilt
+    from a board's data file (``bench.report.audit``) — the sample generations its reporters show, by
+    ``sample_key``. Reporters read samples through ``read_samples(table.sources, …)``; carrying them here lets
+    a rebuilt board show the same samples without its runs, which may be gone or hold other results by now."""
+
+    def __init__(self, dirs: list[str], samples: dict[str, list[dict[str, Any]]] | None = None) -> None:
+        super().__init__(dirs)
+        self.samples = samples
 
 
 def read_samples(run_dirs: list[str | Path], ident: str, limit: int = 3, kind: str = "cells") -> list[dict[str, Any]]:
     """The first ``limit`` samples of a cell (``kind="cells"``) or a base evaluation (``kind="base"``)."""
+    if isinstance(run_dirs, Sources) and run_dirs.samples is not None:
+        return run_dirs.samples.get(sample_key(kind, ident), [])[:limit]
     for run_dir in run_dirs:
-        path = Path(run_dir) / kind / ident / "samples.jsonl"
+        path = Path(run_dir) / sample_key(kind, ident) / "samples.jsonl"
         if path.exists():
             with open(path, encoding="utf-8") as fh:
                 return [json.loads(line) for _, line in zip(range(limit), fh)]
     return []
 
 
-__all__ = ["Cell", "ResultTable", "load_table", "read_json", "read_samples"]
+__all__ = ["Cell", "ResultTable", "Sources", "load_table", "read_json", "read_samples", "sample_key",
+           "table_from_records"]
