@@ -48,8 +48,9 @@ def _parser() -> argparse.ArgumentParser:
         plan._add_action(next(a for a in run._actions if flag in a.option_strings))
     plan.add_argument("--json", action="store_true", help="the plan as JSON")
     plan.add_argument("--power", type=float, metavar="EFFECT",
-                      help="instead of memory: the items each metric needs to detect a paired move of EFFECT x the "
-                           "reference's per-item SD, from the evaluations already stored in the config's out")
+                      help="instead of memory: the items (per number of seeds) each metric needs to separate two rows "
+                           "whose difference is EFFECT x the reference's per-item SD, at Holm's level for the "
+                           "config's rows, from the evaluations already stored in the config's out")
 
     ev = sub.add_parser("eval", help="score checkpoints unlearned elsewhere against their base, as leaderboard rows")
     ev.add_argument("--base", required=True, help="the model the checkpoints were unlearned from (as --model)")
@@ -71,9 +72,13 @@ def _parser() -> argparse.ArgumentParser:
     plugins.add_argument("--check", action="store_true",
                          help="also import every plugin class and check it (built-ins register lazily)")
 
-    report = sub.add_parser("report", help="write leaderboards from results directories")
-    report.add_argument("--runs", nargs="+", required=True)
-    report.add_argument("--out", required=True)
+    report = sub.add_parser("report", help="write leaderboards from results directories, or check one (--rescore)")
+    report.add_argument("--runs", nargs="+", help="results directories (required unless --rescore)")
+    report.add_argument("--out", help="leaderboard directory (required unless --rescore); with --rescore: keep "
+                                      "the regenerated board in OUT/<board name>")
+    report.add_argument("--rescore", metavar="BOARD_DIR",
+                        help="regenerate a board from its board-data.json.gz alone and compare every file byte "
+                             "for byte (exit 1 if any differs)")
     report.add_argument("--reporters", nargs="+", help="default: all registered reporters")
     report.add_argument("--utility-budget", type=float, default=None,
                         help="largest standardised utility loss still ranked as 'utility kept' (default 0.2; "
@@ -117,29 +122,43 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 def write_report(run_dirs: list[str], out: str, reporter_names: list[str] | None = None,
                  utility_budget: float | None = None) -> list[Path]:
-    from bench.plugins import registry
+    """Every report of the runs into ``out``, with the board's data file (``bench.report.audit``): a board can
+    always be rescored from its own directory."""
     from bench.report import load_table
+    from bench.report.audit import make_reporters, write_board
     from bench.report.scores import UTILITY_BUDGET
 
-    reg = registry()
-    names = reporter_names or reg.names("reporter")
-    reporters = [reg.get("reporter", n).cls() for n in names]  # unknown names fail before writing
+    names, reporters = make_reporters(reporter_names)  # unknown names fail before writing
     table = load_table(run_dirs, utility_budget=UTILITY_BUDGET if utility_budget is None else utility_budget)
     _ = table.scoring  # computed (and any refusal raised) before anything is written
     out_dir = Path(out)
     if out_dir.exists() and not out_dir.is_dir():
         raise UserError(f"--out {out_dir} is a file, not a directory; give a directory for the leaderboard")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-    for reporter in reporters:
-        written += reporter.write(table, out_dir)
-    return written
+    return write_board(table, out_dir, reporters, names)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    if args.rescore:
+        return _rescore(args)
+    if not args.runs or not args.out:
+        raise UserError("report needs --runs RUN_DIR... and --out DIR (or --rescore BOARD_DIR to check a board)")
     for path in write_report(args.runs, args.out, args.reporters, args.utility_budget):
         print(path)
     return 0
+
+
+def _rescore(args: argparse.Namespace) -> int:
+    """``report --rescore BOARD_DIR``: one line per file, exit 1 unless every file is regenerated identically."""
+    from bench.report.audit import IDENTICAL, rescore_files
+
+    if args.runs:
+        raise UserError("--rescore reads the board's own data file, never runs; drop --runs")
+    if args.utility_budget is not None:
+        raise UserError("--rescore uses the utility budget recorded in the board; drop --utility-budget")
+    status = rescore_files(args.rescore, args.out, args.reporters)
+    for name, state in status.items():
+        print(f"{name}: {state}")
+    return 0 if all(s == IDENTICAL for s in status.values()) else 1
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -242,7 +261,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
 def _plan_power(config: Any, args: argparse.Namespace) -> int:
     """``plan --power EFFECT``: items per metric from the reference evaluations already in ``config.out``."""
     from bench.engine.store import ResultsStore
-    from bench.eval.power import plan_items, render_plan
+    from bench.inference.power import plan_items, render_plan
 
     if args.power <= 0:
         raise UserError(f"--power takes a positive effect in SD units (e.g. 0.25), got {args.power}")
@@ -250,7 +269,9 @@ def _plan_power(config: Any, args: argparse.Namespace) -> int:
     bases = store.all_bases() if store.root.exists() else []
     if not bases:
         raise UserError(f"{config.out} holds no base evaluation yet: run the config once (any size), then plan")
-    rows = plan_items(bases, store.all_cells(), args.power, config.tasks)
+    n_rows = {task: len(config.methods) + 1 + (1 + int(config.untaught_row) if task in config.teach else 0)
+              for task in config.tasks}  # methods, the base (taught) model, the oracle and the untaught row
+    rows = plan_items(bases, store.all_cells(), args.power, config.tasks, n_rows=n_rows)
     print(json.dumps(rows, indent=2) if args.json else render_plan(rows, args.power))
     return 0
 
