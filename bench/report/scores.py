@@ -1,34 +1,26 @@
-"""Leaderboard scoring: per-metric statistics, forget and utility scores, a utility-constrained ranking
-with bootstrap rank intervals. Formulas, choices and a worked example: ``docs/scoring.md``.
+"""Leaderboard scoring: per-metric statistics, forget and utility scores, the ranking, pairwise separation and
+power. Formulas, choices and worked examples: ``docs/scoring.md``. The statistics live in ``bench.inference``
+(crossed bootstrap, pairwise separation, power) and the rule in ``bench.report.ranking``; this module puts them
+together, per task and across tasks.
 
-For every task, with the base model b and a method config m (one or more seeds), on one joint
-hierarchical bootstrap (B replicates; each replicate draws seeds with replacement per method, then items
-with replacement within each drawn seed; the item draws are shared by every method and the base, so
-comparisons stay paired):
+For every task, with the base model b (on a taught task: the taught model) and rows m (a method config over its
+seeds, or a reference model), on one **crossed** bootstrap of B replicates (one item draw per replicate shared
+by every seed of every row; a random-effects seed term per row, ``bench.inference.bootstrap``):
 
   metric value     v = mean over seeds of the mean over items; 95 % percentile interval (a proportion's
                    interval is at least its exact Clopper–Pearson interval)
-  delta            Δ = v_m − v_b, paired; interval, two-sided bootstrap p-value; stars after the
-                   Benjamini–Hochberg adjustment over every delta of the leaderboard
-  effect           e = s · Δ / σ_b          s = +1 (higher wanted) or −1 (lower wanted)
-                   e = −|Δ| / σ_b           "closer" metrics (two-sided distance from the base)
-                   σ_b = max(SD of the base's per-item values, the metric's minimum meaningful effect):
-                   Glass's Δ, a standardised mean difference with the control's spread
-  forget score     F = mean e over the task's primary forget metrics that have signal at this size
-  utility score    U = mean e over the primary utility metrics that have signal (0 = kept, < 0 = lost)
+  delta            Δ = v_m − v_b, paired; interval, two-sided bootstrap p-value; stars after Benjamini–Hochberg
+                   over the board's claims: method rows × scored metrics (reference rows and details unstarred)
+  effect           e = s · Δ / σ_b (s = ±1 the wanted direction; "closer" metrics −|Δ| / σ_b),
+                   σ_b = max(SD of the base's per-item values, the metric's minimum meaningful effect)
+  forget score     F = mean e over the scored forget metrics;  utility score U = mean e over the scored utility ones
+  forget quality   FQ = Δ_row / Δ_oracle per scored forget metric whose taught-to-oracle gap is at least
+                   ``FQ_GUARD_K`` × its MDE; the ranking key on boards with an oracle is 1 − |1 − FQ|
 
-A metric has *no signal at this size* when the base model cannot move detectably in the scored direction
-(forget: the wanted direction; utility: the direction of a loss): even moving every item to the metric's
-bound would change the value by less than its minimum meaningful effect, or by an amount whose bootstrap
-interval includes zero, or the base's own interval already touches that bound. Such metrics are shown,
-flagged, and kept out of F and U.
-
-Ranking per task (the headline): cells whose utility loss stays inside the budget (U ≥ −budget, the
-base row included) rank first, by F descending; cells that broke utility follow, by U descending; cells
-that failed or diverged come last. The same rule is applied inside every bootstrap replicate, so a
-method's rank interval (2.5–97.5 percentiles of its rank) also carries the uncertainty of whether it kept
-utility. Rows whose rank intervals overlap are tied. Across tasks: mean rank over the tasks that can be
-ranked, with its own interval from the same replicates.
+A metric has *no signal at this size* when the base model cannot move detectably in the scored direction; such
+metrics are shown, flagged, and kept out of F and U. Ranks, ties and rank sets come from pairwise tests on the
+same replicates (Holm over every pair of a ranking; ``bench.inference.pairwise``). Across tasks: mean rank over
+the tasks that are ranked and not underpowered, with the same pairwise treatment.
 """
 
 from __future__ import annotations
@@ -45,23 +37,30 @@ from bench.eval.stats import (
     ALPHA,
     benjamini_hochberg,
     bootstrap_p_value,
-    hierarchical_means,
     is_proportion,
-    percentile_interval,
-    significant,
     weighted_means,
     widen_for_proportion,
 )
+from bench.inference.bootstrap import CrossedDraws, finite_interval, row_replicates
+from bench.inference.pairwise import Separation, min_resamples, separate
+from bench.inference.power import Power, bh_level, holm_first_level, metric_power, minimum_detectable, replicate_se
+from bench.report.ranking import classes_and_keys, competition_ranks
 from bench.results import BaseResult, CellResult
 
 #: Version of the scoring rules; recorded in every report (results.json ``scoring.version``).
-SCORING_VERSION = 3  # 3: forget quality against an oracle, power (MDE) per metric
+SCORING_VERSION = 4  # 4: crossed bootstrap, pairwise separation and rank sets, power at the board's levels
 #: Largest utility loss, in standardised units (Glass's Δ), that still counts as "utility kept". 0.2 is
 #: Cohen's (1988) conventional "small" effect: a loss a reader would call small but not nothing.
 UTILITY_BUDGET = 0.2
-RESAMPLES = 2000
+#: Replicates: Holm's first step over R rows needs 2 / (B + 1) < α / (R(R − 1)/2); 10 000 resolves up to 22 rows.
+RESAMPLES = 10000
 BOOTSTRAP_SEED = 20241
-CORRECTION = "Benjamini-Hochberg (FDR 5 %, over every delta of the leaderboard)"
+CORRECTION = ("Benjamini-Hochberg (FDR 5 %) over the board's claims: method rows x scored metrics; reference "
+              "rows and details are shown without stars")
+#: Forget quality is formed only where the taught-to-oracle gap is at least this many times its MDE (80 % power,
+#: 5 % two-sided): the denominator then lies ≥ 5.6 standard errors from zero, so a replicate near 0 (an
+#: exploding ratio) has probability ~1e-8.
+FQ_GUARD_K = 2.0
 BASE_LABEL = "base"
 
 
@@ -129,6 +128,10 @@ class MetricStats:
     #: forget metrics whose taught-to-oracle gap is beyond its interval.
     forget_quality: float | None = None
     forget_quality_ci: tuple[float, float] | None = None
+    #: Replicates in which FQ was not finite (counted and shown, never ranked).
+    forget_quality_nonfinite: int = 0
+    #: The row is a reference model (oracle, untaught base), not a claim about a method: no star.
+    reference: bool = False
     #: Two-sample Kolmogorov–Smirnov p-value of the row's per-item values (mean over seeds) against the
     #: oracle's: small = distinguishable from the oracle (TOFU's forget quality is this p-value).
     ks_p: float | None = None
@@ -157,6 +160,11 @@ class RowScore:
     #: interval; ``None`` without an oracle row or a separated metric.
     forget_quality: float | None = None
     forget_quality_ci: tuple[float, float] | None = None
+    forget_quality_nonfinite: int = 0
+    #: Seeds behind the row (1: its intervals are conditional on that one training run).
+    seeds: int = 1
+    #: A reference model (the oracle, the untaught base), not a method.
+    reference: bool = False
 
     @property
     def over_forgets(self) -> bool:
@@ -185,21 +193,6 @@ class RowScore:
 
 
 @dataclass
-class Power:
-    """A metric's minimum detectable paired effect (80 % power, 5 % two-sided) at its eval size."""
-
-    mde: float
-    #: The same in units of the metric's scale σ (that of Glass's Δ, so comparable with F).
-    in_sigma: float
-    sd_diff: float
-    n: int
-    source: str
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass
 class TaskScores:
     task: str
     metrics: dict[str, MetricInfo]
@@ -217,8 +210,23 @@ class TaskScores:
     oracle_separated: list[str] = field(default_factory=list)
     #: Per forget metric: the taught-to-oracle gap (taught − oracle) and its interval.
     oracle_gap: dict[str, tuple[float, float, float]] = field(default_factory=dict)
-    #: Per metric: the minimum detectable paired effect at this eval size (``bench.eval.power``).
+    #: Per separated forget metric: the gap's own MDE (80 % power, 5 % two-sided); FQ needs gap ≥ k × this.
+    oracle_gap_mde: dict[str, float] = field(default_factory=dict)
+    #: Per metric: the minimum detectable change of a method row against the taught model, seeds included, at the
+    #: board's Benjamini–Hochberg level (``bench.inference.power``).
     power: dict[str, Power] = field(default_factory=dict)
+    #: The minimum detectable difference between two method rows' ranking keys (FQ on oracle boards, else F) at
+    #: Holm's first-step level for this ranking, and the level.
+    minimum_detectable_pair: float | None = None
+    pair_level: float | None = None
+    #: Why the task is left out of the overall ranking for lack of power ("" when it is not).
+    underpowered: str = ""
+    #: The pairwise tests of this task's ranking (ranks sets and ties come from them).
+    separation: Separation | None = None
+    #: Working state for the board-level power (``score_leaderboard``): the replicates and the rule's
+    #: ``[B + 1, R]`` classes and keys in ``rows`` order. Not part of any report.
+    replicates: Any = field(default=None, repr=False)
+    keys: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     @property
     def minimum_detectable_f(self) -> float | None:
@@ -263,8 +271,8 @@ class OverallRow:
 
 
 def separated_pairs(rows: list[OverallRow]) -> tuple[int, int]:
-    """(pairs of rows whose rank intervals do not overlap, all pairs): how much of a ranking its intervals
-    support — a headline whose rows are all tied says nothing about order."""
+    """(pairs of rows the pairwise tests separate, all pairs): how much of a ranking the evidence supports — a
+    headline whose rows are all tied says nothing about order."""
     pairs = [(a, b) for i, a in enumerate(rows) for b in rows[i + 1:]]
     return sum(b.label not in a.tied_with for a, b in pairs), len(pairs)
 
@@ -275,15 +283,28 @@ class Scoring:
     overall: list[OverallRow]
     budget: float = UTILITY_BUDGET
     resamples: int = RESAMPLES
+    overall_separation: Separation | None = None
+    #: The board's realised Benjamini–Hochberg threshold (the level a claim had to pass).
+    bh_level: float = ALPHA
+    seed: int = BOOTSTRAP_SEED
 
     def settings(self) -> dict[str, Any]:
         return {"version": SCORING_VERSION, "utility_budget": self.budget, "resamples": self.resamples,
-                "bootstrap": "hierarchical (seeds, then items within each drawn seed; item draws shared by "
-                             "all rows of a task)", "interval": "95 % percentile; proportions at least "
-                             "Clopper-Pearson", "multiplicity": CORRECTION,
+                "bootstrap_seed": self.seed,
+                "bootstrap": "crossed: one item draw per replicate shared by every seed of every row of a task; a "
+                             "random-effects seed term per row (Student t with S-1 df, seed x item interaction "
+                             "removed); rows with one seed are conditional on that run",
+                "interval": "95 % percentile; proportions at least Clopper-Pearson",
+                "multiplicity": CORRECTION, "bh_level": self.bh_level,
+                "pairwise": "every pair of rows of a ranking; Holm step-down, family-wise error 5 %; rank sets "
+                            "[1 + rows surely ahead, R - rows surely behind]; tied = pair not separated",
+                "power": "MDE at 80 % power with the seed component: a row against the taught model at the BH "
+                         "level, two rows at Holm's first-step level; never below the minimum meaningful effect",
+                "forget_quality_guard": f"taught-to-oracle gap >= {FQ_GUARD_K:g} x its MDE",
                 "effect": "Glass's delta: change in the wanted direction / max(SD of base items, min effect)",
-                "ranking": "utility-constrained: U >= -budget first by F, then utility broken by U, then "
-                           "failed; rank intervals from the same bootstrap; overlapping intervals are ties"}
+                "ranking": ("oracle boards: utility kept (U >= min(0, U_oracle) - budget) first by closeness to "
+                            "the oracle 1 - |1 - FQ|, then utility broken by U, then failed; boards without an "
+                            "oracle: the same with F in place of closeness")}
 
 
 # -- per-metric ------------------------------------------------------------------------------------
@@ -297,34 +318,35 @@ def _direction_of_interest(info: MetricInfo) -> int:
 
 def signal_check(info: MetricInfo, base_items: np.ndarray, item_draws: np.ndarray,
                  base_weights: np.ndarray | None = None) -> Signal:
-    """Can the base model's value move detectably in the scored direction at this eval size?"""
+    """Can the base model's value move detectably in the scored direction at this eval size? ``item_draws``:
+    the task's ``[B, n]`` item draws."""
     direction = _direction_of_interest(info)
     bound = info.floor_or_ceiling(direction)
     if bound is None:
         return Signal(True)
     word = ("chance level" if bound == info.chance else "floor") if direction < 0 else "ceiling"
-    picks = item_draws[:, 0, :]
     base_value = float(weighted_means(base_items, base_weights))
     move = abs(bound - base_value)
     if move < (info.min_effect or 0.0) or move == 0.0 or (bound - base_value) * direction < 0:
         return Signal(False, f"base {base_value:.3g} is within the minimum meaningful effect "
                              f"({info.min_effect}) of the {word} {bound:g}, or beyond it")
-    best_case = weighted_means(bound - base_items[picks], None if base_weights is None else base_weights[picks])
-    low, high = percentile_interval(best_case)
+    best_case = weighted_means(bound - base_items[item_draws],
+                               None if base_weights is None else base_weights[item_draws])
+    low, high, _ = finite_interval(best_case)
     if low <= 0 <= high:
         return Signal(False, f"even moving every item to the {word} {bound:g} would not be detectable at "
                              f"n={base_items.size} (base {base_value:.3g})")
-    no_seed_draws = np.zeros((len(item_draws), 1), int)
-    base_low, base_high = _value_interval(base_items[None, :], item_draws[:, :1, :], no_seed_draws,
-                                          info, None if base_weights is None else base_weights[None, :])
+    base_low, base_high = _value_interval(base_items[None, :], item_draws, None, info,
+                                          None if base_weights is None else base_weights[None, :])
     if (direction < 0 and base_low <= bound) or (direction > 0 and base_high >= bound):
         return Signal(False, f"the base's 95 % interval [{base_low:.3g}, {base_high:.3g}] touches the {word} {bound:g}")
     return Signal(True)
 
 
-def _value_interval(items: np.ndarray, item_draws: np.ndarray, seed_draws: np.ndarray, info: MetricInfo,
-                    weights: np.ndarray | None = None) -> tuple[float, float]:
-    interval = percentile_interval(hierarchical_means(items, seed_draws, item_draws, weights))
+def _value_interval(items: np.ndarray, item_draws: np.ndarray, multipliers: np.ndarray | None, info: MetricInfo,
+                    weights: np.ndarray | None = None, replicates: np.ndarray | None = None) -> tuple[float, float]:
+    reps = row_replicates(items, item_draws, multipliers, weights) if replicates is None else replicates
+    interval = finite_interval(reps)[:2]
     if weights is None and is_proportion(items.ravel().tolist(), info.bounds):
         interval = widen_for_proportion(interval, float(items.mean()), items.shape[1])
     return interval
@@ -346,10 +368,12 @@ def _effect(info: MetricInfo, delta: np.ndarray | float, scale: float) -> np.nda
 # -- per-task ---------------------------------------------------------------------------------------
 @dataclass
 class Group:
-    """Input to scoring: one method config's results on a task (all its seeds)."""
+    """Input to scoring: one row's results on a task (all its seeds). ``reference``: a model the benchmark built
+    (the oracle, the untaught base), shown beside the methods but not a claim about one."""
 
     label: str
     results: list[CellResult]
+    reference: bool = False
 
     @property
     def done(self) -> list[CellResult]:
@@ -366,22 +390,31 @@ def combined_status(results: Sequence[CellResult]) -> str:
     return statuses.pop() if len(statuses) == 1 else "mixed: " + ", ".join(sorted(statuses))
 
 
+@dataclass
+class _Replicates:
+    """A task's bootstrap replicates, per row label and metric: effects, deltas, and per-item values (mean over
+    seeds, for the KS test)."""
+
+    effects: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    deltas: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    items: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+
+
 def score_task(task: str, base: BaseResult | None, groups: Sequence[Group], *, budget: float = UTILITY_BUDGET,
                resamples: int = RESAMPLES, seed: int = BOOTSTRAP_SEED, oracle: str | None = None) -> TaskScores:
-    """Statistics, scores and the utility-constrained ranking of every row of one task. ``oracle``: the label
-    of the row that is the task's gold standard (a taught task's oracle); rows are then ranked by forget
-    quality against it (``_forget_quality``) instead of by F."""
+    """Statistics, scores, the ranking and its pairwise tests for every row of one task. ``oracle``: the label
+    of the row that is the task's gold standard (a taught task's oracle); rows are then ranked by closeness to it
+    (``_forget_quality``) instead of by F. Power needs the whole board (``score_leaderboard``)."""
     rng = np.random.default_rng([seed, _stable_int(task)])
     if base is None:
-        rows = [RowScore(g.label, g.status, _plain_stats(g)) for g in groups]
+        rows = [RowScore(g.label, g.status, _plain_stats(g), reference=g.reference) for g in groups]
         return TaskScores(task, {}, {}, rows, unranked_reason="no base-model evaluation")
     infos = {name: MetricInfo.of(m) for name, m in base.metrics.items()}
     base_items = {name: np.asarray(m.per_item or [], dtype=float) for name, m in base.metrics.items()}
     base_weights = {name: _weights(m) for name, m in base.metrics.items()}
-    max_seeds = max([len(g.done) for g in groups] + [1])
-    sizes = sorted({a.size for a in base_items.values() if a.size})
-    item_draws = {n: rng.integers(0, n, size=(resamples, max_seeds, n)) for n in sizes}
-    signal = {name: (signal_check(infos[name], base_items[name], item_draws[base_items[name].size], base_weights[name])
+    draws = CrossedDraws.draw({a.size for a in base_items.values() if a.size}, resamples, rng)
+    signal = {name: (signal_check(infos[name], base_items[name], draws.items[base_items[name].size],
+                                  base_weights[name])
                      if base_items[name].size else Signal(False, "no per-item values")) for name in infos}
     scales = {name: _scale(infos[name], base_items[name]) for name in infos}
 
@@ -390,24 +423,18 @@ def score_task(task: str, base: BaseResult | None, groups: Sequence[Group], *, b
         items = base_items[name]
         if items.size:
             weights = None if base_weights[name] is None else base_weights[name][None, :]
-            low, high = _value_interval(items[None, :], item_draws[items.size][:, :1, :],
-                                        np.zeros((resamples, 1), int), info, weights)
+            low, high = _value_interval(items[None, :], draws.items[items.size], None, info, weights)
             base_row.metrics[name] = MetricStats(float(weighted_means(items, base_weights[name])), low, high,
                                                  int(items.size), 1)
-    effects: dict[str, dict[str, np.ndarray]] = {BASE_LABEL: {n: np.zeros(resamples) for n in infos}}
-    deltas: dict[str, dict[str, np.ndarray]] = {BASE_LABEL: {n: np.zeros(resamples) for n in infos}}
-    items_of: dict[str, dict[str, np.ndarray]] = {BASE_LABEL: base_items}
+    reps = _Replicates({BASE_LABEL: {n: np.zeros(resamples) for n in infos}},
+                       {BASE_LABEL: {n: np.zeros(resamples) for n in infos}}, {BASE_LABEL: base_items})
     rows = [base_row]
     for group in groups:
-        row = RowScore(group.label, group.status)  # "mixed: …" rows are scored on their finished seeds
-        effects[group.label], deltas[group.label], items_of[group.label] = _group_stats(
-            group, row, infos, (base_items, base_weights), item_draws, scales, rng, resamples)
+        row = RowScore(group.label, group.status, seeds=len(group.done), reference=group.reference)
+        reps.effects[group.label], reps.deltas[group.label], reps.items[group.label] = _group_stats(
+            group, row, infos, (base_items, base_weights), draws, scales)
         rows.append(row)
     result = TaskScores(task, infos, signal, rows)
-    result.power = {name: _power(base_items[name], [items[name] for label, items in items_of.items()
-                                                    if label != BASE_LABEL and name in items], scales[name],
-                                infos[name].min_effect)
-                    for name in infos if base_items[name].size > 1}
     scored = result.scored
     if not scored["forget"]:
         result.unranked_reason = "no primary forget metric has signal at this size"
@@ -416,8 +443,9 @@ def score_task(task: str, base: BaseResult | None, groups: Sequence[Group], *, b
         result.caveats.append("no primary utility metric has signal at this size: utility loss is not checked "
                               "(every row counts as 'utility kept')")
     result.oracle = oracle if oracle in {g.label for g in groups} else None
-    closeness = _forget_quality(result, deltas, items_of, oracle, resamples) if result.oracle else None
-    _scores_and_ranks(result, effects, scored, budget, resamples, closeness)
+    closeness = _forget_quality(result, reps, oracle) if result.oracle else None
+    _rank(result, reps.effects, scored, budget, resamples, closeness)
+    result.replicates = reps
     return result
 
 
@@ -436,15 +464,15 @@ def _weights(metric: Metric) -> np.ndarray | None:
 
 
 def _group_stats(group: Group, row: RowScore, infos: dict[str, MetricInfo],
-                 base: tuple[dict[str, np.ndarray], dict[str, np.ndarray | None]], item_draws: dict[int, np.ndarray],
-                 scales: dict[str, float], rng: np.random.Generator, resamples: int) -> dict[str, np.ndarray]:
+                 base: tuple[dict[str, np.ndarray], dict[str, np.ndarray | None]], draws: CrossedDraws,
+                 scales: dict[str, float]) -> tuple[dict[str, np.ndarray], ...]:
     """Fill ``row.metrics``; return the effect replicates, the delta replicates and the per-item values (mean
-    over seeds) per metric."""
+    over seeds) per metric. The row's seed multipliers are drawn once and shared by all its metrics."""
     done = group.done
     if not done:
         return {}, {}, {}
     base_items, base_weights = base
-    seed_draws = rng.integers(0, len(done), size=(resamples, len(done)))
+    multipliers = draws.seed_multipliers(len(done))
     effects, deltas, per_item = {}, {}, {}
     for name, info in infos.items():
         per_seed = [r.metrics.get(name) for r in done]
@@ -453,193 +481,194 @@ def _group_stats(group: Group, row: RowScore, infos: dict[str, MetricInfo],
             continue
         items = np.asarray([m.per_item for m in per_seed], dtype=float)
         weights = None if b_weights is None else np.asarray([_weights(m) for m in per_seed], dtype=float)
-        draws = item_draws[b_items.size][:, :len(done), :]
-        reps = hierarchical_means(items, seed_draws, draws, weights)
-        base_reps = weighted_means(b_items[draws], None if b_weights is None else b_weights[draws]).mean(axis=1)
-        delta_reps = reps - base_reps
+        picks = draws.items[b_items.size]
+        reps = row_replicates(items, picks, multipliers, weights)
+        delta_reps = reps - weighted_means(b_items[picks], None if b_weights is None else b_weights[picks])
         value = float(weighted_means(items, weights).mean())
-        low, high = _value_interval(items, draws, seed_draws, info, weights)
+        low, high = _value_interval(items, picks, multipliers, info, weights, replicates=reps)
         delta = value - float(weighted_means(b_items, b_weights))
-        d_low, d_high = percentile_interval(delta_reps)
+        d_low, d_high, _ = finite_interval(delta_reps)
         effect_reps = _effect(info, delta_reps, scales[name])
-        e_low, e_high = percentile_interval(effect_reps)
+        e_low, e_high, _ = finite_interval(effect_reps)
         row.metrics[name] = MetricStats(value, low, high, int(b_items.size), len(done), delta, d_low, d_high,
-                                        bootstrap_p_value(delta_reps), effect=float(_effect(info, delta, scales[name])),
-                                        effect_ci_low=e_low, effect_ci_high=e_high)
+                                        bootstrap_p_value(delta_reps[np.isfinite(delta_reps)]),
+                                        effect=float(_effect(info, delta, scales[name])),
+                                        effect_ci_low=e_low, effect_ci_high=e_high, reference=group.reference)
         effects[name] = effect_reps
         deltas[name] = delta_reps
         per_item[name] = items.mean(axis=0)
     return effects, deltas, per_item
 
 
-def _power(base_items: np.ndarray, rows: list[np.ndarray], scale: float, min_effect: float | None) -> Power:
-    """The metric's minimum detectable paired effect, never below its minimum meaningful effect (a metric whose
-    items did not vary in this run has σ_d = 0, which would claim any change detectable)."""
-    from bench.eval.power import minimum_detectable, paired_sd
-
-    sd_diff, source = paired_sd(base_items, rows)
-    mde = max(minimum_detectable(sd_diff, base_items.size), min_effect or 0.0)
-    return Power(mde, mde / scale if scale else float("nan"), sd_diff, int(base_items.size), source)
-
-
-def _forget_quality(result: TaskScores, deltas: dict[str, dict[str, np.ndarray]],
-                    items_of: dict[str, dict[str, np.ndarray]], oracle: str, resamples: int
-                    ) -> dict[str, tuple[float, np.ndarray]] | None:
+def _forget_quality(result: TaskScores, reps: _Replicates, oracle: str) -> dict[str, tuple[float, np.ndarray]] | None:
     """Forget quality against the oracle, per forget metric and per row, and each row's closeness to the oracle
     (the ranking key of a board with an oracle): ``{label: (point, replicates)}``, or None when no scored
-    forget metric separates the oracle from the taught model.
+    forget metric's gap passes the guard.
 
     Per metric m (scored forget metrics only): the taught-to-oracle gap g = v_taught − v_oracle = −Δ_oracle,
-    and FQ_row = Δ_row / Δ_oracle = (v_taught − v_row) / (v_taught − v_oracle), the share of the gap the row
-    closed — replicate by replicate on the shared item draws, so the interval is paired. Computed only where
-    the gap's interval excludes 0. Task FQ = mean over those metrics; closeness = 1 − |1 − FQ|, so that going
-    past the oracle (over-forgetting) is a distance from the gold standard like stopping short of it."""
+    and FQ_row = Δ_row / Δ_oracle, the share of the gap the row closed — replicate by replicate on the shared item
+    draws, so the interval is paired. Formed only where |g| ≥ ``FQ_GUARD_K`` × the gap's MDE (80 % power, 5 %
+    two-sided, from the SD of its replicates). Task FQ = mean over those metrics; closeness = 1 − |1 − FQ|, so
+    that going past the oracle (over-forgetting) is a distance from the gold standard like stopping short of it.
+    Replicates where FQ is not finite are counted on the row and never ranked."""
     from scipy.stats import ks_2samp
 
-    oracle_deltas = deltas.get(oracle) or {}
+    oracle_deltas = reps.deltas.get(oracle) or {}
+    oracle_row = result.row(oracle)
     separated = []
     for name in result.scored["forget"]:
         if name not in oracle_deltas:
             continue
         gap_reps = -oracle_deltas[name]
-        oracle_row = result.row(oracle)
         gap = -float(oracle_row.metrics[name].delta)
-        low, high = percentile_interval(gap_reps)
+        low, high, _ = finite_interval(gap_reps)
         result.oracle_gap[name] = (gap, low, high)
-        if significant(low, high):
+        result.oracle_gap_mde[name] = minimum_detectable(float(np.nanstd(gap_reps, ddof=1)))
+        if abs(gap) >= FQ_GUARD_K * result.oracle_gap_mde[name] and abs(gap) > 0:
             separated.append(name)
     result.oracle, result.oracle_separated = oracle, separated
     if not separated:
-        result.caveats.append("no scored forget metric separates the oracle from the taught model: forget "
-                              "quality is not computed, rows are ranked by F")
+        result.caveats.append(f"no scored forget metric's taught-to-oracle gap reaches {FQ_GUARD_K:g} x its "
+                              "minimum detectable effect: forget quality is not computed, rows are ranked by F")
         return None
     closeness: dict[str, tuple[float, np.ndarray]] = {}
     for row in result.rows:
-        mine = deltas.get(row.label, {})
+        mine = reps.deltas.get(row.label, {})
         if any(name not in mine for name in separated):
             continue
         per_metric = []
         for name in separated:
             stats = row.metrics[name]
-            point = float(stats.delta or 0.0) / float(result.row(oracle).metrics[name].delta)
-            reps = mine[name] / oracle_deltas[name]
-            stats.forget_quality, stats.forget_quality_ci = point, percentile_interval(reps)
+            point = float(stats.delta or 0.0) / float(oracle_row.metrics[name].delta)
+            with np.errstate(divide="ignore", invalid="ignore"):
+                fq_reps = mine[name] / oracle_deltas[name]
+            low, high, bad = finite_interval(fq_reps)
+            stats.forget_quality, stats.forget_quality_ci, stats.forget_quality_nonfinite = point, (low, high), bad
             if row.label != oracle:
-                stats.ks_p = float(ks_2samp(items_of[row.label][name], items_of[oracle][name]).pvalue)
-            per_metric.append((point, reps))
+                stats.ks_p = float(ks_2samp(reps.items[row.label][name], reps.items[oracle][name]).pvalue)
+            per_metric.append((point, fq_reps))
         fq = float(np.mean([p for p, _ in per_metric]))
         fq_reps = np.mean([r for _, r in per_metric], axis=0)
-        row.forget_quality, row.forget_quality_ci = fq, percentile_interval(fq_reps)
+        low, high, bad = finite_interval(fq_reps)
+        row.forget_quality, row.forget_quality_ci, row.forget_quality_nonfinite = fq, (low, high), bad
         closeness[row.label] = (1.0 - abs(1.0 - fq), 1.0 - np.abs(1.0 - fq_reps))
     return closeness
 
 
-def _scores_and_ranks(result: TaskScores, effects: dict[str, dict[str, np.ndarray]], scored: dict[str, list[str]],
-                      budget: float, resamples: int,
-                      closeness: dict[str, tuple[float, np.ndarray]] | None = None) -> None:
-    """Utility-constrained ranking: rows that kept utility first — by closeness to the oracle when there is
-    one (``_forget_quality``), else by F —, then rows that broke it by U, failed rows last."""
-    n_rows = len(result.rows)
-    klass = np.full((resamples + 1, n_rows), 2.0)  # row 0 of the arrays: point estimates
-    within = np.zeros((resamples + 1, n_rows))
-    floor = _utility_floor(result, effects, scored, budget, resamples)
-    for j, row in enumerate(result.rows):
-        eff = effects.get(row.label, {})
-        if row.label != BASE_LABEL and (not eff or any(n not in eff for n in scored["forget"] + scored["utility"])):
-            continue  # failed, or a metric missing: ranked last
-        f_point, f_reps = _mean_effect(row, eff, scored["forget"], resamples)
-        u_point, u_reps = _mean_effect(row, eff, scored["utility"], resamples)
-        row.forget, row.forget_ci = f_point, percentile_interval(f_reps)
-        row.utility, row.utility_ci = u_point, percentile_interval(u_reps)
-        row.utility_kept = bool(u_point >= floor[0])
-        f_all, u_all = np.concatenate([[f_point], f_reps]), np.concatenate([[u_point], u_reps])
-        if closeness is not None:
-            if row.label not in closeness:
-                continue  # a separated forget metric missing: ranked last
-            c_point, c_reps = closeness[row.label]
-            f_all = np.concatenate([[c_point], c_reps])
-        kept = u_all >= floor
-        klass[:, j] = np.where(kept, 0.0, 1.0)
-        within[:, j] = np.where(kept, -f_all, -u_all)
-    ranks = _competition_ranks(klass, within)
-    result.rank_replicates = ranks[1:]
-    for j, row in enumerate(result.rows):
-        row.rank = int(ranks[0, j])
-        row.rank_low = int(np.percentile(ranks[1:, j], 100 * ALPHA / 2, method="lower"))
-        row.rank_high = int(np.percentile(ranks[1:, j], 100 * (1 - ALPHA / 2), method="higher"))
-    _mark_ties(result.rows)
-    order = sorted(range(n_rows), key=lambda j: (result.rows[j].rank, result.rows[j].rank_low,
-                                                 result.rows[j].rank_high, result.rows[j].label))
+def _rank(result: TaskScores, effects: dict[str, dict[str, np.ndarray]], scored: dict[str, list[str]],
+          budget: float, resamples: int, closeness: dict[str, tuple[float, np.ndarray]] | None = None) -> None:
+    """The rule (``bench.report.ranking``) at the point estimate and in every replicate, then the pairwise tests:
+    point ranks, rank sets and ties (``bench.inference.pairwise``)."""
+    klass, key = classes_and_keys(result, effects, scored, budget, resamples, BASE_LABEL, closeness)
+    labels = [r.label for r in result.rows]
+    separation = separate(labels, klass, key)
+    ranks = competition_ranks(klass, key)
+    ranks[0] = competition_ranks(klass[:1], np.nan_to_num(key[:1], nan=-np.inf))[0]
+    _apply_separation(result.rows, separation, ranks[0])
+    if not separation.resolvable():
+        result.caveats.append(f"{resamples} replicates cannot resolve Holm's first step over {len(labels)} rows "
+                              f"(needs {min_resamples(len(labels))}): no pair can separate")
+    order = sorted(range(len(labels)), key=lambda j: (result.rows[j].rank, result.rows[j].rank_low,
+                                                      result.rows[j].rank_high, result.rows[j].label))
     result.rows = [result.rows[j] for j in order]
-    result.rank_replicates = result.rank_replicates[:, order]  # columns follow ``rows``
+    result.rank_replicates = ranks[1:][:, order]  # columns follow ``rows``
+    result.separation = separation
+    result.keys = (klass[:, order], key[:, order])
 
 
-def _utility_floor(result: TaskScores, effects: dict[str, dict[str, np.ndarray]], scored: dict[str, list[str]],
-                   budget: float, resamples: int) -> np.ndarray:
-    """The lowest U that still counts as "utility kept", per replicate (index 0: the point estimate): −budget;
-    on a board with an oracle, min(0, U_oracle) − budget — a row is not charged for a utility change the gold
-    standard itself shows (a toxic model's continuations read differently from a benign one's: the oracle's
-    fluency differs from the taught model's by construction), only for losing more than it does."""
-    floor = np.full(resamples + 1, -budget)
-    oracle = result.row(result.oracle) if result.oracle else None
-    eff = effects.get(result.oracle or "", {})
-    if oracle is None or not scored["utility"] or any(n not in eff for n in scored["utility"]):
-        return floor
-    u_point, u_reps = _mean_effect(oracle, eff, scored["utility"], resamples)
-    return np.minimum(0.0, np.concatenate([[u_point], u_reps])) - budget
-
-
-def _mean_effect(row: RowScore, eff: dict[str, np.ndarray], names: list[str], resamples: int
-                 ) -> tuple[float, np.ndarray]:
-    if not names or row.label == BASE_LABEL:
-        return 0.0, np.zeros(resamples)
-    point = float(np.mean([row.metrics[n].effect for n in names]))
-    return point, np.mean([eff[n] for n in names], axis=0)
-
-
-def _competition_ranks(klass: np.ndarray, within: np.ndarray) -> np.ndarray:
-    """1 + the number of rows strictly ahead (lexicographic on class, then ``within``), per replicate."""
-    ahead = (klass[:, None, :] < klass[:, :, None]) | (
-        (klass[:, None, :] == klass[:, :, None]) & (within[:, None, :] < within[:, :, None]))
-    return 1 + ahead.sum(axis=2)
-
-
-def _mark_ties(rows: Sequence[Any]) -> None:
-    for row in rows:
-        row.tied_with = [o.label for o in rows if o is not row and o.rank_low <= row.rank_high
-                         and row.rank_low <= o.rank_high]
+def _apply_separation(rows: Sequence[Any], separation: Separation, point_ranks: np.ndarray) -> None:
+    for j, row in enumerate(rows):
+        row.rank = int(point_ranks[j])
+        row.rank_low, row.rank_high = separation.rank_set(row.label)
+        row.tied_with = separation.tied_with(row.label)
 
 
 # -- leaderboard ------------------------------------------------------------------------------------
 def score_leaderboard(per_task: dict[str, tuple[BaseResult | None, list[Group]]], *,
                       budget: float = UTILITY_BUDGET, resamples: int = RESAMPLES,
                       oracles: dict[str, str] | None = None, seed: int = BOOTSTRAP_SEED) -> Scoring:
-    """Score every task, adjust every delta for multiplicity, and rank across tasks; ``oracles``: task -> the
-    label of its oracle row, for taught tasks (ranked by forget quality against it)."""
+    """Score every task, star the board's claims (BH), state power at the board's levels, mark underpowered
+    tasks, and rank across tasks; ``oracles``: task -> the label of its oracle row, for taught tasks (ranked by
+    closeness to it). Reference rows are the groups marked ``reference``."""
     tasks = {task: score_task(task, base, groups, budget=budget, resamples=resamples, seed=seed,
                               oracle=(oracles or {}).get(task))
              for task, (base, groups) in sorted(per_task.items())}
-    _adjust_multiplicity(tasks.values())
-    return Scoring(tasks, _overall(tasks), budget, resamples)
+    level = _adjust_multiplicity(tasks.values())
+    for ts in tasks.values():
+        _board_power(ts, level)
+    overall, separation = _overall(tasks)
+    return Scoring(tasks, overall, budget, resamples, separation, level, seed)
 
 
-def _adjust_multiplicity(tasks: Iterable[TaskScores]) -> None:
-    entries = [(ts, stats) for ts in tasks for row in ts.rows for stats in row.metrics.values()
-               if stats.p_value is not None]
-    for (_, stats), q in zip(entries, benjamini_hochberg([s.p_value for _, s in entries])):
+def _claims(ts: TaskScores) -> list[MetricStats]:
+    """The board's claims on a task: deltas of method rows (not references, not the base) on scored metrics."""
+    scored = set(ts.scored["forget"]) | set(ts.scored["utility"]) if ts.metrics else set()
+    return [stats for row in ts.rows if not row.reference and row.label != BASE_LABEL
+            for name, stats in row.metrics.items() if name in scored and stats.p_value is not None]
+
+
+def _adjust_multiplicity(tasks: Iterable[TaskScores]) -> float:
+    """Benjamini–Hochberg over the board's claims; returns the realised threshold. Reference rows and details
+    keep their p-values, unstarred."""
+    tasks = list(tasks)
+    entries = [stats for ts in tasks for stats in _claims(ts)]
+    for stats, q in zip(entries, benjamini_hochberg([s.p_value for s in entries])):
         stats.q_value = q
         stats.significant = q < ALPHA
     for ts in tasks:
-        for row in ts.rows:
-            for name, stats in row.metrics.items():
-                mme = ts.metrics[name].min_effect if name in ts.metrics else None
-                stats.meaningful = stats.significant and abs(stats.delta or 0.0) >= (mme or 0.0)
+        for name, stats in ((n, s) for row in ts.rows for n, s in row.metrics.items()):
+            mme = ts.metrics[name].min_effect if name in ts.metrics else None
+            stats.meaningful = stats.significant and abs(stats.delta or 0.0) >= (mme or 0.0)
+    return bh_level([s.p_value for s in entries])
 
 
-def _overall(tasks: dict[str, TaskScores]) -> list[OverallRow]:
-    ranked = [ts for ts in tasks.values() if ts.rank_replicates is not None]
+def _board_power(ts: TaskScores, level: float) -> None:
+    """Per metric, the MDE of a method row against the taught model at the board's BH level (seeds included);
+    the MDE of two methods' ranking-key difference at Holm's first-step level; underpowered or not."""
+    reps = ts.replicates
+    if reps is None:
+        return
+    methods = [r.label for r in ts.rows if not r.reference and r.label != BASE_LABEL and r.status == "done"]
+    for name, info in ts.metrics.items():
+        rows = [reps.deltas[label][name] for label in methods if name in reps.deltas.get(label, {})]
+        se = replicate_se(rows)
+        n = int(ts.row(BASE_LABEL).metrics[name].n) if name in ts.row(BASE_LABEL).metrics else 0
+        if se is None or n < 2:
+            continue
+        scale = _scale(info, reps.items[BASE_LABEL][name])
+        ts.power[name] = metric_power(se, level, scale, info.min_effect, n,
+                                      f"median bootstrap SE of {len(rows)} method rows' deltas (seeds included)")
+    if ts.separation is None or ts.keys is None:
+        return
+    klass, key = ts.keys
+    columns = [j for j, r in enumerate(ts.rows) if r.label in methods]
+    diffs = [key[1:, i] - key[1:, j] for a, i in enumerate(columns) for j in columns[a + 1:]]
+    same_class = [klass[1:, i] == klass[1:, j] for a, i in enumerate(columns) for j in columns[a + 1:]]
+    pair_se = replicate_se([np.where(c, d, np.nan) for d, c in zip(diffs, same_class)])
+    ts.pair_level = holm_first_level(len(ts.rows))
+    if pair_se is not None:
+        ts.minimum_detectable_pair = minimum_detectable(pair_se, 1, ts.pair_level)
+    _mark_underpowered(ts, methods)
+
+
+def _mark_underpowered(ts: TaskScores, methods: list[str]) -> None:
+    """A task whose minimum detectable FQ (F without an oracle) exceeds every method's observed |FQ| (|F|) could
+    not have shown any method's effect: it is left out of the overall ranking."""
+    fq_board = bool(ts.oracle_separated)
+    mde = ts.minimum_detectable_fq if fq_board else ts.minimum_detectable_f
+    observed = [abs(v) for v in ((ts.row(m).forget_quality if fq_board else ts.row(m).forget) for m in methods)
+                if v is not None and np.isfinite(v)]
+    if mde is not None and observed and mde > max(observed):
+        what = "FQ" if fq_board else "F"
+        ts.underpowered = (f"underpowered at this size: the minimum detectable {what} {mde:.2f} exceeds every "
+                           f"method's |{what}| (largest {max(observed):.2f}); left out of the overall ranking")
+
+
+def _overall(tasks: dict[str, TaskScores]) -> tuple[list[OverallRow], Separation | None]:
+    """Mean rank over the ranked, adequately powered tasks, per replicate; pairwise tests on it."""
+    ranked = [ts for ts in tasks.values() if ts.rank_replicates is not None and not ts.underpowered]
     if not ranked:
-        return []
+        return [], None
     labels = sorted({r.label for ts in ranked for r in ts.rows})
     resamples = ranked[0].rank_replicates.shape[0]
     sums = np.zeros((resamples + 1, len(labels)))
@@ -652,14 +681,15 @@ def _overall(tasks: dict[str, TaskScores]) -> list[OverallRow]:
             counts[k] += 1
     means = sums / np.maximum(counts, 1)
     means[:, counts == 0] = np.inf
-    ranks = _competition_ranks(np.zeros_like(means), means)
-    rows = [OverallRow(label, float(means[0, k]), int(ranks[0, k]),
-                       int(np.percentile(ranks[1:, k], 100 * ALPHA / 2, method="lower")),
-                       int(np.percentile(ranks[1:, k], 100 * (1 - ALPHA / 2), method="higher")),
-                       tasks=[ts.task for ts in ranked if ts.row(label) is not None])
-            for k, label in enumerate(labels)]
-    _mark_ties(rows)
-    return sorted(rows, key=lambda r: (r.rank, r.mean_rank, r.label))
+    klass = np.zeros_like(means)
+    separation = separate(labels, klass, -means)
+    point = competition_ranks(klass[:1], -means[:1])[0]
+    rows = []
+    for k, label in enumerate(labels):
+        low, high = separation.rank_set(label)
+        rows.append(OverallRow(label, float(means[0, k]), int(point[k]), low, high, separation.tied_with(label),
+                               tasks=[ts.task for ts in ranked if ts.row(label) is not None]))
+    return sorted(rows, key=lambda r: (r.rank, r.mean_rank, r.label)), separation
 
 
 def _stable_int(text: str) -> int:
