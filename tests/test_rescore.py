@@ -141,6 +141,8 @@ def test_a_stale_committed_file_counts_and_out_keeps_the_regenerated_board(board
     assert (out / copy.name / "leaderboard.md").read_bytes() == (copy / "leaderboard.md").read_bytes()
     with pytest.raises(UserError, match="not empty"):  # never over anything already written: not the board
         rescore(copy, out=tmp_path)
+    with pytest.raises(UserError, match="is a file"):
+        rescore(copy, out=copy / "leaderboard.md")
 
 
 def test_cli_rescore_prints_one_line_per_file_and_exits_1_on_a_difference(board, tmp_path, capsys):

@@ -162,7 +162,10 @@ def compare(board: Path, regenerated: Path, every_committed_file: bool = True) -
 def _target(board: Path, out: str | Path | None, tmp: str) -> Path:
     """Where the regenerated board goes: a folder named as the board (reports title themselves after their
     folder), under ``out`` or a temporary directory. Never over anything already written."""
-    target = Path(out if out is not None else tmp) / board.resolve().name
+    parent = Path(out if out is not None else tmp)
+    if parent.exists() and not parent.is_dir():
+        raise UserError(f"--out {parent} is a file, not a directory; give a directory for the regenerated board")
+    target = parent / board.resolve().name
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise UserError(f"{target} already exists and is not empty; give --out a directory without a "
                         f"'{target.name}' folder in it (the regenerated board goes to --out/{target.name})")
