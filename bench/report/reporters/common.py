@@ -64,7 +64,9 @@ def fq_text(row: RowScore, short: bool = False) -> str:
     past = ", past the oracle: over-forgets" if row.over_forgets else ""
     if short:
         return f"FQ {fmt(row.forget_quality)}{past}"
-    return f"FQ {fmt(row.forget_quality)} {interval(row.forget_quality_ci)}{past}"
+    bad = (f", {row.forget_quality_nonfinite} non-finite replicates not ranked"
+           if row.forget_quality_nonfinite else "")
+    return f"FQ {fmt(row.forget_quality)} {interval(row.forget_quality_ci)}{past}{bad}"
 
 
 def score_text(row: RowScore) -> str:
@@ -105,54 +107,80 @@ def oracle_lines(scores: TaskScores) -> list[str]:
 
 
 def power_line(scores: TaskScores) -> str:
-    """Every metric's minimum detectable paired effect at this eval size, and the task's for F and FQ."""
+    """Power at the board's own levels (``bench.inference.power``): per metric the minimum detectable change of a
+    method row against the taught model (BH level, seeds included), the task's for F and FQ, and for two rows."""
     if not scores.power:
         return ""
-    parts = [f"`{name}` ±{fmt(p.mde, 3)} ({fmt(p.in_sigma, 2)} σ, n={p.n})" for name, p in scores.power.items()]
+    level = next(iter(scores.power.values())).level
+    parts = [f"`{name}` ±{fmt(p.mde, 3)} ({fmt(p.in_sigma, 2)} σ, n={p.n}"
+             f"{', minimum-effect floor' if p.floor_binds else ''})" for name, p in scores.power.items()]
     summary = []
     if scores.minimum_detectable_f is not None:
         summary.append(f"F {fmt(scores.minimum_detectable_f, 2)}")
     if scores.minimum_detectable_fq is not None:
         summary.append(f"FQ {fmt(scores.minimum_detectable_fq, 2)}")
-    return ("Power (80 %, 5 % two-sided, paired; `bench.eval.power`): minimum detectable "
-            + (f"{' and '.join(summary)}; per metric " if summary else "per metric ") + "; ".join(parts) + ".")
+    pair = ""
+    if scores.minimum_detectable_pair is not None:
+        what = "FQ" if scores.oracle_separated else "F"
+        pair = (f" Two rows separate for sure (Holm's first step, level {scores.pair_level:.2g}) from a {what} "
+                f"difference of {fmt(scores.minimum_detectable_pair, 2)}.")
+    return (f"Power (80 %; a row against the taught model at the board's BH level {level:.2g}, seeds included; "
+            "`bench.inference.power`): minimum detectable "
+            + (f"{' and '.join(summary)}; per metric " if summary else "per metric ") + "; ".join(parts) + "." + pair)
+
+
+def separated_pairs_text(table: ResultTable, scores: TaskScores) -> str:
+    """The pairs the pairwise tests order (Holm, family-wise 5 %), as ``A > B`` in a compact list."""
+    if scores.separation is None:
+        return ""
+    apart = [p for p in scores.separation.pairs if p.separated]
+    names = {BASE_LABEL: base_name(table)}
+    listed = "; ".join(f"{names.get(p.a, p.a)} > {names.get(p.b, p.b)}" for p in apart)
+    return (f"Separated pairs ({len(apart)} of {len(scores.separation.pairs)}; Holm over every pair of this "
+            f"ranking, family-wise error 5 %): {listed or 'none'}.")
 
 
 def no_signal_lines(scores: TaskScores) -> list[str]:
     """The task's caveats and every metric flagged "no signal at this size", with the reason."""
     power = power_line(scores)
-    return oracle_lines(scores) + ([power] if power else []) + [f"Caveat: {c}" for c in scores.caveats] + [
+    under = [f"**{scores.underpowered[0].upper()}{scores.underpowered[1:]}.**"] if scores.underpowered else []
+    return oracle_lines(scores) + under + ([power] if power else []) + [f"Caveat: {c}" for c in scores.caveats] + [
         f"`{name}` {NO_SIGNAL} no signal at this size: {s.reason}" for name, s in scores.signal.items() if not s.ok]
 
 
 def scoring_legend(scoring: Scoring) -> list[str]:
     """What every number on the page means (formulas: docs/scoring.md)."""
     return [
-        "Values: mean over evaluation items (and seeds), 95 % interval from a hierarchical bootstrap "
-        f"({scoring.resamples} replicates: seeds, then items within each seed); a proportion's interval is "
-        "at least its exact Clopper–Pearson interval. Δ: change versus the base model, paired over items. "
-        "`*`: Δ significant after the Benjamini–Hochberg correction over every Δ on this page (FDR 5 %); "
-        "`**`: significant and at least the metric's minimum meaningful effect. "
+        "Values: mean over evaluation items (and seeds), 95 % interval from a crossed bootstrap "
+        f"({scoring.resamples} replicates, seed {scoring.seed}: one item draw per replicate shared by every seed "
+        "of every row, and a random-effects seed term per row, Student t with S − 1 df); a row with one seed is "
+        "conditional on that run. A proportion's interval is at least its exact Clopper–Pearson interval. "
+        "Δ: change versus the base model, paired over items. "
+        "`*`: Δ significant after the Benjamini–Hochberg correction over the board's claims — method rows × "
+        f"scored metrics (FDR 5 %; realised threshold p ≤ {scoring.bh_level:.2g}); reference rows and details "
+        "are shown without stars. `**`: significant and at least the metric's minimum meaningful effect. "
         f"{NO_SIGNAL}: no signal at this size — the base model cannot move detectably in the scored direction "
         "at this eval size; shown, but kept out of F and U.",
         "F (forget score) and U (utility score): mean standardised change (Glass's Δ: change in the wanted "
         "direction divided by the spread of the base model's per-item values, at least the minimum "
         "meaningful effect) over the task's primary metrics with signal; 0 = the base model, F > 0 forgot, "
         "U < 0 lost utility. ≈base: two-sided, any move away from the base model counts as a loss.",
-        f"Ranking: rows whose utility loss is within the budget (U ≥ −{scoring.budget:g}) rank first, by F; "
-        "rows that broke utility follow, by U; failed rows last. The base model is a row: a method whose "
-        "rank interval overlaps the base's has not been shown to forget. Rank intervals are the 2.5–97.5 "
-        "percentiles of the rank over the bootstrap replicates; rows whose intervals overlap are tied. "
-        "Overall: mean rank over the ranked tasks, with its own interval.",
+        "Ranks: the point rank, and a rank set [1 + rows surely ahead, R − rows surely behind] from pairwise "
+        "tests: every pair of rows of a ranking is tested on the bootstrap replicates of the ranking key, with "
+        "Holm's correction over the pairs (family-wise error 5 %). \"Tied with\" lists the rows a row is not "
+        "separated from. Overall: mean rank over the ranked tasks that are not underpowered, tested the same way.",
     ] + ([
         "Boards with an oracle (taught tasks): FQ (forget quality) = (v_taught − v_row) / (v_taught − v_oracle) per "
-        "forget metric whose taught-to-oracle gap is beyond its interval, averaged; 0 = the taught model, 1 = the "
-        "oracle, > 1 = past the oracle (over-forgetting, shown as such, not as a better score); interval from the "
-        "same paired bootstrap. The rule, stated in advance: rows that kept utility rank first by closeness to "
-        "the oracle, 1 − |1 − FQ|; rows that broke utility follow by U; failed rows last. Utility counts as kept "
-        "down to min(0, U_oracle) − budget: no row is charged for a utility change the gold standard itself shows. "
-        "The oracle, the taught model (the base row) and the untaught base are rows."]
-        if any(ts.oracle for ts in scoring.tasks.values()) else [])
+        "scored forget metric whose taught-to-oracle gap is at least 2 × its minimum detectable effect, averaged; "
+        "0 = the taught model, 1 = the oracle, > 1 = past the oracle (over-forgetting, shown as such, not as a "
+        "better score); interval from the same paired bootstrap. The rule, stated in advance: rows that kept "
+        f"utility (U ≥ min(0, U_oracle) − {scoring.budget:g}) rank first by closeness to the oracle, 1 − |1 − FQ|; "
+        "rows that broke utility follow by U; failed rows last. The oracle, the taught model (the base row) and "
+        "the untaught base are rows."]
+        if any(ts.oracle for ts in scoring.tasks.values()) else [
+        f"The rule: rows whose utility loss is within the budget (U ≥ −{scoring.budget:g}) rank first, by F; rows "
+        "that broke utility follow, by U; failed rows last. The base model is a row: a method not separated from "
+        "it has not been shown to forget."])
 
 
 def model_text(provenance: dict[str, Any]) -> str:

@@ -138,7 +138,34 @@ def _ranking(table: ResultTable, task: str) -> str:
             "<th>forget F</th>"
             f"<th>utility U</th><th>verdict</th><th>tied with</th></tr></thead><tbody>{rows}</tbody></table>"
             f"<p class=prov>Scored metrics — forget: {esc(', '.join(scored['forget']) or 'none')}; utility: "
-            f"{esc(', '.join(scored['utility']) or 'none')}.</p>")
+            f"{esc(', '.join(scored['utility']) or 'none')}.</p>" + _pairwise_matrix(table, task))
+
+
+def _pairwise_matrix(table: ResultTable, task: str) -> str:
+    """Every pair of the task's rows: ▲ the row is surely ahead of the column's, ▼ surely behind, ○ not separated
+    (Holm over every pair, family-wise 5 %); the cell's title gives the share of replicates ahead and p (Holm)."""
+    separation = table.scoring.tasks[task].separation
+    if separation is None:
+        return ""
+    labels = [r.label for r in table.scoring.tasks[task].rows]
+    names = [base_name(table) if x == BASE_LABEL else x for x in labels]
+
+    def cell(x: str, y: str) -> str:
+        if x == y:
+            return "<td>·</td>"
+        pair = separation.pair(x, y)
+        sign = ("▲" if pair.a == x else "▼") if pair.separated else "○"
+        share = pair.a_ahead if pair.a == x else pair.b_ahead
+        title = f"{x} ahead in {share:.1%} of replicates; p (Holm) {pair.p_holm:.3g}"
+        return f"<td title='{esc(title)}'{'' if pair.separated else ' class=ci'}>{sign}</td>"
+
+    head = "".join(f"<th>{esc(n)}</th>" for n in names)
+    body = "".join(f"<tr><th>{esc(n)}</th>" + "".join(cell(x, y) for y in labels) + "</tr>"
+                   for n, x in zip(names, labels))
+    return (f"<details open><summary>Pairwise separation ({separation.separated_count()} of {len(separation.pairs)} "
+            "pairs; Holm, family-wise error 5 %): ▲ row surely ahead of column, ▼ surely behind, ○ not "
+            f"separated</summary><div class=wrap><table id='pairwise-{esc(task)}'><thead><tr><th></th>{head}</tr>"
+            f"</thead><tbody>{body}</tbody></table></div></details>")
 
 
 def _task_table(table: ResultTable, task: str) -> str:

@@ -19,6 +19,7 @@ from bench.report.reporters.common import (
     robustness_rows,
     score_text,
     scoring_legend,
+    separated_pairs_text,
     task_cell,
     tied_text,
     tuning_rows,
@@ -40,22 +41,25 @@ def headline_table(table: ResultTable) -> list[str]:
                 for t, ts in scoring.tasks.items() if ts.unranked_reason]
     detectable = [f"{t}: F {ts.minimum_detectable_f:.2f}"
                   + (f", FQ {ts.minimum_detectable_fq:.2f}" if ts.minimum_detectable_fq is not None else "")
+                  + (f", two rows {ts.minimum_detectable_pair:.2f}" if ts.minimum_detectable_pair is not None else "")
+                  + (" (underpowered: not in the overall rank)" if ts.underpowered else "")
                   for t, ts in scoring.tasks.items() if ts.minimum_detectable_f is not None]
-    power = ["", "Smallest effects these eval sizes detect (80 % power, 5 % two-sided, paired): "
-             + "; ".join(detectable) + "."] if detectable else []
+    power = ["", "Smallest effects these sizes detect (80 % power, seeds included; against the taught model at the "
+             "board's BH level, two rows at Holm's first-step level): " + "; ".join(detectable) + "."
+             ] if detectable else []
     separation = separation_line(scoring.overall, table.reference_labels())
     return rows + ["", separation] + power + ([""] + unranked if unranked else [])
 
 
 def separation_line(rows: list, references: set[str] = frozenset()) -> str:
-    """How many pairs of the headline's rows its rank intervals order: all rows, and methods alone (the base
+    """How many pairs of the headline's rows the pairwise tests order: all rows, and methods alone (the base
     model and the reference rows, oracle and untaught base, aside)."""
     methods = [r for r in rows if r.label != BASE_LABEL and r.label not in references]
     apart, total = separated_pairs(rows)
     apart_m, total_m = separated_pairs(methods)
     aside = "the base model and the reference rows" if references else "the base model"
-    return (f"Rank intervals separate {apart} of {total} pairs of rows ({apart_m} of {total_m} pairs of methods, "
-            f"{aside} aside); every other pair is tied.")
+    return (f"Pairwise tests (Holm, family-wise 5 %) separate {apart} of {total} pairs of rows ({apart_m} of "
+            f"{total_m} pairs of methods, {aside} aside); every other pair is tied.")
 
 
 def ranking_table(table: ResultTable, task: str) -> list[str]:
@@ -72,7 +76,8 @@ def ranking_table(table: ResultTable, task: str) -> list[str]:
     scored = scores.scored
     rows += ["", f"Scored metrics — forget: {', '.join(f'`{n}`' for n in scored['forget']) or 'none'}; "
                  f"utility: {', '.join(f'`{n}`' for n in scored['utility']) or 'none'}."]
-    return rows
+    pairs = separated_pairs_text(table, scores)
+    return rows + (["", pairs] if pairs else [])
 
 
 def metrics_table(table: ResultTable, task: str) -> list[str]:

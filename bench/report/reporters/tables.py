@@ -86,6 +86,11 @@ def _headline(table: ResultTable) -> list[dict[str, Any]]:
     return out
 
 
+def _overall_pairwise(table: ResultTable) -> dict[str, Any] | None:
+    separation = table.scoring.overall_separation
+    return separation.to_json() if separation else None
+
+
 def _tasks(table: ResultTable) -> dict[str, Any]:
     out = {}
     for task, scores in table.scoring.tasks.items():
@@ -101,8 +106,12 @@ def _tasks(table: ResultTable) -> dict[str, Any]:
         out[task] = {"unranked_reason": scores.unranked_reason or None, "caveats": scores.caveats, "metrics": metrics,
                      "oracle": scores.oracle, "oracle_separated": scores.oracle_separated,
                      "oracle_gap": {k: list(v) for k, v in scores.oracle_gap.items()},
+                     "oracle_gap_mde": scores.oracle_gap_mde,
                      "minimum_detectable_f": scores.minimum_detectable_f,
                      "minimum_detectable_fq": scores.minimum_detectable_fq,
+                     "minimum_detectable_pair": scores.minimum_detectable_pair, "pair_level": scores.pair_level,
+                     "underpowered": scores.underpowered or None,
+                     "pairwise": scores.separation.to_json() if scores.separation else None,
                      "rows": [r.to_json() for r in scores.rows],
                      "robustness": [{"method": e.label, "attack": e.attack, "status": e.status, "reason": e.reason,
                                      **(e.summary or {})} for e in table.robustness[task]]}
@@ -116,7 +125,8 @@ class JsonReporter(Reporter):
     def write(self, table: ResultTable, out_dir: Path) -> list[Path]:
         path = out_dir / "results.json"
         atomic_write_json(path, {"scoring": table.scoring.settings(), "headline": _headline(table),
-                                 "tasks": _tasks(table), "rows": rows(table), "tuning": table.tuning, "cells": [
+                                 "headline_pairwise": _overall_pairwise(table), "tasks": _tasks(table),
+                                 "rows": rows(table), "tuning": table.tuning, "cells": [
             {"method": c.method, "task": c.task, "config": c.config_hash, "status": c.status,
              "method_params": c.method_params, "reasons": c.reasons,
              "provenance": [r.provenance for r in c.results],
