@@ -225,8 +225,8 @@ def test_separated_pairs_counts_rank_intervals_that_do_not_overlap():
     # pairs: base-a tied, base-b, base-c apart; a-b tied, a-c apart; b-c tied -> 3 of 6
     assert separated_pairs(rows) == (3, 6)
     assert separated_pairs(rows[1:]) == (1, 3)
-    assert separation_line(rows).startswith("Pairwise tests (Holm, family-wise 5 %) separate 3 of 6 pairs of rows (1 of 3 "
-                                            "pairs of methods")
+    assert separation_line(rows).startswith("Pairwise tests (Holm, family-wise 5 %) separate 3 of 6 pairs of rows "
+                                            "(1 of 3 pairs of methods")
     # a reference row (oracle, untaught base) is not a method: with c one, methods a-b are 0 of 1 apart
     line = separation_line(rows, {"c"})
     assert "(0 of 1 pairs of methods, the base model and the reference rows aside)" in line

@@ -1,11 +1,12 @@
-"""Uncertainty: bootstrap intervals over items, hierarchical bootstrap over seeds and items, exact
-intervals for proportions, bootstrap p-values and the Benjamini–Hochberg adjustment.
+"""Uncertainty: bootstrap intervals over items, exact intervals for proportions, bootstrap p-values and the
+Benjamini–Hochberg adjustment, and the attacks' recovered share.
 
 Every metric is a mean over evaluation items. A single evaluation's 95 % CI is a percentile bootstrap
-over items (fixed seed: the same values always give the same interval). Across seeds the leaderboard
-uses a *hierarchical* bootstrap (resample seeds, then items within each drawn seed; ``bench.report.scores``),
-so that both sources of variation count: a t-interval across seeds alone gives a zero-width interval
-when every seed has the same value, which is common because evaluation items are fixed.
+over items (fixed seed: the same values always give the same interval). Across seeds and rows the leaderboard
+uses the *crossed* bootstrap of ``bench.inference.bootstrap`` (one item draw shared by every seed and row, a
+random-effects seed term per row), so that both sources of variation count once each: a t-interval across seeds
+alone gives a zero-width interval when every seed has the same value, and fresh items per seed count the item
+variance S times too little.
 
 A proportion (every per-item value 0 or 1) at small n gets at least its exact Clopper–Pearson interval:
 0/16 has the bootstrap interval [0, 0], but its exact 95 % upper bound is 0.206.
@@ -116,20 +117,6 @@ def significant(low: float | None, high: float | None) -> bool:
     return low is not None and high is not None and (low > 0 or high < 0)
 
 
-# -- hierarchical bootstrap ----------------------------------------------------------------------
-def hierarchical_means(per_seed_items: np.ndarray, seed_draws: np.ndarray, item_draws: np.ndarray,
-                       per_seed_weights: np.ndarray | None = None) -> np.ndarray:
-    """Replicates of the mean over seeds of the (weighted) mean over items.
-
-    ``per_seed_items`` is ``[S, n]`` (one row per seed, items aligned across seeds; ``per_seed_weights``
-    the same shape, or None); ``seed_draws`` is ``[B, S]`` (which seed fills each of the S slots of a
-    replicate) and ``item_draws`` ``[B, S, n]`` (the items drawn within each slot). Returns ``[B]``.
-    """
-    rows = seed_draws[:, :, None]
-    picked_w = None if per_seed_weights is None else per_seed_weights[rows, item_draws]
-    return weighted_means(per_seed_items[rows, item_draws], picked_w).mean(axis=1)
-
-
 def percentile_interval(replicates: np.ndarray, alpha: float = ALPHA) -> tuple[float, float]:
     low, high = np.quantile(replicates, [alpha / 2, 1 - alpha / 2])
     return (float(low), float(high))
@@ -186,19 +173,22 @@ def recovery(base: Any, unlearned: Any, attacked: dict[str, Any], base_attacked:
     ``adjusted_change`` (the numerator, with its interval) says what the attack did.
 
     Each argument holds per-item values, one row per seed (``[S, n]``; a flat list is one seed): the
-    interval is then a hierarchical bootstrap, seeds first and items within them, as the leaderboard's."""
+    interval is then the leaderboard's crossed bootstrap (``bench.inference.bootstrap``): one item draw per
+    replicate shared by every seed and every measurement, and a random-effects seed term drawn once per replicate
+    for all of them (the same training run is attacked, measured and controlled)."""
+    from bench.inference.bootstrap import CrossedDraws, row_replicates
+
     b, u = np.atleast_2d(np.asarray(base, float)), np.atleast_2d(np.asarray(unlearned, float))
     att = {k: np.atleast_2d(np.asarray(v, float)) for k, v in attacked.items()}
     ctl = {k: np.atleast_2d(np.asarray(v, float)) for k, v in base_attacked.items()}
     if not all(x.shape == u.shape for x in [b, *att.values(), *ctl.values()]):
         raise ValueError("attack measurements must score the same items for the same seeds")
     n_seeds, n = u.shape
-    rng = np.random.default_rng(seed)
-    seed_draws = rng.integers(0, n_seeds, size=(resamples, n_seeds))
-    item_draws = rng.integers(0, n, size=(resamples, n_seeds, n))
+    draws = CrossedDraws.draw([n], resamples, np.random.default_rng(seed))
+    multipliers = draws.seed_multipliers(n_seeds)
 
     def replicates(x: np.ndarray) -> np.ndarray:
-        return hierarchical_means(x, seed_draws, item_draws)
+        return row_replicates(x, draws.items[n], multipliers)
 
     def worst(variants: dict[str, np.ndarray]) -> tuple[str, np.ndarray]:
         """The variant with the largest mean, and per replicate the largest mean over variants (the worst
