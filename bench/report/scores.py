@@ -660,8 +660,8 @@ def _mark_underpowered(ts: TaskScores, methods: list[str]) -> None:
                 if v is not None and np.isfinite(v)]
     if mde is not None and observed and mde > max(observed):
         what = "FQ" if fq_board else "F"
-        ts.underpowered = (f"underpowered at this size: the minimum detectable {what} {mde:.2f} exceeds every "
-                           f"method's |{what}| (largest {max(observed):.2f}); left out of the overall ranking")
+        ts.underpowered = (f"underpowered at this size: the minimum detectable {what} {mde:.3f} exceeds every "
+                           f"method's |{what}| (largest {max(observed):.3f}); left out of the overall ranking")
 
 
 def _overall(tasks: dict[str, TaskScores]) -> tuple[list[OverallRow], Separation | None]:

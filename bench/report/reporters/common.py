@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import ResultTable
-from bench.report.scores import BASE_LABEL, RowScore, Scoring, TaskScores
+from bench.report.scores import BASE_LABEL, FQ_GUARD_K, RowScore, Scoring, TaskScores
 from bench.results import CellResult
 
 ARROW = {"lower": "↓", "higher": "↑", "closer": "≈base"}
@@ -94,16 +94,22 @@ def task_cell(row: RowScore | None) -> str:
 
 
 def oracle_lines(scores: TaskScores) -> list[str]:
-    """A taught task's gold standard: the taught-to-oracle gap of each scored forget metric, and which ones
-    forget quality is computed on."""
+    """A taught task's gold standard: the taught-to-oracle gap of each scored forget metric against the guard
+    (2 × the gap's MDE), and which ones forget quality is computed on."""
     if scores.oracle is None:
         return []
-    gaps = "; ".join(f"`{name}` {fmt_signed(gap)} {interval((low, high), signed=True)}"
-                     + (" (separated)" if name in scores.oracle_separated else " (not separated: left out)")
+
+    def verdict(name: str) -> str:
+        guard = FQ_GUARD_K * scores.oracle_gap_mde.get(name, float("nan"))
+        return (f" (≥ {FQ_GUARD_K:g} × MDE = {fmt(guard, 2)}: FQ formed)" if name in scores.oracle_separated
+                else f" (below {FQ_GUARD_K:g} × MDE = {fmt(guard, 2)}: left out)")
+
+    gaps = "; ".join(f"`{name}` {fmt_signed(gap)} {interval((low, high), signed=True)}{verdict(name)}"
                      for name, (gap, low, high) in scores.oracle_gap.items())
     return [f"Gold standard: the row `{scores.oracle}` (taught the same way without the forget target). "
-            f"Taught − oracle per scored forget metric: {gaps or 'none'}. Forget quality FQ is computed on the "
-            "separated ones; rows that kept utility are ranked by closeness to the oracle, 1 − |1 − FQ|."]
+            f"Taught − oracle per scored forget metric: {gaps or 'none'}. Forget quality FQ is computed where the gap "
+            f"is at least {FQ_GUARD_K:g} × its minimum detectable effect; rows that kept utility are then ranked by "
+            "closeness to the oracle, 1 − |1 − FQ|."]
 
 
 def power_line(scores: TaskScores) -> str:
@@ -171,7 +177,8 @@ def scoring_legend(scoring: Scoring) -> list[str]:
         "separated from. Overall: mean rank over the ranked tasks that are not underpowered, tested the same way.",
     ] + ([
         "Boards with an oracle (taught tasks): FQ (forget quality) = (v_taught − v_row) / (v_taught − v_oracle) per "
-        "scored forget metric whose taught-to-oracle gap is at least 2 × its minimum detectable effect, averaged; "
+        f"scored forget metric whose taught-to-oracle gap is at least {FQ_GUARD_K:g} × its minimum detectable effect, "
+        "averaged; "
         "0 = the taught model, 1 = the oracle, > 1 = past the oracle (over-forgetting, shown as such, not as a "
         "better score); interval from the same paired bootstrap. The rule, stated in advance: rows that kept "
         f"utility (U ≥ min(0, U_oracle) − {scoring.budget:g}) rank first by closeness to the oracle, 1 − |1 − FQ|; "
