@@ -29,12 +29,24 @@ def test_levels_of_the_boards_rules_by_hand():
     assert power.bh_level([0.2, 0.001, 0.03, 0.01]) == pytest.approx(0.0375)
     assert power.bh_level([0.5, 0.9]) == pytest.approx(0.025)  # nothing passes: alpha / m
     assert power.holm_first_level(5) == pytest.approx(0.005)  # 10 pairs
-    # a stricter level needs a larger difference; the minimum meaningful effect is a floor and says so
-    p = power.metric_power(0.05, 0.0375, 0.5, 0.05, 40, "hand")
-    assert p.mde == pytest.approx(0.05 * power.z_sum(0.0375)) and not p.floor_binds
-    assert p.in_sigma == pytest.approx(p.mde / 0.5)
+    # the minimum meaningful effect is a floor and says so
+    p = power.metric_power(0.14, 0.0375, 0.5, 0.05, 40, "hand")
+    assert p.mde == pytest.approx(0.14) and not p.floor_binds and p.in_sigma == pytest.approx(0.28)
     floored = power.metric_power(0.001, 0.05, 0.5, 0.05, 40, "hand")
     assert floored.mde == 0.05 and floored.floor_binds
+
+
+def test_the_mde_from_replicates_is_the_normal_formula_for_normal_replicates_and_larger_for_heavy_tails():
+    rng = np.random.default_rng(1)
+    normal = rng.normal(0.3, 0.1, 200_000)
+    mde, extrapolated = power.replicate_mde(normal, 0.05)
+    assert mde == pytest.approx(power.z_sum(0.05) * 0.1, rel=0.02) and not extrapolated
+    heavy = 0.3 + 0.1 * rng.standard_t(2, 200_000)
+    assert power.replicate_mde(heavy, 0.05)[0] > 1.3 * mde  # t with 2 df: the bound lies much further out
+    strict, extrapolated = power.replicate_mde(normal[:1000], 0.001)  # 1 replicate beyond the bound: extrapolated
+    assert extrapolated and strict == pytest.approx(power.z_sum(0.001) * 0.1, rel=0.1)
+    assert power.board_mde([normal[:1000], 2 * normal[:1000]], 0.05)[0] == pytest.approx(
+        np.median([power.replicate_mde(normal[:1000], 0.05)[0], power.replicate_mde(2 * normal[:1000], 0.05)[0]]))
 
 
 def test_variance_components_recover_a_known_design():
@@ -52,7 +64,12 @@ def test_variance_components_recover_a_known_design():
     # a seed component larger than the target allows: no number of items helps
     assert power.pair_items_needed(comp, 0.1, 1, 0.05) == math.inf
     need = power.pair_items_needed(power.Components(0.25, 0.0, 0.0, 1), 0.2, 3, 0.05)
-    assert need == math.ceil(power.z_sum() ** 2 * 0.25 / (0.2 ** 2 / 2))
+    assert need == math.ceil(power.z_sum() ** 2 * 0.25 / (0.2 ** 2 / 2))  # no seed part: the normal plan
+    with_seeds = power.Components(0.25, 0.002, 0.0, 1)
+    t_plan = power.pair_items_needed(with_seeds, 0.2, 3, 0.05)
+    normal_plan = math.ceil(power.z_sum() ** 2 * 0.25 / (0.2 ** 2 / 2 - power.z_sum() ** 2 * 0.002 / 3))
+    assert t_plan > normal_plan  # 2 x 2 degrees of freedom for the seed part: more items than the normal plan
+    assert power.pair_items_needed(with_seeds, 0.2, 1, 0.05) == math.inf
 
 
 def _record(task, name, items, base_id="b1", status="done", seed=0):

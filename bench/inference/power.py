@@ -10,13 +10,18 @@ A board makes two kinds of claims, each at its own level:
 
 At level a with 80 % power, a two-sided test detects a true difference of
 
-    MDE = (z_{1−a/2} + z_{0.80}) · SE
+    MDE = q_{1−a}(|ε|) − q_{0.2}(ε)           (= (z_{1−a/2} + z_{0.80}) · SE for a normal ε)
 
-where SE is the standard error of that difference *as the board estimates it*: the SD of its crossed-bootstrap
-replicates (items and seeds, ``bench.inference.bootstrap``), taken as the median over the board's method rows (or
-method pairs). A metric's MDE is never below its minimum meaningful effect; where that floor binds, the board says
-so. (Before version 4, the MDE came from seed-averaged per-item differences at 5 % for one test: it left out the
-seed component and the multiplicity the board applies.)
+where ε is the estimate's error *as the board estimates it*: its crossed-bootstrap replicates (items and seeds,
+``bench.inference.bootstrap``) centred on their median. The test rejects when the estimate leaves the central
+1 − a of ε's distribution (q_{1−a}(|ε|)); a true difference δ does so 80 % of the time when δ + q_{0.2}(ε) reaches that
+bound. Quantiles rather than an SD, because the seed term with 3 seeds is Student-t with 2 degrees of freedom: its
+variance is infinite, and a normal MDE from the replicates' SD is meaningless (with a robust SD it would claim ~80 %
+power where the board detects ~50 %, ``tests/test_inference_coverage.py``). Where a·B < 5 replicates lie beyond the
+bound, q_{1−a} is extrapolated from the central interval with a normal tail (flagged). The board's value is the
+median over its method rows (or method pairs). A metric's MDE is never below its minimum meaningful effect; where
+that floor binds, the board says so. (Before version 4, the MDE came from seed-averaged per-item differences at 5 %
+for one test: it left out the seed component and the multiplicity the board applies.)
 
 **Planning.** For one metric, the paired difference from the reference decomposes (two-way random effects, items
 crossed with seeds) into an item component σ²_i, a seed component σ²_s and their interaction σ²_e, so that over n
@@ -27,7 +32,8 @@ items and S seeds
 (two methods' differences as independent: conservative when methods agree item by item). ``plan_items`` estimates
 the components from stored evaluations and gives, per number of seeds, the items a target pairwise difference needs
 at Holm's first-step level for the run's rows — or "∞" when the seed component alone is too large: more seeds,
-not more items.
+not more items. Its quantiles are Student t with the Welch–Satterthwaite degrees of freedom of the two parts, so
+that a plan with 3 seeds is not the optimistic normal one.
 """
 
 from __future__ import annotations
@@ -86,29 +92,49 @@ class Power:
     mde: float
     #: The same in units of the metric's scale σ (that of Glass's Δ, so comparable with F).
     in_sigma: float
-    #: Bootstrap SE of a method row's delta (median over the method rows; seeds included).
-    se: float
+    #: The MDE from the replicates before the minimum-effect floor (median over the method rows; seeds included).
+    raw: float
     level: float
     n: int
     #: The metric's minimum meaningful effect is larger than the computed MDE (the floor decides).
     floor_binds: bool
+    #: The bound at ``level`` lay beyond the replicates' resolution and was extrapolated with a normal tail.
+    extrapolated: bool
     source: str
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def metric_power(se: float, level: float, scale: float, min_effect: float | None, n: int, source: str) -> Power:
-    raw = minimum_detectable(se, 1, level)
+def metric_power(raw: float, level: float, scale: float, min_effect: float | None, n: int, source: str,
+                 extrapolated: bool = False) -> Power:
     mde = max(raw, min_effect or 0.0)
-    return Power(mde, mde / scale if scale else float("nan"), se, level, n, bool(min_effect and min_effect > raw),
-                 source)
+    return Power(mde, mde / scale if scale else float("nan"), raw, level, n, bool(min_effect and min_effect > raw),
+                 extrapolated, source)
 
 
-def replicate_se(replicates: Sequence[np.ndarray]) -> float | None:
-    """Median over rows of the SD of their (finite) bootstrap replicates; None without rows."""
-    sds = [float(np.std(r[np.isfinite(r)], ddof=1)) for r in replicates if np.isfinite(r).sum() > 1]
-    return float(np.median(sds)) if sds else None
+def replicate_mde(replicates: np.ndarray, level: float, power: float = POWER) -> tuple[float, bool] | None:
+    """(MDE, extrapolated) of an estimate from its bootstrap replicates: q_{1−level}(|ε|) − q_{1−power}(ε), ε the
+    replicates centred on their median; None with fewer than 20 finite replicates."""
+    reps = np.asarray(replicates, dtype=float)
+    eps = reps[np.isfinite(reps)]
+    if eps.size < 20:
+        return None
+    eps = eps - np.median(eps)
+    lower = float(np.quantile(eps, 1 - power))
+    if level * eps.size >= 5:
+        return float(np.quantile(np.abs(eps), 1 - level)) - lower, False
+    normal = NormalDist()
+    scale = float(np.quantile(np.abs(eps), 0.95)) / normal.inv_cdf(0.975)
+    return scale * normal.inv_cdf(1 - level / 2) - lower, True
+
+
+def board_mde(replicates: Sequence[np.ndarray], level: float, power: float = POWER) -> tuple[float, bool] | None:
+    """The median over rows (or pairs) of ``replicate_mde``; extrapolated when any was."""
+    found = [m for m in (replicate_mde(r, level, power) for r in replicates) if m is not None]
+    if not found:
+        return None
+    return float(np.median([m for m, _ in found])), any(x for _, x in found)
 
 
 # -- planning ----------------------------------------------------------------------------------------
@@ -153,13 +179,36 @@ def components(reference: np.ndarray, rows: Sequence[np.ndarray]) -> Components:
     return Components(med(items), med(seeds), med(inter), len(items))
 
 
+def _t_sum(level: float, power: float, df: float) -> float:
+    """t_{df, 1−level/2} + t_{df, power} (the normal's z_sum at infinite df)."""
+    if not math.isfinite(df):
+        return z_sum(level, power)
+    from scipy.stats import t
+
+    return float(t.ppf(1 - level / 2, df) + t.ppf(power, df))
+
+
 def pair_items_needed(comp: Components, effect: float, seeds: int, level: float, power: float = POWER) -> float:
-    """Items for two rows' difference ``effect`` at ``level`` with ``seeds`` each (∞ when seeds alone exceed it)."""
-    z2 = z_sum(level, power) ** 2
-    room = effect ** 2 / 2 - z2 * comp.seed / seeds
-    if room <= 0:
+    """Items for two rows' difference ``effect`` at ``level`` with ``seeds`` each (∞ when seeds alone exceed it).
+
+    SE² = 2 · (σ²_i / n + σ²_s / S + σ²_e / (nS)); the quantiles are Student t with the Welch–Satterthwaite degrees
+    of freedom of that sum (the seed part estimated from 2(S − 1) degrees of freedom, the item part from many), as
+    the board's t-based seed term makes the real requirement larger than a normal plan with few seeds."""
+    if seeds < 2 and comp.seed > 0:
+        return math.inf  # one seed per row: the seed variance is not estimated at all
+
+    def detectable(n: int) -> bool:
+        v_item, v_seed = 2 * (comp.item + comp.interaction / seeds) / n, 2 * comp.seed / seeds
+        df = math.inf if v_seed == 0 else (v_item + v_seed) ** 2 / (v_seed ** 2 / (2 * (seeds - 1)))
+        return _t_sum(level, power, df) * math.sqrt(v_item + v_seed) <= effect
+
+    if not detectable(10 ** 7):
         return math.inf
-    return float(max(2, math.ceil(z2 * (comp.item + comp.interaction / seeds) / room)))
+    low, high = 2, 10 ** 7
+    while low < high:
+        mid = (low + high) // 2
+        low, high = (low, mid) if detectable(mid) else (mid + 1, high)
+    return float(low)
 
 
 def plan_items(bases: list[dict], cells: list[dict], effect: float, tasks: Sequence[str] | None = None,
@@ -227,6 +276,6 @@ def _count(value: float | None) -> str:
     return "∞" if math.isinf(value) else str(int(value))
 
 
-__all__ = ["ALPHA", "Components", "POWER", "Power", "bh_level", "components", "holm_first_level", "items_needed",
-           "metric_power", "minimum_detectable", "pair_items_needed", "plan_items", "render_plan", "replicate_se",
-           "z_sum"]
+__all__ = ["ALPHA", "Components", "POWER", "Power", "bh_level", "board_mde", "components", "holm_first_level",
+           "items_needed", "metric_power", "minimum_detectable", "pair_items_needed", "plan_items", "render_plan",
+           "replicate_mde", "z_sum"]

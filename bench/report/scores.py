@@ -43,7 +43,7 @@ from bench.eval.stats import (
 )
 from bench.inference.bootstrap import CrossedDraws, finite_interval, row_replicates
 from bench.inference.pairwise import Separation, min_resamples, separate
-from bench.inference.power import Power, bh_level, holm_first_level, metric_power, minimum_detectable, replicate_se
+from bench.inference.power import Power, bh_level, board_mde, holm_first_level, metric_power, replicate_mde
 from bench.report.ranking import classes_and_keys, competition_ranks
 from bench.results import BaseResult, CellResult
 
@@ -523,7 +523,8 @@ def _forget_quality(result: TaskScores, reps: _Replicates, oracle: str) -> dict[
         gap = -float(oracle_row.metrics[name].delta)
         low, high, _ = finite_interval(gap_reps)
         result.oracle_gap[name] = (gap, low, high)
-        result.oracle_gap_mde[name] = minimum_detectable(float(np.nanstd(gap_reps, ddof=1)))
+        found = replicate_mde(gap_reps, ALPHA)
+        result.oracle_gap_mde[name] = found[0] if found else float("inf")
         if abs(gap) >= FQ_GUARD_K * result.oracle_gap_mde[name] and abs(gap) > 0:
             separated.append(name)
     result.oracle, result.oracle_separated = oracle, separated
@@ -631,23 +632,24 @@ def _board_power(ts: TaskScores, level: float) -> None:
     methods = [r.label for r in ts.rows if not r.reference and r.label != BASE_LABEL and r.status == "done"]
     for name, info in ts.metrics.items():
         rows = [reps.deltas[label][name] for label in methods if name in reps.deltas.get(label, {})]
-        se = replicate_se(rows)
+        found = board_mde(rows, level)
         n = int(ts.row(BASE_LABEL).metrics[name].n) if name in ts.row(BASE_LABEL).metrics else 0
-        if se is None or n < 2:
+        if found is None or n < 2:
             continue
         scale = _scale(info, reps.items[BASE_LABEL][name])
-        ts.power[name] = metric_power(se, level, scale, info.min_effect, n,
-                                      f"median bootstrap SE of {len(rows)} method rows' deltas (seeds included)")
+        ts.power[name] = metric_power(found[0], level, scale, info.min_effect, n,
+                                      f"median over {len(rows)} method rows' delta replicates (seeds included)",
+                                      extrapolated=found[1])
     if ts.separation is None or ts.keys is None:
         return
     klass, key = ts.keys
     columns = [j for j, r in enumerate(ts.rows) if r.label in methods]
     diffs = [key[1:, i] - key[1:, j] for a, i in enumerate(columns) for j in columns[a + 1:]]
     same_class = [klass[1:, i] == klass[1:, j] for a, i in enumerate(columns) for j in columns[a + 1:]]
-    pair_se = replicate_se([np.where(c, d, np.nan) for d, c in zip(diffs, same_class)])
     ts.pair_level = holm_first_level(len(ts.rows))
-    if pair_se is not None:
-        ts.minimum_detectable_pair = minimum_detectable(pair_se, 1, ts.pair_level)
+    found = board_mde([np.where(c, d, np.nan) for d, c in zip(diffs, same_class)], ts.pair_level)
+    if found is not None:
+        ts.minimum_detectable_pair = found[0]
     _mark_underpowered(ts, methods)
 
 

@@ -135,6 +135,18 @@ def power_line(scores: TaskScores) -> str:
             + (f"{' and '.join(summary)}; per metric " if summary else "per metric ") + "; ".join(parts) + "." + pair)
 
 
+def no_headline_reason(scoring: Scoring) -> str:
+    """Why the board has no overall ranking ("" when it has one)."""
+    if scoring.overall:
+        return ""
+    under = [t for t, ts in scoring.tasks.items() if ts.underpowered]
+    if under:
+        return (f"No overall ranking: every ranked task is underpowered at this size ({', '.join(under)}: the "
+                "minimum detectable forget score exceeds every method's observed one), so an order across tasks "
+                "would rest on noise. Each task's own ranking, rank sets and pairwise tests are below.")
+    return "No overall ranking: no task could be ranked (reasons below)."
+
+
 def separated_pairs_text(table: ResultTable, scores: TaskScores) -> str:
     """The pairs the pairwise tests order (Holm, family-wise 5 %), as ``A > B`` in a compact list."""
     if scores.separation is None:

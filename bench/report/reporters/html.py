@@ -27,6 +27,7 @@ from bench.report.reporters.common import (
     interval,
     mark,
     metric_header,
+    no_headline_reason,
     no_signal_lines,
     provenance_lines,
     reveal_rows,
@@ -113,6 +114,9 @@ def _headline(table: ResultTable) -> str:
                     f"{cells}</tr>")
     notes = "".join(f"<li>{esc(t)} is not ranked: {esc(ts.unranked_reason)}</li>"
                     for t, ts in scoring.tasks.items() if ts.unranked_reason)
+    if not scoring.overall:
+        reason = f"<p class=bad id=headline>{esc(no_headline_reason(scoring))}</p>"
+        return reason + (f"<ul>{notes}</ul>" if notes else "")
     return (f"<table class=sortable id=headline><thead><tr><th>rank</th><th>method</th><th>mean task rank</th>"
             f"<th>tied with</th>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
             + (f"<ul>{notes}</ul>" if notes else ""))

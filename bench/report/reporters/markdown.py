@@ -13,6 +13,7 @@ from bench.report.reporters.common import (
     fmt,
     fmt_metric,
     metric_header,
+    no_headline_reason,
     no_signal_lines,
     provenance_lines,
     reveal_rows,
@@ -47,6 +48,8 @@ def headline_table(table: ResultTable) -> list[str]:
     power = ["", "Smallest effects these sizes detect (80 % power, seeds included; against the taught model at the "
              "board's BH level, two rows at Holm's first-step level): " + "; ".join(detectable) + "."
              ] if detectable else []
+    if not scoring.overall:
+        return [f"**{no_headline_reason(scoring)}**"] + power + ([""] + unranked if unranked else [])
     separation = separation_line(scoring.overall, table.reference_labels())
     return rows + ["", separation] + power + ([""] + unranked if unranked else [])
 
