@@ -22,19 +22,11 @@ import numpy as np
 
 from bench.api import Better, Group, Metric
 from bench.eval.scales import LOGLIK_EFFECT
+from bench.inference.bootstrap import CrossedDraws, row_replicates, weighted_means
 
 RESAMPLES = 1000
 SEED = 12345
 ALPHA = 0.05
-
-
-def weighted_means(values: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
-    """Means over the last axis, weighted when ``weights`` (same shape) is given (NaN where Σw = 0)."""
-    if weights is None:
-        return values.mean(axis=-1)
-    total = weights.sum(axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(total > 0, (values * weights).sum(axis=-1) / np.where(total > 0, total, 1), np.nan)
 
 
 def _as_weights(weights: Sequence[float] | None) -> np.ndarray | None:
@@ -176,7 +168,6 @@ def recovery(base: Any, unlearned: Any, attacked: dict[str, Any], base_attacked:
     interval is then the leaderboard's crossed bootstrap (``bench.inference.bootstrap``): one item draw per
     replicate shared by every seed and every measurement, and a random-effects seed term drawn once per replicate
     for all of them (the same training run is attacked, measured and controlled)."""
-    from bench.inference.bootstrap import CrossedDraws, row_replicates
 
     b, u = np.atleast_2d(np.asarray(base, float)), np.atleast_2d(np.asarray(unlearned, float))
     att = {k: np.atleast_2d(np.asarray(v, float)) for k, v in attacked.items()}

@@ -41,7 +41,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bench.eval.stats import weighted_means
+
+def weighted_means(values: np.ndarray, weights: np.ndarray | None) -> np.ndarray:
+    """Means over the last axis, weighted when ``weights`` (same shape) is given (NaN where Σw = 0)."""
+    if weights is None:
+        return values.mean(axis=-1)
+    total = weights.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, (values * weights).sum(axis=-1) / np.where(total > 0, total, 1), np.nan)
 
 
 @dataclass
@@ -96,6 +103,22 @@ def seed_shrinkage(per_seed: np.ndarray, weights: np.ndarray | None = None) -> f
     return float(np.sqrt(max(0.0, spread - interaction / n_items) / spread))
 
 
+def item_replicates(per_seed: np.ndarray, item_draws: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """``[B]`` item-resampled replicates of the mean over seeds of each seed's mean over the drawn items, expanded
+    by √(n / (n − 1)) about the full-sample value: the plain bootstrap's variance is (n − 1)/n of the unbiased one,
+    which at n = 16 leaves a 95 % percentile interval covering ~93 % (Hesterberg's expanded percentile interval,
+    "What teachers should know about the bootstrap", The American Statistician 2015)."""
+    per_seed = np.atleast_2d(np.asarray(per_seed, dtype=float))
+    weights = None if weights is None else np.atleast_2d(np.asarray(weights, dtype=float))
+    picked_w = None if weights is None else weights[:, item_draws]
+    values = weighted_means(per_seed[:, item_draws], picked_w).mean(axis=0)
+    n = per_seed.shape[1]
+    if n < 2:
+        return values
+    center = float(seed_values(per_seed, weights).mean())
+    return center + np.sqrt(n / (n - 1)) * (values - center)
+
+
 def row_replicates(per_seed: np.ndarray, item_draws: np.ndarray, multipliers: np.ndarray | None,
                    weights: np.ndarray | None = None) -> np.ndarray:
     """``[B]`` replicates of a row's value (the mean over seeds of each seed's mean over items).
@@ -103,8 +126,7 @@ def row_replicates(per_seed: np.ndarray, item_draws: np.ndarray, multipliers: np
     ``per_seed``: ``[S, n]`` per-item values, items aligned with every other row; ``item_draws``: the task's shared
     ``[B, n]`` draws; ``multipliers``: the row's ``seed_multipliers(S)``; ``weights``: ``[S, n]`` or None."""
     per_seed = np.asarray(per_seed, dtype=float)
-    picked_w = None if weights is None else weights[:, item_draws]
-    values = weighted_means(per_seed[:, item_draws], picked_w).mean(axis=0)
+    values = item_replicates(per_seed, item_draws, weights)
     if multipliers is None or per_seed.shape[0] < 2:
         return values
     deviations = seed_values(per_seed, weights)
@@ -124,4 +146,5 @@ def finite_interval(replicates: np.ndarray, alpha: float = 0.05) -> tuple[float,
     return float(low), float(high), bad
 
 
-__all__ = ["CrossedDraws", "finite_interval", "row_replicates", "seed_shrinkage", "seed_values"]
+__all__ = ["CrossedDraws", "finite_interval", "item_replicates", "row_replicates", "seed_shrinkage", "seed_values",
+           "weighted_means"]

@@ -41,7 +41,7 @@ from bench.eval.stats import (
     weighted_means,
     widen_for_proportion,
 )
-from bench.inference.bootstrap import CrossedDraws, finite_interval, row_replicates
+from bench.inference.bootstrap import CrossedDraws, finite_interval, item_replicates, row_replicates
 from bench.inference.pairwise import Separation, min_resamples, separate
 from bench.inference.power import Power, bh_level, board_mde, holm_first_level, metric_power, replicate_mde
 from bench.report.ranking import classes_and_keys, competition_ranks
@@ -330,8 +330,7 @@ def signal_check(info: MetricInfo, base_items: np.ndarray, item_draws: np.ndarra
     if move < (info.min_effect or 0.0) or move == 0.0 or (bound - base_value) * direction < 0:
         return Signal(False, f"base {base_value:.3g} is within the minimum meaningful effect "
                              f"({info.min_effect}) of the {word} {bound:g}, or beyond it")
-    best_case = weighted_means(bound - base_items[item_draws],
-                               None if base_weights is None else base_weights[item_draws])
+    best_case = item_replicates(bound - base_items, item_draws, base_weights)
     low, high, _ = finite_interval(best_case)
     if low <= 0 <= high:
         return Signal(False, f"even moving every item to the {word} {bound:g} would not be detectable at "
@@ -483,7 +482,7 @@ def _group_stats(group: Group, row: RowScore, infos: dict[str, MetricInfo],
         weights = None if b_weights is None else np.asarray([_weights(m) for m in per_seed], dtype=float)
         picks = draws.items[b_items.size]
         reps = row_replicates(items, picks, multipliers, weights)
-        delta_reps = reps - weighted_means(b_items[picks], None if b_weights is None else b_weights[picks])
+        delta_reps = reps - item_replicates(b_items, picks, b_weights)
         value = float(weighted_means(items, weights).mean())
         low, high = _value_interval(items, picks, multipliers, info, weights, replicates=reps)
         delta = value - float(weighted_means(b_items, b_weights))
