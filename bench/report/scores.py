@@ -345,10 +345,27 @@ def signal_check(info: MetricInfo, base_items: np.ndarray, item_draws: np.ndarra
 def _value_interval(items: np.ndarray, item_draws: np.ndarray, multipliers: np.ndarray | None, info: MetricInfo,
                     weights: np.ndarray | None = None, replicates: np.ndarray | None = None) -> tuple[float, float]:
     reps = row_replicates(items, item_draws, multipliers, weights) if replicates is None else replicates
-    interval = finite_interval(reps)[:2]
+    interval = _clip(finite_interval(reps)[:2], info.bounds)
     if weights is None and is_proportion(items.ravel().tolist(), info.bounds):
         interval = widen_for_proportion(interval, float(items.mean()), items.shape[1])
     return interval
+
+
+def _clip(interval: tuple[float, float], bounds: tuple[float | None, float | None] | None) -> tuple[float, float]:
+    """An interval kept inside a metric's range (the expanded bootstrap can step past a proportion's 0 or 1)."""
+    low, high = interval
+    if bounds is None:
+        return low, high
+    floor, ceiling = (-np.inf if bounds[0] is None else bounds[0]), (np.inf if bounds[1] is None else bounds[1])
+    return float(np.clip(low, floor, ceiling)), float(np.clip(high, floor, ceiling))
+
+
+def _delta_bounds(bounds: tuple[float | None, float | None] | None) -> tuple[float | None, float | None] | None:
+    """The range of a difference of two values in ``bounds``: ±(high − low) when both sides are bounded."""
+    if bounds is None or bounds[0] is None or bounds[1] is None:
+        return None
+    width = bounds[1] - bounds[0]
+    return (-width, width)
 
 
 def _scale(info: MetricInfo, base_items: np.ndarray) -> float:
@@ -486,7 +503,7 @@ def _group_stats(group: Group, row: RowScore, infos: dict[str, MetricInfo],
         value = float(weighted_means(items, weights).mean())
         low, high = _value_interval(items, picks, multipliers, info, weights, replicates=reps)
         delta = value - float(weighted_means(b_items, b_weights))
-        d_low, d_high, _ = finite_interval(delta_reps)
+        d_low, d_high = _clip(finite_interval(delta_reps)[:2], _delta_bounds(info.bounds))
         effect_reps = _effect(info, delta_reps, scales[name])
         e_low, e_high, _ = finite_interval(effect_reps)
         row.metrics[name] = MetricStats(value, low, high, int(b_items.size), len(done), delta, d_low, d_high,
@@ -520,7 +537,7 @@ def _forget_quality(result: TaskScores, reps: _Replicates, oracle: str) -> dict[
             continue
         gap_reps = -oracle_deltas[name]
         gap = -float(oracle_row.metrics[name].delta)
-        low, high, _ = finite_interval(gap_reps)
+        low, high = _clip(finite_interval(gap_reps)[:2], _delta_bounds(result.metrics[name].bounds))
         result.oracle_gap[name] = (gap, low, high)
         found = replicate_mde(gap_reps, ALPHA)
         result.oracle_gap_mde[name] = found[0] if found else float("inf")
