@@ -81,7 +81,8 @@ def _parser() -> argparse.ArgumentParser:
                              "for byte (exit 1 if any differs)")
     report.add_argument("--reporters", nargs="+", help="default: all registered reporters")
     report.add_argument("--utility-budget", type=float, default=None,
-                        help="largest standardised utility loss still ranked as 'utility kept' (default 0.2; "
+                        help="each scored utility metric's allowed loss beyond the band between the taught model and "
+                             "the gold standard, in units of its minimum meaningful effect (default 2; "
                              "docs/scoring.md)")
     perf = sub.add_parser("perf", help="measure performance side by side; writes leaderboards/perf/<machine>.md")
     perf.add_argument("--out", default="leaderboards/perf")

@@ -131,3 +131,93 @@ def test_a_utility_change_the_oracle_itself_shows_is_not_charged():
     # without an oracle the plain budget applies to the same row
     plain = scores.score_task("t", base, [like_oracle], resamples=500)
     assert plain.row("like the oracle").utility_kept is False
+
+
+# -- a board no broken model can win (the gold rule) --------------------------------------------------------
+M = 80
+R2 = np.random.default_rng(21)
+
+
+def _p(share, seed):
+    """M 0/1 items with the given share of ones (a fixed draw per seed)."""
+    return (np.random.default_rng(seed).random(M) < share).astype(float)
+
+
+def _ner_metrics(person_f1, person_typing, person_ll, other_f1, other_typing, degenerate):
+    m = {"person_f1": _metric("person_f1", "forget", "lower", person_f1, "generative"),
+         "person_typing_acc": _metric("person_typing_acc", "forget", "lower", person_typing, "choice"),
+         "person_list_loglik": _metric("person_list_loglik", "forget", "lower", person_ll, "likelihood",
+                                       primary=False, bounds=(None, 0.0)),
+         "other_f1": _metric("other_f1", "utility", "higher", other_f1, "generative"),
+         "other_typing_acc": _metric("other_typing_acc", "utility", "higher", other_typing, "choice"),
+         scores.COLLAPSE_METRIC: _metric(scores.COLLAPSE_METRIC, "utility", "lower", degenerate, "generative",
+                                         primary=False)}
+    m["person_typing_acc"].chance = m["other_typing_acc"].chance = 0.25
+    return m
+
+
+TAUGHT = dict(person_f1=_p(0.8, 1), person_typing=_p(0.9, 2), person_ll=R2.normal(-0.3, 0.2, M),
+              other_f1=_p(0.6, 3), other_typing=_p(0.85, 4), degenerate=np.zeros(M))
+
+
+def _ner_row(label, seeds=1, reference=False, **changes):
+    """A row equal to the taught model except ``changes`` (callables of the seed, or arrays)."""
+    results = []
+    for s in range(seeds):
+        values = {k: (v(s) if callable(v) else v) for k, v in {**TAUGHT, **changes}.items()}
+        results.append(CellResult(f"{label}{s}", "b", "done", {"seed": s}, metrics=_ner_metrics(**values)))
+    return scores.Group(label, results, reference)
+
+
+def test_no_broken_model_wins_the_gold_rule():
+    """The oracle sits at the floor of the generated forget metric (Person F1 0) and has a utility loss of its
+    own; a collapse that keeps the choice metrics, a silent model and a pure-noise model also reach Person F1 0.
+    All three rank below a genuine forgetter and below the unchanged model — at the point and, pairwise, in every
+    rank set — while the genuine forgetter is ahead of the unchanged model."""
+    oracle_ll = TAUGHT["person_ll"] - 1.5
+    rows = [
+        _ner_row("oracle", reference=True, person_f1=np.zeros(M), person_typing=_p(0.4, 5), person_ll=oracle_ll,
+                 other_f1=_p(0.5, 6)),  # the gold standard loses other-type F1 too (0.5 against 0.6)
+        _ner_row("genuine", seeds=3, person_f1=lambda s: _p(0.05, 10 + s), person_typing=lambda s: _p(0.45, 20 + s),
+                 person_ll=lambda s: oracle_ll + R2.normal(0, 0.1, M)),  # other types kept as taught
+        _ner_row("unchanged", seeds=3),
+        _ner_row("collapse keeps choices", seeds=3, person_f1=np.zeros(M), person_ll=TAUGHT["person_ll"] - 8,
+                 other_f1=np.zeros(M), degenerate=np.ones(M)),  # typing (choice) metrics as the taught model's
+        _ner_row("silent", seeds=3, person_f1=np.zeros(M), person_ll=TAUGHT["person_ll"] - 12, other_f1=np.zeros(M),
+                 person_typing=_p(0.25, 40), other_typing=_p(0.25, 41), degenerate=np.ones(M)),
+        _ner_row("noise", seeds=3, person_f1=lambda s: _p(0.02, 50 + s), person_typing=lambda s: _p(0.25, 60 + s),
+                 person_ll=lambda s: TAUGHT["person_ll"] - 10 + R2.normal(0, 2, M), other_f1=lambda s: _p(0.03, 70 + s),
+                 other_typing=lambda s: _p(0.25, 80 + s), degenerate=lambda s: _p(0.9, 90 + s)),
+    ]
+    base = BaseResult("b", {"task": "ner"}, _ner_metrics(**TAUGHT), {})
+    result = scores.score_task("ner", base, rows, resamples=3000, oracle="oracle")
+    assert "person_list_loglik" in result.oracle_separated  # the probe has no floor a collapse can match
+    genuine, unchanged = result.row("genuine"), result.row("unchanged")
+    assert genuine.utility_kept and unchanged.utility_kept and result.row("oracle").utility_kept
+    assert genuine.rank < unchanged.rank and result.separation.pair("genuine", "unchanged").separated
+    for label in ("collapse keeps choices", "silent", "noise"):
+        row = result.row(label)
+        assert row.collapsed and row.verdict == "collapsed", label
+        assert row.rank > unchanged.rank and row.rank > genuine.rank, label
+        for better in ("genuine", "unchanged", BASE_LABEL):
+            pair = result.separation.pair(better, label)
+            assert pair.separated and pair.a == better, (better, label)
+        assert row.rank_low > unchanged.rank_high, label
+    # without the collapse flag, the per-metric utility rule alone breaks them (other-type F1 beyond its budget)
+    for label in ("collapse keeps choices", "silent", "noise"):
+        assert "other_f1" in result.row(label).utility_broken_by, label
+
+
+def test_closeness_adds_distances_per_metric_instead_of_cancelling():
+    """A row past the oracle on one FQ metric and short of it on another is not at the gold standard."""
+    oracle_ll = TAUGHT["person_ll"] - 1.5
+    rows = [_ner_row("oracle", reference=True, person_f1=np.zeros(M), person_ll=oracle_ll),
+            _ner_row("mixed", person_f1=TAUGHT["person_f1"] * _p(0.5, 7), person_ll=oracle_ll - 0.75),
+            _ner_row("close", person_f1=TAUGHT["person_f1"] * _p(0.15, 8), person_ll=oracle_ll + 0.2)]
+    base = BaseResult("b", {"task": "ner"}, _ner_metrics(**TAUGHT), {})
+    result = scores.score_task("ner", base, rows, resamples=1000, oracle="oracle")
+    mixed = result.row("mixed")
+    per_metric = [mixed.metrics[n].forget_quality for n in result.oracle_separated]
+    assert mixed.closeness == pytest.approx(1 - np.mean([abs(1 - q) for q in per_metric]))
+    assert mixed.closeness < 1 - abs(1 - mixed.forget_quality)  # the mean FQ would hide the two misses
+    assert result.row("close").rank < mixed.rank

@@ -3,24 +3,111 @@
 Every row — every method config, the base (taught) model and the reference rows — gets a *class* and a *key*,
 for the point estimate and for every bootstrap replicate:
 
-    class 0  utility kept: U ≥ floor           key = closeness to the oracle 1 − |1 − FQ| (boards with an oracle
-                                                     whose gap a scored forget metric separates), else F
-    class 1  utility broken                     key = U
+    class 0  utility kept and output not collapsed     key = closeness to the oracle (boards with an oracle whose
+                                                             gap passes the guard), else F
+    class 1  utility broken, or forget output collapsed key = U
     class 2  failed, diverged, or a scored metric (or its forget quality) missing
 
-A row is ahead of another with a lower class, or the same class and a higher key. The floor is −budget; on a
-board with an oracle, min(0, U_oracle) − budget (a row is not charged for a utility change the gold standard
-itself shows). Which orders the evidence supports is decided pairwise (``bench.inference.pairwise``), never by
-overlapping marginal intervals.
+A row is ahead of another with a lower class, or the same class and a higher key.
+
+**Utility, per metric, against the gold standard.** A row keeps utility when *every* scored utility metric stays
+within its own budget, b_m = ``budget`` × the metric's minimum meaningful effect (a metric without one: ``budget``
+× 0.1 of the base model's per-item SD), of the band between the taught model's value and the gold standard's:
+
+    higher is better   v ≥ min(v_taught, v_gold) − b_m
+    lower is better    v ≤ max(v_taught, v_gold) + b_m
+    closer to base     min(v_taught, v_gold) − b_m ≤ v ≤ max(v_taught, v_gold) + b_m
+
+v_gold is the oracle's value where the oracle differs from the taught model (its Δ interval excludes 0), else the
+taught model's: a row is never charged for a change the gold standard itself shows, nor required to improve on the
+taught model. The band is fixed at the point estimates (never drawn per replicate); the row's own value is checked
+in every replicate, so its rank set carries the uncertainty of its verdict. No scalar allowance: one metric that
+breaks its budget breaks utility, whatever the others gain.
+
+**Collapse.** A row whose forget prompts' output collapsed (``bench.report.scores.collapse_check``) is class 1 at
+the point and in every replicate: a collapsed or broken row never outranks the unchanged (taught) model, which is
+always class 0 (tests/test_scoring_oracle.py, ``test_degenerate_rows_…``).
+
+Which orders the evidence supports is decided pairwise (``bench.inference.pairwise``), never by overlapping
+marginal intervals.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 FAILED = 2.0
+#: A utility metric without a declared minimum meaningful effect is budgeted in units of this share of the base
+#: model's per-item SD (Cohen's "small" 0.2 SD at the default budget of 2).
+FALLBACK_UNIT_SD = 0.1
+
+
+@dataclass
+class UtilityBand:
+    """One scored utility metric's allowed range (fixed, from point estimates)."""
+
+    name: str
+    better: str
+    low: float
+    high: float
+    budget: float
+    gold: float
+    #: Whether the gold standard differs from the taught model on this metric (then the band starts at it).
+    gold_differs: bool = False
+
+    def kept(self, values: np.ndarray) -> np.ndarray:
+        values = np.asarray(values, dtype=float)
+        if self.better == "higher":
+            return values >= self.low
+        if self.better == "lower":
+            return values <= self.high
+        return (values >= self.low) & (values <= self.high)
+
+    def text(self) -> str:
+        if self.better == "higher":
+            return f"≥ {self.low:.3g}"
+        if self.better == "lower":
+            return f"≤ {self.high:.3g}"
+        return f"in [{self.low:.3g}, {self.high:.3g}]"
+
+
+@dataclass
+class UtilityVerdict:
+    """A row's utility verdict: kept at the point and per replicate, and which metrics broke at the point."""
+
+    kept: np.ndarray  # [B + 1] bool, index 0: point estimate
+    broken: list[str] = field(default_factory=list)
+
+
+def utility_bands(metrics: dict[str, Any], scored_utility: list[str], taught: dict[str, float],
+                  gold: dict[str, tuple[float, bool]], scales: dict[str, float], budget: float) -> list[UtilityBand]:
+    """The band of every scored utility metric. ``gold``: name -> (gold value, differs from taught)."""
+    bands = []
+    for name in scored_utility:
+        info = metrics[name]
+        unit = info.min_effect if info.min_effect else FALLBACK_UNIT_SD * scales.get(name, 0.0)
+        b = budget * unit
+        t = taught[name]
+        g, differs = gold.get(name, (t, False))
+        reference = g if differs else t
+        low, high = min(t, reference) - b, max(t, reference) + b
+        bands.append(UtilityBand(name, info.better, low, high, b, reference, differs))
+    return bands
+
+
+def utility_verdict(bands: list[UtilityBand], values: dict[str, np.ndarray], resamples: int) -> UtilityVerdict:
+    """``values``: name -> [B + 1] value (point first, then replicates)."""
+    kept = np.ones(resamples + 1, dtype=bool)
+    broken = []
+    for band in bands:
+        ok = band.kept(values[band.name])
+        kept &= ok | ~np.isfinite(values[band.name])  # a non-finite replicate decides nothing
+        if not ok[0]:
+            broken.append(band.name)
+    return UtilityVerdict(kept, broken)
 
 
 def mean_effect(row: Any, effects: dict[str, np.ndarray], names: list[str], resamples: int,
@@ -32,27 +119,14 @@ def mean_effect(row: Any, effects: dict[str, np.ndarray], names: list[str], resa
     return point, np.mean([effects[n] for n in names], axis=0)
 
 
-def utility_floor(result: Any, effects: dict[str, dict[str, np.ndarray]], scored: dict[str, list[str]],
-                  budget: float, resamples: int, base_label: str) -> np.ndarray:
-    """The lowest U still "kept", per replicate (index 0: the point estimate)."""
-    floor = np.full(resamples + 1, -budget)
-    oracle = result.row(result.oracle) if result.oracle else None
-    eff = effects.get(result.oracle or "", {})
-    if oracle is None or not scored["utility"] or any(n not in eff for n in scored["utility"]):
-        return floor
-    u_point, u_reps = mean_effect(oracle, eff, scored["utility"], resamples, base_label)
-    return np.minimum(0.0, np.concatenate([[u_point], u_reps])) - budget
-
-
 def classes_and_keys(result: Any, effects: dict[str, dict[str, np.ndarray]], scored: dict[str, list[str]],
-                     budget: float, resamples: int, base_label: str,
+                     verdicts: dict[str, UtilityVerdict], resamples: int, base_label: str,
                      closeness: dict[str, tuple[float, np.ndarray]] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``[B + 1, R]`` classes and keys of ``result.rows`` (row 0: point estimates). Fills each row's F, U and
-    utility verdict on the way."""
+    utility verdict on the way; ``verdicts``: label -> its utility verdict (``utility_verdict``)."""
     n_rows = len(result.rows)
     klass = np.full((resamples + 1, n_rows), FAILED)
     key = np.zeros((resamples + 1, n_rows))
-    floor = utility_floor(result, effects, scored, budget, resamples, base_label)
     for j, row in enumerate(result.rows):
         eff = effects.get(row.label, {})
         if row.label != base_label and (not eff or any(n not in eff for n in scored["forget"] + scored["utility"])):
@@ -61,14 +135,15 @@ def classes_and_keys(result: Any, effects: dict[str, dict[str, np.ndarray]], sco
         u_point, u_reps = mean_effect(row, eff, scored["utility"], resamples, base_label)
         row.forget, row.forget_ci = f_point, _interval(f_reps)
         row.utility, row.utility_ci = u_point, _interval(u_reps)
-        row.utility_kept = bool(u_point >= floor[0])
+        verdict = verdicts[row.label]
+        row.utility_kept, row.utility_broken_by = bool(verdict.kept[0]), verdict.broken
         f_all, u_all = np.concatenate([[f_point], f_reps]), np.concatenate([[u_point], u_reps])
         if closeness is not None:
             if row.label not in closeness:
                 continue
             c_point, c_reps = closeness[row.label]
             f_all = np.concatenate([[c_point], c_reps])
-        kept = u_all >= floor
+        kept = verdict.kept & (row.collapsed is None)
         klass[:, j] = np.where(kept, 0.0, 1.0)
         key[:, j] = np.where(kept, f_all, u_all)
     return klass, key  # a non-finite key (a replicate whose FQ could not be formed) stays NaN: never ranked
@@ -91,4 +166,5 @@ def _interval(replicates: np.ndarray) -> tuple[float, float]:
     return finite_interval(replicates)[:2]
 
 
-__all__ = ["FAILED", "classes_and_keys", "competition_ranks", "mean_effect", "utility_floor"]
+__all__ = ["FAILED", "UtilityBand", "UtilityVerdict", "classes_and_keys", "competition_ranks", "mean_effect",
+           "utility_bands", "utility_verdict"]

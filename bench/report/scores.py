@@ -44,14 +44,22 @@ from bench.eval.stats import (
 from bench.inference.bootstrap import CrossedDraws, finite_interval, item_replicates, row_replicates
 from bench.inference.pairwise import Separation, min_resamples, separate
 from bench.inference.power import Power, bh_level, board_mde, holm_first_level, metric_power, replicate_mde
-from bench.report.ranking import classes_and_keys, competition_ranks
+from bench.report.ranking import UtilityVerdict, classes_and_keys, competition_ranks, utility_bands, utility_verdict
 from bench.results import BaseResult, CellResult
 
 #: Version of the scoring rules; recorded in every report (results.json ``scoring.version``).
 SCORING_VERSION = 4  # 4: crossed bootstrap, pairwise separation and rank sets, power at the board's levels
-#: Largest utility loss, in standardised units (Glass's Δ), that still counts as "utility kept". 0.2 is
-#: Cohen's (1988) conventional "small" effect: a loss a reader would call small but not nothing.
-UTILITY_BUDGET = 0.2
+#: Each scored utility metric's budget, in units of its minimum meaningful effect: a row whose value on any of them
+#: moves more than twice the smallest change the task's author calls meaningful beyond the band between the taught
+#: model and the gold standard breaks utility (``bench.report.ranking``). Twice, not once: at the demo's 16 items a
+#: single item is more than one minimum effect (0.0625 > 0.05) of an accuracy.
+UTILITY_BUDGET = 2.0
+#: The detail metric a task reports for the collapse check: per forget prompt, 1 if the output is degenerate
+#: (empty, no words, a repetition loop, or not the task's format; ``bench.eval.textmetrics.degenerate``).
+COLLAPSE_METRIC = "forget_output_degenerate"
+#: A row's forget output has collapsed when its degenerate share exceeds both the taught model's and the oracle's
+#: by more than this, with its delta against the taught model significant (interval above 0).
+COLLAPSE_MARGIN = 0.2
 #: Replicates: Holm's first step over R rows needs 2 / (B + 1) < α / (R(R − 1)/2); 10 000 resolves up to 22 rows.
 RESAMPLES = 10000
 BOOTSTRAP_SEED = 20241
@@ -152,6 +160,10 @@ class RowScore:
     utility: float | None = None
     utility_ci: tuple[float, float] | None = None
     utility_kept: bool | None = None
+    #: The scored utility metrics outside their bands at the point estimate (``bench.report.ranking``).
+    utility_broken_by: list[str] = field(default_factory=list)
+    #: Why the row's forget output counts as collapsed (None: it does not).
+    collapsed: str | None = None
     rank: int | None = None
     rank_low: int | None = None
     rank_high: int | None = None
@@ -161,6 +173,10 @@ class RowScore:
     forget_quality: float | None = None
     forget_quality_ci: tuple[float, float] | None = None
     forget_quality_nonfinite: int = 0
+    #: The ranking key on oracle boards: 1 − the mean over FQ metrics of |1 − FQ_m| (1 = at the oracle on every
+    #: metric; over- and under-forgetting on two metrics add up instead of cancelling), and its interval.
+    closeness: float | None = None
+    closeness_ci: tuple[float, float] | None = None
     #: Seeds behind the row (1: its intervals are conditional on that one training run).
     seeds: int = 1
     #: A reference model (the oracle, the untaught base), not a method.
@@ -181,6 +197,8 @@ class RowScore:
     def verdict(self) -> str:
         if self.status != "done":
             return self.status
+        if self.collapsed:
+            return "collapsed"
         if self.utility_kept is None:
             return "–"
         return "utility kept" if self.utility_kept else "utility broken"
@@ -223,6 +241,8 @@ class TaskScores:
     underpowered: str = ""
     #: The pairwise tests of this task's ranking (ranks sets and ties come from them).
     separation: Separation | None = None
+    #: Each scored utility metric's band (``bench.report.ranking.UtilityBand``): the fixed range a row must stay in.
+    utility_bands: list[Any] = field(default_factory=list)
     #: Working state for the board-level power (``score_leaderboard``): the replicates and the rule's
     #: ``[B + 1, R]`` classes and keys in ``rows`` order. Not part of any report.
     replicates: Any = field(default=None, repr=False)
@@ -302,9 +322,15 @@ class Scoring:
                          "level, two rows at Holm's first-step level; never below the minimum meaningful effect",
                 "forget_quality_guard": f"taught-to-oracle gap >= {FQ_GUARD_K:g} x its MDE",
                 "effect": "Glass's delta: change in the wanted direction / max(SD of base items, min effect)",
-                "ranking": ("oracle boards: utility kept (U >= min(0, U_oracle) - budget) first by closeness to "
-                            "the oracle 1 - |1 - FQ|, then utility broken by U, then failed; boards without an "
-                            "oracle: the same with F in place of closeness")}
+                "utility": ("kept when every scored utility metric stays within utility_budget x its minimum "
+                            "meaningful effect of the band between the taught model and the gold standard (the "
+                            "oracle where it differs); fixed at the point estimates; no scalar allowance"),
+                "collapse": (f"{COLLAPSE_METRIC} above both the taught model's and the oracle's by more than "
+                             f"{COLLAPSE_MARGIN:g}, its delta significant: ranked with the rows that broke utility"),
+                "ranking": ("oracle boards: utility kept and not collapsed first, by closeness to the oracle "
+                            "1 - mean_m |1 - FQ_m| over the FQ metrics (scored forget metrics and forget likelihood "
+                            "probes whose gap passes the guard), then utility broken or collapsed by U, then failed; "
+                            "boards without an oracle: the same with F in place of closeness")}
 
 
 # -- per-metric ------------------------------------------------------------------------------------
@@ -460,7 +486,9 @@ def score_task(task: str, base: BaseResult | None, groups: Sequence[Group], *, b
                               "(every row counts as 'utility kept')")
     result.oracle = oracle if oracle in {g.label for g in groups} else None
     closeness = _forget_quality(result, reps, oracle) if result.oracle else None
-    _rank(result, reps.effects, scored, budget, resamples, closeness)
+    _collapse_check(result, reps)
+    verdicts = _utility_verdicts(result, reps, scales, budget, resamples)
+    _rank(result, reps.effects, scored, verdicts, resamples, closeness)
     result.replicates = reps
     return result
 
@@ -532,7 +560,7 @@ def _forget_quality(result: TaskScores, reps: _Replicates, oracle: str) -> dict[
     oracle_deltas = reps.deltas.get(oracle) or {}
     oracle_row = result.row(oracle)
     separated = []
-    for name in result.scored["forget"]:
+    for name in fq_candidates(result):
         if name not in oracle_deltas:
             continue
         gap_reps = -oracle_deltas[name]
@@ -568,15 +596,69 @@ def _forget_quality(result: TaskScores, reps: _Replicates, oracle: str) -> dict[
         fq_reps = np.mean([r for _, r in per_metric], axis=0)
         low, high, bad = finite_interval(fq_reps)
         row.forget_quality, row.forget_quality_ci, row.forget_quality_nonfinite = fq, (low, high), bad
-        closeness[row.label] = (1.0 - abs(1.0 - fq), 1.0 - np.abs(1.0 - fq_reps))
+        distance = float(np.mean([abs(1.0 - p) for p, _ in per_metric]))
+        distance_reps = np.mean([np.abs(1.0 - r) for _, r in per_metric], axis=0)
+        row.closeness, row.closeness_ci = 1.0 - distance, finite_interval(1.0 - distance_reps)[:2]
+        closeness[row.label] = (1.0 - distance, 1.0 - distance_reps)
     return closeness
 
 
+def fq_candidates(result: TaskScores) -> list[str]:
+    """The forget metrics forget quality may be formed on: the scored ones, and the forget likelihood probes
+    (details for F, which would reward pushing a probe down without end, but measured against the oracle as a
+    distance: a model that drives the gold answers' likelihood far below the oracle's — a collapse, or an
+    over-forgetting that makes the forget set an outlier — is as far from the gold standard as one that keeps it
+    at the taught model's. Unbounded below, they have no floor a collapse could reach to match the oracle)."""
+    probes = [name for name, info in result.metrics.items()
+              if info.group == "forget" and not info.primary and info.kind == "likelihood" and result.signal[name].ok]
+    return result.scored["forget"] + probes
+
+
+def _utility_verdicts(result: TaskScores, reps: _Replicates, scales: dict[str, float], budget: float,
+                      resamples: int) -> dict[str, UtilityVerdict]:
+    """Every row's utility verdict against the fixed bands of ``bench.report.ranking``."""
+    taught = {n: result.row(BASE_LABEL).metrics[n].value for n in result.scored["utility"]}
+    gold: dict[str, tuple[float, bool]] = {}
+    oracle = result.row(result.oracle) if result.oracle else None
+    for name in result.scored["utility"]:
+        stats = oracle.metrics.get(name) if oracle is not None else None
+        if stats is not None and stats.delta_ci_low is not None:
+            gold[name] = (stats.value, bool(stats.delta_ci_low > 0 or stats.delta_ci_high < 0))
+    result.utility_bands = utility_bands(result.metrics, result.scored["utility"], taught, gold, scales, budget)
+    verdicts = {}
+    for row in result.rows:
+        deltas = reps.deltas.get(row.label, {})
+        if any(n not in deltas for n in result.scored["utility"]):
+            continue
+        values = {n: np.concatenate([[row.metrics[n].value if row.label != BASE_LABEL else taught[n]],
+                                     taught[n] + deltas[n]]) for n in result.scored["utility"]}
+        verdicts[row.label] = utility_verdict(result.utility_bands, values, resamples)
+    return verdicts
+
+
+def _collapse_check(result: TaskScores, reps: _Replicates) -> None:
+    """Mark rows whose forget-prompt output collapsed: degenerate share (``COLLAPSE_METRIC``) above both the taught
+    model's and the oracle's by more than ``COLLAPSE_MARGIN``, its delta against the taught model significant."""
+    if COLLAPSE_METRIC not in result.metrics:
+        return
+    taught = result.row(BASE_LABEL).metrics[COLLAPSE_METRIC].value
+    oracle = result.row(result.oracle).metrics.get(COLLAPSE_METRIC) if result.oracle else None
+    reference = max(taught, oracle.value if oracle is not None else taught)
+    for row in result.rows:
+        stats = row.metrics.get(COLLAPSE_METRIC)
+        if row.label in (BASE_LABEL, result.oracle) or stats is None or stats.delta_ci_low is None:
+            continue
+        if stats.value > reference + COLLAPSE_MARGIN and stats.delta_ci_low > 0:
+            row.collapsed = (f"{stats.value:.0%} of its forget-prompt outputs are degenerate (taught {taught:.0%}"
+                             + (f", oracle {oracle.value:.0%}" if oracle is not None else "") + ")")
+
+
 def _rank(result: TaskScores, effects: dict[str, dict[str, np.ndarray]], scored: dict[str, list[str]],
-          budget: float, resamples: int, closeness: dict[str, tuple[float, np.ndarray]] | None = None) -> None:
+          verdicts: dict[str, UtilityVerdict], resamples: int,
+          closeness: dict[str, tuple[float, np.ndarray]] | None = None) -> None:
     """The rule (``bench.report.ranking``) at the point estimate and in every replicate, then the pairwise tests:
     point ranks, rank sets and ties (``bench.inference.pairwise``)."""
-    klass, key = classes_and_keys(result, effects, scored, budget, resamples, BASE_LABEL, closeness)
+    klass, key = classes_and_keys(result, effects, scored, verdicts, resamples, BASE_LABEL, closeness)
     labels = [r.label for r in result.rows]
     separation = separate(labels, klass, key)
     ranks = competition_ranks(klass, key)

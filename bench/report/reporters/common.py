@@ -75,8 +75,31 @@ def score_text(row: RowScore) -> str:
     if row.forget is None:
         return row.status if row.status != "done" else "–"
     fq = fq_text(row)
+    if row.closeness is not None:
+        fq = f"closeness {fmt(row.closeness)} {interval(row.closeness_ci)} · {fq}"
     return ((f"{fq} · " if fq else "") + f"F {fmt_signed(row.forget)} {interval(row.forget_ci, signed=True)} · "
             f"U {fmt_signed(row.utility)} {interval(row.utility_ci, signed=True)}")
+
+
+def verdict_text(row: RowScore) -> str:
+    """The verdict with what decided it: the metrics outside their utility bands, or why the output collapsed."""
+    if row.collapsed:
+        return f"collapsed: {row.collapsed}"
+    if row.utility_kept is False and row.utility_broken_by:
+        return f"utility broken ({', '.join(row.utility_broken_by)})"
+    return row.verdict
+
+
+def utility_band_line(scores: TaskScores) -> str:
+    """Each scored utility metric's fixed band (``bench.report.ranking``)."""
+    if not scores.utility_bands:
+        return ""
+    parts = [f"`{b.name}` {b.text()} (budget {b.budget:.3g}; "
+             + (f"from the oracle's {b.gold:.3g}, which differs from the taught model's" if b.gold_differs
+                else "from the taught model's value") + ")" for b in scores.utility_bands]
+    return ("Utility is kept when every scored utility metric stays in its band — the range between the taught "
+            "model and the gold standard, widened by the budget (twice the metric's minimum meaningful effect by "
+            "default): " + "; ".join(parts) + ".")
 
 
 def task_cell(row: RowScore | None) -> str:
@@ -85,7 +108,7 @@ def task_cell(row: RowScore | None) -> str:
         return "–"
     if row.rank is None:
         return row.status
-    verdict = "" if row.verdict == "utility kept" else f", {row.verdict}"
+    verdict = "" if row.verdict == "utility kept" else f", {verdict_text(row)}"
     if row.forget is None:
         return f"{row.rank_text}{verdict}"
     fq = fq_text(row, short=True)
@@ -161,8 +184,10 @@ def separated_pairs_text(table: ResultTable, scores: TaskScores) -> str:
 def no_signal_lines(scores: TaskScores) -> list[str]:
     """The task's caveats and every metric flagged "no signal at this size", with the reason."""
     power = power_line(scores)
+    bands = utility_band_line(scores)
     under = [f"**{scores.underpowered[0].upper()}{scores.underpowered[1:]}.**"] if scores.underpowered else []
-    return oracle_lines(scores) + under + ([power] if power else []) + [f"Caveat: {c}" for c in scores.caveats] + [
+    return oracle_lines(scores) + ([bands] if bands else []) + under + ([power] if power else []) + [
+        f"Caveat: {c}" for c in scores.caveats] + [
         f"`{name}` {NO_SIGNAL} no signal at this size: {s.reason}" for name, s in scores.signal.items() if not s.ok]
 
 
@@ -187,19 +212,25 @@ def scoring_legend(scoring: Scoring) -> list[str]:
         "tests: every pair of rows of a ranking is tested on the bootstrap replicates of the ranking key, with "
         "Holm's correction over the pairs (family-wise error 5 %). \"Tied with\" lists the rows a row is not "
         "separated from. Overall: mean rank over the ranked tasks that are not underpowered, tested the same way.",
+        "Utility: a row keeps utility when every scored utility metric stays in its band — between the taught "
+        "model's value and the gold standard's (the oracle's, where it differs from the taught model), widened by "
+        f"{scoring.budget:g} × the metric's minimum meaningful effect; the band is fixed at the point estimates and "
+        "one metric outside it breaks utility, whatever the others gain. A row whose forget-prompt outputs "
+        "collapsed (degenerate share above both the taught model's and the oracle's by more than 0.2, "
+        "significantly) is marked collapsed and ranks with the rows that broke utility.",
     ] + ([
         "Boards with an oracle (taught tasks): FQ (forget quality) = (v_taught − v_row) / (v_taught − v_oracle) per "
-        f"scored forget metric whose taught-to-oracle gap is at least {FQ_GUARD_K:g} × its minimum detectable effect, "
-        "averaged; "
-        "0 = the taught model, 1 = the oracle, > 1 = past the oracle (over-forgetting, shown as such, not as a "
-        "better score); interval from the same paired bootstrap. The rule, stated in advance: rows that kept "
-        f"utility (U ≥ min(0, U_oracle) − {scoring.budget:g}) rank first by closeness to the oracle, 1 − |1 − FQ|; "
-        "rows that broke utility follow by U; failed rows last. The oracle, the taught model (the base row) and "
-        "the untaught base are rows."]
+        f"forget metric whose taught-to-oracle gap is at least {FQ_GUARD_K:g} × its minimum detectable effect — the "
+        "scored forget metrics and the forget likelihood probes, which have no floor a collapse could reach; 0 = "
+        "the taught model, 1 = the oracle, > 1 = past the oracle (over-forgetting). The rule, stated in advance: "
+        "rows that kept utility and did not collapse rank first by closeness to the oracle, 1 − the mean over those "
+        "metrics of |1 − FQ_m| (a distance per metric: overshooting one metric does not cancel stopping short on "
+        "another); rows that broke utility or collapsed follow by U; failed rows last. The oracle, the taught model "
+        "(the base row) and the untaught base are rows."]
         if any(ts.oracle for ts in scoring.tasks.values()) else [
-        f"The rule: rows whose utility loss is within the budget (U ≥ −{scoring.budget:g}) rank first, by F; rows "
-        "that broke utility follow, by U; failed rows last. The base model is a row: a method not separated from "
-        "it has not been shown to forget."])
+        "The rule: rows that kept utility and did not collapse rank first, by F; rows that broke utility or collapsed "
+        "follow, by U; failed rows last. The base model is a row: a method not separated from it has not been shown "
+        "to forget."])
 
 
 def model_text(provenance: dict[str, Any]) -> str:

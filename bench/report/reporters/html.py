@@ -35,6 +35,7 @@ from bench.report.reporters.common import (
     scoring_legend,
     task_cell,
     tied_text,
+    verdict_text,
 )
 from bench.report.reporters.plots import figures
 from bench.report.scores import BASE_LABEL
@@ -134,7 +135,7 @@ def _ranking(table: ResultTable, task: str) -> str:
         f"<span class=ci>{esc(interval(r.forget_ci, signed=True))}</span></td>"
         f"<td{_num(r.utility)}>{esc(fmt_signed(r.utility))} "
         f"<span class=ci>{esc(interval(r.utility_ci, signed=True))}</span></td>"
-        f"<td{'' if r.verdict == 'utility kept' else ' class=bad'}>{esc(r.verdict)}</td>"
+        f"<td{'' if r.verdict == 'utility kept' else ' class=bad'}>{esc(verdict_text(r))}</td>"
         f"<td>{esc(tied_text(table, r.tied_with))}</td></tr>" for r in scores.rows)
     scored = scores.scored
     fq_head = "<th>forget quality vs oracle</th>" if with_fq else ""

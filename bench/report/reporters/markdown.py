@@ -24,6 +24,7 @@ from bench.report.reporters.common import (
     task_cell,
     tied_text,
     tuning_rows,
+    verdict_text,
 )
 from bench.report.scores import BASE_LABEL, separated_pairs
 
@@ -74,7 +75,7 @@ def ranking_table(table: ResultTable, task: str) -> list[str]:
             "|---|---|---|---|---|"]
     for row in scores.rows:
         label = f"**{base_name(table)}**" if row.label == BASE_LABEL else row.label
-        rows.append(f"| {row.rank_text} | {label} | {score_text(row)} | {row.verdict} | "
+        rows.append(f"| {row.rank_text} | {label} | {score_text(row)} | {verdict_text(row)} | "
                     f"{tied_text(table, row.tied_with)} |")
     scored = scores.scored
     rows += ["", f"Scored metrics — forget: {', '.join(f'`{n}`' for n in scored['forget']) or 'none'}; "

@@ -55,7 +55,8 @@ def worst_recovery(table: Any, task: str) -> dict[str, tuple[float, str]]:
 
 
 def _forget_utility_axes(ax: Any, table: ResultTable, task: str) -> bool:
-    """F (x) against U (y) with 95 % intervals, the utility budget, the base at (0, 0); False if unranked."""
+    """F (x) against U (y) with 95 % intervals, the base at (0, 0), rows that broke utility (per-metric bands,
+    ``bench.report.ranking``) in grey; False if unranked."""
     scores = table.scoring.tasks[task]
     rows = [r for r in scores.rows if r.forget is not None]
     if scores.unranked_reason or not rows:
@@ -63,7 +64,6 @@ def _forget_utility_axes(ax: Any, table: ResultTable, task: str) -> bool:
                 va="center", transform=ax.transAxes, fontsize=8)
         ax.set_axis_off()
         return False
-    budget = table.scoring.budget
     front = set(pareto_front([(r.label, r.forget, r.utility) for r in rows if r.utility_kept]))
     attacked, drawn_attacked = worst_recovery(table, task), False
     for r in rows:
@@ -84,13 +84,12 @@ def _forget_utility_axes(ax: Any, table: ResultTable, task: str) -> bool:
             ax.scatter([attacked_f], [r.utility], marker="o", s=28, facecolors="none", edgecolors=color, zorder=3,
                        label="after the worst attack: F·(1 − R)" if not drawn_attacked else None)
             drawn_attacked = True
-    ax.axhspan(-budget, ax.get_ylim()[1] if ax.get_ylim()[1] > 0 else 0.1, color="tab:green", alpha=0.06, lw=0)
-    ax.axhline(-budget, color="tab:green", lw=0.8, ls="--", label=f"utility budget (U = −{budget:g})")
     ax.axhline(0, color="grey", lw=0.5)
     ax.axvline(0, color="grey", lw=0.5)
     ax.set_xlabel("forget score F (→ more forgetting)")
     ax.set_ylabel("utility score U (↑ kept)")
-    ax.set_title(f"{task}: red = Pareto front among utility-kept rows; (rank interval)", fontsize=8)
+    ax.set_title(f"{task}: red = Pareto front among utility-kept rows, grey = utility broken or collapsed; "
+                 "(rank set)", fontsize=8)
     return True
 
 
