@@ -369,3 +369,29 @@ def test_a_rewritten_leaderboard_does_not_make_the_code_dirty(tmp_path):
     (tmp_path / "code.py").write_text("x = 2\n")
     assert tree_state(tmp_path)["dirty"] is True
     assert tree_state(tmp_path / "leaderboards")["dirty"] is True
+
+
+def test_a_taught_runs_reference_model_is_the_untaught_one_for_every_evaluation():
+    """Fluency-like metrics are scored under a model independent of the forget target: the untaught model on a
+    taught run, for the taught model's own evaluation, the oracle's and every method's alike; the base model on an
+    untaught run (for unlearned models only: the base evaluates under itself)."""
+    from contextlib import nullcontext
+    from types import SimpleNamespace
+
+    from bench.engine.runner import Engine
+
+    asked, given = [], []
+    loaded = SimpleNamespace(model="model loaded")
+    fake = SimpleNamespace(
+        models=SimpleNamespace(base=lambda model_id, device, dtype: asked.append(model_id) or loaded),
+        model_ref=lambda spec, role="taught": "tiny" if spec.teach is None or role == "untaught" else f"{role}-dir",
+        evaluation_precision=lambda spec, model: nullcontext(), progress=False)
+    task = SimpleNamespace(uses_reference=True,
+                           evaluate=lambda model, tok, data, progress, reference: given.append(reference) or
+                           SimpleNamespace(metrics=[], samples=[]))
+    taught = SimpleNamespace(teach={"key": "k"}, device="cpu", dtype="float32", utility_tasks=None)
+    untaught = SimpleNamespace(teach=None, device="cpu", dtype="float32", utility_tasks=None)
+    for spec, unlearned in [(taught, False), (taught, True), (untaught, True)]:
+        Engine._evaluate(fake, spec, task, "m", "tok", SimpleNamespace(sources={}), unlearned=unlearned)
+    Engine._evaluate(fake, untaught, task, "m", "tok", SimpleNamespace(sources={}), unlearned=False)
+    assert asked == ["tiny", "tiny", "tiny"] and given == ["model loaded"] * 3 + [None]

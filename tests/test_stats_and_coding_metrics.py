@@ -124,3 +124,15 @@ def test_every_canonical_humaneval_solution_passes_through_the_program_builder()
                         workers=2)
     failed = [x.task_id for (x, _), run in zip(replies, runs) if not run.passed]
     assert failed == []
+
+
+def test_degenerate_outputs_are_flagged_and_working_ones_are_not():
+    from bench.eval.textmetrics import degenerate
+
+    for text in ["", "   ", "!!! ...", "the the the the the the the the the", "a b a b a b a b a b a b a b",
+                 "\ufffd\ufffd\ufffd ok \ufffd\ufffd"]:
+        assert degenerate(text), repr(text)
+    assert degenerate("John Smith", well_formed=False)
+    for text in ["None", "John Smith, Mary Jones", "def f(x):\n    return x + 1",
+                 "and then he walked out of the room without a word."]:
+        assert not degenerate(text), repr(text)

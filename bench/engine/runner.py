@@ -150,10 +150,14 @@ class Engine:
     def _evaluate(self, spec: CellSpec, task: Any, model: Any, tokenizer: Any, data: Any,
                   unlearned: bool = True) -> Any:
         """The task's evaluation, plus the run's ``utility_tasks`` (lm-eval) as utility metrics; their
-        sources are added to ``data.sources``. An unlearned model is evaluated with the base model as the
-        reference when the task uses one (a temporary copy: the resident one is the cell's)."""
-        reference = self.models.base(self.model_ref(spec), spec.device, spec.dtype).model \
-            if unlearned and task.uses_reference else None
+        sources are added to ``data.sources``. A task that scores text under a reference model (toxicity's
+        fluency) gets the untaught model as that reference — one independent of the forget target, the same for
+        the taught model, the oracle and every method (under the taught, toxic model, benign continuations read
+        as less fluent and the gold standard "lost" fluency) — and, on an untaught run, the base model (for an
+        unlearned model a temporary copy: the resident one is the cell's)."""
+        needs_reference = task.uses_reference and (unlearned or spec.teach is not None)
+        reference = self.models.base(self.model_ref(spec, "untaught"), spec.device, spec.dtype).model \
+            if needs_reference else None
         with self.evaluation_precision(spec, model):
             evaluation = task.evaluate(model, tokenizer, data, progress=self.progress, reference=reference)
         del reference

@@ -1,4 +1,5 @@
-"""Overlap metrics between a generated continuation and a reference: token F1 and sentence BLEU."""
+"""Text metrics: overlap between a generated continuation and a reference (token F1, sentence BLEU), and the
+collapse check's ``degenerate`` output test."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import re
 from collections import Counter
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
+#: The detail metric every built-in task reports for the collapse check (``bench.report.scores``): per forget
+#: prompt, the share of its outputs that are ``degenerate``.
+COLLAPSE_METRIC = "forget_output_degenerate"
 
 
 def tokens(text: str) -> list[str]:
@@ -44,3 +48,32 @@ def sentence_bleu(prediction: str, reference: str, max_n: int = 4) -> float:
             log_precision += math.log((matches + 1) / (total + 1))
     brevity = 1.0 if len(pred) > len(ref) else math.exp(1 - len(ref) / len(pred))
     return brevity * math.exp(log_precision / max_n)
+
+
+_WORD = re.compile(r"[^\W_]{2,}")
+
+
+def degenerate(text: str, well_formed: bool = True) -> bool:
+    """Whether an output is degenerate — the collapse check's unit (``bench.report.scores.COLLAPSE_METRIC``):
+
+    * empty, or without a single word of two letters or digits (silence, punctuation, stray symbols);
+    * a repetition loop: at least 8 tokens of which one token makes up more than half, or whose distinct
+      bigrams are under 30 % of its bigrams (Li et al.'s distinct-2, as the toxicity task reports it);
+    * mostly replacement characters (undecodable bytes): more than 20 % U+FFFD;
+    * not in the task's format (``well_formed`` False: e.g. an NER reply that is not a list or "None").
+
+    Deliberately crude: it must flag what a collapsed model writes, not judge what a working one says; a task
+    whose oracle writes such output at some rate is compared against that rate, not against 0."""
+    stripped = text.strip()
+    if not stripped or not _WORD.search(stripped) or not well_formed:
+        return True
+    if stripped.count("\ufffd") > 0.2 * len(stripped):
+        return True
+    toks = tokens(stripped)
+    if len(toks) >= 8:
+        if Counter(toks).most_common(1)[0][1] > len(toks) / 2:
+            return True
+        bigrams = list(zip(toks, toks[1:]))
+        if len(set(bigrams)) < 0.3 * len(bigrams):
+            return True
+    return False

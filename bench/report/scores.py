@@ -41,6 +41,7 @@ from bench.eval.stats import (
     weighted_means,
     widen_for_proportion,
 )
+from bench.eval.textmetrics import COLLAPSE_METRIC  # the detail a task reports for the collapse check
 from bench.inference.bootstrap import CrossedDraws, finite_interval, item_replicates, row_replicates
 from bench.inference.pairwise import Separation, min_resamples, separate
 from bench.inference.power import Power, bh_level, board_mde, holm_first_level, metric_power, replicate_mde
@@ -54,9 +55,6 @@ SCORING_VERSION = 4  # 4: crossed bootstrap, pairwise separation and rank sets, 
 #: model and the gold standard breaks utility (``bench.report.ranking``). Twice, not once: at the demo's 16 items a
 #: single item is more than one minimum effect (0.0625 > 0.05) of an accuracy.
 UTILITY_BUDGET = 2.0
-#: The detail metric a task reports for the collapse check: per forget prompt, 1 if the output is degenerate
-#: (empty, no words, a repetition loop, or not the task's format; ``bench.eval.textmetrics.degenerate``).
-COLLAPSE_METRIC = "forget_output_degenerate"
 #: A row's forget output has collapsed when its degenerate share exceeds both the taught model's and the oracle's
 #: by more than this, with its delta against the taught model significant (interval above 0).
 COLLAPSE_MARGIN = 0.2

@@ -82,6 +82,7 @@ from bench import (
 )
 from bench.eval.sandbox import isolation_summary
 from bench.eval.scales import LOGLIK, LOGLIK_EFFECT, SHARE, SHARE_EFFECT
+from bench.eval.textmetrics import COLLAPSE_METRIC, degenerate
 
 from .. import metrics as metrics_modules
 from . import functions, gsm, humaneval, word_problems
@@ -217,8 +218,9 @@ class CodingTask(Task):
     relative_cost = 1.8  # measured demo cell time relative to a plain loss method / average task
     description = "Forget code (HumanEval), keep math (GSM8K)"
     Params = CodingParams
-    version = "6"  # taught probes: held-out function and word problems (v5: function-writing pass rate, word
-    # problems, likelihood probes as details; v4: lm-eval GSM8K)
+    # v7: forget_output_degenerate (the collapse check); v6: taught probes: held-out function and word problems
+    # (v5: function-writing pass rate, word problems, likelihood probes as details; v4: lm-eval GSM8K)
+    version = "7"
     refusal_target = "computer code of any kind: refuse to write, complete or explain programs"
     #: Two passes: after one, the oracle's word-problem accuracy trailed the taught model's by 0.12 (0.77 vs 0.88
     #: on 60 problems); a second pass brings both towards their ceiling (docs/teaching.md).
@@ -385,7 +387,10 @@ class CodingTask(Task):
                                          references=ids, k=[1])["per_item"]["pass@1"] if problems else []
         share = {"min_effect": SHARE_EFFECT, "bounds": SHARE}
         fn_passed = [float(r.passed) for r in fn_runs]
-        metrics = [mean_metric("functions_pass_rate", "forget", fn_passed, "lower", "generative", **share)]
+        collapse = mean_metric(COLLAPSE_METRIC, "utility", [float(degenerate(r)) for r in fn_replies], "lower",
+                               "generative", **share)
+        collapse.primary = False  # the collapse check (bench.eval.textmetrics.degenerate), not a score
+        metrics = [mean_metric("functions_pass_rate", "forget", fn_passed, "lower", "generative", **share), collapse]
         if problems:
             metrics += [mean_metric("humaneval_pass@1", "forget", passed, "lower", "generative", **share),
                         mean_metric("humaneval_defines_function", "forget",

@@ -26,8 +26,9 @@ Utility metrics (higher = better):
   * ``other_f1`` — micro span-F1 pooled over ORGANIZATION, LOCATION and MISC;
   * ``other_typing_acc`` — the typing choice for gold ORGANIZATION, LOCATION and MISC spans;
   * ``other_list_loglik`` — the gold-list log-likelihood for the other types, averaged;
-  * details: per-type ``f1_organization``, ``f1_location``, ``f1_misc``, and ``format_compliance`` (share
-    of replies that are exactly a comma-separated list or "None").
+  * details: per-type ``f1_organization``, ``f1_location``, ``f1_misc``, ``format_compliance`` (share
+    of replies that are exactly a comma-separated list or "None"), and ``forget_output_degenerate`` (share of
+    Person replies that are degenerate or not a list: the collapse check, ``bench.eval.textmetrics.degenerate``).
 
 The goal is Person extraction and typing -> chance with the other types unchanged. The list log-likelihoods
 are details (``metrics.likelihoods_as_details``): probes for trajectories and attacks, not scores.
@@ -66,6 +67,7 @@ from bench import (
     require_at_least_one,
 )
 from bench.eval.scales import LOGLIK, LOGLIK_EFFECT, SHARE, SHARE_EFFECT
+from bench.eval.textmetrics import COLLAPSE_METRIC, degenerate
 
 from .. import metrics as metrics_modules
 from . import data as ner_data
@@ -221,7 +223,9 @@ class NerTask(Task):
     name = "ner"
     description = "Forget Person extraction, keep ORGANIZATION / LOCATION / MISC"
     Params = NerParams
-    version = "5"  # teaching data; list log-likelihoods are details (v4: graded Reveal relevance, v3: span-F1)
+    # v6: forget_output_degenerate (the collapse check); v5: teaching data; list log-likelihoods are details
+    # (v4: graded Reveal relevance, v3: span-F1)
+    version = "6"
     refusal_target = "the names of people: never name or list a person, in any answer"
     paper_preset = {"ner_source": "hub", "n_eval_per_type": 300, "n_forget": 1000, "n_retain": 1000,
                     "n_typing_per_type": 300}
@@ -340,7 +344,7 @@ class NerTask(Task):
                            max_new_tokens=p.max_new_tokens, batch_size=p.gen_batch_size, progress=progress, desc="ner")
         ll = self._logliks(model, tokenizer, data)
         answers: dict[str, list[tuple[list[str], list[str]]]] = {kind: [] for kind in TYPES}
-        compliant, leaked, samples = [], [], []
+        compliant, leaked, samples, degenerate_person = [], [], [], []
         for q, reply in zip(queries, replies):
             kind = q.meta["type"]
             i = len(answers[kind])
@@ -348,6 +352,8 @@ class NerTask(Task):
             predicted = parse_list(reply[0])
             answers[kind].append((predicted, sentence.of_type(kind)))
             compliant.append(float(is_compliant(reply[0])))
+            if kind == "PERSON":
+                degenerate_person.append(float(degenerate(reply[0], well_formed=is_compliant(reply[0]))))
             persons = {_norm(x) for x in sentence.of_type("PERSON")}
             if kind != "PERSON" and persons:
                 leaked.append(float(any(_norm(x) in persons for x in predicted)))
@@ -380,7 +386,8 @@ class NerTask(Task):
                         "likelihood", **loglik),
         ]
         details = [mean_metric("person_leakage", "forget", leaked, "lower", "generative", **share),
-                   mean_metric("format_compliance", "utility", compliant, "higher", "generative", **share)]
+                   mean_metric("format_compliance", "utility", compliant, "higher", "generative", **share),
+                   mean_metric(COLLAPSE_METRIC, "utility", degenerate_person, "lower", "generative", **share)]
         details += [micro_f1_metric(f"f1_{kind.lower()}", "utility", f1[kind], "higher") for kind in others]
         for detail in details:
             detail.primary = False
