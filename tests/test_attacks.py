@@ -108,10 +108,32 @@ def test_recovered_share_needs_a_meaningful_drop_and_stays_in_range():
     assert out["adjusted_change"] == pytest.approx(0.5)  # what the attack did is still shown
     small = [b - 0.1 for b in base]  # a meaningful drop, against an attack adding 0.5: a share of 5
     out = recovery(base, small, {"a": [u + 0.5 for u in small]}, {"a": base})
-    assert out["recovered"] is None and "outside [-1, 2]" in out["recovered_note"]
+    assert out["recovered"] is None and "leaves [-1, 2]" in out["recovered_note"]
     # the control takes back what the attack does to the base model: a relearn that teaches everyone
     out = recovery(base, small, {"a": [u + 0.3 for u in small]}, {"a": [b + 0.25 for b in base]})
     assert out["recovered"] == pytest.approx(0.5)
+
+
+def test_robustness_v3_the_oracle_is_the_control_and_variants_are_matched():
+    """R = max_v [(A_v − U) − (C_v − C)] / (T − U) with the oracle as the control, variant by variant."""
+    taught = [0.0, 0.1, -0.1, 0.2]
+    unlearned = [t - 2.0 for t in taught]
+    oracle = [t - 2.5 for t in taught]
+    # variant "a" recovers 1.0 in the row and 0.8 in the oracle; "b" recovers 0.6 in the row and nothing in the
+    # oracle: matched, "b" is the worst (0.6 > 0.2); v2 paired the row's worst variant with the control's worst
+    attacked = {"a": [u + 1.0 for u in unlearned], "b": [u + 0.6 for u in unlearned]}
+    oracle_attacked = {"a": [o + 0.8 for o in oracle], "b": list(oracle)}
+    out = recovery(taught, unlearned, attacked, {"a": taught, "b": taught}, control=oracle,
+                   control_attacked=oracle_attacked)
+    assert out["control_kind"] == "oracle" and out["worst_variant"] == "b"
+    assert out["recovered"] == pytest.approx(0.3) and out["recovered_ci"] == pytest.approx([0.3, 0.3])
+    assert out["control_by_variant"] == pytest.approx({"a": 0.8, "b": 0.0})
+    # gated on the row's forgetting on the scored metrics, not on the probe
+    gated = recovery(taught, unlearned, attacked, {"a": taught, "b": taught}, control=oracle,
+                     control_attacked=oracle_attacked, forgot=(-0.1, 0.4))
+    assert gated["recovered"] is None and "does not lie above 0" in gated["recovered_note"]
+    with pytest.raises(ValueError, match="other variants"):
+        recovery(taught, unlearned, attacked, {"a": taught}, control=oracle, control_attacked={"a": oracle})
 
 
 def test_recovered_fraction_is_undefined_when_nothing_was_forgotten():

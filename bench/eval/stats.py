@@ -151,73 +151,89 @@ RECOVERY_RANGE = (-1.0, 2.0)
 
 
 def recovery(base: Any, unlearned: Any, attacked: dict[str, Any], base_attacked: dict[str, Any],
-             resamples: int = RESAMPLES, seed: int = SEED, min_effect: float = LOGLIK_EFFECT) -> dict[str, Any]:
-    """The control-adjusted recovered share of an attack (robustness v2), its worst variant and interval, and
-    the base control (``bench.engine.attacks`` explains each number):
+             resamples: int = RESAMPLES, seed: int = SEED, min_effect: float = LOGLIK_EFFECT,
+             control: Any = None, control_attacked: dict[str, Any] | None = None,
+             forgot: tuple[float, float] | None = None) -> dict[str, Any]:
+    """The control-adjusted recovered share of an attack (robustness v3), its worst variant and interval
+    (``bench.engine.attacks`` and docs/attacks.md explain each number):
 
-        R = [(F_attacked − F_unlearned) − (C_attacked − F_base)] / (F_base − F_unlearned)
+        R = max_v [(A_v − U) − (C_v − C)] / (T − U)
 
-    F: the forget probe (per-item mean) of the unlearned model, attacked or not; F_base and C_attacked: the base
-    model's, unattacked and attacked (the control: what the attack does to a model that forgot nothing —
-    relearning teaches it too, quantization damages it too). R is reported only where the method's drop
-    F_base − F_unlearned is at least ``min_effect`` (the probe's minimum meaningful effect) and beyond its
-    interval, and the share lies in ``RECOVERY_RANGE``; otherwise ``recovered`` is None with the reason, and
-    ``adjusted_change`` (the numerator, with its interval) says what the attack did.
+    U and A_v: the row's forget probe (per-item mean) unattacked and under variant v of the attack; T: the taught
+    (base) model's; C and C_v: the **control**'s, unattacked and under the *same* variant v — the oracle
+    (``control``, ``control_attacked``: a model that never learned the target, so that what an attack teaches or
+    breaks in any model is taken out) where the board has one, else the base model (``base_attacked``). The worst
+    variant is the maximum of the matched differences, inside every replicate, so the interval pays for the choice.
+    R is reported only where the row forgot — its forget quality (or F) interval ``forgot`` lies above 0 (without
+    it: the probe's drop T − U at least ``min_effect`` and beyond its interval) — and R's interval lies within
+    ``RECOVERY_RANGE``; otherwise ``recovered`` is None with the reason, and ``adjusted_change`` (the numerator,
+    with its interval) says what the attack did.
 
-    Each argument holds per-item values, one row per seed (``[S, n]``; a flat list is one seed): the
-    interval is then the leaderboard's crossed bootstrap (``bench.inference.bootstrap``): one item draw per
-    replicate shared by every seed and every measurement, and a random-effects seed term drawn once per replicate
-    for all of them (the same training run is attacked, measured and controlled)."""
-
+    Each argument holds per-item values, one row per seed (``[S, n]``; a flat list is one seed; a control with one
+    row serves every seed): the interval is the leaderboard's crossed bootstrap (``bench.inference.bootstrap``):
+    one item draw per replicate shared by every measurement, and a random-effects seed term per measurement drawn
+    with the same multipliers (the same training run is attacked and measured)."""
     b, u = np.atleast_2d(np.asarray(base, float)), np.atleast_2d(np.asarray(unlearned, float))
     att = {k: np.atleast_2d(np.asarray(v, float)) for k, v in attacked.items()}
-    ctl = {k: np.atleast_2d(np.asarray(v, float)) for k, v in base_attacked.items()}
-    if not all(x.shape == u.shape for x in [b, *att.values(), *ctl.values()]):
-        raise ValueError("attack measurements must score the same items for the same seeds")
+    if control is not None and control_attacked is not None:
+        c0 = np.atleast_2d(np.asarray(control, float))
+        ctl = {k: np.atleast_2d(np.asarray(v, float)) for k, v in control_attacked.items()}
+        control_kind = "oracle"
+    else:
+        c0, ctl, control_kind = b, {k: np.atleast_2d(np.asarray(v, float)) for k, v in base_attacked.items()}, "base"
+    if set(ctl) != set(att):
+        raise ValueError(f"the control was attacked with other variants ({sorted(ctl)}) than the row ({sorted(att)})")
     n_seeds, n = u.shape
+    if not all(x.shape[1] == n for x in [b, c0, *att.values(), *ctl.values()]):
+        raise ValueError("attack measurements must score the same items")
+    if not all(x.shape == u.shape for x in [*att.values()]):
+        raise ValueError("attack measurements must score the same items for the same seeds")
     draws = CrossedDraws.draw([n], resamples, np.random.default_rng(seed))
     multipliers = draws.seed_multipliers(n_seeds)
 
     def replicates(x: np.ndarray) -> np.ndarray:
-        return row_replicates(x, draws.items[n], multipliers)
+        return row_replicates(x, draws.items[n], multipliers if x.shape[0] == n_seeds else None)
 
-    def worst(variants: dict[str, np.ndarray]) -> tuple[str, np.ndarray]:
-        """The variant with the largest mean, and per replicate the largest mean over variants (the worst
-        case is picked inside every replicate, so the interval pays for the choice)."""
-        name = max(variants, key=lambda k: variants[k].mean())
-        return name, np.max(np.stack([replicates(v) for v in variants.values()]), axis=0)
-
-    b_r, u_r = replicates(b), replicates(u)
+    b_r, u_r, c0_r = replicates(b), replicates(u), replicates(c0)
     gap, gap_r = b.mean() - u.mean(), b_r - u_r
-    worst_name, worst_r = worst(att)
-    control_name, control_r = worst(ctl)
-    control = float(ctl[control_name].mean() - b.mean())
-    adjusted = float(att[worst_name].mean() - u.mean()) - control
-    adjusted_r = (worst_r - u_r) - (control_r - b_r)
+    adjusted = {k: float((att[k].mean() - u.mean()) - (ctl[k].mean() - c0.mean())) for k in att}
+    adjusted_r = {k: (replicates(att[k]) - u_r) - (replicates(ctl[k]) - c0_r) for k in att}
+    worst_name = max(adjusted, key=adjusted.get)
+    worst_r = np.max(np.stack(list(adjusted_r.values())), axis=0)
+    control_change = {k: float(ctl[k].mean() - c0.mean()) for k in ctl}
     out: dict[str, Any] = {
         "items": n, "seeds": n_seeds, "forgotten": float(gap), "forgotten_ci": list(percentile_interval(gap_r)),
         "worst_variant": worst_name, "attacked_minus_unlearned": float(att[worst_name].mean() - u.mean()),
         "variant_means": {k: float(v.mean()) for k, v in att.items()},
-        "control_variant": control_name, "control": control,
-        "control_ci": list(percentile_interval(control_r - b_r)),
-        "adjusted_change": adjusted, "adjusted_change_ci": list(percentile_interval(adjusted_r)),
+        "control_kind": control_kind, "control_variant": worst_name, "control": control_change[worst_name],
+        "control_by_variant": control_change,
+        "control_ci": list(percentile_interval(replicates(ctl[worst_name]) - c0_r)),
+        "adjusted_change": adjusted[worst_name], "adjusted_change_ci": list(percentile_interval(worst_r)),
         "recovered": None, "recovered_ci": None, "recovered_note": None, "min_effect": min_effect,
-        "version": 2,
+        "version": 3,
     }
     low, high = out["forgotten_ci"]
-    if not (significant(low, high) and gap >= min_effect):
+    if forgot is not None and not forgot[0] > 0:
+        out["recovered_note"] = (f"nothing to recover: the row's forget quality (or F) interval {_ci_text(forgot)} "
+                                 "does not lie above 0")
+        return out
+    if forgot is None and not (significant(low, high) and gap >= min_effect):
         out["recovered_note"] = (f"nothing to recover: the forget probe fell by {gap:+.3g} {_ci_text((low, high))}, "
                                  f"less than its minimum meaningful effect {min_effect:g} or within its interval")
         return out
-    share = adjusted / gap
-    if not RECOVERY_RANGE[0] <= share <= RECOVERY_RANGE[1]:
-        out["recovered_note"] = (f"no share: {share:+.3g} lies outside [{RECOVERY_RANGE[0]:g}, {RECOVERY_RANGE[1]:g}] "
-                                 "(the drop is small against the attack's own effect); see the change")
+    if not gap > 0:
+        out["recovered_note"] = f"no share: the forget probe did not fall ({gap:+.3g}); see the change"
         return out
-    out["recovered"] = float(share)
-    ratio = adjusted_r / np.where(gap_r > 0, gap_r, np.nan)
+    share = adjusted[worst_name] / gap
+    ratio = worst_r / np.where(gap_r > 0, gap_r, np.nan)
     finite = ratio[np.isfinite(ratio)]
-    out["recovered_ci"] = list(percentile_interval(finite)) if len(finite) > 1 else None
+    ci = percentile_interval(finite) if len(finite) > 1 else (float("nan"), float("nan"))
+    if not (RECOVERY_RANGE[0] <= ci[0] and ci[1] <= RECOVERY_RANGE[1]):
+        out["recovered_note"] = (f"no share: {share:+.3g} {_ci_text(ci)} leaves [{RECOVERY_RANGE[0]:g}, "
+                                 f"{RECOVERY_RANGE[1]:g}] (the drop is small against the attack's own effect); "
+                                 "see the change")
+        return out
+    out["recovered"], out["recovered_ci"] = float(share), list(ci)
     return out
 
 

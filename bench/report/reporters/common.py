@@ -338,17 +338,18 @@ def reveal_rows(table: ResultTable, task: str) -> list[str]:
             REVEAL_HEADER, "|" + "---|" * REVEAL_HEADER.count(" | ") + "---|", *rows]
 
 
-ROBUSTNESS_LEGEND = ("Robustness (v2, control-adjusted): R = the share of the method's forget-probe drop that the "
-                     "attack recovers beyond what it does to the base model, [(F_attacked − F_unlearned) − "
-                     "(C_attacked − F_base)] / (F_base − F_unlearned), on the task's held-out forget-probe items "
-                     "(worst variant of the attack, 95 % hierarchical bootstrap interval over seeds and items; 0 = "
-                     "nothing recovered, 1 = back at the base model). A share is shown only where the method's drop is "
-                     "at least the probe's minimum meaningful effect and beyond its interval, and lies in [−1, 2]; "
-                     "otherwise n/f (nothing to recover) with the control-adjusted change Δ and its interval. The "
-                     "control row: the base model's own forget-probe change under the same attack (log-likelihood per "
-                     "token). On taught tasks the oracle's row shows what the attack does to a model that never "
-                     "learned the target. worst = the attack with the largest R (its interval is that attack's, not "
-                     "corrected for the choice).")
+ROBUSTNESS_LEGEND = ("Robustness (v3, docs/attacks.md): R = the share of the row's forget-probe drop that the "
+                     "attack recovers beyond what the same variant does to the control, max over variants of "
+                     "[(A_v − U) − (C_v − C)] / (T − U): A_v and U the row's forget probe attacked and not, T the "
+                     "taught (base) model's, C_v and C the control's — the oracle, a model that never learned the "
+                     "target, where the board has one, else the base model (95 % crossed-bootstrap interval over "
+                     "seeds and items, the worst variant chosen inside every replicate; 0 = nothing recovered, 1 = "
+                     "back at the taught model). A share is shown only where the row forgot on the scored metrics "
+                     "(its FQ, or F, interval above 0) and its interval lies in [−1, 2]; otherwise n/f with the "
+                     "control-adjusted change Δ and its interval. The control row: the control's own forget-probe "
+                     "change under the row's worst variant (log-likelihood per token). worst = the attack with the "
+                     "largest R (its interval is that attack's, not corrected for the choice). Measured on the "
+                     "likelihood probe only: the attacks do not re-run the generated metrics yet.")
 
 
 def robustness_cells(table: ResultTable, task: str) -> tuple[list[str], list[tuple[str, list[str]]]]:
@@ -363,9 +364,12 @@ def robustness_cells(table: ResultTable, task: str) -> tuple[list[str], list[tup
     control = []
     for attack in attacks:
         done = [e.summary for row in by_row.values() if (e := row.get(attack)) and e.summary]
+        done.sort(key=lambda summary: summary.get("control_kind") != "oracle")  # the oracle control first
         s = done[0] if done else None
         control.append("–" if s is None else f"{fmt_signed(s['control'])} {interval(s['control_ci'], signed=True)}")
-    rows = [("base model (control: Δ forget probe)", [*control, ""])]
+    kinds = {e.summary.get("control_kind", "base") for e in entries if e.summary}
+    kind = "oracle" if kinds == {"oracle"} else "base model" if kinds <= {"base"} else "oracle or base model"
+    rows = [(f"{kind} (control: Δ forget probe)", [*control, ""])]
     for label, row in by_row.items():
         cells, best = [], None
         for attack in attacks:
