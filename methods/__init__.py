@@ -15,7 +15,9 @@ BUILTIN_METHODS = {
     "icu": "methods.icu:ICU",
     "npo": "methods.npo:NPO",
     "prompt": "methods.prompt:PromptBaseline",
+    "rmu": "methods.rmu:RMU",
     "rnr": "methods.rnr:RevealAndRelease",
+    "simnpo": "methods.simnpo:SimNPO",
 }
 
 
