@@ -155,6 +155,10 @@ class TrainParams:
     epochs: float | None = None
     batch_size: int = 4
     grad_accum: int = 1
+    #: Clip the global gradient norm to this before each optimiser step; 0: no clipping. 1.0 is the Hugging
+    #: Face Trainer's default (kept by the attacks' and the teaching's training); each method's ``Params`` sets
+    #: the default of its official code (``TOFU_MAX_GRAD_NORM`` for GA, GradDiff, NPO and FLAT;
+    #: docs/methods/<method>.md). ``max_grad_norm`` in ``method_params`` or ``train_params`` overrides it.
     max_grad_norm: float = 1.0
     max_length: int = 256
     weight_decay: float = 0.0
@@ -206,6 +210,8 @@ class TrainParams:
             raise ValueError(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
         if len(self.adam_betas) != 2 or not all(0 <= b < 1 for b in self.adam_betas):
             raise ValueError(f"adam_betas must be two numbers in [0, 1), got {self.adam_betas}")
+        if not self.max_grad_norm >= 0:
+            raise ValueError(f"max_grad_norm must be >= 0 (0: no clipping), got {self.max_grad_norm}")
 
     def step_budget(self, n_examples: int) -> tuple[int, int]:
         """(optimiser steps, warmup steps) for ``n_examples`` training examples: ``epochs`` counted as TOFU's
@@ -225,6 +231,16 @@ class TrainParams:
 #: gradient_accumulation_steps=4`` on 2 GPUs), here 8 × 4 accumulation.
 TOFU_RECIPE: dict[str, Any] = {"lr": 1e-5, "epochs": 5, "batch_size": 8, "grad_accum": 4, "weight_decay": 0.01,
                                "warmup_epochs": 1, "lr_schedule": "linear", "finetune": "full"}
+
+#: Gradient clipping of TOFU's reference unlearning code and of the NPO and FLAT code built on it: **none**, the
+#: default ``max_grad_norm`` of GA, GradDiff, NPO and FLAT. Their scripts (locuslab/tofu ``forget.py``,
+#: licong-lin/negative-preference-optimization ``TOFU/forget.py``, UCSC-REAL/FLAT ``unlearn.py``) set no
+#: ``max_grad_norm`` but always train under DeepSpeed (``deepspeed='config/ds_config.json'``), whose config has no
+#: ``gradient_clipping`` key. The Trainer then leaves clipping to DeepSpeed (accelerate's ``clip_grad_norm_``
+#: does not clip a DeepSpeed model), transformers and accelerate write ``max_grad_norm`` into the DeepSpeed config
+#: only where a key says ``"auto"``, and DeepSpeed's own default is ``gradient_clipping = 0`` (off). Read from the
+#: libraries' code, not measured. open-unlearning's single-process launch (a plain Trainer) clips at 1.0 instead.
+TOFU_MAX_GRAD_NORM = 0.0
 
 
 class TrajectoryLogger:

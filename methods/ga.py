@@ -8,15 +8,21 @@ where N is the number of answer tokens in the batch (token-level mean, as in the
 L_GA ascends the forget CE. It is unbounded below, so GA eventually destroys the model; the step budget
 and the divergence guard (non-finite loss / gradient norm) bound it. LoRA by default; ``finetune:
 full`` trains every weight.
+
+Clipping: none by default (``max_grad_norm: 0``), as TOFU's ``forget.py`` trains (``bench.api.TOFU_MAX_GRAD_NORM``);
+``max_grad_norm: 1.0`` clips as open-unlearning's single-process runs do. Sources and deviations:
+docs/methods/ga.md.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
-from bench import TOFU_RECIPE, Batch, LossMethod, cross_entropy, logits
+from bench import TOFU_RECIPE, Batch, LossMethod, TrainParams, cross_entropy, logits
+from bench.api import TOFU_MAX_GRAD_NORM
 
 
 def ga_loss(forget_logits: torch.Tensor, forget_labels: torch.Tensor) -> torch.Tensor:
@@ -24,9 +30,15 @@ def ga_loss(forget_logits: torch.Tensor, forget_labels: torch.Tensor) -> torch.T
     return -cross_entropy(forget_logits, forget_labels)
 
 
+@dataclass
+class GAParams(TrainParams):
+    max_grad_norm: float = TOFU_MAX_GRAD_NORM  # TOFU's forget.py: no clipping (docs/methods/ga.md)
+
+
 class GradientAscent(LossMethod):
     name = "ga"
     description = "Gradient ascent on the forget data (−CE)"
+    Params = GAParams
     paper_preset = dict(TOFU_RECIPE)  # TOFU's grad_ascent (locuslab/tofu forget.py, config/forget.yaml)
 
     def loss(self, model: Any, forget: Batch, retain: Batch | None) -> tuple[torch.Tensor, dict[str, float]]:

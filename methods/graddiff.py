@@ -5,6 +5,10 @@
 CE is the token-mean next-token cross-entropy over answer tokens of a batch. Each optimiser step
 draws one forget batch and one retain batch of the same size. Defaults w_f = w_r = 1 (Liu et al.,
 "Continual learning and private unlearning", 2022; the TOFU/open-unlearning baseline).
+
+Clipping: none by default (``max_grad_norm: 0``), as TOFU's ``forget.py`` trains (``bench.api.TOFU_MAX_GRAD_NORM``);
+``max_grad_norm: 1.0`` clips as open-unlearning's single-process runs do. Sources and deviations:
+docs/methods/graddiff.md.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import Any
 import torch
 
 from bench import TOFU_RECIPE, Batch, LossMethod, TrainParams, cross_entropy, logits
+from bench.api import TOFU_MAX_GRAD_NORM
 
 
 def graddiff_loss(forget_ce: torch.Tensor, retain_ce: torch.Tensor, forget_weight: float = 1.0,
@@ -26,6 +31,7 @@ def graddiff_loss(forget_ce: torch.Tensor, retain_ce: torch.Tensor, forget_weigh
 class GradDiffParams(TrainParams):
     forget_weight: float = 1.0
     retain_weight: float = 1.0
+    max_grad_norm: float = TOFU_MAX_GRAD_NORM  # TOFU's forget.py: no clipping (docs/methods/graddiff.md)
 
     def validate(self) -> None:
         super().validate()

@@ -11,7 +11,18 @@ disabled (no second copy of the weights); with full fine-tuning, a frozen copy. 
 tends to gradient ascent; the softplus saturates once π_θ(y|x) ≪ π_ref(y|x), which is what slows the
 collapse GA suffers from.
 
-NPO+RT: ``retain_weight > 0`` adds ``retain_weight · CE_θ(retain)``.
+NPO+RT: ``retain_weight > 0`` adds ``retain_weight · CE_θ(retain)``:
+
+    L_NPO+RT(θ) = L_NPO(θ) + retain_weight · CE_θ(retain)
+
+``preset: paper`` is NPO+RT with retain_weight 1.0, the configuration the cited code runs
+(licong-lin/negative-preference-optimization ``TOFU/config/forget.yaml``: ``forget_loss: npo_grad_diff``,
+``npo_coeff: 1.0``, ``grad_diff_coeff: 1.0``; the loss ``npo_coeff·forget + grad_diff_coeff·retain`` in
+``TOFU/dataloader.py``). The demo default stays pure NPO (``retain_weight: 0``), which is also one parameter
+away in the paper preset.
+
+Clipping: none by default (``max_grad_norm: 0``), as the cited code trains under TOFU's DeepSpeed setup
+(``bench.api.TOFU_MAX_GRAD_NORM``). Sources and deviations: docs/methods/npo.md.
 """
 
 from __future__ import annotations
@@ -33,6 +44,7 @@ from bench import (
     logits,
     sequence_logprob,
 )
+from bench.api import TOFU_MAX_GRAD_NORM
 
 
 def npo_loss(logp_theta: torch.Tensor, logp_ref: torch.Tensor, beta: float) -> torch.Tensor:
@@ -43,7 +55,9 @@ def npo_loss(logp_theta: torch.Tensor, logp_ref: torch.Tensor, beta: float) -> t
 @dataclass
 class NPOParams(TrainParams):
     beta: float = 0.1
+    #: Weight of the retain CE (NPO+RT); 0: pure NPO.
     retain_weight: float = 0.0
+    max_grad_norm: float = TOFU_MAX_GRAD_NORM  # the cited code: no clipping (docs/methods/npo.md)
 
     def validate(self) -> None:
         super().validate()
@@ -59,9 +73,11 @@ class NPO(LossMethod):
     Params = NPOParams
     # NPO's β: the paper's 0.1 and the values around it
     tune_space = {**LossMethod.tune_space, "beta": [0.05, 0.1, 0.5, 1.0]}
-    # licong-lin/negative-preference-optimization config/forget.yaml (TOFU's forget.py recipe): lr 1e-5,
-    # 10 epochs, beta 0.1, weight decay 0.01, warmup one epoch, batch 4 x accumulation 4 on 2 GPUs.
-    paper_preset = {**TOFU_RECIPE, "epochs": 10, "beta": 0.1}
+    # licong-lin/negative-preference-optimization TOFU/config/forget.yaml (TOFU's forget.py recipe): lr 1e-5
+    # (line 8), batch 4 x accumulation 4 (lines 11-12) on 2 GPUs, 10 epochs (line 13), NPO+RT as
+    # ``forget_loss: npo_grad_diff`` with npo_coeff 1.0 and grad_diff_coeff 1.0 (lines 14-17; TOFU/dataloader.py
+    # line 291), beta 0.1 (line 20), weight decay 0.01 (line 21), warmup one epoch (line 27).
+    paper_preset = {**TOFU_RECIPE, "epochs": 10, "beta": 0.1, "retain_weight": 1.0}
 
     def __init__(self, params: NPOParams):
         super().__init__(params)

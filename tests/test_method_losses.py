@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from bench.data.text import IGNORE
-from methods.flat import flat_loss, mean_token_prob
+from methods.flat import FLAT, FLATParams, flat_loss, mean_token_prob, padded_batch_prob
 from methods.graddiff import graddiff_loss
-from methods.npo import npo_loss
+from methods.npo import NPO, npo_loss
 
 T = torch.tensor
 
@@ -45,8 +45,114 @@ def test_flat_mean_token_probability():
     assert mean_token_prob(_logits(), labels).item() == pytest.approx((0.5 + 0.75) / 2)
     tail_only = T([[IGNORE, IGNORE, 0]])
     assert mean_token_prob(_logits(), tail_only).item() == pytest.approx(0.75)
-    # the official padded variant divides by the padded length (2 positions after the shift)
-    assert mean_token_prob(_logits(), tail_only, "padded").item() == pytest.approx(0.75 / 2)
+    # the official padded variant: one number per batch, the sum over (pad_length - 1) positions per sequence
+    assert padded_batch_prob(_logits(), tail_only, pad_length=3).item() == pytest.approx(0.75 / 2)
+    assert padded_batch_prob(_logits(), tail_only, pad_length=5).item() == pytest.approx(0.75 / 4)
+    with pytest.raises(ValueError, match="longer than pad_length"):
+        padded_batch_prob(_logits(), tail_only, pad_length=2)
+
+
+# -- FLAT `average: padded` against the official computation (UCSC-REAL/FLAT dataloader.py) -------------------
+# Two samples, vocabulary {0, 1}, three positions; after the shift, position 0's logits predict label 1 and
+# position 1's predict label 2. Probabilities: [0, 0] -> 1/2 each; [log 3, 0] -> 3/4 for token 0, 1/4 for 1.
+FLAT_LOGITS = T([[[0.0, 0.0], [math.log(3.0), 0.0], [0.0, 0.0]],
+                 [[math.log(3.0), 0.0], [0.0, 0.0], [0.0, 0.0]]])
+FORGET_LABELS = T([[IGNORE, 0, 0], [IGNORE, IGNORE, 1]])  # p: 1/2, 3/4 | 1/2
+GOOD_LOGITS = FLAT_LOGITS.flip(0)  # the template batch's logits: the two rows swapped
+GOOD_LABELS = T([[IGNORE, 1, 1], [IGNORE, 0, 0]])  # p: 1/4, 1/2 | 1/2, 3/4
+
+
+def official_flat_loss(logits_, labels, good_logits, good_labels, pad_length, divergence):
+    """A direct re-derivation of the official loss: pad every sequence to ``pad_length`` (label -100 on the pad,
+    as ``create_tofu_sample_pair`` does), per sample NLLLoss(reduction='none', ignore_index=-100) on *softmax
+    probabilities* (``ProbLossStable``: -p_t, 0 where ignored), stack, one mean over the batch and every
+    position, then ``get_contrastive_loss``: activation(-(-P_e)) - conjugate(-(-P_f)) with the official
+    activation/conjugate forms."""
+    def batch_mean(lg, lb):
+        b, t, v = lg.shape
+        lg = torch.cat([lg, torch.zeros(b, pad_length - t, v)], 1)
+        lb = torch.cat([lb, torch.full((b, pad_length - t), -100)], 1)
+        nll = torch.nn.NLLLoss(reduction="none", ignore_index=-100)
+        per_sample = [nll(torch.softmax(lg[i, :-1], -1), lb[i, 1:]) for i in range(b)]
+        return torch.stack(per_sample).mean()  # = -P
+
+    activation, conjugate = {
+        "tv": (lambda x: -torch.tanh(x) / 2, lambda x: -torch.tanh(x) / 2),
+        "kl": (lambda x: -x, lambda x: -torch.exp(x - 1)),
+        "pearson": (lambda x: -x, lambda x: -(x * x / 4 + x)),
+        "js": (lambda x: torch.log(1 + torch.exp(-x)) - math.log(2),
+               lambda x: -(x + torch.log(1 + torch.exp(-x))) + math.log(2)),
+    }[divergence]
+    prob_sum_unlearn, prob_sum_good = batch_mean(logits_, labels), batch_mean(good_logits, good_labels)
+    return activation(-prob_sum_good) - conjugate(-prob_sum_unlearn)
+
+
+class FixedLogits(torch.nn.Module):
+    """A "model" returning the fixed logits of each batch (input ids 0: the forget batch, 1: the template's)."""
+
+    def forward(self, input_ids, attention_mask):
+        return type("Out", (), {"logits": GOOD_LOGITS if input_ids[0, 0] == 1 else FLAT_LOGITS})()
+
+
+def _flat_batches():
+    from bench.data.text import Batch
+
+    ones = torch.ones(2, 3, dtype=torch.long)
+    bad = Batch(torch.zeros(2, 3, dtype=torch.long), ones, FORGET_LABELS)
+    good = Batch(torch.ones(2, 3, dtype=torch.long), ones, GOOD_LABELS)
+    return bad, good
+
+
+@pytest.mark.parametrize("divergence", ["tv", "kl", "pearson", "js"])
+def test_flat_padded_is_the_official_computation(divergence):
+    bad, good = _flat_batches()
+    method = FLAT(FLATParams(divergence=divergence, average="padded", pad_length=5, max_length=5))
+    loss, logs = method.loss(FixedLogits(), (bad, good), None)
+    # hand-computed: 2 sequences x 4 positions after the shift at pad length 5
+    p_f, p_e = (0.5 + 0.75 + 0.5) / 8, (0.25 + 0.5 + 0.5 + 0.75) / 8  # 0.21875, 0.25
+    assert logs["p_forget"] == pytest.approx(p_f) and logs["p_template"] == pytest.approx(p_e)
+    official = official_flat_loss(FLAT_LOGITS, FORGET_LABELS, GOOD_LOGITS, GOOD_LABELS, 5, divergence)
+    assert loss.item() == pytest.approx(official.item(), abs=1e-6)
+    if divergence == "tv":
+        assert loss.item() == pytest.approx(-(math.tanh(p_e) - math.tanh(p_f)) / 2, abs=1e-7)
+        # per sample on the real answer tokens (the default) is another number: conjugates of the per-sample means
+        per_sample = FLAT(FLATParams(divergence="tv")).loss(FixedLogits(), (bad, good), None)[0].item()
+        p_f_i, p_e_i = [(0.5 + 0.75) / 2, 0.5], [(0.5 + 0.25) / 2, (0.75 + 0.5) / 2]
+        expected = -sum(math.tanh(e) - math.tanh(f) for e, f in zip(p_e_i, p_f_i)) / 4
+        assert per_sample == pytest.approx(expected, abs=1e-7) and abs(per_sample - loss.item()) > 1e-3
+
+
+def test_flat_padded_needs_pad_length_at_least_max_length():
+    with pytest.raises(ValueError, match="pad_length >= max_length"):
+        FLATParams(average="padded", pad_length=128, max_length=256).validate()
+    FLATParams(average="answer_tokens", pad_length=128, max_length=256).validate()  # unused there
+    assert FLATParams().pad_length == 500 and FLAT.paper_preset["average"] == "padded"
+
+
+def test_flat_draws_a_template_answer_per_example_every_epoch(tiny, monkeypatch):
+    """The shared loop serves each forget example once per epoch; FLAT pairs it with a template drawn then
+    (UCSC-REAL/FLAT data_module.py draws one in __getitem__), seeded: a fresh draw each epoch, the same run
+    twice alike."""
+    import copy
+
+    from bench.testing import make_context
+
+    def run():
+        ctx = make_context(copy.deepcopy(tiny[0]), tiny[1])
+        ctx.base_probe = dict  # no probe pass: only the templates are looked at
+        ctx.data.template_answers = [f"Template answer {i}." for i in range(20)]
+        n = len(ctx.forget)
+        method = FLAT(FLATParams(epochs=3, batch_size=n, steps=1, lr=1e-4, max_length=32))
+        epochs = []
+        real = method.with_templates
+        monkeypatch.setattr(method, "with_templates", lambda items: epochs.append(real(items)) or epochs[-1])
+        method.unlearn(ctx)
+        return [{f.prompt: e.answer for f, e in pairs} for pairs in epochs]
+
+    epochs = run()
+    assert len(epochs) == 3 and all(len(e) == 6 for e in epochs)  # 3 epochs of one batch, every example once
+    assert epochs[0] != epochs[1] != epochs[2]  # redrawn each epoch
+    assert run() == epochs  # seeded
 
 
 @pytest.mark.parametrize("divergence, expected", [
@@ -63,6 +169,17 @@ def test_flat_gradient_raises_template_and_lowers_forget():
     p_e, p_f = T([0.3], requires_grad=True), T([0.6], requires_grad=True)
     flat_loss(p_e, p_f, "kl").backward()
     assert p_e.grad.item() < 0 < p_f.grad.item()
+
+
+def test_npo_paper_preset_is_npo_rt_with_the_cited_retain_weight():
+    """licong-lin/negative-preference-optimization TOFU/config/forget.yaml: forget_loss npo_grad_diff with
+    npo_coeff 1.0 and grad_diff_coeff 1.0 (NPO+RT); pure NPO is retain_weight 0."""
+    from bench.params import build_params
+
+    assert NPO.paper_preset["retain_weight"] == 1.0 and NPO.paper_preset["beta"] == 0.1
+    assert NPO(build_params(NPO.Params, dict(NPO.paper_preset), "npo")).uses_retain
+    assert not NPO(build_params(NPO.Params, {**NPO.paper_preset, "retain_weight": 0}, "npo")).uses_retain
+    assert NPO.Params().retain_weight == 0.0  # the demo default: pure NPO
 
 
 def test_icu_loss_and_kl_hand_computed():

@@ -93,3 +93,69 @@ def test_training_autocast_auto_is_bf16_only_where_native(monkeypatch, flags, re
     train(torch.nn.Linear(1, 1), TrainParams(lr=1e-3, steps=2, autocast=requested), step_loss, Ctx(), steps=2,
           optimizer=torch.optim.SGD([weight], lr=1e-3))
     assert seen == [expect_bf16] * 2
+
+
+def test_flat_warmup_is_at_least_two_steps_as_its_official_code():
+    """UCSC-REAL/FLAT unlearn.py: warmup_steps=max(2, steps_per_epoch); TOFU's forget.py: max(1, ·)."""
+    from methods.flat import FLATParams
+
+    recipe = {"epochs": 5, "batch_size": 4, "grad_accum": 4, "warmup_epochs": 1}
+    assert TrainParams(**recipe).step_budget(20) == (6, 1)  # 20 // 16 = 1 step per epoch, 100 // 16 = 6 steps
+    assert FLATParams(**recipe).step_budget(20) == (6, 2)
+    assert FLATParams(**recipe).step_budget(40) == (12, 2) == TrainParams(**recipe).step_budget(40)
+    assert FLATParams(**recipe).step_budget(80) == (25, 5)  # one epoch when that is longer
+    assert FLATParams(**{**recipe, "warmup_epochs": 0}).step_budget(20) == (6, 0)  # no warmup asked: none
+    assert FLATParams(**{**recipe, "epochs": 1}).step_budget(16) == (1, 1)  # never past the last step
+    # the schedule it gives: transformers' linear schedule with 2 warmup steps over 6
+    factor = lr_factor("linear", *FLATParams(**recipe).step_budget(20))
+    assert [factor(k) for k in range(6)] == [0.0, 0.5, 1.0, 0.75, 0.5, 0.25]
+
+
+#: Gradient clipping each method's official code applies (0: none): TOFU's forget.py and the NPO and FLAT code
+#: built on it train under DeepSpeed with no gradient_clipping (bench.api.TOFU_MAX_GRAD_NORM); R&R has no code
+#: (the Trainer's 1.0, our choice). ICU's default is set in methods/icu.py.
+CLIPPING = {"ga": 0.0, "graddiff": 0.0, "npo": 0.0, "flat": 0.0, "rnr": 1.0}
+
+
+@pytest.mark.parametrize("method, expected", sorted(CLIPPING.items()))
+def test_each_method_clips_as_its_official_code_by_default(method, expected):
+    from bench.plugins import registry
+
+    params = registry().get("method", method).cls.Params()
+    assert params.max_grad_norm == expected
+    assert TrainParams().max_grad_norm == 1.0  # attacks and teaching: the Trainer's default
+
+
+def test_clipping_is_overridden_by_train_params_and_method_params():
+    from bench.engine.config import load_config, plan_cells
+    from bench.plugins import registry
+
+    config = load_config(None, {"methods": ["ga", "npo", "flat"], "tasks": ["toxicity"],
+                                "train_params": {"max_grad_norm": 0.5},
+                                "method_params": {"npo": {"max_grad_norm": 2.0}}})
+    planned = {c.method: c.method_params["max_grad_norm"] for c in plan_cells(config, registry())}
+    assert planned == {"ga": 0.5, "npo": 2.0, "flat": 0.5}
+    defaults = {c.method: c.method_params["max_grad_norm"]
+                for c in plan_cells(load_config(None, {"methods": ["ga", "rnr"], "tasks": ["toxicity"]}), registry())}
+    assert defaults == {"ga": 0.0, "rnr": 1.0}  # recorded with the cell, so the board shows it
+    with pytest.raises(ValueError, match="max_grad_norm must be >= 0"):
+        TrainParams(max_grad_norm=-1.0).validate()
+
+
+@pytest.mark.parametrize("max_grad_norm, clipped", [(0.0, False), (1.0, True)])
+def test_train_clips_only_when_max_grad_norm_is_positive(monkeypatch, max_grad_norm, clipped):
+    calls = []
+    real = torch.nn.utils.clip_grad_norm_
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_",
+                        lambda params, norm: calls.append(norm) or real(params, norm))
+    model = torch.nn.Linear(3, 1)
+
+    class Ctx:
+        progress = False
+
+        def log(self, **row):
+            pass
+
+    params = TrainParams(lr=0.01, steps=2, finetune="full", max_grad_norm=max_grad_norm)
+    train(model, params, lambda: (100 * model.weight.sum(), {}), Ctx())
+    assert calls == ([1.0, 1.0] if clipped else [])
