@@ -21,12 +21,17 @@ the stop rule (never the task's evaluation sets).
    are the final evaluation's (``probe_source: final evaluation``), and with ``merge: auto`` the held-out
    values of the chosen merge are the line search's own measurement — neither is computed twice.
 
+The two adapters of a round are trained from the same (current) weights and merged together — our reading of
+the paper's alternating forget and retain PEMs (docs/methods/reveal_and_release.md says why).
+
 Merge weights: ``merge: fixed`` uses (λ_f, λ_r) = (``lambda_forget``, ``lambda_retain``). ``merge:
 auto`` addresses the paper's open problem (manual tuning): each round it tries λ_f ∈
 ``lambda_forget × auto_scales`` and keeps the one with the largest drop of the held-out forget
-log-likelihood whose held-out retain log-likelihood falls by at most ``utility_budget``;
-if none fits the budget, the candidate with the smallest utility loss. Gains and losses are in Glass's Δ
-units of the held-out sets, and the budget is the leaderboard's (0.2).
+log-likelihood whose held-out retain log-likelihood is at most ``utility_budget`` below the **round-0 model's**
+(the total utility loss over all rounds so far, not one round's against the previous round); if none fits the
+budget, the candidate with the smallest total utility loss. Gains and losses are in Glass's Δ units — divided
+by each held-out set's per-item SD under the round-0 model, frozen for the whole run (the leaderboard's F and U
+divide by the base model's spread) — and the budget is the leaderboard's (0.2).
 
 Stop: after ``rounds``, or when the held-out forget log-likelihood reaches ``forget_target``, or when
 the held-out retain log-likelihood falls below ``utility_floor``. ``reveal_every = k > 0`` re-runs
@@ -84,8 +89,9 @@ class RnRParams(TrainParams):
     #: values, and ``probe_alone`` has nothing to ride on (it is skipped too). A diagnostic, not part of the
     #: method: the merge and the stop rule never read it.
     holdout_alone: bool = True
-    #: Largest held-out utility loss a merge may cost, in Glass's Δ units (the held-out retain set's item
-    #: SD): the budget the leaderboard's utility-constrained ranking applies to U.
+    #: Largest held-out utility loss ``merge: auto`` may leave, counted from the round-0 model (the total over
+    #: every round so far, not one round's), in Glass's Δ units (the round-0 held-out retain set's item SD): the
+    #: budget the leaderboard's utility-constrained ranking applies to U against the base model.
     utility_budget: float = 0.2
     holdout_fraction: float = 0.2
     #: At most this many held-out items per side (None: ``holdout_fraction`` alone decides). Every round
@@ -198,13 +204,23 @@ def ortho_penalty(peft_model: Any, forget_a: dict[str, torch.Tensor]) -> torch.T
     return total
 
 
+def _spread(values: list[float]) -> float:
+    """A held-out set's per-item SD, at least the log-likelihood yardstick (Glass's Δ denominator)."""
+    from bench.eval.scales import LOGLIK_EFFECT
+
+    return max(statistics.stdev(values) if len(values) > 1 else 0.0, LOGLIK_EFFECT)
+
+
 @dataclass
 class Holdout:
     forget: list[Example]
     retain: list[Example]
-    #: Per-item spread of the starting model's held-out log-likelihoods (forget, retain): changes are
-    #: expressed in these units (Glass's Δ), as the leaderboard's F and U are.
+    #: Per-item spread of the round-0 model's held-out log-likelihoods (forget, retain), frozen for the run:
+    #: changes are expressed in these units (Glass's Δ), as the leaderboard's F and U are in the base model's.
     scale: tuple[float, float] = (1.0, 1.0)
+    #: The round-0 model's held-out means (forget, retain): what ``merge: auto`` measures gains and the utility
+    #: budget against (totals over the rounds).
+    origin: tuple[float, float] | None = None
 
     def _logliks(self, model: Any, tokenizer: Any) -> tuple[list[float], list[float]]:
         return answer_logliks(model, tokenizer, self.forget), answer_logliks(model, tokenizer, self.retain)
@@ -214,19 +230,30 @@ class Holdout:
         return statistics.fmean(f), statistics.fmean(r)
 
     def calibrate(self, model: Any, tokenizer: Any) -> tuple[float, float]:
-        """Measure, and set ``scale`` to each set's item SD (at least the log-likelihood yardstick)."""
-        from bench.eval.scales import LOGLIK_EFFECT
-
+        """Measure the round-0 model: its means are ``origin`` and each set's item SD is ``scale``."""
         f, r = self._logliks(model, tokenizer)
-        sd = lambda v: statistics.stdev(v) if len(v) > 1 else 0.0  # noqa: E731
-        self.scale = (max(sd(f), LOGLIK_EFFECT), max(sd(r), LOGLIK_EFFECT))
-        return statistics.fmean(f), statistics.fmean(r)
+        self.scale = (_spread(f), _spread(r))
+        self.origin = (statistics.fmean(f), statistics.fmean(r))
+        return self.origin
+
+    def replace_forget(self, forget: list[Example], model: Any, tokenizer: Any) -> tuple[float, float]:
+        """A new held-out forget set (Reveal run again, ``reveal_every``): its origin and scale are measured on the
+        current model — the round-0 model is gone, and only the ranking of candidates reads the forget side —
+        while the retain side keeps the round-0 origin and scale, so the utility budget stays a total."""
+        assert self.origin is not None, "calibrate first"
+        self.forget = forget
+        f = answer_logliks(model, tokenizer, forget)
+        self.scale = (_spread(f), self.scale[1])
+        self.origin = (statistics.fmean(f), self.origin[1])
+        return self.measure(model, tokenizer)
 
 
 def choose_merge(candidates: list[tuple[float, float]], measure: Any, base: tuple[float, float], budget: float,
                  scale: tuple[float, float] = (1.0, 1.0)) -> tuple[tuple[float, float], list[dict[str, float]]]:
     """Pick (λ_f, λ_r): the largest forget gain among candidates whose utility loss is within ``budget``,
-    else the smallest utility loss. Gains and losses are in ``scale`` units (Glass's Δ on the held-out sets).
+    else the smallest utility loss. Gains and losses are measured from ``base`` — the round-0 model's held-out
+    values in ``unlearn``, so the budget bounds the utility lost over every round so far — in ``scale`` units
+    (Glass's Δ on the held-out sets).
 
     ``measure(λ_f, λ_r) -> (held-out forget ll, held-out retain ll)`` after a tentative merge.
     """
@@ -318,8 +345,7 @@ class RevealAndRelease(Method):
             if p.reveal_every and t > 1 and (t - 1) % p.reveal_every == 0:
                 forget_train, forget_hold = _split(self._reveal(model, ctx, ctx.seed + t), p.holdout_fraction,
                                                    rng, p.max_holdout)
-                holdout = Holdout(forget_hold, retain_hold)
-                current = holdout.calibrate(model, ctx.tokenizer)
+                current = holdout.replace_forget(forget_hold, model, ctx.tokenizer)
             model, d_forget, a_forget = self._adapter_update(model, ctx, forget_train, ctx.seed * 7919 + 2 * t,
                                                              "forget")
             model, d_retain, _ = self._adapter_update(model, ctx, retain_train, ctx.seed * 7919 + 2 * t + 1,
@@ -339,8 +365,10 @@ class RevealAndRelease(Method):
             (lam_f, lam_r), trials = (p.lambda_forget, p.lambda_retain), []
             if p.merge == "auto":
                 grid = [(p.lambda_forget * f, p.lambda_retain * r) for r in p.auto_retain_scales for f in p.auto_scales]
-                (lam_f, lam_r), trials = choose_merge(grid, lambda f, r: trial(f, r)[0], current, p.utility_budget,
-                                                      holdout.scale)
+                # gains and the utility budget against the round-0 model: totals over the rounds
+                assert holdout.origin is not None
+                (lam_f, lam_r), trials = choose_merge(grid, lambda f, r: trial(f, r)[0], holdout.origin,
+                                                      p.utility_budget, holdout.scale)
             # Interference, measured: each update alone versus both merged, on the held-out sets (and, with
             # ``probe_alone``, on the task's probes, in the same trial merge). The retain PEM alone is measured
             # at ``lambda_retain`` when the search left it out (λ_r = 0), so that what it would have done is

@@ -325,10 +325,102 @@ def test_reveal_seeds_are_the_requests_and_or_the_forget_prompts():
     assert data.reveal_prompts == ["Say: q0", "Say: q1", "Say: q2"]  # distinct, in order, framed
     assert reveal_seeds(data, RevealParams(seeds="all", n_forget_prompts=2)) == ["general request", "Say: q0",
                                                                                   "Say: q1"]
-    assert reveal_seeds(data, RevealParams()) == ["Say: q0", "Say: q1", "Say: q2"]  # default: forget prompts
+    assert reveal_seeds(data, RevealParams()) == ["general request"]  # default: the general requests only
+    assert reveal_seeds(data, RevealParams(seeds="forget_prompts")) == ["Say: q0", "Say: q1", "Say: q2"]
     assert reveal_seeds(data, RevealParams(seeds="forget_prompts", n_forget_prompts=0)) == []
     with pytest.raises(ValueError, match="n_forget_prompts must be >= 0"):
         RevealParams(n_forget_prompts=-1).validate()
+
+
+def test_default_reveal_pool_holds_no_forget_prompt_or_name():
+    """By default Reveal is seeded with the task's general requests only: no forget example, prompt or target
+    name reaches its pool (seeds, mutations, recombinations), for R&R and for ``forget_data: reveal`` alike."""
+    from bench.reveal import RevealParams, build_pool, reveal_seeds
+    from bench.testing import FORGET_FACTS, ToyTask
+    from methods.rnr import RnRParams
+
+    data = ToyTask(ToyTask.Params()).load(0)
+    params = RnRParams().reveal_params()
+    assert params == RevealParams() and params.seeds == "general"
+    seeds = reveal_seeds(data, params)
+    assert seeds == data.seed_instructions
+    pool = build_pool(None, None, seeds, RevealParams(n_mutations=40, n_paraphrases=0), 0)
+    assert len(pool) > len(seeds)
+    targets = {answer.rstrip(".").split()[-1].lower() for _, answer in FORGET_FACTS}  # the forget targets' names
+    assert targets == {"4711", "mirelle", "oak", "swordfish", "varnholm", "green"}
+    for text in pool:
+        assert not any(prompt.lower() in text.lower() for prompt, _ in FORGET_FACTS), text
+        assert not {w.strip(".?,'").lower() for w in text.split()} & targets, text
+    # the forget prompts are one (labelled) option away
+    assert reveal_seeds(data, RevealParams(seeds="forget_prompts")) == [q for q, _ in FORGET_FACTS]
+
+
+class _ScriptedHoldout:
+    """Held-out log-likelihoods as a function of the model's one weight w: forget ll = w, retain ll = 0.0375·w.
+    Every merge subtracts λ_f (ΔW_f = 1): λ_f = 4 costs 0.15 of utility per round (scale 1), λ_f = 1 costs 0.0375."""
+
+    def __init__(self, forget, retain):
+        self.forget, self.retain, self.scale, self.origin = forget, retain, (1.0, 1.0), None
+
+    def measure(self, model, tokenizer):
+        w = float(model.w.detach())
+        return w, 0.0375 * w
+
+    def calibrate(self, model, tokenizer):
+        self.origin = self.measure(model, tokenizer)
+        return self.origin
+
+
+def test_auto_merge_budget_is_a_total_against_the_round_zero_model(monkeypatch):
+    """Each round's λ_f = 4 costs 0.15 of utility: within the 0.2 budget against the previous round every time,
+    but two such rounds cost 0.30 against the round-0 model. The budget is a total: round 2 must fall back to
+    λ_f = 1 (0.15 + 0.0375 = 0.1875)."""
+    import methods.rnr as rnr
+    from bench import Example
+    from bench.testing import make_context
+
+    class OneWeight(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(()))
+
+    examples = [Example(f"q{i}", f"a{i}") for i in range(10)]
+    monkeypatch.setattr(rnr, "Holdout", _ScriptedHoldout)
+    monkeypatch.setattr(RevealAndRelease, "_reveal", lambda self, model, ctx, seed: examples)
+    monkeypatch.setattr(RevealAndRelease, "_adapter_update",
+                        lambda self, model, ctx, items, seed, tag, forget_a=None:
+                        (model, {"w": torch.ones(())} if tag == "forget" else {}, {}))
+    monkeypatch.setattr(rnr, "update_overlap", lambda *a: {})
+    model = OneWeight()
+    ctx = make_context(model, None)
+    ctx.probe, ctx.base_probe = (lambda m: {}), dict
+    method = RevealAndRelease(rnr.RnRParams(rounds=3, merge="auto", lambda_forget=1.0, auto_scales=[1.0, 4.0],
+                                            utility_budget=0.2, holdout_alone=False, probe_alone=False))
+    method.unlearn(ctx)
+    rounds = [r for r in ctx.log.rows if r.get("round", 0) > 0]
+    assert [r["lambda_forget"] for r in rounds] == [4.0, 1.0, 1.0]
+    # the trials' utility losses are totals since round 0 (per round they would read 0.15 and 0.0375)
+    assert [t["utility_loss"] for t in rounds[1]["merge_trials"]] == pytest.approx([0.1875, 0.3])
+    assert float(model.w.detach()) == pytest.approx(-6.0)
+
+
+def test_a_new_forget_holdout_keeps_the_round_zero_utility_origin_and_scale(monkeypatch):
+    """``reveal_every``: a new held-out forget set is measured on the current model, while the retain side's
+    round-0 mean and SD stay — the utility budget remains a total in round-0 units."""
+    import methods.rnr as rnr
+    from bench import Example
+
+    lls = {"f": [-1.0, -3.0], "r": [-2.0, -2.5], "g": [-5.0, -5.5]}
+    shift = {"value": 0.0}
+    monkeypatch.setattr(rnr, "answer_logliks",
+                        lambda model, tok, items: [v + shift["value"] for v in lls[items[0].prompt]])
+    holdout = rnr.Holdout([Example("f", "")], [Example("r", "")])
+    assert holdout.calibrate(None, None) == (-2.0, -2.25)
+    scale = holdout.scale
+    shift["value"] = -1.0  # the model has moved
+    assert holdout.replace_forget([Example("g", "")], None, None) == (-6.25, -3.25)
+    assert holdout.origin == (-6.25, -2.25)  # new forget set: measured now; retain: round 0
+    assert holdout.scale == (rnr._spread([-6.0, -6.5]), scale[1])
 
 
 def test_max_holdout_caps_each_held_out_set():

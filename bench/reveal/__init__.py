@@ -5,9 +5,11 @@ on its own, a forget-data provider any method can use (``forget_data: reveal``).
 exists; every choice below is a parameter of ``RevealParams`` and is documented in
 ``docs/methods/reveal_and_release.md``.
 
-1. **Candidate pool.** The task's seed instructions, grown by (a) mutation — a seed with a framing
-   prefix and/or a request suffix from fixed lists — and recombination — the request of one seed
-   joined with the subject of another — and (b) paraphrases written by the model itself ("Rewrite
+1. **Candidate pool.** The task's seed instructions — by default its general requests for the behaviour
+   (``TaskData.seed_instructions``) and nothing from the forget set: no forget example, prompt or target name
+   (``seeds``; seeding with forget prompts is an option, labelled as such) — grown by (a) mutation — a
+   seed with a framing prefix and/or a request suffix from fixed lists — and recombination — the request
+   of one seed joined with the subject of another — and (b) paraphrases written by the model itself ("Rewrite
    this instruction in other words"). Duplicates are dropped.
 2. **Contexts.** Each instruction's context x_a is the model's embedding of it (mean-pooled last
    hidden state), L2-normalised.
@@ -96,12 +98,14 @@ class RevealParams:
     #: next-ranked instructions are added (in reward order) until it is reached or none are left.
     min_forget: int = 8
     embedding: str = "auto"  # responses' embeddings for Vendi: auto | minilm | model
-    #: What seeds the pool: "forget_prompts" (default) — ``n_forget_prompts`` of the task's forget prompts
-    #: (without answers), so that the revealed set is the model's own answers in the task's format (NER: its
-    #: person lists rather than biographies); "all" — the task's general requests too. Measured at demo size on
-    #: SmolLM2-135M (docs/methods/reveal_and_release.md): with "all" R&R raised NER's Person probe
-    #: (+0.68 nats), with "forget_prompts" it lowered the forget probe of all three tasks beyond its CI.
-    seeds: Literal["all", "forget_prompts"] = "forget_prompts"
+    #: What seeds the pool: "general" (default) — the task's general requests for the behaviour
+    #: (``TaskData.seed_instructions``) only: Reveal sees no forget example, prompt or target name, the setting
+    #: the method is for (the forget data is not held). Options that use forget data, labelled so in the method
+    #: params: "forget_prompts" — ``n_forget_prompts`` of the task's forget prompts (without answers), so that the
+    #: revealed set is the model's own answers in the task's format; "all" — both. Measured at demo size on
+    #: SmolLM2-135M with the old default "forget_prompts" (docs/methods/reveal_and_release.md).
+    seeds: Literal["general", "forget_prompts", "all"] = "general"
+    #: How many forget prompts seed the pool under ``seeds: forget_prompts`` or ``all`` (unused by "general").
     n_forget_prompts: int = SEED_FORGET_PROMPTS
 
     def validate(self) -> None:
@@ -267,10 +271,14 @@ class RevealResult:
 
 
 def reveal_seeds(data: TaskData, params: RevealParams) -> list[str]:
-    """The instructions that seed the pool (``params.seeds``): the task's general requests and/or the first
-    ``n_forget_prompts`` of its forget prompts."""
+    """The instructions that seed the pool (``params.seeds``): the task's general requests ("general", the
+    default: nothing from the forget set), the first ``n_forget_prompts`` of its forget prompts
+    ("forget_prompts"), or both ("all")."""
+    general = list(data.seed_instructions)
+    if params.seeds == "general":
+        return general
     prompts = list(data.reveal_prompts[:params.n_forget_prompts])
-    return prompts if params.seeds == "forget_prompts" else list(data.seed_instructions) + prompts
+    return prompts if params.seeds == "forget_prompts" else general + prompts
 
 
 def reveal(model: Any, tokenizer: Any, task: Task, seed_instructions: list[str], params: RevealParams,
@@ -335,7 +343,8 @@ def reveal(model: Any, tokenizer: Any, task: Task, seed_instructions: list[str],
                          f"{params.relevance_threshold} (best {max(relevance):.2f}); lower relevance_threshold or "
                          "raise queries")
     kept = [r for r in relevance if r >= params.relevance_threshold]
-    stats = {"search": params.search, "pool_size": len(pool), "arms_explored": len(set(t["arm"] for t in trajectory)),
+    stats = {"search": params.search, "seeds": params.seeds, "seed_instructions": len(seed_instructions),
+             "pool_size": len(pool), "arms_explored": len(set(t["arm"] for t in trajectory)),
              "queries": len(trajectory), "responses": len(candidates), "forget_size": len(forget),
              "relevance_before": float(sum(relevance) / len(relevance)),
              "diversity_before": vendi_score(embed([ex.answer for ex in candidates])) / len(candidates),
