@@ -144,8 +144,8 @@ class FLAT(LossMethod):
     # command (lr 2e-7, batch 4 per device x accumulation 4 on 2 GPUs: effective 32, as batch 4 x accumulation 8
     # here, whose micro-batch of 4 is the one the official batch means average over). Its TOFU runs follow
     # TOFU's code (lr 1e-5, ``TOFU_RECIPE``): set ``lr: 1e-5`` for TOFU-like fact data.
-    paper_preset = {**TOFU_RECIPE, "lr": 2e-7, "batch_size": 4, "grad_accum": 8, "divergence": "tv",
-                    "average": "padded"}
+    paper_preset = {**TOFU_RECIPE, "lr": 2e-7, "batch_size": 4, "grad_accum": 8, "max_length": OFFICIAL_PAD_LENGTH,
+                    "divergence": "tv", "average": "padded"}
 
     def setup(self, model: Any, ctx: UnlearnContext) -> None:
         if not ctx.data.template_answers:

@@ -39,7 +39,8 @@ class GradientAscent(LossMethod):
     name = "ga"
     description = "Gradient ascent on the forget data (−CE)"
     Params = GAParams
-    paper_preset = dict(TOFU_RECIPE)  # TOFU's grad_ascent (locuslab/tofu forget.py, config/forget.yaml)
+    # TOFU's grad_ascent: locuslab/tofu forget.py (max_length 500, line 75) with config/forget.yaml
+    paper_preset = {**TOFU_RECIPE, "max_length": 500}
 
     def loss(self, model: Any, forget: Batch, retain: Batch | None) -> tuple[torch.Tensor, dict[str, float]]:
         loss = ga_loss(logits(model, forget), forget.labels)

@@ -46,7 +46,8 @@ class GradDiff(LossMethod):
     Params = GradDiffParams
     # the retain term's weight around 1 (TOFU's grad_diff)
     tune_space = {**LossMethod.tune_space, "retain_weight": [0.5, 1.0, 2.0]}
-    paper_preset = dict(TOFU_RECIPE)  # TOFU's grad_diff (locuslab/tofu forget.py, config/forget.yaml)
+    # TOFU's grad_diff: locuslab/tofu forget.py (max_length 500, line 75) with config/forget.yaml
+    paper_preset = {**TOFU_RECIPE, "max_length": 500}
     uses_retain = True
 
     def loss(self, model: Any, forget: Batch, retain: Batch | None) -> tuple[torch.Tensor, dict[str, float]]:

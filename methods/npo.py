@@ -76,8 +76,9 @@ class NPO(LossMethod):
     # licong-lin/negative-preference-optimization TOFU/config/forget.yaml (TOFU's forget.py recipe): lr 1e-5
     # (line 8), batch 4 x accumulation 4 (lines 11-12) on 2 GPUs, 10 epochs (line 13), NPO+RT as
     # ``forget_loss: npo_grad_diff`` with npo_coeff 1.0 and grad_diff_coeff 1.0 (lines 14-17; TOFU/dataloader.py
-    # line 291), beta 0.1 (line 20), weight decay 0.01 (line 21), warmup one epoch (line 27).
-    paper_preset = {**TOFU_RECIPE, "epochs": 10, "beta": 0.1, "retain_weight": 1.0}
+    # line 291), beta 0.1 (line 20), weight decay 0.01 (line 21), warmup one epoch (line 27); TOFU/forget.py
+    # max_length 500 (line 70).
+    paper_preset = {**TOFU_RECIPE, "epochs": 10, "beta": 0.1, "retain_weight": 1.0, "max_length": 500}
 
     def __init__(self, params: NPOParams):
         super().__init__(params)
