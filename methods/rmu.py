@@ -33,8 +33,8 @@ Choices of this implementation (docs/methods/rmu.md has each one's source and re
 * **Steering coefficient.** ``steering_coeff`` sets c. Unset (``null``), c = ``steering_ratio`` × the frozen
   model's mean per-token ‖h_0^ℓ‖ over the forget data's counted tokens: the official c = 6.5 was chosen for
   Zephyr-7B, whose layer-7 activations have a norm of about 2.5–3.2 in the official run's log, while
-  SmolLM2-135M's layer-7 norm is about 116; a fixed 6.5 would ask a small model to shrink its activations rather
-  than redirect them. The default ratio 2 keeps the official run's c-to-norm proportion.
+  SmolLM2-135M's layer-7 norm is about 119 (toy forget answers); a fixed 6.5 would ask a small model to shrink
+  its activations rather than redirect them. The default ratio 2 keeps the official run's c-to-norm proportion.
 * **Positions.** ``positions: answer`` counts the answer tokens (labels ≠ −100), as open-unlearning's RMU does
   (``src/trainer/unlearn/rmu.py`` lines 158 and 129); ``sequence`` counts every non-padding token, as the
   official code does on its plain-text corpora (whose ``mse_loss`` also counts the padding positions; we do not).
@@ -218,9 +218,10 @@ class RMU(LossMethod):
     description = ("Representation misdirection: steer one layer's activations on forget data towards a fixed "
                    "random vector, keep them on retain data (RMU, WMDP)")
     Params = RMUParams
-    # The retain weight between the official default (rmu/unlearn.py --alpha 100) and the Zephyr run's 1200,
-    # and the steering coefficient at 1, 2 and 4 times the activation norm.
-    tune_space = {"lr": {"log_uniform": [1e-5, 1e-3]}, "steps": [6, 12, 24], "alpha": [100.0, 1200.0],
+    # Full-training learning rates from the official 5e-5 up to where the retain drift grows fast on SmolLM2
+    # (docs/methods/rmu.md), the retain weight at the official default (rmu/unlearn.py --alpha 100) and the
+    # Zephyr run's 1200, and the steering coefficient at 1, 2 and 4 times the activation norm.
+    tune_space = {"lr": {"log_uniform": [5e-5, 3e-3]}, "steps": [6, 12, 24], "alpha": [100.0, 1200.0],
                   "steering_ratio": [1.0, 2.0, 4.0]}
     # The official Zephyr-7B run (centerforaisafety/wmdp run_rmu_zephyr.ipynb, its printed config; rmu/unlearn.py
     # defaults): AdamW lr 5e-5 (transformers' AdamW: no weight decay), constant, no warmup, no clipping, 150
