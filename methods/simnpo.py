@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 
 from bench import TOFU_RECIPE, Batch, LossMethod, TrainParams, cross_entropy, logits, token_logprobs
+from bench.api import TOFU_MAX_GRAD_NORM
 
 
 def mean_answer_nll(logits_: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -62,8 +63,8 @@ class SimNPOParams(TrainParams):
     #: w_r, the retain cross-entropy's weight (their ``grad_diff_coeff``): forget.yaml line 19; 0 drops it.
     retain_weight: float = 1.0
     #: No clipping: their forget.py trains under DeepSpeed (line 134, config/ds_config.json), whose config sets no
-    #: ``gradient_clipping`` (DeepSpeed's default was 0, off, until microsoft/DeepSpeed PR 8068).
-    max_grad_norm: float = 0.0
+    #: ``gradient_clipping`` (DeepSpeed's default was 0, off, until microsoft/DeepSpeed PR 8068): TOFU's setup.
+    max_grad_norm: float = TOFU_MAX_GRAD_NORM
 
     def validate(self) -> None:
         super().validate()
@@ -87,9 +88,10 @@ class SimNPO(LossMethod):
     # batch 1 x accumulation 4 (lines 13-14) on 8 GPUs (README command: --nproc_per_node=8) = 32, 10 epochs
     # (line 15), npo_coeff 0.1375, grad_diff_coeff 1.0 (lines 18-19), beta 2.5, gamma 0.0 (lines 22-23),
     # weight decay 0.01 (line 24), warmup one epoch (line 30; forget.py lines 111-114), the Trainer's default
-    # linear decay (forget.py lines 119-139 set no scheduler): TOFU's recipe (bench.TOFU_RECIPE) for 10 epochs.
+    # linear decay (forget.py lines 119-139 set no scheduler): TOFU's recipe (bench.TOFU_RECIPE) for 10 epochs;
+    # sequences truncated to 500 tokens (forget.py line 65), no clipping (above).
     paper_preset = {**TOFU_RECIPE, "epochs": 10, "beta": 2.5, "gamma": 0.0, "forget_weight": 0.1375,
-                    "retain_weight": 1.0, "max_grad_norm": 0.0}
+                    "retain_weight": 1.0, "max_grad_norm": TOFU_MAX_GRAD_NORM, "max_length": 500}
 
     def __init__(self, params: SimNPOParams):
         super().__init__(params)
