@@ -1,6 +1,6 @@
-"""FLAT (``flat``) — Wang, Wei, Liu, Liu, "LLM Unlearning via Loss Adjustment with Only Forget Data"
-(ICLR 2025). Official code: UCSC-REAL/FLAT (``dataloader.py``, ``data_module.py``, ``unlearn.py``); every
-source line and every deviation is listed in docs/methods/flat.md.
+"""FLAT (``flat``) — Wang et al., "LLM Unlearning via Loss Adjustment with Only Forget Data" (ICLR 2025).
+Official code: UCSC-REAL/FLAT (``dataloader.py``, ``data_module.py``, ``unlearn.py``); every source line and
+every deviation is listed in docs/methods/flat.md.
 
 FLAT needs no retain data. Each forget prompt x_f with its forget answer y_f is paired with a harmless
 template answer y_e (a refusal / safe answer) drawn from the task's ``template_answers``, **afresh every time
