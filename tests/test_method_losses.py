@@ -1,6 +1,5 @@
 """Method losses on tiny tensors against hand-computed numbers."""
 
-import json
 import math
 
 import pytest
@@ -220,28 +219,3 @@ def test_icu_pairs_each_forget_sample_with_its_nearest_retain_sample():
     forget = [Example("f1", "x"), Example("f2", "y")]
     pool = [Example("r1", "z"), Example("r2", "w")]
     assert pair_with_retain(forget, pool, embed) == [1, 0]
-
-
-@pytest.mark.parametrize("steps, checks", [(2, 0), (6, 1)])
-def test_icu_checks_forgetting_only_before_another_epoch(tmp_path, monkeypatch, steps, checks):
-    """The refinement check selects the next epoch's samples: with the step budget spent inside the first
-    epoch (2 steps of 3) it never runs; with a budget reaching into the second epoch it runs once, between
-    them, and not after the last."""
-    from test_runner import _registry
-
-    from bench.engine.config import load_config
-    from bench.engine.runner import run_matrix
-    from methods.icu import ICU
-
-    calls = []
-    real = ICU.still_known
-    monkeypatch.setattr(ICU, "still_known", lambda self, *a: calls.append(1) or real(self, *a))
-    out = tmp_path / "run"
-    config = load_config(None, {"model": "tiny-random-llama", "methods": ["icu"], "tasks": ["toy"], "seeds": [0],
-                                "out": str(out), "progress": False,
-                                "method_params": {"icu": {"steps": steps, "batch_size": 2, "max_epochs": 2,
-                                                          "max_new_tokens": 4}}})
-    assert list(run_matrix(config, _registry()).ran.values()) == ["done"]
-    (result,) = out.glob("cells/*/result.json")
-    extras = json.loads(result.read_text())["extras"]
-    assert len(calls) == checks == extras["icu_checks"]
