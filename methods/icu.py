@@ -74,12 +74,10 @@ Batching (``batching: masked``, official): each epoch draws shuffled batches of 
 drops the forgotten ones from each batch (T:60-65, 444-469); an empty batch is skipped (officially it would
 give a NaN loss). ``remaining`` batches only the samples left.
 
-TODO(clipping): official ICU does not clip gradients — ``loss.backward(); optimizer.step()`` with no
-``clip_grad_norm_`` (T:478-479; the DeepSpeed configs set no ``gradient_clipping``, config/deepspeed3.json,
-deepspeed6.json). ICU's default must be "no clipping". The shared loop clips at ``max_grad_norm`` (1.0) for every
-method; when the per-method clipping default (bench/api.py, bench/lm/training.py) lands, set ICU's default to
-no clipping through it. Until then ``preset: paper`` sets ``max_grad_norm: 0`` (no clipping) and the demo default
-clips.
+Clipping: none by default (``max_grad_norm: 0``), as the official code trains: ``loss.backward();
+optimizer.step()`` with no ``clip_grad_norm_`` (T:478-479; the DeepSpeed configs of the larger models' scripts,
+config/deepspeed3.json and deepspeed6.json, set no ``gradient_clipping``). ``max_grad_norm: 1.0`` clips as the
+shared loop's default does.
 """
 
 from __future__ import annotations
@@ -139,6 +137,7 @@ def icu_loss(forget_ce: torch.Tensor, paired_ce: torch.Tensor, paired_kl: torch.
 class ICUParams(TrainParams):
     alpha: float = 0.5
     beta: float = 1.0
+    max_grad_norm: float = 0.0  # the official code: no clipping (train_neo_meanwhile_update.py:478-479)
     max_epochs: int = 4
     steps: int = 24  # total optimiser-step budget over all epochs
     #: Official thresholds (scripts/train-125m.sh ``--f1 0.3 --bleu 0.01``): a sample is forgotten when
@@ -625,11 +624,12 @@ class ICU(Method):
     # himalalps/ICU scripts/train-125m.sh: lr 5e-6 (also train_neo_meanwhile_update.py:572; the DeepSpeed
     # configs for the 1.3B/2.7B scripts: 2e-6), batch 8 (:568), unlearn/learn/KL weights 1.0/0.5/1.0 (:574-580;
     # our alpha, beta), F1 0.3, BLEU 0.01, MA 0.5994, EL 0.0499 (:582-588); Adam betas (0.9, 0.98), no weight
-    # decay (:412), constant lr (no scheduler), full fine-tuning, no gradient clipping (:478-479), the stop rule
-    # (:122-124). The code trains until its stop rule; max_epochs 10 and the 5000-step cap are this project's bounds.
+    # decay (:412), constant lr (no scheduler), full fine-tuning, the stop rule (:122-124); no gradient clipping
+    # (:478-479) is the default. The code trains until its stop rule; max_epochs 10 and the 5000-step cap are
+    # this project's bounds.
     paper_preset = {"lr": 5e-6, "batch_size": 8, "adam_betas": [0.9, 0.98], "weight_decay": 0.0,
                     "lr_schedule": "constant", "max_epochs": 10, "steps": 5000, "finetune": "full",
-                    "max_grad_norm": 0.0, "stop_rule": True}
+                    "stop_rule": True}
 
     def __init__(self, params: ICUParams):
         super().__init__(params)

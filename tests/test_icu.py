@@ -338,9 +338,10 @@ def test_continuations_are_beam_2_per_suffix_length(tiny, monkeypatch):
 
 def test_paper_preset_is_the_official_recipe():
     preset = ICU.paper_preset
-    assert preset["max_grad_norm"] == 0.0  # official: no clipping (train_neo_meanwhile_update.py:478-479)
     assert preset["stop_rule"] is True and preset["lr"] == 5e-6 and preset["batch_size"] == 8
     p = ICUParams()
+    assert p.max_grad_norm == 0.0  # official: no clipping (train_neo_meanwhile_update.py:478-479)
+    assert build_params(ICUParams, {"max_grad_norm": 1.0}, "t").max_grad_norm == 1.0
     assert (p.f1_threshold, p.bleu_threshold, p.num_beams, p.prefix_tokens, p.max_new_tokens) == (0.3, 0.01, 2, 50, 50)
     assert (p.ma_threshold, p.el_threshold, p.el_n) == (0.5994, 0.0499, 10)
     assert p.bertscore_model == "google-bert/bert-base-uncased" and p.bertscore_layer == 9
