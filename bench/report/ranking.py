@@ -10,19 +10,22 @@ for the point estimate and for every bootstrap replicate:
 
 A row is ahead of another with a lower class, or the same class and a higher key.
 
-**Utility, per metric, against the gold standard.** A row keeps utility when *every* scored utility metric stays
-within its own budget, b_m = ``budget`` × the metric's minimum meaningful effect (a metric without one: ``budget``
-× 0.1 of the base model's per-item SD), of the band between the taught model's value and the gold standard's:
+**Utility, per metric, against the gold standard.** Each scored utility metric has a **band**: the range between
+the taught model's value and the gold standard's (the oracle's, on a board with one), widened by the metric's
+budget b_m = ``budget`` × its minimum meaningful effect (a metric without one: ``budget`` × 0.1 of the base model's
+per-item SD):
 
     higher is better   v ≥ min(v_taught, v_gold) − b_m
     lower is better    v ≤ max(v_taught, v_gold) + b_m
     closer to base     min(v_taught, v_gold) − b_m ≤ v ≤ max(v_taught, v_gold) + b_m
 
-v_gold is the oracle's value where the oracle differs from the taught model (its Δ interval excludes 0), else the
-taught model's: a row is never charged for a change the gold standard itself shows, nor required to improve on the
-taught model. The band is fixed at the point estimates (never drawn per replicate); the row's own value is checked
-in every replicate, so its rank set carries the uncertainty of its verdict. No scalar allowance: one metric that
-breaks its budget breaks utility, whatever the others gain.
+A row **breaks utility** when on any scored utility metric its value lies outside the band *and* its change from
+the taught model is significant in that direction (its 95 % Δ interval excludes 0): a stated loss beyond the
+budget, not a noise excursion (at 16 items one item is more than one minimum effect of an accuracy). The verdict is
+a point decision with its evidence — fixed at the point estimates, never drawn per replicate — so a row's class is
+the same in every replicate and its rank set carries the uncertainty of its forgetting within its class. No scalar
+allowance: one metric that breaks its band breaks utility, whatever the others gain. The oracle's own value is an
+end of every band: the gold standard never breaks utility, and no row is charged for a change it shows.
 
 **Collapse.** A row whose forget prompts' output collapsed (``bench.report.scores.collapse_check``) is class 1 at
 the point and in every replicate: a collapsed or broken row never outranks the unchanged (taught) model, which is
@@ -55,7 +58,7 @@ class UtilityBand:
     high: float
     budget: float
     gold: float
-    #: Whether the gold standard differs from the taught model on this metric (then the band starts at it).
+    #: Whether the band's other end is an oracle's value (a board with a gold standard).
     gold_differs: bool = False
 
     def kept(self, values: np.ndarray) -> np.ndarray:
@@ -76,38 +79,33 @@ class UtilityBand:
 
 @dataclass
 class UtilityVerdict:
-    """A row's utility verdict: kept at the point and per replicate, and which metrics broke at the point."""
+    """A row's utility verdict: kept or not (the same in every replicate), and which metrics broke."""
 
-    kept: np.ndarray  # [B + 1] bool, index 0: point estimate
+    kept: np.ndarray  # [B + 1] bool, index 0: point estimate; constant (a point decision)
     broken: list[str] = field(default_factory=list)
 
 
 def utility_bands(metrics: dict[str, Any], scored_utility: list[str], taught: dict[str, float],
-                  gold: dict[str, tuple[float, bool]], scales: dict[str, float], budget: float) -> list[UtilityBand]:
-    """The band of every scored utility metric. ``gold``: name -> (gold value, differs from taught)."""
+                  gold: dict[str, float], scales: dict[str, float], budget: float) -> list[UtilityBand]:
+    """The band of every scored utility metric. ``gold``: name -> the gold standard's value (absent: no oracle)."""
     bands = []
     for name in scored_utility:
         info = metrics[name]
         unit = info.min_effect if info.min_effect else FALLBACK_UNIT_SD * scales.get(name, 0.0)
         b = budget * unit
         t = taught[name]
-        g, differs = gold.get(name, (t, False))
-        reference = g if differs else t
-        low, high = min(t, reference) - b, max(t, reference) + b
-        bands.append(UtilityBand(name, info.better, low, high, b, reference, differs))
+        g = gold.get(name, t)
+        bands.append(UtilityBand(name, info.better, min(t, g) - b, max(t, g) + b, b, g, name in gold))
     return bands
 
 
-def utility_verdict(bands: list[UtilityBand], values: dict[str, np.ndarray], resamples: int) -> UtilityVerdict:
-    """``values``: name -> [B + 1] value (point first, then replicates)."""
-    kept = np.ones(resamples + 1, dtype=bool)
-    broken = []
-    for band in bands:
-        ok = band.kept(values[band.name])
-        kept &= ok | ~np.isfinite(values[band.name])  # a non-finite replicate decides nothing
-        if not ok[0]:
-            broken.append(band.name)
-    return UtilityVerdict(kept, broken)
+def utility_verdict(bands: list[UtilityBand], values: dict[str, float], significant_change: dict[str, bool],
+                    resamples: int) -> UtilityVerdict:
+    """``values``: name -> the row's point value; ``significant_change``: name -> whether its Δ from the taught
+    model is significant (its 95 % interval excludes 0). Broken on a metric outside its band with a significant Δ."""
+    broken = [band.name for band in bands
+              if not band.kept(np.asarray([values[band.name]]))[0] and significant_change.get(band.name, False)]
+    return UtilityVerdict(np.full(resamples + 1, not broken), broken)
 
 
 def mean_effect(row: Any, effects: dict[str, np.ndarray], names: list[str], resamples: int,

@@ -38,6 +38,7 @@ from bench.eval.stats import (
     benjamini_hochberg,
     bootstrap_p_value,
     is_proportion,
+    significant,
     weighted_means,
     widen_for_proportion,
 )
@@ -320,9 +321,10 @@ class Scoring:
                          "level, two rows at Holm's first-step level; never below the minimum meaningful effect",
                 "forget_quality_guard": f"taught-to-oracle gap >= {FQ_GUARD_K:g} x its MDE",
                 "effect": "Glass's delta: change in the wanted direction / max(SD of base items, min effect)",
-                "utility": ("kept when every scored utility metric stays within utility_budget x its minimum "
-                            "meaningful effect of the band between the taught model and the gold standard (the "
-                            "oracle where it differs); fixed at the point estimates; no scalar allowance"),
+                "utility": ("broken when on any scored utility metric the row's value lies outside the band between "
+                            "the taught model and the gold standard (the oracle) widened by utility_budget x the "
+                            "metric's minimum meaningful effect, and its delta from the taught model is significant; "
+                            "a point decision, the same in every replicate; no scalar allowance"),
                 "collapse": (f"{COLLAPSE_METRIC} above both the taught model's and the oracle's by more than "
                              f"{COLLAPSE_MARGIN:g}, its delta significant: ranked with the rows that broke utility"),
                 "ranking": ("oracle boards: utility kept and not collapsed first, by closeness to the oracle "
@@ -615,22 +617,20 @@ def fq_candidates(result: TaskScores) -> list[str]:
 def _utility_verdicts(result: TaskScores, reps: _Replicates, scales: dict[str, float], budget: float,
                       resamples: int) -> dict[str, UtilityVerdict]:
     """Every row's utility verdict against the fixed bands of ``bench.report.ranking``."""
-    taught = {n: result.row(BASE_LABEL).metrics[n].value for n in result.scored["utility"]}
-    gold: dict[str, tuple[float, bool]] = {}
+    base = result.row(BASE_LABEL)
+    taught = {n: base.metrics[n].value for n in result.scored["utility"]}
     oracle = result.row(result.oracle) if result.oracle else None
-    for name in result.scored["utility"]:
-        stats = oracle.metrics.get(name) if oracle is not None else None
-        if stats is not None and stats.delta_ci_low is not None:
-            gold[name] = (stats.value, bool(stats.delta_ci_low > 0 or stats.delta_ci_high < 0))
+    gold = {n: oracle.metrics[n].value for n in result.scored["utility"]
+            if oracle is not None and n in oracle.metrics}
     result.utility_bands = utility_bands(result.metrics, result.scored["utility"], taught, gold, scales, budget)
     verdicts = {}
     for row in result.rows:
-        deltas = reps.deltas.get(row.label, {})
-        if any(n not in deltas for n in result.scored["utility"]):
+        if any(n not in reps.deltas.get(row.label, {}) for n in result.scored["utility"]):
             continue
-        values = {n: np.concatenate([[row.metrics[n].value if row.label != BASE_LABEL else taught[n]],
-                                     taught[n] + deltas[n]]) for n in result.scored["utility"]}
-        verdicts[row.label] = utility_verdict(result.utility_bands, values, resamples)
+        values = {n: row.metrics[n].value if row.label != BASE_LABEL else taught[n] for n in result.scored["utility"]}
+        changed = {n: row.label != BASE_LABEL and significant(row.metrics[n].delta_ci_low, row.metrics[n].delta_ci_high)
+                   for n in result.scored["utility"]}
+        verdicts[row.label] = utility_verdict(result.utility_bands, values, changed, resamples)
     return verdicts
 
 

@@ -94,12 +94,11 @@ def utility_band_line(scores: TaskScores) -> str:
     """Each scored utility metric's fixed band (``bench.report.ranking``)."""
     if not scores.utility_bands:
         return ""
-    parts = [f"`{b.name}` {b.text()} (budget {b.budget:.3g}; "
-             + (f"from the oracle's {b.gold:.3g}, which differs from the taught model's" if b.gold_differs
-                else "from the taught model's value") + ")" for b in scores.utility_bands]
-    return ("Utility is kept when every scored utility metric stays in its band — the range between the taught "
-            "model and the gold standard, widened by the budget (twice the metric's minimum meaningful effect by "
-            "default): " + "; ".join(parts) + ".")
+    parts = [f"`{b.name}` {b.text()} (budget {b.budget:.3g}"
+             + (f"; the oracle's {b.gold:.3g} is an end" if b.gold_differs else "") + ")" for b in scores.utility_bands]
+    return ("Utility breaks when a scored utility metric leaves its band — the range between the taught model and "
+            "the gold standard, widened by the budget (twice the metric's minimum meaningful effect by default) — "
+            "with a significant change from the taught model: " + "; ".join(parts) + ".")
 
 
 def task_cell(row: RowScore | None) -> str:
@@ -212,10 +211,11 @@ def scoring_legend(scoring: Scoring) -> list[str]:
         "tests: every pair of rows of a ranking is tested on the bootstrap replicates of the ranking key, with "
         "Holm's correction over the pairs (family-wise error 5 %). \"Tied with\" lists the rows a row is not "
         "separated from. Overall: mean rank over the ranked tasks that are not underpowered, tested the same way.",
-        "Utility: a row keeps utility when every scored utility metric stays in its band — between the taught "
-        "model's value and the gold standard's (the oracle's, where it differs from the taught model), widened by "
-        f"{scoring.budget:g} × the metric's minimum meaningful effect; the band is fixed at the point estimates and "
-        "one metric outside it breaks utility, whatever the others gain. A row whose forget-prompt outputs "
+        "Utility: a row breaks utility when a scored utility metric leaves its band — between the taught model's "
+        "value and the gold standard's (the oracle's), widened by "
+        f"{scoring.budget:g} × the metric's minimum meaningful effect — with a significant change from the taught "
+        "model; a point decision, the same in every replicate; one metric breaks utility, whatever the others gain. "
+        "A row whose forget-prompt outputs "
         "collapsed (degenerate share above both the taught model's and the oracle's by more than 0.2, "
         "significantly) is marked collapsed and ranks with the rows that broke utility.",
     ] + ([
