@@ -190,7 +190,7 @@ class RowScore:
     def rank_text(self) -> str:
         if self.rank is None:
             return "–"
-        return str(self.rank_low) if self.rank_low == self.rank_high else f"{self.rank_low}–{self.rank_high}"
+        return _rank_text(self.rank, self.rank_low, self.rank_high)
 
     @property
     def verdict(self) -> str:
@@ -286,7 +286,12 @@ class OverallRow:
 
     @property
     def rank_text(self) -> str:
-        return str(self.rank_low) if self.rank_low == self.rank_high else f"{self.rank_low}–{self.rank_high}"
+        return _rank_text(self.rank, self.rank_low, self.rank_high)
+
+
+def _rank_text(rank: int, low: int, high: int) -> str:
+    """``3 [2–11]``: the point rank and the rank set (the point rank alone when the set is that one rank)."""
+    return str(rank) if low == high == rank else f"{rank} [{low}–{high}]"
 
 
 def separated_pairs(rows: list[OverallRow]) -> tuple[int, int]:
@@ -726,15 +731,20 @@ def _board_power(ts: TaskScores, level: float) -> None:
     if reps is None:
         return
     methods = [r.label for r in ts.rows if not r.reference and r.label != BASE_LABEL and r.status == "done"]
+    moved_only = (lambda rows: [r for r in rows if np.ptp(r[np.isfinite(r)]) > 0] if rows else rows)  # noqa: E731
     for name, info in ts.metrics.items():
-        rows = [reps.deltas[label][name] for label in methods if name in reps.deltas.get(label, {})]
+        # rows that did not move a metric have a zero-width error distribution: they say nothing about what a
+        # change could be detected at; with fewer than two moved method rows, the oracle's (a row that moved) too
+        rows = moved_only([reps.deltas[label][name] for label in methods if name in reps.deltas.get(label, {})])
+        if len(rows) < 2 and ts.oracle and name in reps.deltas.get(ts.oracle, {}):
+            rows = moved_only(rows + [reps.deltas[ts.oracle][name]])
         found = board_mde(rows, level)
         n = int(ts.row(BASE_LABEL).metrics[name].n) if name in ts.row(BASE_LABEL).metrics else 0
         if found is None or n < 2:
             continue
         scale = _scale(info, reps.items[BASE_LABEL][name])
         ts.power[name] = metric_power(found[0], level, scale, info.min_effect, n,
-                                      f"median over {len(rows)} method rows' delta replicates (seeds included)",
+                                      f"median over {len(rows)} moved rows' delta replicates (seeds included)",
                                       extrapolated=found[1])
     if ts.separation is None or ts.keys is None:
         return

@@ -130,8 +130,9 @@ def oracle_lines(scores: TaskScores) -> list[str]:
                      for name, (gap, low, high) in scores.oracle_gap.items())
     return [f"Gold standard: the row `{scores.oracle}` (taught the same way without the forget target). "
             f"Taught − oracle per scored forget metric: {gaps or 'none'}. Forget quality FQ is computed where the gap "
-            f"is at least {FQ_GUARD_K:g} × its minimum detectable effect; rows that kept utility are then ranked by "
-            "closeness to the oracle, 1 − |1 − FQ|."]
+            f"is at least {FQ_GUARD_K:g} × its minimum detectable effect; where it is formed, rows that kept utility "
+            "are ranked by closeness to the oracle, 1 − the mean over those metrics of |1 − FQ_m|; where none is, "
+            "by F."]
 
 
 def power_line(scores: TaskScores) -> str:
@@ -199,7 +200,8 @@ def scoring_legend(scoring: Scoring) -> list[str]:
         "conditional on that run. A proportion's interval is at least its exact Clopper–Pearson interval. "
         "Δ: change versus the base model, paired over items. "
         "`*`: Δ significant after the Benjamini–Hochberg correction over the board's claims — method rows × "
-        f"scored metrics (FDR 5 %; realised threshold p ≤ {scoring.bh_level:.2g}); reference rows and details "
+        f"scored metrics (FDR 5 %; the threshold a claim had to pass, α·k/m, or α/m when none passed: p ≤ "
+        f"{scoring.bh_level:.2g}); reference rows and details "
         "are shown without stars. `**`: significant and at least the metric's minimum meaningful effect. "
         f"{NO_SIGNAL}: no signal at this size — the base model cannot move detectably in the scored direction "
         "at this eval size; shown, but kept out of F and U.",
@@ -207,14 +209,16 @@ def scoring_legend(scoring: Scoring) -> list[str]:
         "direction divided by the spread of the base model's per-item values, at least the minimum "
         "meaningful effect) over the task's primary metrics with signal; 0 = the base model, F > 0 forgot, "
         "U < 0 lost utility. ≈base: two-sided, any move away from the base model counts as a loss.",
-        "Ranks: the point rank, and a rank set [1 + rows surely ahead, R − rows surely behind] from pairwise "
+        "Ranks: the point rank and, in brackets, the rank set [1 + rows surely ahead, R − rows surely behind] from "
+        "pairwise "
         "tests: every pair of rows of a ranking is tested on the bootstrap replicates of the ranking key, with "
         "Holm's correction over the pairs (family-wise error 5 %). \"Tied with\" lists the rows a row is not "
         "separated from. Overall: mean rank over the ranked tasks that are not underpowered, tested the same way.",
         "Utility: a row breaks utility when a scored utility metric leaves its band — between the taught model's "
         "value and the gold standard's (the oracle's), widened by "
         f"{scoring.budget:g} × the metric's minimum meaningful effect — with a significant change from the taught "
-        "model; a point decision, the same in every replicate; one metric breaks utility, whatever the others gain. "
+        "model (its uncorrected 95 % Δ interval excludes 0); a point decision, the same in every replicate; one "
+        "metric breaks utility, whatever the others gain. "
         "A row whose forget-prompt outputs "
         "collapsed (degenerate share above both the taught model's and the oracle's by more than 0.2, "
         "significantly) is marked collapsed and ranks with the rows that broke utility.",
@@ -226,7 +230,7 @@ def scoring_legend(scoring: Scoring) -> list[str]:
         "rows that kept utility and did not collapse rank first by closeness to the oracle, 1 − the mean over those "
         "metrics of |1 − FQ_m| (a distance per metric: overshooting one metric does not cancel stopping short on "
         "another); rows that broke utility or collapsed follow by U; failed rows last. The oracle, the taught model "
-        "(the base row) and the untaught base are rows."]
+        "(the base row) and, where the run scores it, the untaught base are rows."]
         if any(ts.oracle for ts in scoring.tasks.values()) else [
         "The rule: rows that kept utility and did not collapse rank first, by F; rows that broke utility or collapsed "
         "follow, by U; failed rows last. The base model is a row: a method not separated from it has not been shown "
