@@ -271,8 +271,12 @@ def provenance_lines(table: ResultTable) -> list[str]:
                       for p in provs})
     presets = sorted({p.get("preset", "?") for p in provs})
     devices = sorted({p.get("device", "?") for p in provs})
+    autocast = sorted({f"train {p.get('train_autocast', 'off')}, eval {p.get('eval_autocast', 'off')}" for p in provs
+                       if "train_autocast" in p or "eval_autocast" in p})
     lines = [f"Model: {', '.join(models)}",
-             f"Preset: {', '.join(presets)}; device: {', '.join(devices)}",
+             f"Preset: {', '.join(presets)}; device: {', '.join(devices)}"
+             + (f"; autocast (the precision computed in; the weights' dtype is above): {'; '.join(autocast)}"
+                if autocast else ""),
              f"unlearn-bench {versions.get('unlearn-bench')} (git {', '.join(commits)}); torch "
              f"{versions.get('torch')}, transformers {versions.get('transformers')}, peft {versions.get('peft')}"]
     sources: dict[str, set[str]] = {}
