@@ -221,3 +221,27 @@ def test_closeness_adds_distances_per_metric_instead_of_cancelling():
     assert mixed.closeness == pytest.approx(1 - np.mean([abs(1 - q) for q in per_metric]))
     assert mixed.closeness < 1 - abs(1 - mixed.forget_quality)  # the mean FQ would hide the two misses
     assert result.row("close").rank < mixed.rank
+
+
+def test_without_fq_the_oracle_board_ranks_by_distance_to_the_oracle_not_by_f():
+    """At 16 items no gap passes the guard: a row that overshoots the oracle (more forgetting than a model that
+    never learned the target) must not beat one that lands on it, as it would by F."""
+    rng = np.random.default_rng(31)
+    n = 16
+    taught_ll = rng.normal(-0.5, 0.4, n)
+    oracle_ll = taught_ll - 0.3 + rng.normal(0, 0.6, n)
+
+    def metrics(ll):
+        return {"forget_ll": _metric("forget_ll", "forget", "lower", ll, "likelihood", bounds=(None, 0.0)),
+                "accuracy": _metric("accuracy", "utility", "higher", UTILITY[:n], "generative")}
+
+    def row(label, ll, reference=False):
+        return scores.Group(label, [CellResult(f"{label}0", "b", "done", {"seed": 0}, metrics=metrics(ll))], reference)
+
+    base = BaseResult("b", {"task": "t"}, metrics(taught_ll), {})
+    result = scores.score_task("t", base, [row("oracle", oracle_ll, True), row("at oracle", oracle_ll + 0.01),
+                                           row("overshoots", oracle_ll - 1.5)], resamples=2000, oracle="oracle")
+    assert result.oracle_separated == []  # the guard: no FQ at this size
+    at, over = result.row("at oracle"), result.row("overshoots")
+    assert over.forget > at.forget  # F would put the overshoot first
+    assert at.rank < over.rank and at.closeness > over.closeness

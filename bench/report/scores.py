@@ -491,6 +491,8 @@ def score_task(task: str, base: BaseResult | None, groups: Sequence[Group], *, b
                               "(every row counts as 'utility kept')")
     result.oracle = oracle if oracle in {g.label for g in groups} else None
     closeness = _forget_quality(result, reps, oracle) if result.oracle else None
+    if result.oracle and closeness is None:
+        closeness = _effect_closeness(result, reps, oracle)
     _collapse_check(result, reps)
     verdicts = _utility_verdicts(result, reps, scales, budget, resamples)
     _rank(result, reps.effects, scored, verdicts, resamples, closeness)
@@ -579,7 +581,8 @@ def _forget_quality(result: TaskScores, reps: _Replicates, oracle: str) -> dict[
     result.oracle, result.oracle_separated = oracle, separated
     if not separated:
         result.caveats.append(f"no scored forget metric's taught-to-oracle gap reaches {FQ_GUARD_K:g} x its "
-                              "minimum detectable effect: forget quality is not computed, rows are ranked by F")
+                              "minimum detectable effect: forget quality is not computed; rows are ranked by their "
+                              "distance to the oracle in standardised units (section 7 of docs/scoring.md), not by F")
         return None
     closeness: dict[str, tuple[float, np.ndarray]] = {}
     for row in result.rows:
@@ -606,6 +609,30 @@ def _forget_quality(result: TaskScores, reps: _Replicates, oracle: str) -> dict[
         row.closeness, row.closeness_ci = 1.0 - distance, finite_interval(1.0 - distance_reps)[:2]
         closeness[row.label] = (1.0 - distance, 1.0 - distance_reps)
     return closeness
+
+
+def _effect_closeness(result: TaskScores, reps: _Replicates, oracle: str) -> dict[str, tuple[float, np.ndarray]]:
+    """Where no forget metric's gap passes the guard, the oracle board's key is the distance to the oracle in the
+    units of F: −mean over the scored forget metrics of |e_row − e_oracle| (Glass's Δ; paired replicates). No ratio
+    whose denominator could sit in its noise, and — unlike F, which rewards moving ever further — a row that
+    overshoots the oracle is as far from it as one that stops short."""
+    names = result.scored["forget"]
+    mine = reps.effects.get(oracle, {})
+    o_row = result.row(oracle)
+    if not names or any(n not in mine for n in names):
+        return None
+    out: dict[str, tuple[float, np.ndarray]] = {}
+    for row in result.rows:
+        eff = reps.effects.get(row.label, {})
+        if any(n not in eff for n in names):
+            continue
+        point = [0.0 if row.label == BASE_LABEL else float(row.metrics[n].effect) for n in names]
+        o_point = [float(o_row.metrics[n].effect) for n in names]
+        distance = float(np.mean([abs(a - b) for a, b in zip(point, o_point)]))
+        distance_reps = np.mean([np.abs(eff[n] - mine[n]) for n in names], axis=0)
+        row.closeness, row.closeness_ci = -distance, finite_interval(-distance_reps)[:2]
+        out[row.label] = (-distance, -distance_reps)
+    return out
 
 
 def fq_candidates(result: TaskScores) -> list[str]:

@@ -75,8 +75,11 @@ def score_text(row: RowScore) -> str:
     if row.forget is None:
         return row.status if row.status != "done" else "–"
     fq = fq_text(row)
-    if row.closeness is not None:
+    if row.closeness is not None and row.forget_quality is not None:
         fq = f"closeness {fmt(row.closeness)} {interval(row.closeness_ci)} · {fq}"
+    elif row.closeness is not None:  # no FQ metric passed the guard: the distance to the oracle in σ units
+        low, high = row.closeness_ci
+        fq = f"distance to the oracle {fmt(-row.closeness, 2)} σ {interval((-high, -low))}"
     return ((f"{fq} · " if fq else "") + f"F {fmt_signed(row.forget)} {interval(row.forget_ci, signed=True)} · "
             f"U {fmt_signed(row.utility)} {interval(row.utility_ci, signed=True)}")
 
@@ -132,7 +135,7 @@ def oracle_lines(scores: TaskScores) -> list[str]:
             f"Taught − oracle per scored forget metric: {gaps or 'none'}. Forget quality FQ is computed where the gap "
             f"is at least {FQ_GUARD_K:g} × its minimum detectable effect; where it is formed, rows that kept utility "
             "are ranked by closeness to the oracle, 1 − the mean over those metrics of |1 − FQ_m|; where none is, "
-            "by F."]
+            "by the distance to the oracle in σ units, mean |e_row − e_oracle| over the scored forget metrics."]
 
 
 def power_line(scores: TaskScores) -> str:
