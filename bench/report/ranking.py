@@ -42,6 +42,8 @@ from typing import Any
 
 import numpy as np
 
+from bench.inference.bootstrap import finite_interval
+
 FAILED = 2.0
 #: A utility metric without a declared minimum meaningful effect is budgeted in units of this share of the base
 #: model's per-item SD (Cohen's "small" 0.2 SD at the default budget of 2).
@@ -79,9 +81,9 @@ class UtilityBand:
 
 @dataclass
 class UtilityVerdict:
-    """A row's utility verdict: kept or not (the same in every replicate), and which metrics broke."""
+    """A row's utility verdict — a point decision, the same in every replicate — and which metrics broke."""
 
-    kept: np.ndarray  # [B + 1] bool, index 0: point estimate; constant (a point decision)
+    kept: bool
     broken: list[str] = field(default_factory=list)
 
 
@@ -99,13 +101,13 @@ def utility_bands(metrics: dict[str, Any], scored_utility: list[str], taught: di
     return bands
 
 
-def utility_verdict(bands: list[UtilityBand], values: dict[str, float], significant_change: dict[str, bool],
-                    resamples: int) -> UtilityVerdict:
+def utility_verdict(bands: list[UtilityBand], values: dict[str, float],
+                    significant_change: dict[str, bool]) -> UtilityVerdict:
     """``values``: name -> the row's point value; ``significant_change``: name -> whether its Δ from the taught
     model is significant (its 95 % interval excludes 0). Broken on a metric outside its band with a significant Δ."""
     broken = [band.name for band in bands
               if not band.kept(np.asarray([values[band.name]]))[0] and significant_change.get(band.name, False)]
-    return UtilityVerdict(np.full(resamples + 1, not broken), broken)
+    return UtilityVerdict(not broken, broken)
 
 
 def mean_effect(row: Any, effects: dict[str, np.ndarray], names: list[str], resamples: int,
@@ -134,16 +136,16 @@ def classes_and_keys(result: Any, effects: dict[str, dict[str, np.ndarray]], sco
         row.forget, row.forget_ci = f_point, _interval(f_reps)
         row.utility, row.utility_ci = u_point, _interval(u_reps)
         verdict = verdicts[row.label]
-        row.utility_kept, row.utility_broken_by = bool(verdict.kept[0]), verdict.broken
+        row.utility_kept, row.utility_broken_by = verdict.kept, verdict.broken
         f_all, u_all = np.concatenate([[f_point], f_reps]), np.concatenate([[u_point], u_reps])
         if closeness is not None:
             if row.label not in closeness:
                 continue
             c_point, c_reps = closeness[row.label]
             f_all = np.concatenate([[c_point], c_reps])
-        kept = verdict.kept & (row.collapsed is None)
-        klass[:, j] = np.where(kept, 0.0, 1.0)
-        key[:, j] = np.where(kept, f_all, u_all)
+        kept = verdict.kept and row.collapsed is None
+        klass[:, j] = 0.0 if kept else 1.0
+        key[:, j] = f_all if kept else u_all
     return klass, key  # a non-finite key (a replicate whose FQ could not be formed) stays NaN: never ranked
 
 
@@ -159,8 +161,6 @@ def competition_ranks(klass: np.ndarray, key: np.ndarray) -> np.ndarray:
 
 
 def _interval(replicates: np.ndarray) -> tuple[float, float]:
-    from bench.inference.bootstrap import finite_interval
-
     return finite_interval(replicates)[:2]
 
 

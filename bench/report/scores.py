@@ -14,8 +14,9 @@ by every seed of every row; a random-effects seed term per row, ``bench.inferenc
   effect           e = s · Δ / σ_b (s = ±1 the wanted direction; "closer" metrics −|Δ| / σ_b),
                    σ_b = max(SD of the base's per-item values, the metric's minimum meaningful effect)
   forget score     F = mean e over the scored forget metrics;  utility score U = mean e over the scored utility ones
-  forget quality   FQ = Δ_row / Δ_oracle per scored forget metric whose taught-to-oracle gap is at least
-                   ``FQ_GUARD_K`` × its MDE; the ranking key on boards with an oracle is 1 − |1 − FQ|
+  forget quality   FQ = Δ_row / Δ_oracle per scored forget metric or forget likelihood probe whose taught-to-oracle
+                   gap is at least ``FQ_GUARD_K`` × its MDE; the ranking key on boards with an oracle is the
+                   closeness 1 − mean_m |1 − FQ_m| (no metric past the guard: −mean_m |e_row − e_oracle|)
 
 A metric has *no signal at this size* when the base model cannot move detectably in the scored direction; such
 metrics are shown, flagged, and kept out of F and U. Ranks, ties and rank sets come from pairwise tests on the
@@ -137,8 +138,6 @@ class MetricStats:
     forget_quality_ci: tuple[float, float] | None = None
     #: Replicates in which FQ was not finite (counted and shown, never ranked).
     forget_quality_nonfinite: int = 0
-    #: The row is a reference model (oracle, untaught base), not a claim about a method: no star.
-    reference: bool = False
     #: Two-sample Kolmogorov–Smirnov p-value of the row's per-item values (mean over seeds) against the
     #: oracle's: small = distinguishable from the oracle (TOFU's forget quality is this p-value).
     ks_p: float | None = None
@@ -334,8 +333,9 @@ class Scoring:
                              f"{COLLAPSE_MARGIN:g}, its delta significant: ranked with the rows that broke utility"),
                 "ranking": ("oracle boards: utility kept and not collapsed first, by closeness to the oracle "
                             "1 - mean_m |1 - FQ_m| over the FQ metrics (scored forget metrics and forget likelihood "
-                            "probes whose gap passes the guard), then utility broken or collapsed by U, then failed; "
-                            "boards without an oracle: the same with F in place of closeness")}
+                            "probes whose gap passes the guard; none passes: -mean |e_row - e_oracle| over the scored "
+                            "forget metrics), then utility broken or collapsed by U, then failed; boards without an "
+                            "oracle: the same with F in place of closeness")}
 
 
 # -- per-metric ------------------------------------------------------------------------------------
@@ -494,7 +494,7 @@ def score_task(task: str, base: BaseResult | None, groups: Sequence[Group], *, b
     if result.oracle and closeness is None:
         closeness = _effect_closeness(result, reps, oracle)
     _collapse_check(result, reps)
-    verdicts = _utility_verdicts(result, reps, scales, budget, resamples)
+    verdicts = _utility_verdicts(result, reps, scales, budget)
     _rank(result, reps.effects, scored, verdicts, resamples, closeness)
     result.replicates = reps
     return result
@@ -544,7 +544,7 @@ def _group_stats(group: Group, row: RowScore, infos: dict[str, MetricInfo],
         row.metrics[name] = MetricStats(value, low, high, int(b_items.size), len(done), delta, d_low, d_high,
                                         bootstrap_p_value(delta_reps[np.isfinite(delta_reps)]),
                                         effect=float(_effect(info, delta, scales[name])),
-                                        effect_ci_low=e_low, effect_ci_high=e_high, reference=group.reference)
+                                        effect_ci_low=e_low, effect_ci_high=e_high)
         effects[name] = effect_reps
         deltas[name] = delta_reps
         per_item[name] = items.mean(axis=0)
@@ -556,11 +556,12 @@ def _forget_quality(result: TaskScores, reps: _Replicates, oracle: str) -> dict[
     (the ranking key of a board with an oracle): ``{label: (point, replicates)}``, or None when no scored
     forget metric's gap passes the guard.
 
-    Per metric m (scored forget metrics only): the taught-to-oracle gap g = v_taught − v_oracle = −Δ_oracle,
-    and FQ_row = Δ_row / Δ_oracle, the share of the gap the row closed — replicate by replicate on the shared item
+    Per metric m (``fq_candidates``): the taught-to-oracle gap g = v_taught − v_oracle = −Δ_oracle, and
+    FQ_row = Δ_row / Δ_oracle, the share of the gap the row closed — replicate by replicate on the shared item
     draws, so the interval is paired. Formed only where |g| ≥ ``FQ_GUARD_K`` × the gap's MDE (80 % power, 5 %
-    two-sided, from the SD of its replicates). Task FQ = mean over those metrics; closeness = 1 − |1 − FQ|, so
-    that going past the oracle (over-forgetting) is a distance from the gold standard like stopping short of it.
+    two-sided, from the quantiles of its replicates). Task FQ = mean over those metrics; closeness = 1 − mean_m
+    |1 − FQ_m|, so that going past the oracle (over-forgetting) is a distance from the gold standard like stopping
+    short of it, metric by metric.
     Replicates where FQ is not finite are counted on the row and never ranked."""
     from scipy.stats import ks_2samp
 
@@ -604,14 +605,21 @@ def _forget_quality(result: TaskScores, reps: _Replicates, oracle: str) -> dict[
         fq_reps = np.mean([r for _, r in per_metric], axis=0)
         low, high, bad = finite_interval(fq_reps)
         row.forget_quality, row.forget_quality_ci, row.forget_quality_nonfinite = fq, (low, high), bad
-        distance = float(np.mean([abs(1.0 - p) for p, _ in per_metric]))
-        distance_reps = np.mean([np.abs(1.0 - r) for _, r in per_metric], axis=0)
-        row.closeness, row.closeness_ci = 1.0 - distance, finite_interval(1.0 - distance_reps)[:2]
-        closeness[row.label] = (1.0 - distance, 1.0 - distance_reps)
+        closeness[row.label] = _closeness(row, 1.0, [(abs(1.0 - p), np.abs(1.0 - r)) for p, r in per_metric])
     return closeness
 
 
-def _effect_closeness(result: TaskScores, reps: _Replicates, oracle: str) -> dict[str, tuple[float, np.ndarray]]:
+def _closeness(row: RowScore, best: float, distances: list[tuple[float, np.ndarray]]) -> tuple[float, np.ndarray]:
+    """A row's ranking key on an oracle board, ``best`` − the mean per-metric distance to the oracle (point and
+    replicates), stored on the row with its interval."""
+    point = best - float(np.mean([d for d, _ in distances]))
+    reps = best - np.mean([r for _, r in distances], axis=0)
+    row.closeness, row.closeness_ci = point, finite_interval(reps)[:2]
+    return point, reps
+
+
+def _effect_closeness(result: TaskScores, reps: _Replicates, oracle: str
+                      ) -> dict[str, tuple[float, np.ndarray]] | None:
     """Where no forget metric's gap passes the guard, the oracle board's key is the distance to the oracle in the
     units of F: −mean over the scored forget metrics of |e_row − e_oracle| (Glass's Δ; paired replicates). No ratio
     whose denominator could sit in its noise, and — unlike F, which rewards moving ever further — a row that
@@ -627,11 +635,8 @@ def _effect_closeness(result: TaskScores, reps: _Replicates, oracle: str) -> dic
         if any(n not in eff for n in names):
             continue
         point = [0.0 if row.label == BASE_LABEL else float(row.metrics[n].effect) for n in names]
-        o_point = [float(o_row.metrics[n].effect) for n in names]
-        distance = float(np.mean([abs(a - b) for a, b in zip(point, o_point)]))
-        distance_reps = np.mean([np.abs(eff[n] - mine[n]) for n in names], axis=0)
-        row.closeness, row.closeness_ci = -distance, finite_interval(-distance_reps)[:2]
-        out[row.label] = (-distance, -distance_reps)
+        out[row.label] = _closeness(row, 0.0, [(abs(e - float(o_row.metrics[n].effect)), np.abs(eff[n] - mine[n]))
+                                               for n, e in zip(names, point)])
     return out
 
 
@@ -646,8 +651,8 @@ def fq_candidates(result: TaskScores) -> list[str]:
     return result.scored["forget"] + probes
 
 
-def _utility_verdicts(result: TaskScores, reps: _Replicates, scales: dict[str, float], budget: float,
-                      resamples: int) -> dict[str, UtilityVerdict]:
+def _utility_verdicts(result: TaskScores, reps: _Replicates, scales: dict[str, float],
+                      budget: float) -> dict[str, UtilityVerdict]:
     """Every row's utility verdict against the fixed bands of ``bench.report.ranking``."""
     base = result.row(BASE_LABEL)
     taught = {n: base.metrics[n].value for n in result.scored["utility"]}
@@ -659,10 +664,10 @@ def _utility_verdicts(result: TaskScores, reps: _Replicates, scales: dict[str, f
     for row in result.rows:
         if any(n not in reps.deltas.get(row.label, {}) for n in result.scored["utility"]):
             continue
-        values = {n: row.metrics[n].value if row.label != BASE_LABEL else taught[n] for n in result.scored["utility"]}
-        changed = {n: row.label != BASE_LABEL and significant(row.metrics[n].delta_ci_low, row.metrics[n].delta_ci_high)
-                   for n in result.scored["utility"]}
-        verdicts[row.label] = utility_verdict(result.utility_bands, values, changed, resamples)
+        values = {n: row.metrics[n].value for n in result.scored["utility"]}
+        changed = {n: significant(row.metrics[n].delta_ci_low, row.metrics[n].delta_ci_high)
+                   for n in result.scored["utility"]}  # the base row has no delta: never significant
+        verdicts[row.label] = utility_verdict(result.utility_bands, values, changed)
     return verdicts
 
 
@@ -758,13 +763,12 @@ def _board_power(ts: TaskScores, level: float) -> None:
     if reps is None:
         return
     methods = [r.label for r in ts.rows if not r.reference and r.label != BASE_LABEL and r.status == "done"]
-    moved_only = (lambda rows: [r for r in rows if np.ptp(r[np.isfinite(r)]) > 0] if rows else rows)  # noqa: E731
     for name, info in ts.metrics.items():
         # rows that did not move a metric have a zero-width error distribution: they say nothing about what a
         # change could be detected at; with fewer than two moved method rows, the oracle's (a row that moved) too
-        rows = moved_only([reps.deltas[label][name] for label in methods if name in reps.deltas.get(label, {})])
+        rows = _moved([reps.deltas[label][name] for label in methods if name in reps.deltas.get(label, {})])
         if len(rows) < 2 and ts.oracle and name in reps.deltas.get(ts.oracle, {}):
-            rows = moved_only(rows + [reps.deltas[ts.oracle][name]])
+            rows = _moved(rows + [reps.deltas[ts.oracle][name]])
         found = board_mde(rows, level)
         n = int(ts.row(BASE_LABEL).metrics[name].n) if name in ts.row(BASE_LABEL).metrics else 0
         if found is None or n < 2:
@@ -784,6 +788,11 @@ def _board_power(ts: TaskScores, level: float) -> None:
     if found is not None:
         ts.minimum_detectable_pair = found[0]
     _mark_underpowered(ts, methods)
+
+
+def _moved(replicates: list[np.ndarray]) -> list[np.ndarray]:
+    """The rows whose replicates vary at all (a row that did not move a metric has a zero-width distribution)."""
+    return [r for r in replicates if np.ptp(r[np.isfinite(r)]) > 0]
 
 
 def _mark_underpowered(ts: TaskScores, methods: list[str]) -> None:

@@ -78,8 +78,8 @@ def score_text(row: RowScore) -> str:
     if row.closeness is not None and row.forget_quality is not None:
         fq = f"closeness {fmt(row.closeness)} {interval(row.closeness_ci)} · {fq}"
     elif row.closeness is not None:  # no FQ metric passed the guard: the distance to the oracle in σ units
-        low, high = row.closeness_ci
-        fq = f"distance to the oracle {fmt(-row.closeness, 2)} σ {interval((-high, -low))}"
+        low, high = row.closeness_ci  # closeness = −distance here; 0.0 − x keeps a zero distance unsigned
+        fq = f"distance to the oracle {fmt(0.0 - row.closeness, 2)} σ {interval((0.0 - high, 0.0 - low))}"
     return ((f"{fq} · " if fq else "") + f"F {fmt_signed(row.forget)} {interval(row.forget_ci, signed=True)} · "
             f"U {fmt_signed(row.utility)} {interval(row.utility_ci, signed=True)}")
 
