@@ -197,7 +197,8 @@ def recovery(base: Any, unlearned: Any, attacked: dict[str, Any], base_attacked:
     b_r, u_r, c0_r = replicates(b), replicates(u), replicates(c0)
     gap, gap_r = b.mean() - u.mean(), b_r - u_r
     adjusted = {k: float((att[k].mean() - u.mean()) - (ctl[k].mean() - c0.mean())) for k in att}
-    adjusted_r = {k: (replicates(att[k]) - u_r) - (replicates(ctl[k]) - c0_r) for k in att}
+    control_r = {k: replicates(ctl[k]) - c0_r for k in ctl}
+    adjusted_r = {k: (replicates(att[k]) - u_r) - control_r[k] for k in att}
     worst_name = max(adjusted, key=adjusted.get)
     worst_r = np.max(np.stack(list(adjusted_r.values())), axis=0)
     control_change = {k: float(ctl[k].mean() - c0.mean()) for k in ctl}
@@ -207,7 +208,7 @@ def recovery(base: Any, unlearned: Any, attacked: dict[str, Any], base_attacked:
         "variant_means": {k: float(v.mean()) for k, v in att.items()},
         "control_kind": control_kind, "control_variant": worst_name, "control": control_change[worst_name],
         "control_by_variant": control_change,
-        "control_ci": list(percentile_interval(replicates(ctl[worst_name]) - c0_r)),
+        "control_ci": list(percentile_interval(control_r[worst_name])),
         "adjusted_change": adjusted[worst_name], "adjusted_change_ci": list(percentile_interval(worst_r)),
         "recovered": None, "recovered_ci": None, "recovered_note": None, "min_effect": min_effect,
         "version": 3,
