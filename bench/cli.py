@@ -1,4 +1,4 @@
-"""Command line: ``unlearn-bench run | eval | teach | plan | plugins | report | perf``.
+"""Command line: ``unlearn-bench run | eval | teach | plan | plugins | report | verify | perf``.
 
 User errors print one line (``error: …`` naming the fix) and exit with status 2.
 """
@@ -84,6 +84,19 @@ def _parser() -> argparse.ArgumentParser:
                         help="each scored utility metric's allowed loss beyond the band between the taught model and "
                              "the gold standard, in units of its minimum meaningful effect (default 2; "
                              "docs/scoring.md)")
+    verify = sub.add_parser("verify", help="re-run cells of a committed board here and check each metric against "
+                                           "a tolerance from the board's own spread (docs/verify.md)")
+    verify.add_argument("board", metavar="BOARD_DIR", help="a board directory with board-data.json.gz")
+    pick = verify.add_mutually_exclusive_group(required=True)
+    pick.add_argument("--cells", type=int, metavar="N", help="re-run N finished cells sampled with --seed")
+    pick.add_argument("--cell", nargs="+", metavar="ID", help="re-run these cells (ids as in the board's data)")
+    verify.add_argument("--seed", type=int, default=0, help="seed of the sample of --cells (default 0)")
+    verify.add_argument("--alpha", type=float, default=None,
+                        help="family-wise false-alarm rate per cell over its metrics (default 0.01)")
+    verify.add_argument("--out", help="results directory for the re-runs (default: a new runs/verify-BOARD-* "
+                                      "folder; an existing results directory is resumed)")
+    verify.add_argument("--json", action="store_true", help="every metric's check as JSON")
+    verify.add_argument("--no-progress", action="store_true", help="hide progress bars")
     perf = sub.add_parser("perf", help="measure performance side by side; writes leaderboards/perf/<machine>.md")
     perf.add_argument("--out", default="leaderboards/perf")
     perf.add_argument("--demo-runs", default="runs/smollm2-135m-demo", help="a finished demo run to report")
@@ -277,6 +290,23 @@ def _plan_power(config: Any, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    """``verify BOARD_DIR``: one line per re-run cell; exit 0 all within, 1 some outside or failed, 2 bad input."""
+    from bench.report.verify import ALPHA, verify
+
+    if args.no_progress:
+        os.environ["UNLEARN_BENCH_PROGRESS"] = "0"
+    report = verify(args.board, n_cells=args.cells, names=args.cell, seed=args.seed,
+                    alpha=ALPHA if args.alpha is None else args.alpha, out=args.out, progress=not args.no_progress)
+    if args.json:
+        print(json.dumps(report.to_json(), indent=2, default=str))
+    else:
+        print(report.header())
+        for cell in report.cells:
+            print(cell.line())
+    return report.exit_status
+
+
 def cmd_perf(args: argparse.Namespace) -> int:
     from bench.errors import did_you_mean
     from bench.perf import ROWS, run_perf
@@ -293,15 +323,48 @@ def cmd_perf(args: argparse.Namespace) -> int:
     return 0
 
 
+#: Exit status when the reader of stdout went away (``… | head``): 128 + SIGPIPE, what a shell reports for a
+#: program killed by the signal; not 1, which means "a cell failed / a value outside its tolerance" here.
+CLOSED_PIPE = 141
+
+
+def closed_pipe() -> int:
+    """Quiet exit after the reader of stdout closed the pipe (Python's documented recipe, "Note on SIGPIPE" in
+    the signal module's docs): stdout is pointed at devnull so that the interpreter's flush at exit cannot raise
+    a second BrokenPipeError; whatever the command wrote to files before is untouched."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return CLOSED_PIPE
+
+
+def _flush_or_close() -> None:
+    """Flush stdout now, so that a closed pipe is handled here and not in the interpreter's exit."""
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        closed_pipe()
+
+
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     log.setLevel(logging.INFO)
-    args = _parser().parse_args(argv)
-    handlers = {"run": cmd_run, "eval": cmd_eval, "plan": cmd_plan, "plugins": cmd_plugins, "report": cmd_report,
-                "perf": cmd_perf, "teach": cmd_teach}
     try:
-        return handlers[args.command](args)
+        args = _parser().parse_args(argv)
+    except BrokenPipeError:  # --help or --version into a closed pipe
+        return closed_pipe()
+    except SystemExit:  # --help, --version or a usage error: argparse's own exit, after its output is out
+        _flush_or_close()
+        raise
+    handlers = {"run": cmd_run, "eval": cmd_eval, "plan": cmd_plan, "plugins": cmd_plugins, "report": cmd_report,
+                "perf": cmd_perf, "teach": cmd_teach, "verify": cmd_verify}
+    try:
+        status = handlers[args.command](args)
+        sys.stdout.flush()  # inside the try: a reader gone before the last buffered line is a closed pipe too
+        return status
+    except BrokenPipeError:
+        return closed_pipe()
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         return err.exit_code
