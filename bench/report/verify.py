@@ -8,13 +8,20 @@ null hypothesis the re-run ``x_r`` is one more draw from the distribution the bo
 
     v = s²_seed + se²_item
 
-``s²_seed`` the between-seed sample variance of the row (K − 1 degrees of freedom; absent with one seed) and
-``se²_item`` the item-level standard error of the cell's value, read off its stored 95 % interval (half-width /
-1.96: the task's own statement of its item uncertainty, which for a proportion at 0/n or n/n is the exact
-Clopper–Pearson interval rather than a zero per-item SD). The sum counts the item variance twice when seeds
+``s²_seed`` the sample variance of the row's *other* seeds (K − 2 degrees of freedom; absent with fewer than
+three seeds on the board: the checked value never widens its own band, or a tampered value would hide itself
+in the spread it creates; and it keeps ``s²_seed`` independent of ``d``) and
+``se²_item`` the item-level squared standard error of one cell's value, averaged over the board's cell and the
+re-run (each read off its stored 95 % interval: half-width / 1.96, the task's own statement of its item
+uncertainty, which for a proportion at 0/n or n/n is the exact Clopper–Pearson interval rather than a zero
+per-item SD; averaging the two, as a pooled two-sample test does, keeps a board value that happened to sit at an
+extreme, with a small SE, from narrowing the band — with the board's SE alone, proportions at p = 0.7 and
+16 items false-alarmed at 3 % instead of 1 %). The sum counts the item variance twice when seeds
 re-draw items (conservative) and covers the case where a re-run keeps the items but the training differs. The
-tolerance is ``t_ν(1 − α_m / 2) · √(2v)`` with Welch–Satterthwaite degrees of freedom ``ν`` of the sum (so a
-row with two or three seeds gets the wide t-quantile it deserves), and ``α_m = α / m``: Bonferroni over the
+tolerance is ``t_ν(1 − α_m / 2) · √(2v)`` with the conservative degrees of freedom of the sum: ``ν`` = those
+of the seed spread when there is one (other seeds − 1), else those of the item SE (items − 1). Welch–
+Satterthwaite's ``ν`` was tried first and false-alarmed at 25 % instead of 1 % with three seeds (its ``ν``
+grows exactly when the seed spread came out small by chance; ``simulate``), and ``α_m = α / m``: Bonferroni over the
 cell's ``m`` metrics, so that the chance a cell drawn from the board's own distribution shows any metric
 outside is at most ``α`` (default 0.01: a 5-cell verification then false-alarms at most 5 % of the time).
 Bonferroni rather than Holm: each metric's tolerance is a fixed band printed before the comparison, and the
@@ -65,22 +72,27 @@ def item_se(metric: dict[str, Any]) -> float:
 class Tolerance:
     """The band a re-run value must fall in: ``board ± bound``, and the parts it was built from."""
 
-    seed_sd: float | None  # between-seed SD of the row (None: one seed on the board)
-    n_seeds: int
+    seed_sd: float | None  # between-seed SD of the row's other seeds (None: fewer than two)
+    n_seeds: int  # other seeds the spread came from
     item_se: float
     n_items: int
-    df: float  # Welch–Satterthwaite degrees of freedom of the variance estimate (inf: known)
+    df: float  # degrees of freedom of the t-quantile (conservative: the seed spread's when there is one)
     alpha: float  # per metric (after the family correction)
     bound: float
 
 
+def pooled_se(se_board: float, se_rerun: float) -> float:
+    """The item SE of one cell's value from both evaluations: root of the mean of their squares."""
+    return math.sqrt((se_board * se_board + se_rerun * se_rerun) / 2)
+
+
 def tolerance(seed_values: Sequence[float], se: float, n_items: int, alpha_metric: float) -> Tolerance:
-    """The two-sided ``1 − alpha_metric`` band for ``re-run − board`` (module docstring)."""
+    """The two-sided ``1 − alpha_metric`` band for ``re-run − board``, from the row's other seeds' values
+    ``seed_values`` and the item SE ``se`` (``pooled_se``) over ``n_items`` items (module docstring)."""
     k = len(seed_values)
     s2 = float(np.var(seed_values, ddof=1)) if k >= 2 else 0.0
     var = s2 + se * se
-    denominator = (s2 * s2 / (k - 1) if k >= 2 else 0.0) + (se ** 4 / (n_items - 1) if n_items >= 2 else 0.0)
-    df = var * var / denominator if denominator > 0 else math.inf
+    df = float(k - 1) if k >= 2 else (float(n_items - 1) if n_items >= 2 else math.inf)
     quantile = float(sps.norm.ppf(1 - alpha_metric / 2) if math.isinf(df) else sps.t.ppf(1 - alpha_metric / 2, df))
     return Tolerance(math.sqrt(s2) if k >= 2 else None, k, se, n_items, df, alpha_metric,
                      quantile * math.sqrt(2 * var))
@@ -160,11 +172,12 @@ def row_key(cell: dict[str, Any]) -> str:
     return stable_hash(spec)
 
 
-def seed_values(cells: Sequence[dict[str, Any]], cell: dict[str, Any], metric: str) -> list[float]:
-    """The metric's finished values over the seeds of ``cell``'s row on the board (``cell``'s own included)."""
+def other_seed_values(cells: Sequence[dict[str, Any]], cell: dict[str, Any], metric: str) -> list[float]:
+    """The metric's finished values on the other seeds of ``cell``'s row on the board (``cell``'s own left out)."""
     key = row_key(cell)
     return [float(c["metrics"][metric]["value"]) for c in cells
-            if c.get("status") == "done" and row_key(c) == key and metric in c.get("metrics", {})]
+            if c.get("status") == "done" and c["cell_id"] != cell["cell_id"] and row_key(c) == key
+            and metric in c.get("metrics", {})]
 
 
 def compare_cell(board_cell: dict[str, Any], board_cells: Sequence[dict[str, Any]], rerun: dict[str, Any],
@@ -178,10 +191,10 @@ def compare_cell(board_cell: dict[str, Any], board_cells: Sequence[dict[str, Any
     alpha_metric = alpha / max(1, len(metrics))
     checks = []
     for name, stored in metrics.items():
-        tol = tolerance(seed_values(board_cells, board_cell, name), item_se(stored), int(stored.get("n") or 0),
-                        alpha_metric)
         got = rerun["metrics"].get(name)
         value = None if got is None else float(got["value"])
+        se = item_se(stored) if got is None else pooled_se(item_se(stored), item_se(got))
+        tol = tolerance(other_seed_values(board_cells, board_cell, name), se, int(stored.get("n") or 0), alpha_metric)
         ok = value is not None and is_within(float(stored["value"]), value, tol.bound)
         checks.append(MetricCheck(name, float(stored["value"]), value, tol, ok))
     verdict = WITHIN if all(c.within for c in checks) else OUTSIDE
@@ -387,12 +400,13 @@ def simulate(sc: Scenario, shift_sd: float = 0.0, reps: int = 400, alpha: float 
             (rng.normal(0.0, sc.item_sd * math.sqrt(0.5), effects[0].shape) if sc.p is None
              else rng.normal(0.0, 0.5, effects[0].shape))
         shift = shift_sd * (cell_sd if sc.p is None else 1.0)  # a proportion's shift is on the log-odds scale
-        rerun = _draw_items(rng, sc, rerun_effects, rng.normal(0.0, sc.train_sd, (sc.metrics, 1)), shift)
+        rerun = _stored(_draw_items(rng, sc, rerun_effects, rng.normal(0.0, sc.train_sd, (sc.metrics, 1)), shift))
         outside = 0
         for j in range(sc.metrics):
             values = [board[k][j]["value"] for k in range(sc.seeds)]
-            tol = tolerance(values, item_se(board[0][j]), sc.items, alpha / sc.metrics)
-            outside += not is_within(values[0], float(rerun[j].mean()), tol.bound)
+            se = pooled_se(item_se(board[0][j]), item_se(rerun[j]))
+            tol = tolerance(values[1:], se, sc.items, alpha / sc.metrics)
+            outside += not is_within(values[0], rerun[j]["value"], tol.bound)
         cell_flags += outside > 0
         metric_flags += outside
     return {"cell_rate": cell_flags / reps, "metric_rate": metric_flags / (reps * sc.metrics), "reps": reps}
@@ -407,6 +421,7 @@ def simulation_table(reps: int = 400) -> list[dict[str, Any]]:
         "1 seed, training SD = 3 item SE": Scenario(seeds=1, train_sd=0.75),
         "3 seeds, training SD = 3 item SE": Scenario(seeds=3, train_sd=0.75),
         "3 seeds, item noise only": Scenario(seeds=3),
+        "6 seeds, training SD = 3 item SE": Scenario(seeds=6, train_sd=0.75),
         "1 seed, proportions p=0.7": Scenario(seeds=1, p=0.7),
         "1 seed, proportions p=0.05": Scenario(seeds=1, p=0.05),
     }
