@@ -205,7 +205,10 @@ def compare_cell(board_cell: dict[str, Any], board_cells: Sequence[dict[str, Any
 COMPARED = (("eval precision", ("eval_autocast",)), ("train precision", ("train_autocast",)),
             ("weights dtype", ("model", "dtype")), ("device", ("device",)),
             ("taught/base weights", ("model", "weights_hash")), ("task version", ("task_version",)),
-            ("harness commit", ("git", "commit")), ("CPU kernels", ("machine", "cpu_capability")),
+            ("teaching pair", ("teach", "key")), ("teaching data", ("teach", "data", "hash")),
+            ("teaching origin", ("teach", "origin")),
+            ("harness commit", ("git", "commit")), ("uncommitted changes", ("git", "dirty")),
+            ("CPU kernels", ("machine", "cpu_capability")),
             ("threads", ("machine", "cpus")), ("torch", ("versions", "torch")),
             ("transformers", ("versions", "transformers")), ("generation backend", ("generation_backend",)))
 
