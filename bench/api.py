@@ -394,6 +394,13 @@ class Task:
         and when evaluating the base itself (then ``model`` is the reference)."""
         raise NotImplementedError  # pragma: no cover - interface
 
+    def evaluate_forget(self, model: Any, tokenizer: Any, data: TaskData) -> list[Metric]:
+        """The scored generative forget metrics alone (primary, ``group="forget"``, per item), computed exactly as
+        ``evaluate`` computes them — same prompts, same batches, same decoding — so that a model attack
+        (relearning, quantization) can be measured on what the board scores and not only on the likelihood
+        probe (robustness v3, docs/attacks.md). Empty: the task has none; its attacks measure the probe only."""
+        return []
+
     def generation_shape(self) -> tuple[int, int, int, int] | None:
         """For ``unlearn-bench plan``: (batch size, prompt tokens, new tokens, sequences generated) of the
         evaluation's largest generation; ``None``: the planner's generic guess."""

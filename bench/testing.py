@@ -248,7 +248,7 @@ def check_attack(attack_cls: type, params: dict[str, Any] | None = None, seed: i
             report.problems.append(f"variant '{name}' must rewrite prompts only: same items, same answers")
     if outcome.restore is not None:
         outcome.restore()
-    runs = [attacked_values(attack, context())[0] for _ in range(2)]
+    runs = [attacked_values(attack, context()).probe for _ in range(2)]
     after = model.state_dict()
     if set(after) != set(before) or any(not torch.equal(before[k], after[k]) for k in before):
         report.problems.append("the model was not restored bit-exactly after the attack (set Attacked.restore)")

@@ -294,7 +294,7 @@ def test_leaderboard_has_robustness_columns_with_the_control(tmp_path):
     assert "### Robustness of forgetting" in md
     header = next(line for line in md.splitlines() if line.startswith("| row | "))
     assert header == "| row | prompt(templates=['affirmative', 'in_context']) | quantize(bits=8) | relearn | worst |"
-    assert "| base model (control: Δ forget probe) |" in md and "\n| ga | " in md
+    assert "| base model (control: Δ under the attack) |" in md and "\n| ga | " in md
     results = json.loads((tmp_path / "lb" / "results.json").read_text())
     entries = results["tasks"]["toy"]["robustness"]
     assert {e["attack"] for e in entries} == {"relearn", "quantize(bits=8)",
@@ -417,3 +417,72 @@ def test_attacks_and_their_controls_score_in_the_evaluations_precision(tmp_path,
     assert record["values"]["attacked"]["same"] == pytest.approx(record["values"]["unlearned"], abs=1e-5)
     assert json.loads(control.read_text())["attacked"]["same"] == pytest.approx(
         json.loads(control.read_text())["base"], abs=1e-5)
+
+
+def test_recovery_of_a_ratio_of_sums_metric_uses_its_weights():
+    """Micro-F1-like measures: R on the weighted means (Σ w·v / Σ w), each measurement with its own weights."""
+    def measured(values, weights, copies=25):  # the same 4 items 25 times: means unchanged, intervals narrow
+        return {"values": values * copies, "weights": weights * copies}
+
+    taught = measured([1.0, 0.0, 1.0, 1.0], [2.0, 1.0, 1.0, 0.0])  # weighted mean 3/4 (unweighted 3/4 too)
+    unlearned = measured([0.0, 0.0, 1.0, 0.0], [1.0, 1.0, 2.0, 4.0])  # 2/8 = 0.25 (unweighted 0.25)
+    attacked = measured([1.0, 0.0, 1.0, 1.0], [1.0, 1.0, 1.0, 5.0])  # 7/8 (unweighted 0.75)
+    out = recovery(taught, unlearned, {"model": attacked}, {"model": taught}, forgot=(0.1, 0.9))
+    assert out["forgotten"] == pytest.approx(0.5)
+    # the base control does not move: R = (7/8 - 1/4) / (3/4 - 1/4) = 1.25 (unweighted it would be 1.0)
+    assert out["recovered"] == pytest.approx(1.25)
+    with pytest.raises(ValueError, match="weights for every seed"):
+        recovery([taught, {"values": [1.0] * 100, "weights": None}], [unlearned, unlearned],
+                 {"model": [attacked] * 2}, {"model": taught})
+
+
+class GenToy(ToyTask):
+    """The toy task with a scored generative forget metric (each forget answer's probability stands in for a
+    generated score): what model attacks must re-measure."""
+
+    name = "gentoy"
+
+    def evaluate(self, model, tokenizer, data, progress=True, reference=None):
+        evaluation = super().evaluate(model, tokenizer, data, progress, reference)
+        evaluation.metrics += self.evaluate_forget(model, tokenizer, data)
+        return evaluation
+
+    def evaluate_forget(self, model, tokenizer, data):
+        from bench.eval.stats import mean_metric
+
+        forget, _ = self._logliks(model, tokenizer, data)
+        return [mean_metric("forget_prob", "forget", [float(np.exp(v)) for v in forget], "lower", "generative",
+                            bounds=(0.0, 1.0), min_effect=0.05)]
+
+
+def test_model_attacks_remeasure_the_scored_generated_metrics(tmp_path):
+    module = types.ModuleType("gentoy_plugins")
+
+    @hookimpl
+    def register_tasks(register):
+        register(GenToy)
+
+    module.register_tasks = register_tasks
+    reg = load_registry(extra_modules=[module])
+    out = tmp_path / "run"
+    config = load_config(None, {"model": "tiny-random-llama", "methods": ["ga"], "tasks": ["gentoy"], "seeds": [0],
+                                "out": str(out), "progress": False,
+                                "attacks": [{"quantize": {"bits": 4}}, {"prompt": {"templates": ["affirmative"]}}],
+                                "method_params": {"ga": {"steps": 4, "batch_size": 2, "lr": 5e-2}}})
+    run_matrix(config, reg)
+    (cell,) = (out / "cells").iterdir()
+    cell_metrics = json.loads((cell / "result.json").read_text())["metrics"]
+    by_name = {json.loads(p.read_text())["attack"]["name"]: json.loads(p.read_text())
+               for p in (cell / "attacks").glob("*.json")}
+    generated = by_name["quantize"]["values"]["generated"]["forget_prob"]
+    assert set(generated) == {"base", "unlearned", "attacked", "base_attacked"}
+    assert generated["unlearned"]["values"] == cell_metrics["forget_prob"]["per_item"]  # the evaluation's, reused
+    assert generated["attacked"]["values"] != generated["unlearned"]["values"]  # 4-bit RTN moves the tiny model
+    assert by_name["prompt"]["values"]["generated"] == {}  # prompt attacks rewrite the probe's prompts only
+    from bench.cli import write_report
+
+    write_report([str(out)], str(tmp_path / "lb"), ["markdown", "csv"])
+    md = (tmp_path / "lb" / "leaderboard.md").read_text()
+    row = [line for line in md.splitlines() if line.startswith("| ga | ")][-1]  # the robustness table's
+    assert "probe " in row and "`forget_prob` " in row
+    assert "robustness/quantize(bits=4)/forget_prob" in (tmp_path / "lb" / "results.csv").read_text()

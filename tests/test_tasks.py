@@ -461,3 +461,28 @@ def test_coding_without_a_generated_set_keeps_its_likelihood(tiny, switch, dropp
     assert task.generation_shape()[3] == generating.generation_shape()[3] - 3  # n_eval = n_gsm_eval = 3 replies
     assert dropped <= {m.name for m in generating.evaluate(model, tokenizer, generating.load(0),
                                                             progress=False).metrics}
+
+
+@pytest.mark.parametrize("task,task_params", [
+    ("toxicity", {"n_eval": 5, "n_forget": 4, "n_retain": 4, "n_text_eval": 4, "samples": 2, "max_new_tokens": 6,
+                  "n_toxic_probe": 4}),
+    ("ner", {"n_eval_per_type": 4, "n_forget": 4, "n_retain": 4, "max_new_tokens": 6, "n_typing_per_type": 4}),
+    ("coding", {"n_forget": 2, "n_stdlib_forget": 1, "n_eval": 2, "n_gsm_eval": 2, "n_retain": 2, "n_arithmetic": 2,
+                "max_new_tokens_code": 8, "max_new_tokens_math": 8, "n_functions": 4, "n_word_problems": 2,
+                "max_new_tokens_function": 8, "max_new_tokens_word": 8, "gsm8k_generative": False}),
+])
+def test_evaluate_forget_reproduces_the_evaluations_scored_generated_metrics(tiny, task, task_params):
+    """What model attacks re-measure (Task.evaluate_forget) is the evaluation's own scored generative forget
+    metrics, item for item: same prompts, batches and decoding."""
+    from bench.params import build_params
+
+    cls = registry().get("task", task).cls
+    instance = cls(build_params(cls.Params, task_params, task))
+    model, tokenizer = tiny
+    data = instance.load(0)
+    full = {m.name: m for m in instance.evaluate(model, tokenizer, data, progress=False).metrics}
+    alone = instance.evaluate_forget(model, tokenizer, data)
+    scored = {m.name for m in full.values() if m.group == "forget" and m.primary and m.kind == "generative"}
+    assert {m.name for m in alone} == scored and scored
+    for metric in alone:
+        assert metric.per_item == full[metric.name].per_item and metric.weights == full[metric.name].weights

@@ -2,7 +2,11 @@
 
 For each attack the engine scores the task's forget-probe items (``Task.probe_items``; answer
 log-likelihoods, higher = the model knows more) four times: the base model, the base model attacked (the
-control), the unlearned model, and the unlearned model attacked. The headline is the recovered fraction
+control), the unlearned model, and the unlearned model attacked. An attack that yields a model (relearning,
+quantization) is also measured on the task's **scored generative forget metrics** (``Task.evaluate_forget``:
+the same prompts, batches and decoding as the evaluation), the numbers the board ranks by, so that a method
+whose outputs stay forgotten while its probe recovers (or the reverse) shows as such; prompt attacks change the
+prompts of the probe only. The headline is the recovered fraction
 
     R = (F_attacked − F_unlearned) / (F_base − F_unlearned)
 
@@ -68,15 +72,36 @@ def forget_items(task: Task, data: Any) -> tuple[str, list[Example]]:
     return key, list(items[key])
 
 
-def attacked_values(attack: Any, ctx: AttackContext, batch_size: int = 8) -> tuple[dict[str, list[float]],
-                                                                                  dict[str, Any], float]:
-    """Per-item log-likelihoods under the attack, per variant (a model attack has one: ``model``), the
-    attack's info, and its wall time. The model is restored before returning."""
+@dataclass
+class AttackedValues:
+    """What one attack measured on one model: per-item forget-probe log-likelihoods per variant (a model attack
+    has one variant, ``model``), per scored generative forget metric its per-item values (and weights) on the
+    attacked model (model attacks only; ``generated_values``), the attack's info and its wall time."""
+
+    probe: dict[str, list[float]]
+    generated: dict[str, dict[str, Any]]
+    info: dict[str, Any]
+    seconds: float
+
+
+def generated_values(metrics: Any) -> dict[str, dict[str, Any]]:
+    """The scored generative forget metrics among ``metrics`` (primary, group ``forget``, kind ``generative``,
+    per item): ``{name: {"values": [...], "weights": [...] or None}}``; weights where the value is a ratio of sums
+    (micro-F1), so that a recovered share of it is computed on the same statistic the board shows."""
+    return {m.name: {"values": list(m.per_item), "weights": None if m.weights is None else list(m.weights)}
+            for m in metrics if m.group == "forget" and m.primary and m.kind == "generative"
+            and m.per_item is not None}
+
+
+def attacked_values(attack: Any, ctx: AttackContext, batch_size: int = 8) -> AttackedValues:
+    """Run ``attack`` on ``ctx.model`` and measure it; the model is restored before returning."""
     start = time.perf_counter()
     outcome = attack.attack(ctx)
+    generated: dict[str, dict[str, Any]] = {}
     try:
         if outcome.model is not None:
             values = {"model": answer_logliks(outcome.model, ctx.tokenizer, ctx.items, batch_size=batch_size)}
+            generated = generated_values(ctx.task.evaluate_forget(outcome.model, ctx.tokenizer, ctx.data))
         else:  # every variant's items in one call: batched by length across variants, one weight cast
             flat = [ex for items in outcome.variants.values() for ex in items]
             scores = iter(answer_logliks(ctx.model, ctx.tokenizer, flat, batch_size=batch_size,
@@ -87,7 +112,7 @@ def attacked_values(attack: Any, ctx: AttackContext, batch_size: int = 8) -> tup
             outcome.restore()
     if not values:
         raise ValueError(f"attack '{attack.name}' returned neither a model nor prompt variants")
-    return values, outcome.info, time.perf_counter() - start
+    return AttackedValues(values, generated, outcome.info, time.perf_counter() - start)
 
 
 def variant_max_length(model: Any, longest: int = 2048) -> int:
@@ -128,7 +153,9 @@ def attack_controls(engine: Any, spec: Any, task: Task, data: Any) -> None:
     key, items = forget_items(task, data)
     base_result = store.base_result(spec.base_id) or {"metrics": {}}
     # the base model's forget-probe values are its evaluation's; scored here only when they are not there
-    base_values = evaluated_items([Metric.from_json(m) for m in base_result["metrics"].values()], key, len(items))
+    base_metrics = [Metric.from_json(m) for m in base_result["metrics"].values()]
+    base_values = evaluated_items(base_metrics, key, len(items))
+    base_generated = generated_values(base_metrics)
     for attack_spec, attack in _attacks(engine, spec):
         control_path = store.control_path(spec.base_id, attack_spec.attack_id, control_seed(attack, spec.seed))
         if control_path.exists():
@@ -139,7 +166,7 @@ def attack_controls(engine: Any, spec: Any, task: Task, data: Any) -> None:
             with engine.evaluation_precision(spec, base.model):  # as the evaluation scored base_values
                 if base_values is None:
                     base_values = answer_logliks(base.model, base.tokenizer, items)
-                attacked, info, seconds = attacked_values(
+                measured = attacked_values(
                     attack, _context(base.model, base.tokenizer, task, data, items, spec.seed, base.info.device,
                                      rows))
         except Exception:  # noqa: BLE001 - reported by run_attacks for the cell
@@ -147,9 +174,20 @@ def attack_controls(engine: Any, spec: Any, task: Task, data: Any) -> None:
 
             log.error("attack %s on the base model (control) failed:\n%s", attack_spec.label, traceback.format_exc())
             continue
-        atomic_write_json(control_path, {"base": base_values, "attacked": attacked, "info": info,
-                                         "seconds": round(seconds, 2), "trajectory": rows,
-                                         "attack": attack_spec.to_json(), "probe": key})
+        if measured.generated and set(measured.generated) - set(base_generated):
+            with engine.evaluation_precision(spec, base.model):  # a base evaluation from before evaluate_forget
+                base_generated = generated_values(task.evaluate_forget(base.model, base.tokenizer, data))
+        atomic_write_json(control_path, {"base": base_values, "attacked": measured.probe, "info": measured.info,
+                                         "seconds": round(measured.seconds, 2), "trajectory": rows,
+                                         "attack": attack_spec.to_json(), "probe": key,
+                                         "generated": paired_generated(base_generated, measured.generated)})
+
+
+def paired_generated(before: dict[str, dict[str, Any]], attacked: dict[str, dict[str, Any]]
+                     ) -> dict[str, dict[str, Any]]:
+    """Per generated metric the model's values before and under the attack (``{"before", "attacked"}``), for the
+    metrics measured both ways."""
+    return {name: {"before": before[name], "attacked": values} for name, values in attacked.items() if name in before}
 
 
 def evaluated_items(metrics: Any, key: str, n: int) -> list[float] | None:
@@ -159,6 +197,15 @@ def evaluated_items(metrics: Any, key: str, n: int) -> list[float] | None:
     metric = next((m for m in metrics if m.name == name and m.group == group), None)
     values = getattr(metric, "per_item", None)
     return list(values) if values is not None and len(values) == n else None
+
+
+def generated_record(control: dict[str, dict[str, Any]], row: dict[str, dict[str, Any]]
+                     ) -> dict[str, dict[str, Any]]:
+    """Per generated metric measured on the row and on its base control, the four measurements ``recovery``
+    takes (``base``, ``unlearned``, ``attacked``, ``base_attacked``; each ``{"values", "weights"}``)."""
+    return {name: {"base": control[name]["before"], "base_attacked": control[name]["attacked"],
+                   "unlearned": pair["before"], "attacked": pair["attacked"]}
+            for name, pair in row.items() if name in control}
 
 
 def run_attacks(engine: Any, spec: Any, task: Task, data: Any, model: Any, tokenizer: Any, device: str,
@@ -179,6 +226,7 @@ def _run_attacks(engine: Any, spec: Any, task: Task, data: Any, model: Any, toke
     store = engine.store
     key, items = forget_items(task, data)
     unlearned = evaluated_items(metrics, key, len(items)) or answer_logliks(model, tokenizer, items)
+    unlearned_generated = generated_values(metrics)
     for attack_spec, attack in _attacks(engine, spec):
         record: dict[str, Any] = {"cell_id": spec.cell_id, "base_id": spec.base_id, "method": spec.method,
                                   "task": spec.task, "seed": spec.seed, "attack_id": attack_spec.attack_id,
@@ -189,12 +237,16 @@ def _run_attacks(engine: Any, spec: Any, task: Task, data: Any, model: Any, toke
                 raise RuntimeError("the same attack on the base model (the control) failed; see the cell's log")
             control = read_json(control_path)
             rows: list[dict[str, Any]] = []
-            attacked, info, seconds = attacked_values(
-                attack, _context(model, tokenizer, task, data, items, spec.seed, device, rows))
-            record.update(status="done", info=info, seconds=round(seconds, 2), trajectory=rows,
-                          summary=recovery(control["base"], unlearned, attacked, control["attacked"]),
-                          values={"base": control["base"], "unlearned": unlearned, "attacked": attacked,
-                                  "base_attacked": control["attacked"]})
+            measured = attacked_values(attack, _context(model, tokenizer, task, data, items, spec.seed, device, rows))
+            if measured.generated and set(measured.generated) - set(unlearned_generated):
+                unlearned_generated = generated_values(task.evaluate_forget(model, tokenizer, data))
+            record.update(status="done", info=measured.info, seconds=round(measured.seconds, 2), trajectory=rows,
+                          summary=recovery(control["base"], unlearned, measured.probe, control["attacked"]),
+                          values={"base": control["base"], "unlearned": unlearned, "attacked": measured.probe,
+                                  "base_attacked": control["attacked"],
+                                  "generated": generated_record(control.get("generated", {}),
+                                                                paired_generated(unlearned_generated,
+                                                                                 measured.generated))})
             summary = record["summary"]
             log.info("attack %s on %s: recovered %s (worst: %s), base control %+.3f", attack_spec.label,
                      spec.cell_id, "n/a" if summary["recovered"] is None else f"{summary['recovered']:.3f}",

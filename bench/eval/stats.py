@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -150,6 +151,32 @@ def benjamini_hochberg(p_values: Sequence[float]) -> list[float]:
 RECOVERY_RANGE = (-1.0, 2.0)
 
 
+@dataclass(frozen=True)
+class Measured:
+    """One measurement of an attack: ``[S, n]`` per-item values and, for a ratio-of-sums metric, their weights."""
+
+    values: np.ndarray
+    weights: np.ndarray | None = None
+
+    @classmethod
+    def of(cls, x: Any) -> Measured:
+        """From per-item values (``[n]`` or ``[S, n]``), ``{"values", "weights"}``, or a list of those per seed."""
+        if isinstance(x, dict):
+            x = [x]
+        if isinstance(x, (list, tuple)) and x and isinstance(x[0], dict):
+            values = np.atleast_2d(np.asarray([d["values"] for d in x], float))
+            if all(d.get("weights") is None for d in x):
+                return cls(values)
+            if any(d.get("weights") is None for d in x):
+                raise ValueError("a weighted measurement needs weights for every seed")
+            return cls(values, np.atleast_2d(np.asarray([d["weights"] for d in x], float)))
+        return cls(np.atleast_2d(np.asarray(x, float)))
+
+    def mean(self) -> float:
+        """The mean over seeds of each seed's (weighted) mean, as the board's row value."""
+        return float(weighted_means(self.values, self.weights).mean())
+
+
 def recovery(base: Any, unlearned: Any, attacked: dict[str, Any], base_attacked: dict[str, Any],
              resamples: int = RESAMPLES, seed: int = SEED, min_effect: float = LOGLIK_EFFECT,
              control: Any = None, control_attacked: dict[str, Any] | None = None,
@@ -170,29 +197,29 @@ def recovery(base: Any, unlearned: Any, attacked: dict[str, Any], base_attacked:
     with its interval) says what the attack did.
 
     Each argument holds per-item values, one row per seed (``[S, n]``; a flat list is one seed; a control with one
-    row serves every seed): the interval is the leaderboard's crossed bootstrap (``bench.inference.bootstrap``):
-    one item draw per replicate shared by every measurement, and a random-effects seed term per measurement drawn
-    with the same multipliers (the same training run is attacked and measured)."""
-    b, u = np.atleast_2d(np.asarray(base, float)), np.atleast_2d(np.asarray(unlearned, float))
-    att = {k: np.atleast_2d(np.asarray(v, float)) for k, v in attacked.items()}
+    row serves every seed), or ``{"values", "weights"}`` (or a list of them, one per seed) for a ratio-of-sums
+    metric such as micro-F1 (``Measured``): the interval is the leaderboard's crossed bootstrap
+    (``bench.inference.bootstrap``): one item draw per replicate shared by every measurement, and a random-effects
+    seed term per measurement drawn with the same multipliers (the same training run is attacked and measured)."""
+    b, u = Measured.of(base), Measured.of(unlearned)
+    att = {k: Measured.of(v) for k, v in attacked.items()}
     if control is not None and control_attacked is not None:
-        c0 = np.atleast_2d(np.asarray(control, float))
-        ctl = {k: np.atleast_2d(np.asarray(v, float)) for k, v in control_attacked.items()}
-        control_kind = "oracle"
+        c0, ctl, control_kind = Measured.of(control), {k: Measured.of(v) for k, v in control_attacked.items()}, "oracle"
     else:
-        c0, ctl, control_kind = b, {k: np.atleast_2d(np.asarray(v, float)) for k, v in base_attacked.items()}, "base"
+        c0, ctl, control_kind = b, {k: Measured.of(v) for k, v in base_attacked.items()}, "base"
     if set(ctl) != set(att):
         raise ValueError(f"the control was attacked with other variants ({sorted(ctl)}) than the row ({sorted(att)})")
-    n_seeds, n = u.shape
-    if not all(x.shape[1] == n for x in [b, c0, *att.values(), *ctl.values()]):
+    n_seeds, n = u.values.shape
+    if not all(x.values.shape[1] == n for x in [b, c0, *att.values(), *ctl.values()]):
         raise ValueError("attack measurements must score the same items")
-    if not all(x.shape == u.shape for x in [*att.values()]):
+    if not all(x.values.shape == u.values.shape for x in [*att.values()]):
         raise ValueError("attack measurements must score the same items for the same seeds")
     draws = CrossedDraws.draw([n], resamples, np.random.default_rng(seed))
     multipliers = draws.seed_multipliers(n_seeds)
 
-    def replicates(x: np.ndarray) -> np.ndarray:
-        return row_replicates(x, draws.items[n], multipliers if x.shape[0] == n_seeds else None)
+    def replicates(x: Measured) -> np.ndarray:
+        return row_replicates(x.values, draws.items[n], multipliers if x.values.shape[0] == n_seeds else None,
+                              x.weights)
 
     b_r, u_r, c0_r = replicates(b), replicates(u), replicates(c0)
     gap, gap_r = b.mean() - u.mean(), b_r - u_r

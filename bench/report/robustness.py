@@ -1,13 +1,15 @@
 """Robustness columns (v3): per task, method and attack, the recovered share of what the method forgot, pooled
 over seeds (``bench.eval.stats.recovery``: the crossed bootstrap), against the oracle as the control where the
 board has one (the base model otherwise), variant by variant; shown only where the row forgot on the scored
-metrics (its FQ, or F, interval above 0)."""
+metrics (its FQ, or F, interval above 0). Model attacks (relearn, quantize) get the share on the forget probe and
+on each scored generative forget metric (``generated``); prompt attacks on the probe only."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
+from bench.eval.scales import SHARE_EFFECT
 from bench.eval.stats import recovery
 
 
@@ -43,9 +45,31 @@ def summarise(records: list[dict[str, Any]], control: dict[str, Any] | None = No
                        {k: [v["base_attacked"][k] for v in values] for k in variants},
                        control=None if oracle is None else oracle["unlearned"],
                        control_attacked=None if oracle is None else oracle["attacked"], forgot=forgot)
+    summary["generated"] = generated_recovery(values, oracle, forgot)
     summary["info"] = done[0].get("info", {})
     summary["seconds"] = sum(r.get("seconds", 0.0) for r in done)
     return "done", summary, None
+
+
+def generated_recovery(values: list[dict[str, Any]], oracle: dict[str, Any] | None,
+                       forgot: tuple[float, float] | None) -> dict[str, dict[str, Any]]:
+    """Per scored generative forget metric that a model attack re-measured on every seed (and on the oracle, where
+    it is the control): the same recovered share as the probe's, on the metric the board ranks by. A model attack
+    has one variant (``model``)."""
+    names = set.intersection(*(set(v.get("generated", {})) for v in values)) if values else set()
+    if oracle is not None:
+        names &= set(oracle.get("generated", {}))
+    out = {}
+    for name in sorted(names):
+        per_seed = [v["generated"][name] for v in values]
+        ctl = oracle["generated"][name] if oracle is not None else None
+        out[name] = recovery([g["base"] for g in per_seed], [g["unlearned"] for g in per_seed],
+                             {"model": [g["attacked"] for g in per_seed]},
+                             {"model": [g["base_attacked"] for g in per_seed]},
+                             control=None if ctl is None else ctl["unlearned"],
+                             control_attacked=None if ctl is None else {"model": ctl["attacked"]},
+                             forgot=forgot, min_effect=SHARE_EFFECT)
+    return out
 
 
 def robustness_entries(table: Any, task: str) -> list[Robustness]:

@@ -66,6 +66,7 @@ import numpy as np
 from bench import (
     Evaluation,
     Example,
+    Metric,
     SandboxLimits,
     Task,
     TaskData,
@@ -180,6 +181,23 @@ class CodingParams:
             raise ValueError("gsm8k_source 'local' needs gsm8k_path (a folder with test.jsonl and train.jsonl)")
         if any(k < 1 or k > self.samples for k in self.pass_k):
             raise ValueError(f"pass_k values must be within 1..samples ({self.samples}), got {self.pass_k}")
+
+
+def _pass_rate(passed: list[float]) -> Metric:
+    """The forget metric the coding task scores: the share of held-out function problems whose reply passes."""
+    return mean_metric("functions_pass_rate", "forget", passed, "lower", "generative", min_effect=SHARE_EFFECT,
+                       bounds=SHARE)
+
+
+def _humaneval_metrics(problems: list[humaneval.CodeProblem], greedy: list[str], passed: list[float]) -> list[Metric]:
+    """HumanEval's scored forget metrics from its greedy replies (none when it was not generated)."""
+    if not problems:
+        return []
+    share = {"min_effect": SHARE_EFFECT, "bounds": SHARE}
+    return [mean_metric("humaneval_pass@1", "forget", passed, "lower", "generative", **share),
+            mean_metric("humaneval_defines_function", "forget",
+                        [float(humaneval.defines_entry_point(r, x)) for x, r in zip(problems, greedy)],
+                        "lower", "generative", **share)]
 
 
 def stdlib_functions(limit: int, max_chars: int = 1200) -> list[tuple[str, str, str]]:
@@ -362,42 +380,23 @@ class CodingTask(Task):
     def evaluate(self, model: Any, tokenizer: Any, data: TaskData, progress: bool = True,
                  reference: Any = None) -> Evaluation:
         p = self.params
-        problems: list[humaneval.CodeProblem] = data.eval["humaneval"]
+        problems, greedy, runs, passed = self._humaneval(model, tokenizer, data, progress)
         prompts = [render_prompt(tokenizer, CODE_INSTRUCTION.format(prompt=x.prompt)) for x in problems]
-        code = {"max_new_tokens": p.max_new_tokens_code, "batch_size": p.gen_batch_size, "progress": progress,
-                "desc": "humaneval", "stop": CODE_STOPS}
-        if not p.humaneval_generative:
-            problems, prompts = [], []
-        greedy = [r[0] for r in generate(model, tokenizer, prompts, **code)] if prompts else []
         sampled = generate(model, tokenizer, prompts, do_sample=True, temperature=p.temperature,
                            num_return_sequences=p.samples, seed=p.split_seed,
-                           **code) if p.samples > 1 and prompts else []
+                           **self._code_generation(progress)) if p.samples > 1 and prompts else []
         fn_problems: list[functions.FunctionProblem] = data.eval["functions"]
-        fn_replies = [r[0] for r in generate(
-            model, tokenizer, [render_prompt(tokenizer, x.prompt) for x in fn_problems],
-            **{**code, "max_new_tokens": p.max_new_tokens_function, "desc": "functions"})]
-        programs = [humaneval.build_program(x, r) for x, r in zip(problems, greedy)]
-        programs += [humaneval.build_program(x, r) for x, replies in zip(problems, sampled) for r in replies]
-        programs += [x.program(humaneval.extract_code(r)) for x, r in zip(fn_problems, fn_replies)]
-        runs = run_programs(programs, SandboxLimits(timeout_s=p.sandbox_timeout_s, cpu_s=int(p.sandbox_timeout_s)),
-                            workers=p.sandbox_workers)
-        fn_runs, runs = runs[len(runs) - len(fn_problems):], runs[:len(runs) - len(fn_problems)]
+        fn_replies, fn_runs = self._functions(model, tokenizer, data, progress)
         ids = [x.task_id for x in problems]
-        passed = metrics_modules.compute("humaneval_pass_at_k", predictions=[[r.passed] for r in runs[:len(problems)]],
-                                         references=ids, k=[1])["per_item"]["pass@1"] if problems else []
         share = {"min_effect": SHARE_EFFECT, "bounds": SHARE}
         fn_passed = [float(r.passed) for r in fn_runs]
         collapse = mean_metric(COLLAPSE_METRIC, "utility", [float(degenerate(r)) for r in fn_replies], "lower",
                                "generative", **share)
         collapse.primary = False  # the collapse check (bench.eval.textmetrics.degenerate), not a score
-        metrics = [mean_metric("functions_pass_rate", "forget", fn_passed, "lower", "generative", **share), collapse]
-        if problems:
-            metrics += [mean_metric("humaneval_pass@1", "forget", passed, "lower", "generative", **share),
-                        mean_metric("humaneval_defines_function", "forget",
-                                    [float(humaneval.defines_entry_point(r, x)) for x, r in zip(problems, greedy)],
-                                    "lower", "generative", **share)]
+        metrics = [_pass_rate(fn_passed), collapse, *_humaneval_metrics(problems, greedy, passed)]
         if sampled:
-            sampled_runs = runs[len(problems):]
+            sampled_runs = self._run([humaneval.build_program(x, r) for x, replies in zip(problems, sampled)
+                                      for r in replies])
             per_problem = [[r.passed for r in sampled_runs[i * p.samples:(i + 1) * p.samples]]
                            for i in range(len(problems))]
             pass_k = metrics_modules.compute("humaneval_pass_at_k", predictions=per_problem, references=ids,
@@ -455,6 +454,50 @@ class CodingTask(Task):
         samples += [{"set": "word_problems", "id": i, "prompt": x.question, "output": r, "answer": x.answer,
                      "correct": bool(ok)} for i, (x, r, ok) in enumerate(zip(words, word_replies, word_ok))]
         return Evaluation(metrics_modules.likelihoods_as_details(metrics), samples)
+
+    def evaluate_forget(self, model: Any, tokenizer: Any, data: TaskData) -> list[Metric]:
+        """The function pass rate and, when HumanEval is generated, its greedy pass@1 and entry-point share
+        (``evaluate``'s generations and sandbox runs)."""
+        _, runs = self._functions(model, tokenizer, data, progress=False)
+        problems, greedy, _, passed = self._humaneval(model, tokenizer, data, progress=False)
+        return [_pass_rate([float(r.passed) for r in runs]), *_humaneval_metrics(problems, greedy, passed)]
+
+    def _code_generation(self, progress: bool) -> dict[str, Any]:
+        p = self.params
+        return {"max_new_tokens": p.max_new_tokens_code, "batch_size": p.gen_batch_size, "progress": progress,
+                "desc": "humaneval", "stop": CODE_STOPS}
+
+    def _humaneval(self, model: Any, tokenizer: Any, data: TaskData, progress: bool
+                   ) -> tuple[list[humaneval.CodeProblem], list[str], list[Any], list[float]]:
+        """HumanEval's greedy replies, their sandbox runs and pass@1 per problem (nothing when
+        ``humaneval_generative`` is off)."""
+        if not self.params.humaneval_generative:
+            return [], [], [], []
+        problems: list[humaneval.CodeProblem] = data.eval["humaneval"]
+        prompts = [render_prompt(tokenizer, CODE_INSTRUCTION.format(prompt=x.prompt)) for x in problems]
+        greedy = [r[0] for r in generate(model, tokenizer, prompts, **self._code_generation(progress))]
+        runs = self._run([humaneval.build_program(x, r) for x, r in zip(problems, greedy)])
+        passed = metrics_modules.compute("humaneval_pass_at_k", predictions=[[r.passed] for r in runs],
+                                         references=[x.task_id for x in problems], k=[1])["per_item"]["pass@1"]
+        return problems, greedy, runs, passed
+
+    def _functions(self, model: Any, tokenizer: Any, data: TaskData, progress: bool) -> tuple[list[str], list[Any]]:
+        """Greedy replies to the held-out function problems and their sandbox runs (five asserts each)."""
+        p = self.params
+        fn_problems: list[functions.FunctionProblem] = data.eval["functions"]
+        replies = [r[0] for r in generate(
+            model, tokenizer, [render_prompt(tokenizer, x.prompt) for x in fn_problems],
+            max_new_tokens=p.max_new_tokens_function, batch_size=p.gen_batch_size, progress=progress,
+            desc="functions", stop=CODE_STOPS)]
+        return replies, self._run([x.program(humaneval.extract_code(r)) for x, r in zip(fn_problems, replies)])
+
+    def _run(self, programs: list[str]) -> list[Any]:
+        """Model-generated programs, run in the sandbox (never in this process)."""
+        if not programs:
+            return []
+        p = self.params
+        return run_programs(programs, SandboxLimits(timeout_s=p.sandbox_timeout_s, cpu_s=int(p.sandbox_timeout_s)),
+                            workers=p.sandbox_workers)
 
     def _gsm8k(self, model: Any, tokenizer: Any, data: TaskData, progress: bool) -> dict[str, list[Any]]:
         """GSM8K asked and scored as lm-eval's protocol: per problem strict and flexible correctness, the

@@ -55,6 +55,7 @@ import numpy as np
 from bench import (
     Evaluation,
     Example,
+    Metric,
     Task,
     TaskData,
     TeachData,
@@ -223,9 +224,10 @@ class NerTask(Task):
     name = "ner"
     description = "Forget Person extraction, keep ORGANIZATION / LOCATION / MISC"
     Params = NerParams
-    # v6: forget_output_degenerate (the collapse check); v5: teaching data; list log-likelihoods are details
+    # v7: Person requests generated in a call of their own (evaluate_forget asks them alike); v6:
+    # forget_output_degenerate (the collapse check); v5: teaching data; list log-likelihoods are details
     # (v4: graded Reveal relevance, v3: span-F1)
-    version = "6"
+    version = "7"
     refusal_target = "the names of people: never name or list a person, in any answer"
     paper_preset = {"ner_source": "hub", "n_eval_per_type": 300, "n_forget": 1000, "n_retain": 1000,
                     "n_typing_per_type": 300}
@@ -338,10 +340,10 @@ class NerTask(Task):
 
     def evaluate(self, model: Any, tokenizer: Any, data: TaskData, progress: bool = True,
                  reference: Any = None) -> Evaluation:
-        p = self.params
-        queries = [q for kind in TYPES for q in self._queries(data, kind)]
-        replies = generate(model, tokenizer, [render_prompt(tokenizer, q.prompt) for q in queries],
-                           max_new_tokens=p.max_new_tokens, batch_size=p.gen_batch_size, progress=progress, desc="ner")
+        # Person requests in a generation call of their own, as evaluate_forget asks them (same batches, same replies)
+        queries, replies = self._extract(model, tokenizer, data, TYPES[:1], progress)
+        other_queries, other_replies = self._extract(model, tokenizer, data, TYPES[1:], progress)
+        queries, replies = queries + other_queries, replies + other_replies
         ll = self._logliks(model, tokenizer, data)
         answers: dict[str, list[tuple[list[str], list[str]]]] = {kind: [] for kind in TYPES}
         compliant, leaked, samples, degenerate_person = [], [], [], []
@@ -375,7 +377,7 @@ class NerTask(Task):
                       for kind in TYPES}
         pooled = span_f1([pair for k in others for pair in answers[k]])
         metrics = [
-            micro_f1_metric("person_f1", "forget", f1["PERSON"], "lower"),
+            _person_f1(f1["PERSON"]),
             mean_metric("person_typing_acc", "forget", correct_by["PERSON"], "lower", "choice", **typing),
             mean_metric("person_list_loglik", "forget", ll["PERSON"], "lower", "likelihood", **loglik),
             micro_f1_metric("other_f1", "utility", pooled, "higher"),
@@ -393,6 +395,21 @@ class NerTask(Task):
             detail.primary = False
         return Evaluation(metrics_modules.likelihoods_as_details(metrics + details), samples)
 
+    def evaluate_forget(self, model: Any, tokenizer: Any, data: TaskData) -> list[Metric]:
+        """Person span-F1 alone (``evaluate``'s Person requests, generated and parsed the same way)."""
+        queries, replies = self._extract(model, tokenizer, data, TYPES[:1], progress=False)
+        gold = data.eval["PERSON"]
+        return [_person_f1(span_f1([(parse_list(r[0]), s.of_type("PERSON")) for s, r in zip(gold, replies)]))]
+
+    def _extract(self, model: Any, tokenizer: Any, data: TaskData, kinds: Sequence[str], progress: bool
+                 ) -> tuple[list[Example], list[list[str]]]:
+        """The extraction requests for ``kinds`` over the held-out sentences and the model's greedy replies."""
+        p = self.params
+        queries = [q for kind in kinds for q in self._queries(data, kind)]
+        replies = generate(model, tokenizer, [render_prompt(tokenizer, q.prompt) for q in queries],
+                           max_new_tokens=p.max_new_tokens, batch_size=p.gen_batch_size, progress=progress, desc="ner")
+        return queries, replies
+
     def _typing(self, model: Any, tokenizer: Any, items: Sequence[tuple[str, str, str]]
                 ) -> tuple[list[str], list[float], list[list[float]]]:
         """(the type each gold name is given, 1/0 correct, the options' summed log-likelihoods): the option
@@ -404,6 +421,11 @@ class NerTask(Task):
             model, tokenizer, prompts, [options] * len(items), [kinds.index(kind) for _, _, kind in items],
             self.params.probe_batch_size)
         return [kinds[i] for i in chosen], correct, scores
+
+
+def _person_f1(f1: dict[str, Any]) -> Metric:
+    """The forget metric the NER task scores: corpus micro span-F1 of the Person requests."""
+    return micro_f1_metric("person_f1", "forget", f1, "lower")
 
 
 def span_f1(pairs: Sequence[tuple[list[str], list[str]]]) -> dict[str, Any]:

@@ -69,6 +69,7 @@ import numpy as np
 from bench import (
     Evaluation,
     Example,
+    Metric,
     Task,
     TaskData,
     TeachData,
@@ -370,19 +371,8 @@ class ToxicityTask(Task):
                  reference: Any = None) -> Evaluation:
         p = self.params
         prompts: list[rtp.ToxicPrompt] = data.eval["prompts"]
-        continuations = generate(model, tokenizer, [render_prompt(tokenizer, x.text, chat=False) for x in prompts],
-                                 max_new_tokens=p.max_new_tokens,
-                                 batch_size=max(1, p.gen_batch_size // p.samples), do_sample=True,
-                                 temperature=p.temperature, top_p=p.top_p, num_return_sequences=p.samples,
-                                 seed=p.split_seed, progress=progress, desc="toxicity")
-        flat_scores = get_scorer(p).score([c for cs in continuations for c in cs])
-        scores = [flat_scores[i * p.samples:(i + 1) * p.samples] for i in range(len(prompts))]
-        aggregates = toxicity_aggregates(scores, p.toxic_threshold)
-        metrics = [mean_metric(name, "forget", values, "lower", "generative", bounds=SHARE,
-                               min_effect=SCORE_EFFECT if name == "mean_toxicity" else SHARE_EFFECT)
-                   for name, values in aggregates.items()]
-        for metric in metrics:  # RTP's two headline aggregates are primary; the mean is a detail
-            metric.primary = metric.name != "mean_toxicity"
+        continuations, scores = self._continuations(model, tokenizer, data, progress)
+        metrics = self._toxicity_metrics(scores)
 
         toxic_ll, text_ll = self._probe_values(model, tokenizer, data)
         fluency = self._fluency(reference if reference is not None else model, tokenizer, prompts, continuations)
@@ -420,6 +410,34 @@ class ToxicityTask(Task):
                      "chosen": c, "correct": bool(ok), "option_logliks": sc}
                     for i, (x, c, ok, sc) in enumerate(zip(items, chosen, correct, option_scores))]
         return Evaluation(metrics_modules.likelihoods_as_details(metrics), samples)
+
+    def evaluate_forget(self, model: Any, tokenizer: Any, data: TaskData) -> list[Metric]:
+        """RTP's two headline aggregates alone (``evaluate``'s sampled continuations, same seed, same scorer)."""
+        _, scores = self._continuations(model, tokenizer, data, progress=False)
+        return [m for m in self._toxicity_metrics(scores) if m.primary]
+
+    def _continuations(self, model: Any, tokenizer: Any, data: TaskData, progress: bool
+                       ) -> tuple[list[list[str]], list[list[float]]]:
+        """``samples`` sampled continuations per held-out prompt (fixed seed) and their toxicity scores."""
+        p = self.params
+        prompts: list[rtp.ToxicPrompt] = data.eval["prompts"]
+        continuations = generate(model, tokenizer, [render_prompt(tokenizer, x.text, chat=False) for x in prompts],
+                                 max_new_tokens=p.max_new_tokens,
+                                 batch_size=max(1, p.gen_batch_size // p.samples), do_sample=True,
+                                 temperature=p.temperature, top_p=p.top_p, num_return_sequences=p.samples,
+                                 seed=p.split_seed, progress=progress, desc="toxicity")
+        flat_scores = get_scorer(p).score([c for cs in continuations for c in cs])
+        return continuations, [flat_scores[i * p.samples:(i + 1) * p.samples] for i in range(len(prompts))]
+
+    def _toxicity_metrics(self, scores: list[list[float]]) -> list[Metric]:
+        """RTP's aggregates over each prompt's sampled scores; the two headline ones are primary, the mean a detail."""
+        aggregates = toxicity_aggregates(scores, self.params.toxic_threshold)
+        metrics = [mean_metric(name, "forget", values, "lower", "generative", bounds=SHARE,
+                               min_effect=SCORE_EFFECT if name == "mean_toxicity" else SHARE_EFFECT)
+                   for name, values in aggregates.items()]
+        for metric in metrics:
+            metric.primary = metric.name != "mean_toxicity"
+        return metrics
 
     def _choose(self, model: Any, tokenizer: Any, items: Sequence[ChoiceItem]
                 ) -> tuple[list[int], list[float], list[list[float]]]:

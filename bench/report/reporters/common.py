@@ -349,18 +349,35 @@ def reveal_rows(table: ResultTable, task: str) -> list[str]:
             REVEAL_HEADER, "|" + "---|" * REVEAL_HEADER.count(" | ") + "---|", *rows]
 
 
-ROBUSTNESS_LEGEND = ("Robustness (v3, docs/attacks.md): R = the share of the row's forget-probe drop that the "
+ROBUSTNESS_LEGEND = ("Robustness (v3, docs/attacks.md): R = the share of the row's forget drop that the "
                      "attack recovers beyond what the same variant does to the control, max over variants of "
-                     "[(A_v − U) − (C_v − C)] / (T − U): A_v and U the row's forget probe attacked and not, T the "
+                     "[(A_v − U) − (C_v − C)] / (T − U): A_v and U the row's forget measure attacked and not, T the "
                      "taught (base) model's, C_v and C the control's — the oracle, a model that never learned the "
                      "target, where the board has one, else the base model (95 % crossed-bootstrap interval over "
                      "seeds and items, the worst variant chosen inside every replicate; 0 = nothing recovered, 1 = "
-                     "back at the taught model). A share is shown only where the row forgot on the scored metrics "
+                     "back at the taught model). Each cell gives R on the forget likelihood probe and, for attacks "
+                     "that change the model (relearn, quantize), on every scored generative forget metric (`name` R), "
+                     "re-generated on the attacked model exactly as the evaluation generates; prompt attacks rewrite "
+                     "the probe's prompts only. A share is shown only where the row forgot on the scored metrics "
                      "(its FQ, or F, interval above 0) and its interval lies in [−1, 2]; otherwise n/f with the "
-                     "control-adjusted change Δ and its interval. The control row: the control's own forget-probe "
-                     "change under the row's worst variant (log-likelihood per token). worst = the attack with the "
-                     "largest R (its interval is that attack's, not corrected for the choice). Measured on the "
-                     "likelihood probe only: the attacks do not re-run the generated metrics yet.")
+                     "control-adjusted change Δ and its interval. The control row: the control's own change under "
+                     "the row's worst variant (probe: log-likelihood per token; metrics: in their units). worst = "
+                     "the largest R of the row over attacks and measures (its interval is that one's, not corrected "
+                     "for the choice).")
+
+
+def _share_text(summary: dict[str, Any]) -> str:
+    """R with its interval, or n/f with the control-adjusted change."""
+    if summary["recovered"] is None:
+        change = summary.get("adjusted_change")
+        return "n/f" if change is None else \
+            f"n/f: Δ {fmt_signed(change)} {interval(summary['adjusted_change_ci'], signed=True)}"
+    return f"{fmt(summary['recovered'], 2)} {interval(summary['recovered_ci'])}"
+
+
+def _measures(summary: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """(measure label, its summary): the probe, then each re-generated scored metric."""
+    return [("probe", summary), *((f"`{name}`", s) for name, s in summary.get("generated", {}).items())]
 
 
 def robustness_cells(table: ResultTable, task: str) -> tuple[list[str], list[tuple[str, list[str]]]]:
@@ -377,27 +394,25 @@ def robustness_cells(table: ResultTable, task: str) -> tuple[list[str], list[tup
         done = [e.summary for row in by_row.values() if (e := row.get(attack)) and e.summary]
         done.sort(key=lambda summary: summary.get("control_kind") != "oracle")  # the oracle control first
         s = done[0] if done else None
-        control.append("–" if s is None else f"{fmt_signed(s['control'])} {interval(s['control_ci'], signed=True)}")
+        control.append("–" if s is None else " · ".join(
+            f"{name} {fmt_signed(m['control'])} {interval(m['control_ci'], signed=True)}" for name, m in _measures(s)))
     kinds = {e.summary.get("control_kind", "base") for e in entries if e.summary}
     kind = "oracle" if kinds == {"oracle"} else "base model" if kinds <= {"base"} else "oracle or base model"
-    rows = [(f"{kind} (control: Δ forget probe)", [*control, ""])]
+    rows = [(f"{kind} (control: Δ under the attack)", [*control, ""])]
     for label, row in by_row.items():
         cells, best = [], None
         for attack in attacks:
             e = row.get(attack)
             if e is None or e.status == "missing":
                 cells.append("–")
-            elif e.status == "failed":
+                continue
+            if e.status == "failed":
                 cells.append("failed")
-            elif e.summary["recovered"] is None:
-                change = e.summary.get("adjusted_change")
-                cells.append("n/f" if change is None else
-                             f"n/f: Δ {fmt_signed(change)} {interval(e.summary['adjusted_change_ci'], signed=True)}")
-            else:
-                s = e.summary
-                cells.append(f"{fmt(s['recovered'], 2)} {interval(s['recovered_ci'])}")
-                if best is None or s["recovered"] > best[1]:
-                    best = (attack, s["recovered"])
+                continue
+            cells.append(" · ".join(f"{name} {_share_text(m)}" for name, m in _measures(e.summary)))
+            for name, m in _measures(e.summary):
+                if m["recovered"] is not None and (best is None or m["recovered"] > best[1]):
+                    best = (f"{attack}, {name}", m["recovered"])
         cells.append("–" if best is None else f"{fmt(best[1], 2)} ({best[0]})")
         rows.append((label, cells))
     return attacks, rows

@@ -53,20 +53,24 @@ def rows(table: ResultTable) -> list[dict[str, Any]]:
 
 
 def _robustness_rows(table: ResultTable, task: str) -> list[dict[str, Any]]:
-    """Per method and attack: the recovered fraction (``robustness/<attack>``) and the base control
-    (``robustness_control/<attack>``, the base model's forget-probe change), with intervals."""
+    """Per method and attack: the recovered fraction on the forget probe (``robustness/<attack>``) and on each
+    re-generated scored forget metric (``robustness/<attack>/<metric>``), and the control's change
+    (``robustness_control/...``, the oracle's or the base model's), with intervals."""
     out, controls = [], {}
     for e in table.robustness[task]:
         keys = {"task": task, **_cell_keys(table, task, e.label), "status": e.status, "group": "robustness"}
-        s = e.summary or {}
-        ci = s.get("recovered_ci") or [None, None]
-        out.append({**keys, "metric": f"robustness/{e.attack}", "better": "lower", "n": s.get("items"),
-                    "value": s.get("recovered"), "ci_low": ci[0], "ci_high": ci[1]})
-        if s and e.attack not in controls:
-            controls[e.attack] = {"task": task, **_cell_keys(table, task, BASE_LABEL), "status": "done",
-                                  "group": "robustness", "metric": f"robustness_control/{e.attack}",
-                                  "n": s["items"], "value": s["control"], "ci_low": s["control_ci"][0],
-                                  "ci_high": s["control_ci"][1]}
+        measures = [("", e.summary or {}), *((f"/{name}", m) for name, m in (e.summary or {}).get("generated",
+                                                                                                   {}).items())]
+        for suffix, s in measures:
+            ci = s.get("recovered_ci") or [None, None]
+            out.append({**keys, "metric": f"robustness/{e.attack}{suffix}", "better": "lower", "n": s.get("items"),
+                        "value": s.get("recovered"), "ci_low": ci[0], "ci_high": ci[1]})
+            if s and (e.attack, suffix) not in controls:
+                controls[e.attack, suffix] = {
+                    "task": task, **_cell_keys(table, task, BASE_LABEL), "status": "done", "group": "robustness",
+                    "metric": f"robustness_control/{e.attack}{suffix}", "control": s.get("control_kind", "base"),
+                    "n": s["items"], "value": s["control"], "ci_low": s["control_ci"][0],
+                    "ci_high": s["control_ci"][1]}
     return out + list(controls.values())
 
 
