@@ -103,6 +103,9 @@ def _parser() -> argparse.ArgumentParser:
     perf.add_argument("--study-runs", default="runs/smollm2-135m-study", help="a finished study run to report")
     perf.add_argument("--gsm8k-path", help="GSM8K folder (test.jsonl) for the lm-eval comparison; "
                                             "default: GSM-symbolic questions")
+    perf.add_argument("--demo-boards", nargs=2, metavar=("BF16_BOARD", "FP32_BOARD"),
+                      default=["leaderboards/smollm2-135m-demo", "runs/smollm2-135m-demo-fp32-board"],
+                      help="the demo's boards in bf16 and in fp32, for the rank-agreement row (demo_precision)")
     perf.add_argument("--only", nargs="+", help="run only these rows")
     perf.add_argument("--quick", action="store_true", help="small sizes (smoke test)")
     return parser
@@ -315,7 +318,8 @@ def cmd_perf(args: argparse.Namespace) -> int:
         if name not in ROWS:
             raise UserError(f"unknown perf row '{name}'; {did_you_mean(name, ROWS)}")
     report, paths = run_perf(Path(args.out), Path(args.demo_runs), quick=args.quick, only=args.only,
-                             gsm8k_path=args.gsm8k_path, study_runs=Path(args.study_runs))
+                             gsm8k_path=args.gsm8k_path, study_runs=Path(args.study_runs),
+                             demo_boards=(Path(args.demo_boards[0]), Path(args.demo_boards[1])))
     for row in report.rows:
         print(f"{row.key}: {row.summary}")
     for path in paths:

@@ -167,3 +167,65 @@ def test_one_seed_cannot_see_training_noise_and_says_so_by_false_alarms():
 def test_power_against_a_known_shift():
     """Every metric shifted by 5 SDs of one cell's value: caught nearly always; by 0: almost never."""
     assert simulate(Scenario(seeds=1), shift_sd=5.0, reps=100, seed=3)["cell_rate"] > 0.95
+
+
+# -- issue 50.6: portable provenance, dated perf reports; 50.4: rank agreement of two boards -----------------------
+def test_recorded_paths_are_portable(monkeypatch, tmp_path):
+    from bench.engine.provenance import REPO_ROOT, portable, portable_path
+
+    monkeypatch.setenv("UNLEARN_BENCH_CACHE", str(tmp_path / "cache"))
+    record = {"model": {"model_id": str(tmp_path / "cache" / "taught" / "m"),
+                        "source": f"local path {tmp_path / 'cache' / 'taught' / 'm'}"},
+              "command": f"{REPO_ROOT}/.venv/bin/unlearn-bench run --config {REPO_ROOT}/configs/demo.yaml",
+              "sandbox": "interpreter: /usr/bin/python3"}
+    out = portable(record)
+    assert out["model"] == {"model_id": "$UNLEARN_BENCH_CACHE/taught/m",
+                            "source": "local path $UNLEARN_BENCH_CACHE/taught/m"}
+    assert out["command"] == ".venv/bin/unlearn-bench run --config configs/demo.yaml"
+    assert out["sandbox"] == "interpreter: /usr/bin/python3"  # a system path is not the producing machine's layout
+    assert portable_path(REPO_ROOT / "runs" / "x") == "runs/x" and portable_path(f"{REPO_ROOT}x/y") == f"{REPO_ROOT}x/y"
+
+
+def test_a_perf_report_states_its_date_commit_and_staleness(tmp_path):
+    from bench.perf import PerfReport, markdown, rerender
+    from bench.perf.rows import PerfRow
+
+    report = PerfReport({"cpu": "X", "cores": 2, "torch": "t", "torch_threads": 2},
+                        [PerfRow("demo", "Full demo matrix (/tmp/clone/runs/d)", "≤ 15 min", {}, "9 min", True)],
+                        finished_at="2026-11-24T09:55:44+0000", git={"commit": "10b38db6cb7a", "dirty": True})
+    assert "Written 2026-11-24 at commit 10b38db6cb-dirty" in markdown(report)
+    path = tmp_path / "x.json"
+    path.write_text(json.dumps(report.to_json()))
+    md, _ = rerender(path, stale="superseded by y.md")
+    text = md.read_text()
+    assert "> **Stale.** superseded by y.md" in text and "$TMPDIR/clone/runs/d" in text
+    assert "| 9 min | yes | 10b38db6cb-dirty |" in text  # a row without a commit: the report's
+    assert json.loads(path.read_text())["stale"] == "superseded by y.md"
+
+
+def _results(ranks: dict[str, dict[str, int]], separated: dict[tuple[str, str], str]) -> dict:
+    """A minimal results.json: per task, rows with point ranks and pairwise verdicts (winner or none)."""
+    tasks = {}
+    for task, by_label in ranks.items():
+        labels = sorted(by_label)
+        pairs = [{"a": a, "b": b, "a_ahead": 0.9 if separated.get((a, b)) == a else 0.1,
+                  "b_ahead": 0.1 if separated.get((a, b)) == a else 0.9, "separated": (a, b) in separated}
+                 for i, a in enumerate(labels) for b in labels[i + 1:]]
+        tasks[task] = {"rows": [{"label": x, "rank": r} for x, r in by_label.items()], "pairwise": {"pairs": pairs}}
+    return {"tasks": tasks, "cells": []}
+
+
+def test_rank_agreement_of_two_boards(tmp_path):
+    from bench.perf.agreement import rank_agreement
+
+    same = {"t": {"a": 1, "b": 2, "c": 3, "d": 4}}
+    reversed_ = {"t": {"a": 4, "b": 3, "c": 2, "d": 1}}
+    for name, ranks, sep in (("x", same, {("a", "b"): "a"}), ("y", same, {}), ("z", reversed_, {})):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps(_results(ranks, sep)))
+    agree = rank_agreement(tmp_path / "x", tmp_path / "y", resamples=300)
+    assert agree.tau == 1.0 and agree.pairs == 6 and agree.pairs_agree == 5  # (a, b) separated in x only
+    opposite = rank_agreement(tmp_path / "y", tmp_path / "z", resamples=300)
+    assert opposite.tau == -1.0 and opposite.tau_ci[1] <= -0.99  # resampled rows keep a perfect reversal
+    with pytest.raises(UserError, match="does not exist"):
+        rank_agreement(tmp_path / "x", tmp_path / "missing")

@@ -1,11 +1,13 @@
-"""Provenance recorded in every results file: versions, git commit, machine, memory."""
+"""Provenance recorded in every results file: versions, git commit, machine, memory; paths made portable."""
 
 from __future__ import annotations
 
 import os
 import platform
+import re
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from functools import lru_cache
@@ -122,4 +124,68 @@ class Timer:
 
 
 def command_line() -> str:
-    return " ".join(sys.argv)
+    """The command that ran, with machine-specific paths made portable (``portable``)."""
+    return portable(" ".join(sys.argv))
+
+
+# -- portable paths -------------------------------------------------------------------------------------------
+#: The checkout this harness runs from: recorded paths under it are written relative to it.
+REPO_ROOT = Path(__file__).resolve().parent.parent.parent
+
+
+def _roots() -> list[tuple[str, str]]:
+    """(absolute prefix, portable name) pairs, longest first: the checkout (relative paths), the model and
+    teaching cache (``$UNLEARN_BENCH_CACHE``), the home directory and the temporary directory. Read at call time:
+    the cache is configured by the environment."""
+    from bench.lm.models import cache_dir
+
+    pairs = {str(REPO_ROOT): "", str(cache_dir().resolve()): "$UNLEARN_BENCH_CACHE",
+             str(cache_dir()): "$UNLEARN_BENCH_CACHE", str(Path(tempfile.gettempdir()).resolve()): "$TMPDIR",
+             os.path.expanduser("~"): "~"}
+    return sorted(((k.rstrip("/"), v) for k, v in pairs.items() if k not in ("", "/")), key=lambda kv: -len(kv[0]))
+
+
+def portable_path(path: str | Path) -> str:
+    """A path as a board or report may carry it: relative to the checkout when inside it, else under the name of
+    the root it lives in (``$UNLEARN_BENCH_CACHE/…``, ``$TMPDIR/…``, ``~/…``); any other path is kept (a system
+    interpreter, a mount named on purpose). Why: committed files must not carry the producing machine's layout,
+    which says nothing about the result and differs on every machine that re-runs it."""
+    return _rewrite(str(path), _roots())
+
+
+def _rewrite(text: str, roots: list[tuple[str, str]]) -> str:
+    for prefix, name in roots:
+        pattern = re.compile(re.escape(prefix) + r"(?=/|$|[\s\"',;)\]])(/?)")
+        text = pattern.sub(lambda m, name=name: name + m.group(1) if name else ("" if m.group(1) else "."), text)
+    return text
+
+
+def dataset_checksum(folder: str | Path, files: tuple[str, ...] = ("test.jsonl",)) -> str:
+    """First 16 hex digits of the SHA-256 over ``files`` of a local dataset folder (in order; a missing file
+    counts as empty): what a report names a local copy by, instead of where it sat on the producing machine."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name in files:
+        path = Path(folder) / name
+        digest.update(name.encode() + b"\0")
+        if path.is_file():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def portable(value: Any) -> Any:
+    """``value`` (a provenance record: dicts, lists, strings) with every absolute path under a known root made
+    portable (``portable_path``), inside longer strings too ("local path /tmp/… " in a model's source)."""
+    roots = _roots()
+
+    def walk(v: Any) -> Any:
+        if isinstance(v, str):
+            return _rewrite(v, roots)
+        if isinstance(v, dict):
+            return {k: walk(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [walk(x) for x in v]
+        return v
+
+    return walk(value)

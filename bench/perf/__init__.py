@@ -40,7 +40,7 @@ import torch
 
 from bench.api import Example, TaskData, TrainParams, TrajectoryLogger, UnlearnContext
 from bench.data.text import make_batch, render_prompt
-from bench.engine.provenance import git_commit, package_versions
+from bench.engine.provenance import git_commit, package_versions, portable, portable_path
 from bench.engine.store import ResultsStore, atomic_write_json, atomic_write_text
 from bench.lm.generation import generate
 from bench.lm.models import EMBEDDED, LoadedModel, ModelCache
@@ -53,10 +53,25 @@ from bench.perf.rows import PerfRow
 class PerfReport:
     machine: dict[str, Any]
     rows: list[PerfRow] = field(default_factory=list)
+    #: When and at which commit the report was written (its header states both: a report beside others must
+    #: say how current it is; rows carry their own commits).
+    finished_at: str = field(default_factory=lambda: time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    git: dict[str, Any] = field(default_factory=git_commit)
+    #: Set on a report superseded by later measurements (why, and by what): its header says so.
+    stale: str = ""
 
     def to_json(self) -> dict[str, Any]:
-        return {"machine": self.machine, "git": git_commit(), "versions": package_versions(),
-                "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "rows": [asdict(r) for r in self.rows]}
+        return portable({"machine": self.machine, "git": self.git, "versions": package_versions(),
+                         "finished_at": self.finished_at, **({"stale": self.stale} if self.stale else {}),
+                         "rows": [asdict(r) for r in self.rows]})
+
+    def commit_label(self) -> str:
+        return commit_label(self.git)
+
+
+def commit_label(git: dict[str, Any]) -> str:
+    """``0123456789`` (10 digits) or ``…-dirty``, ``n/a`` outside a checkout."""
+    return (git.get("commit") or "n/a")[:10] + ("-dirty" if git.get("dirty") else "")
 
 
 # -- machine ----------------------------------------------------------------------------------------
@@ -307,8 +322,8 @@ def matrix_run_row(run_dir: Path, key: str = "demo", goal_min: float = 15.0,
     store = ResultsStore(run_dir)
     command = {"demo": "make demo", "study": "make study"}.get(key, f"the {key} config")
     if not (run_dir / "manifest.json").exists():
-        return PerfRow(key, f"Full {key} matrix ({run_dir})", target, {},
-                       f"not measured: no {key} run at {run_dir} (run `{command}`)", None)
+        return PerfRow(key, f"Full {key} matrix ({portable_path(run_dir)})", target, {},
+                       f"not measured: no {key} run at {portable_path(run_dir)} (run `{command}`)", None)
     cells, bases = store.all_cells(), store.all_bases()
     precision = run_precision(cells)
     if native is not None and precision in ("bf16", "fp32") and (precision == "bf16") != native:
@@ -318,7 +333,7 @@ def matrix_run_row(run_dir: Path, key: str = "demo", goal_min: float = 15.0,
         level, caps = kernels
         key = f"{key}_{level.lower()}"
         on_kernels = f" on {level} kernels, capped by {' '.join(f'{k}={v}' for k, v in sorted(caps.items()))}"
-    title = f"Full {key.split('_')[0]} matrix in {precision}{on_kernels} ({run_dir})"
+    title = f"Full {key.split('_')[0]} matrix in {precision}{on_kernels} ({portable_path(run_dir)})"
     commits = Counter(_run_commit(c) for c in cells)
     full = [i for i in store.invocations() if i.get("skipped") == 0 and i.get("ran")]
     wall = full[-1]["wall_time_s"] if full else None
@@ -364,6 +379,59 @@ def _run_commit(cell: dict[str, Any]) -> str:
 
 def demo_row(run_dir: Path, native: bool | None = None) -> PerfRow:
     return matrix_run_row(run_dir, "demo", 15.0, native)
+
+
+# -- the demo in fp32 and in bf16: rank agreement --------------------------------------------------------------
+#: Where ``perf`` looks for the two demo boards by default: the committed (bf16) board and an fp32 board.
+DEMO_BOARD = Path("leaderboards/smollm2-135m-demo")
+DEMO_FP32_BOARD = Path("runs/smollm2-135m-demo-fp32-board")
+FP32_DEMO_COMMAND = ("UNLEARN_BENCH_NATIVE_BF16=0 unlearn-bench run --config configs/demo.yaml "
+                     "--out runs/smollm2-135m-demo-fp32 --report runs/smollm2-135m-demo-fp32-board")
+
+
+def board_precision(board: Path) -> str:
+    """"bf16", "fp32" or "mixed" of a board's cells (``run_precision`` over the provenance its results.json
+    repeats)."""
+    from bench.perf.agreement import read_results
+
+    provenance = [p for c in read_results(board).get("cells", []) for p in c.get("provenance", [])]
+    # results.json keeps no unlearning times: a training precision "off" (nothing trained) is left out instead
+    cells = [{"provenance": p, "extras": {"unlearn_time_s": p.get("train_autocast") not in (None, "off")}}
+             for p in provenance]
+    return run_precision(cells) if cells else "unknown"
+
+
+def precision_agreement_row(bf16_board: Path, fp32_board: Path) -> PerfRow:
+    """The demo in bf16 and in fp32 ranked alike? Kendall's τ-b of the point ranks with its bootstrap interval
+    over rows, and the share of pairwise verdicts that agree (``bench.perf.agreement``); not measured until both
+    boards exist, and refused (not measured, said why) when a board is not in the precision its role says."""
+    from bench.perf.agreement import rank_agreement
+
+    key, title = "demo_precision", "Demo board in fp32 vs bf16: rank agreement"
+    target = "reported (τ near 1 and most pairwise verdicts shared: bf16 does not change the board's reading)"
+    missing = [b for b in (bf16_board, fp32_board) if not (b / "results.json").exists()]
+    if missing:
+        return PerfRow(key, title, target, {}, f"not measured: no board at {portable_path(missing[0])}"
+                       + (f" (run `{FP32_DEMO_COMMAND}`)" if missing[0] == fp32_board else ""), None)
+    precisions = {"bf16": board_precision(bf16_board), "fp32": board_precision(fp32_board)}
+    wrong = [f"{portable_path(b)} is {precisions[role]}" for role, b in (("bf16", bf16_board), ("fp32", fp32_board))
+             if precisions[role] != role]
+    if wrong:
+        return PerfRow(key, title, target, {"precisions": precisions},
+                       f"not measured: {'; '.join(wrong)} (give a bf16 and an fp32 board)", None)
+    agreement = rank_agreement(bf16_board, fp32_board)
+    low, high = agreement.tau_ci
+    summary = (f"Kendall's τ-b {agreement.tau:.2f} [{low:.2f}, {high:.2f}] over {agreement.rows} rows of "
+               f"{len(agreement.tasks)} tasks; pairwise verdicts agree on {agreement.pairs_agree}/{agreement.pairs} "
+               f"pairs ({agreement.verdict_share:.0%})")
+    measured = {"tau": agreement.tau, "tau_ci": list(agreement.tau_ci), "pairs_agree": agreement.pairs_agree,
+                "pairs": agreement.pairs, "rows": agreement.rows, "tasks": agreement.tasks,
+                "resamples": agreement.resamples,
+                "boards": {"bf16": portable_path(bf16_board), "fp32": portable_path(fp32_board)}}
+    note = ("τ-b pools the within-task pairs of point ranks; its 95 % interval is a percentile bootstrap over rows "
+            f"({agreement.resamples} resamples), not items. A verdict is 'a ahead', 'b ahead' or 'not separated' at "
+            "each board's Holm level.")
+    return PerfRow(key, title, target, measured, summary, None, note)
 
 
 # -- bf16 evaluation ------------------------------------------------------------------------------------
@@ -474,10 +542,13 @@ def bench_scaling(base: LoadedModel, sizes: list[int]) -> PerfRow:
 def markdown(report: PerfReport) -> str:
     m = report.machine
     lines = [f"# Performance on {m['cpu']} ({m['cores']} cores{', ' + m['gpu'] if 'gpu' in m else ''})", "",
-             f"`unlearn-bench perf` — torch {m['torch']}, {m['torch_threads']} threads. Ratios are measured side "
+             f"Written {report.finished_at[:10]} at commit {report.commit_label()} by `unlearn-bench perf` — "
+             f"torch {m['torch']}, {m['torch_threads']} threads. Ratios are measured side "
              "by side in one process; each row names the commit it was measured at (a run's row: the commit its "
              "cells were computed at).", "",
              "| # | Measurement | Target | Result | Met | Commit |", "|---|---|---|---|---|---|"]
+    if report.stale:
+        lines[1:1] = ["", f"> **Stale.** {report.stale}"]
     for i, row in enumerate(report.rows, 1):
         met = {True: "yes", False: "**no**", None: "—"}[row.met]
         lines.append(f"| {i} | {row.title} | {row.target} | {row.summary} | {met} | {row.commit or 'n/a'} |")
@@ -507,11 +578,11 @@ def markdown(report: PerfReport) -> str:
     return "\n".join(lines)
 
 
-ROWS = ["generation", "lm_eval", "train_step", "matrices", "bf16_eval", "demo", "study", "scaling"]
+ROWS = ["generation", "lm_eval", "train_step", "matrices", "bf16_eval", "demo", "demo_precision", "study", "scaling"]
 #: Report order of row keys (``matrices`` yields two rows).
 _ROW_ORDER = {k: i for i, k in enumerate(["generation", "lm_eval", "train_step", "base_cache", "bf16_eval",
                                            "demo", "demo_fp32", "demo_bf16", "demo_fp32_avx2",
-                                           "demo_avx2", "study", "study_fp32", "study_bf16",
+                                           "demo_avx2", "demo_precision", "study", "study_fp32", "study_bf16",
                                            "scaling", "ray"])}
 #: A family is a listed key that extends no other listed key (demo_fp32 is the demo's).
 _ROW_FAMILIES = [k for k in _ROW_ORDER if not any(k.startswith(f"{f}_") for f in _ROW_ORDER)]
@@ -525,8 +596,8 @@ def _row_rank(key: str) -> tuple[int, int, str]:
 
 
 def run_perf(out_dir: Path, demo_runs: Path, quick: bool = False, only: list[str] | None = None,
-             gsm8k_path: str | None = None, study_runs: Path = Path("runs/smollm2-135m-study")
-             ) -> tuple[PerfReport, list[Path]]:
+             gsm8k_path: str | None = None, study_runs: Path = Path("runs/smollm2-135m-study"),
+             demo_boards: tuple[Path, Path] = (DEMO_BOARD, DEMO_FP32_BOARD)) -> tuple[PerfReport, list[Path]]:
     """Run every benchmark (``quick``: smaller sizes, for tests) and write the report files."""
     facts = machine_facts()
     report = PerfReport(facts)
@@ -548,12 +619,13 @@ def run_perf(out_dir: Path, demo_runs: Path, quick: bool = False, only: list[str
         report.rows.append(bench_bf16_eval(base, quick))
     if want("demo"):
         report.rows.append(demo_row(demo_runs, facts["native_bf16"]))
+    if want("demo_precision"):
+        report.rows.append(precision_agreement_row(*demo_boards))
     if want("study"):
         report.rows.append(matrix_run_row(study_runs, "study", 90.0, facts["native_bf16"]))
     if want("scaling"):
         report.rows.append(bench_scaling(base, [4, 8] if quick else [8, 16, 32]))
-    here = git_commit()
-    here_label = (here.get("commit") or "n/a")[:10] + ("-dirty" if here.get("dirty") else "")
+    here_label = report.commit_label()
     for row in report.rows:
         row.commit = row.commit or here_label
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -561,9 +633,34 @@ def run_perf(out_dir: Path, demo_runs: Path, quick: bool = False, only: list[str
     md, js = out_dir / f"{slug}.md", out_dir / f"{slug}.json"
     if only is not None and js.exists():  # a partial run updates its rows in the existing report
         fresh = {r.key for r in report.rows}
-        report.rows += [PerfRow(**{"commit": "", **r}) for r in json.loads(js.read_text())["rows"]
-                        if r["key"] not in fresh]
+        previous = json.loads(js.read_text())
+        report.rows += [PerfRow(**{"commit": "", **r}) for r in previous["rows"] if r["key"] not in fresh]
+        report.stale = previous.get("stale", "")  # the rows kept are as stale as before
     report.rows.sort(key=lambda r: _row_rank(r.key))
     atomic_write_text(md, markdown(report))
     atomic_write_json(js, report.to_json())
     return report, [md, js]
+
+
+#: A local GSM8K copy as older reports named it: by its absolute path on the producing machine.
+_LEGACY_LOCAL_DATA = re.compile(r"GSM8K \(local /[^)]*\)")
+
+
+def rerender(json_path: Path, stale: str = "") -> list[Path]:
+    """Render a committed report again from its JSON with this generator: paths made portable, a local dataset
+    named without its machine path (older reports recorded no checksum), the report's own date and commit in
+    the header, rows without a commit given the report's (they were measured in that invocation), and ``stale``
+    (why and by what it is superseded) as a banner. No number changes: every one comes from the JSON."""
+    data = json.loads(json_path.read_text())
+    text = _LEGACY_LOCAL_DATA.sub("GSM8K (a local copy; its path is not shown and no checksum was recorded)",
+                                  json.dumps(portable(data)))
+    data = json.loads(text)
+    report = PerfReport(data["machine"], [PerfRow(**{"commit": "", **r}) for r in data["rows"]],
+                        finished_at=data.get("finished_at", ""), git=data.get("git") or {},
+                        stale=stale or data.get("stale", ""))
+    for row in report.rows:
+        row.commit = row.commit or report.commit_label()
+    md = json_path.with_suffix(".md")
+    atomic_write_text(md, markdown(report))
+    atomic_write_json(json_path, {**report.to_json(), "versions": data.get("versions")})
+    return [md, json_path]

@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from bench.engine.provenance import git_commit
 from bench.lm.memory_plan import GenerationShape, GiB, ModelShape, TrainingShape, estimate
 
 #: Shapes from the hub's config.json of HuggingFaceTB/SmolLM2-135M-Instruct, meta-llama/Llama-3.2-1B-Instruct
@@ -111,8 +112,11 @@ def measure_all(device: str, only: list[str] | None = None) -> list[dict[str, An
     return rows
 
 
-def render(rows: list[dict[str, Any]], name: str, device: str, torch_version: str) -> str:
+def render(rows: list[dict[str, Any]], name: str, device: str, torch_version: str, written: str = "",
+           commit: str = "") -> str:
+    """The report; ``written`` (date) and ``commit`` head it: a report beside others says how current it is."""
     lines = [f"# Predicted versus measured peak memory ({name}, torch {torch_version})", "",
+             f"Written {written[:10] or 'n/a'} at commit {commit or 'n/a'}.", "",
              "Randomly initialised models from each config's shape; one resident copy of the weights; "
              "two optimiser steps on batches of random tokens at full length (the steady state: AdamW's "
              "moments exist); generation: one batch with a KV cache. Measured: "
@@ -139,9 +143,12 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     slug = "".join(c if c.isalnum() else "-" for c in name.lower()).strip("-")
-    (out / f"memory-{slug}.md").write_text(render(rows, name, args.device, torch.__version__))
+    git = git_commit()
+    commit = (git.get("commit") or "n/a")[:10] + ("-dirty" if git.get("dirty") else "")
+    written = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    (out / f"memory-{slug}.md").write_text(render(rows, name, args.device, torch.__version__, written, commit))
     (out / f"memory-{slug}.json").write_text(json.dumps({"device": name, "torch": torch.__version__,
-                                                          "rows": rows}, indent=1))
+                                                          "finished_at": written, "git": git, "rows": rows}, indent=1))
     return 0
 
 

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.engine.provenance import dataset_checksum
 from bench.lm.generation import generate, truncate_at_stops
 
 STOPS = ["Question:", "\n\n"]
@@ -26,6 +27,8 @@ def _problems(n: int, gsm8k_path: str | None) -> tuple[list[Any], str]:
     from tasks.coding.gsm import load_gsm
 
     problems, _, label = load_gsm("local" if gsm8k_path else "symbolic", gsm8k_path, n, 1, 0)
+    if gsm8k_path:  # named by content, not by where the copy sat on this machine
+        label = f"GSM8K (local copy; test.jsonl sha256 {dataset_checksum(gsm8k_path)})"
     return problems, label
 
 
