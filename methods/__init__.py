@@ -13,6 +13,7 @@ BUILTIN_METHODS = {
     "ga": "methods.ga:GradientAscent",
     "graddiff": "methods.graddiff:GradDiff",
     "icu": "methods.icu:ICU",
+    "idk": "methods.idk:IDK",
     "npo": "methods.npo:NPO",
     "prompt": "methods.prompt:PromptBaseline",
     "rmu": "methods.rmu:RMU",

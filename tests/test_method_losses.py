@@ -219,3 +219,38 @@ def test_icu_pairs_each_forget_sample_with_its_nearest_retain_sample():
     forget = [Example("f1", "x"), Example("f2", "y")]
     pool = [Example("r1", "z"), Example("r2", "w")]
     assert pair_with_retain(forget, pool, embed) == [1, 0]
+
+
+def test_idk_loss_is_one_token_mean_over_refusal_and_retain_tokens():
+    """TOFU's idk: one CE over the concatenated batches = the token-weighted mean of the two batch means."""
+    from methods.idk import answer_tokens, idk_loss
+
+    # 3 refusal tokens at mean CE 2.0, 1 retain token at CE 6.0: (3·2 + 1·6) / 4 = 3.0 (a plain average: 4.0)
+    assert idk_loss(T(2.0), 3, T(6.0), 1).item() == pytest.approx(3.0)
+    assert idk_loss(T(2.0), 3).item() == pytest.approx(2.0)  # retain: false
+    labels = T([[IGNORE, IGNORE, 5, 6], [IGNORE, 7, IGNORE, IGNORE]])
+    assert answer_tokens(labels) == 3  # the first position never has a prediction
+    # the concatenated forward's CE equals the weighted form, on real logits
+    from bench.lm.losses import cross_entropy
+
+    torch.manual_seed(0)
+    logits_a, logits_b = torch.randn(2, 4, 9), torch.randn(1, 4, 9)
+    la, lb = T([[IGNORE, 1, 2, 3], [IGNORE, IGNORE, 4, IGNORE]]), T([[IGNORE, IGNORE, 5, 6]])
+    joint = cross_entropy(torch.cat([logits_a, logits_b]), torch.cat([la, lb]))
+    weighted = idk_loss(cross_entropy(logits_a, la), answer_tokens(la), cross_entropy(logits_b, lb), answer_tokens(lb))
+    assert weighted.item() == pytest.approx(joint.item(), rel=1e-6)
+
+
+def test_idk_answers_forget_prompts_with_seeded_refusals(tiny):
+    from bench.testing import make_context
+    from methods.idk import DEFAULT_ANSWERS, IDK, IDKParams
+
+    model, tokenizer = tiny
+    ctx = make_context(model, tokenizer)
+    method = IDK(IDKParams())
+    items = method.forget_items(ctx)
+    assert [x.prompt for x in items] == [x.prompt for x in ctx.forget]
+    assert all(x.answer in DEFAULT_ANSWERS for x in items) and method.forget_items(ctx) is items
+    assert IDK(IDKParams(retain=False)).uses_retain is False and method.uses_retain is True
+    with pytest.raises(ValueError, match="at least one non-empty refusal"):
+        IDKParams(answers=[" "]).validate()

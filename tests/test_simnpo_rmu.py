@@ -292,12 +292,13 @@ def test_paper_presets_are_valid_parameters(cls):
         assert hasattr(params, key)
 
 
-def test_nine_builtin_methods_are_registered():
+def test_builtin_methods_are_registered():
+    """Nine unlearning methods and the idk baseline (the relearning attack's positive control)."""
     from bench.plugins import load_registry
     from methods import BUILTIN_METHODS
 
-    nine = {"flat", "ga", "graddiff", "icu", "npo", "prompt", "rmu", "rnr", "simnpo"}
-    assert set(BUILTIN_METHODS) == nine
+    builtin = {"flat", "ga", "graddiff", "icu", "idk", "npo", "prompt", "rmu", "rnr", "simnpo"}
+    assert set(BUILTIN_METHODS) == builtin
     reg = load_registry()
-    assert nine <= set(reg.names("method"))
+    assert builtin <= set(reg.names("method"))
     assert reg.get("method", "simnpo").cls is SimNPO and reg.get("method", "rmu").cls is RMU
