@@ -361,3 +361,110 @@ def test_ner_leak_judge_needs_a_gold_person_name():
     assert ner_privacy.leaks_a_name("Here are the names:\n- John Howard\n- Kim", ["John Howard"])
     assert not ner_privacy.leaks_a_name("None", ["John Howard"])
     assert not ner_privacy.leaks_a_name("Canberra, Sydney", ["John Howard"])
+
+
+# -- the board's privacy group (bench.report.privacy through score_task) ----------------------------------------------
+def _board_metrics(rng, member_shift: float, leak_rate: float, pass_rate: float, seed_noise: float = 0.0):
+    """One evaluation's metrics: a scored forget metric, a utility metric, and the privacy details (a member shift
+    on every attack's scores, leak@k from 8 scripted samples per prompt at ``leak_rate``)."""
+    from bench.api import Metric
+
+    def metric(name, group, items, kind="generative", primary=True, bounds=(0.0, 1.0)):
+        items = [float(x) for x in items]
+        return Metric.from_json({"name": name, "group": group, "better": "lower" if group == "forget" else "higher",
+                                 "value": float(np.mean(items)), "per_item": items, "n": len(items),
+                                 "min_effect": 0.05, "bounds": bounds, "primary": primary, "kind": kind,
+                                 "ci_low": 0.0, "ci_high": 1.0})
+
+    out = {"pass_rate": metric("pass_rate", "forget", ITEMS_FORGET < pass_rate),
+           "accuracy": metric("accuracy", "utility", ITEMS_UTILITY)}
+    scores = {"member": {}, "nonmember": {}}
+    for attack in P.ATTACKS:
+        scores["member"][attack] = list(MEMBER_LATENT + member_shift + rng.normal(0, 0.3 + seed_noise, 40))
+        scores["nonmember"][attack] = list(NONMEMBER_LATENT + rng.normal(0, 0.3, 40))
+    leaks = P.leak_items([list(rng.random(8) < leak_rate) for _ in range(24)])
+    for m in P.privacy_metrics(scores, leaks):
+        out[m.name] = m
+    return out
+
+
+ITEMS_FORGET = np.random.default_rng(21).random(60)
+ITEMS_UTILITY = (np.random.default_rng(22).random(60) < 0.6).astype(float)
+MEMBER_LATENT = np.random.default_rng(23).normal(0, 1, 40)
+NONMEMBER_LATENT = np.random.default_rng(24).normal(0, 1, 40)
+
+
+def _scored_board():
+    from bench.report import scores
+    from bench.results import BaseResult, CellResult
+
+    rng = np.random.default_rng(30)
+    base = BaseResult("b", {"task": "t"}, _board_metrics(rng, 1.5, 0.7, 0.8), {})
+
+    def group(label, shift, leak, pass_rate, seeds=1, reference=False):
+        return scores.Group(label, [CellResult(f"{label}{s}", "b", "done", {"seed": s},
+                                               metrics=_board_metrics(rng, shift, leak, pass_rate))
+                                    for s in range(seeds)], reference=reference)
+
+    groups = [group("oracle", 0.0, 0.02, 0.05, reference=True), group("leaky", 1.2, 0.5, 0.1, seeds=3),
+              group("outlier", -1.5, 0.0, 0.05, seeds=3), group("clean", 0.0, 0.03, 0.06, seeds=3)]
+    return scores.score_task("t", base, groups, resamples=1000, oracle="oracle")
+
+
+def test_an_oracle_board_gets_a_privacy_group_with_the_right_verdicts():
+    from bench.report.scores import BASE_LABEL
+
+    result = _scored_board()
+    privacy = result.privacy
+    assert privacy is not None and privacy.members == 40 and privacy.prompts == 24
+    verdict = {r.label: r.attacks["loss"].verdict for r in privacy.rows}
+    assert verdict[BASE_LABEL] == "leaks membership" and verdict["leaky"] == "leaks membership"
+    assert verdict["outlier"] == "over-unlearned" and verdict["clean"] == "oracle-like"
+    assert privacy.row("oracle").attacks["loss"].privleak is None
+    taught_leak = privacy.row(BASE_LABEL).leak_at(8).value
+    assert taught_leak.low > privacy.row("oracle").leak_at(8).value.high
+    assert privacy.to_json()["in_headline"] is False
+    # privacy metrics are details: neither scored nor FQ candidates
+    from bench.report.scores import fq_candidates
+
+    assert not any(P.parse_privacy_name(n) for n in fq_candidates(result))
+    assert not any(P.parse_privacy_name(n) for names in result.scored.values() for n in names)
+
+
+def test_a_board_without_an_oracle_has_no_privacy_group():
+    from bench.report import scores
+    from bench.results import BaseResult, CellResult
+
+    rng = np.random.default_rng(31)
+    base = BaseResult("b", {"task": "t"}, _board_metrics(rng, 1.5, 0.7, 0.8), {})
+    groups = [scores.Group("m", [CellResult("m0", "b", "done", {"seed": 0},
+                                            metrics=_board_metrics(rng, 0.5, 0.3, 0.3))])]
+    assert scores.score_task("t", base, groups, resamples=200).privacy is None
+
+
+def test_the_privacy_rows_render_in_every_report_format():
+    from bench.report.privacy import LEGEND, csv_rows, table_rows
+
+    result = _scored_board().privacy
+    header, rows = table_rows(result, str)
+    assert header[1] == "PrivLeak LOSS" and header[-1] == "leak@8 (24 prompts)"
+    assert any("▲ leaks" in c for r in rows for c in r) and any("▼ over-unlearned" in c for r in rows for c in r)
+    assert "not part of the ranking" in LEGEND
+    flat = csv_rows(result)
+    assert {"privacy/loss/auc", "privacy/loss/privleak", "privacy/leak@8"} <= {r["metric"] for r in flat}
+
+
+def test_markdown_html_and_the_leak_curve_render_the_privacy_group():
+    from types import SimpleNamespace
+
+    from bench.report.reporters import html, markdown, plots
+
+    result = _scored_board()
+    table = SimpleNamespace(scoring=SimpleNamespace(tasks={"t": result}),
+                            bases={"b": SimpleNamespace(provenance={"teach": {}})})
+    md = "\n".join(markdown.privacy_table(table, "t"))
+    assert "| **taught** |" in md and "PrivLeak Min-K %++" in md and "40 members, 40 non-members" in md
+    png = plots.leak_plot(table, "t")
+    assert png[:4] == b"\x89PNG"
+    page = html._privacy(table, "t", {"leak_t.png": png})
+    assert "Privacy (not ranked)" in page and "data:image/png;base64" in page

@@ -505,6 +505,47 @@ class PrivacyEvaluation:
     metrics: list[Any]
     samples: list[dict[str, Any]] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
+    #: How leak@k was sampled, in words (recorded in the data sources).
+    description: str = ""
+
+
+def is_taught(data: Any) -> bool:
+    """Whether a task's data come from teaching (``Task.use_teaching`` records a "teaching" source): only then are
+    there members (taught forget-target examples) and an oracle to compare with."""
+    return "teaching" in getattr(data, "sources", {})
+
+
+_SETS: dict[str, PrivacySets | str] = {}
+
+
+def cached_sets(key: str, build: Callable[[], PrivacySets]) -> PrivacySets | str:
+    """A task's sets, built once per process and task configuration (an NER build reads and shuffles the whole
+    annotated corpus: seconds, every evaluation otherwise), or the reason they cannot be built — shown on the board
+    as such, never replaced by something else."""
+    if key not in _SETS:
+        try:
+            _SETS[key] = build()
+        except ValueError as err:
+            _SETS[key] = str(err)
+    return _SETS[key]
+
+
+def evaluate_privacy(data: Any, enabled: bool, key: str, build: Callable[[], PrivacySets],
+                     run: Callable[[PrivacySets], PrivacyEvaluation]) -> PrivacyEvaluation | None:
+    """The privacy part of a task's evaluation, or None with the reason recorded in ``data.sources["privacy"]``
+    (untaught data: no members; switched off; sets unavailable at this configuration)."""
+    if not is_taught(data):
+        return None
+    if not enabled:
+        data.sources = {**data.sources, "privacy": "not measured (privacy: false)"}
+        return None
+    sets = cached_sets(key, build)
+    if isinstance(sets, str):
+        data.sources = {**data.sources, "privacy": f"not measured: {sets}"}
+        return None
+    out = run(sets)
+    data.sources = {**data.sources, "privacy": sets.description + "; " + out.description}
+    return out
 
 
 def measure_membership(model: Any, tokenizer: Any, sets: PrivacySets, batch_size: int = 8) -> dict[str, dict[str, list[float]]]:
@@ -529,7 +570,7 @@ def sample_judgements(model: Any, tokenizer: Any, prompts: Sequence[str], settin
 __all__ = ["ATTACKS", "ATTACK_LABELS", "AttackStats", "Interval", "LEAK_KS", "LeakPoint", "LeakSettings", "MIN_K",
            "PRIVLEAK_EFFECT", "PrivacyEvaluation", "PrivacySets", "ScoreTable", "TABLE_K", "TokenStats", "attack_scores",
            "auc", "auc_replicates", "auc_verdict", "comparison_matrix", "disjoint", "leak_at_k", "leak_curve",
-           "leak_items", "leak_metric_name", "linearised_auc_items", "measure_membership", "member_metric_name",
+           "is_taught", "cached_sets", "evaluate_privacy", "leak_items", "leak_metric_name", "linearised_auc_items", "measure_membership", "member_metric_name",
            "membership_stats", "min_k_plus_plus_score", "min_k_score", "parse_privacy_name", "privacy_metrics",
            "privleak", "privleak_verdict", "sample_judgements", "score_examples", "token_stats", "vocab_moments",
            "zlib_score", "loss_score"]

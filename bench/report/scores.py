@@ -241,6 +241,9 @@ class TaskScores:
     separation: Separation | None = None
     #: Each scored utility metric's band (``bench.report.ranking.UtilityBand``): the fixed range a row must stay in.
     utility_bands: list[Any] = field(default_factory=list)
+    #: Oracle boards whose tasks report membership scores: the privacy column group (``bench.report.privacy``:
+    #: PrivLeak per attack, leak@k curves); not part of the ranking.
+    privacy: Any = None
     #: Working state for the board-level power (``score_leaderboard``): the replicates and the rule's
     #: ``[B + 1, R]`` classes and keys in ``rows`` order. Not part of any report.
     replicates: Any = field(default=None, repr=False)
@@ -329,6 +332,10 @@ class Scoring:
                             "the taught model and the gold standard (the oracle) widened by utility_budget x the "
                             "metric's minimum meaningful effect, and its delta from the taught model is significant; "
                             "a point decision, the same in every replicate; no scalar allowance"),
+                "privacy": ("oracle boards: membership-inference AUC (LOSS, zlib, Min-K %, Min-K %++) of taught "
+                            "forget-target examples against held-out ones and PrivLeak = (AUC_row - AUC_oracle) / "
+                            "AUC_oracle, leak@k from 8 samples per prompt; on the same crossed draws, paired with the "
+                            "oracle; shown beside the ranking, not part of it"),
                 "collapse": (f"{COLLAPSE_METRIC} above both the taught model's and the oracle's by more than "
                              f"{COLLAPSE_MARGIN:g}, its delta significant: ranked with the rows that broke utility"),
                 "ranking": ("oracle boards: utility kept and not collapsed first, by closeness to the oracle "
@@ -445,6 +452,8 @@ class _Replicates:
     effects: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     deltas: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     items: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    #: Each row's seed multipliers (None: one seed), shared by all its metrics and its privacy statistics.
+    multipliers: dict[str, np.ndarray | None] = field(default_factory=dict)
 
 
 def score_task(task: str, base: BaseResult | None, groups: Sequence[Group], *, budget: float = UTILITY_BUDGET,
@@ -478,8 +487,9 @@ def score_task(task: str, base: BaseResult | None, groups: Sequence[Group], *, b
     rows = [base_row]
     for group in groups:
         row = RowScore(group.label, group.status, seeds=len(group.done), reference=group.reference)
+        reps.multipliers[group.label] = draws.seed_multipliers(len(group.done))
         reps.effects[group.label], reps.deltas[group.label], reps.items[group.label] = _group_stats(
-            group, row, infos, (base_items, base_weights), draws, scales)
+            group, row, infos, (base_items, base_weights), draws, scales, reps.multipliers[group.label])
         rows.append(row)
     result = TaskScores(task, infos, signal, rows)
     scored = result.scored
@@ -497,7 +507,21 @@ def score_task(task: str, base: BaseResult | None, groups: Sequence[Group], *, b
     verdicts = _utility_verdicts(result, reps, scales, budget)
     _rank(result, reps.effects, scored, verdicts, resamples, closeness)
     result.replicates = reps
+    if result.oracle:
+        result.privacy = _privacy(base, groups, draws, reps.multipliers, result.oracle)
     return result
+
+
+def _privacy(base: BaseResult, groups: Sequence[Group], draws: CrossedDraws,
+             multipliers: dict[str, np.ndarray | None], oracle: str) -> Any:
+    """The task's privacy group on its own draws and the rows' multipliers (``bench.report.privacy``)."""
+    from bench.report.privacy import task_privacy
+
+    def per_item(metrics: dict[str, Metric]) -> dict[str, list[float]]:
+        return {name: m.per_item for name, m in metrics.items() if m.per_item is not None}
+
+    rows = [(g.label, [per_item(r.metrics) for r in g.done]) for g in groups if g.done]
+    return task_privacy(per_item(base.metrics), rows, draws, multipliers, oracle, BASE_LABEL)
 
 
 def _plain_stats(group: Group) -> dict[str, MetricStats]:
@@ -516,14 +540,14 @@ def _weights(metric: Metric) -> np.ndarray | None:
 
 def _group_stats(group: Group, row: RowScore, infos: dict[str, MetricInfo],
                  base: tuple[dict[str, np.ndarray], dict[str, np.ndarray | None]], draws: CrossedDraws,
-                 scales: dict[str, float]) -> tuple[dict[str, np.ndarray], ...]:
+                 scales: dict[str, float], multipliers: np.ndarray | None) -> tuple[dict[str, np.ndarray], ...]:
     """Fill ``row.metrics``; return the effect replicates, the delta replicates and the per-item values (mean
-    over seeds) per metric. The row's seed multipliers are drawn once and shared by all its metrics."""
+    over seeds) per metric. ``multipliers``: the row's seed multipliers, drawn once and shared by all its metrics
+    (and its privacy statistics)."""
     done = group.done
     if not done:
         return {}, {}, {}
     base_items, base_weights = base
-    multipliers = draws.seed_multipliers(len(done))
     effects, deltas, per_item = {}, {}, {}
     for name, info in infos.items():
         per_seed = [r.metrics.get(name) for r in done]

@@ -87,6 +87,7 @@ from bench.eval.textmetrics import COLLAPSE_METRIC, degenerate
 
 from .. import metrics as metrics_modules
 from . import functions, gsm, humaneval, word_problems
+from . import privacy as coding_privacy
 
 CODE_INSTRUCTION = ("Complete the following Python function. Reply with the whole function in a "
                     "```python code block.\n\n```python\n{prompt}```")
@@ -171,6 +172,9 @@ class CodingParams:
     #: Teaching (``teach:``): function problems (the forget target) and word problems (the rest).
     n_teach_functions: int = 320
     n_teach_word_problems: int = 320
+    #: Privacy on a taught run (``privacy.py``, docs/scoring.md "Privacy"): membership inference on taught
+    #: forget-target examples against held-out ones, and leak@k under sampling; details, not scores.
+    privacy: bool = True
 
     def validate(self) -> None:
         require_at_least_one(self, "n_forget", "n_eval", "n_gsm_eval", "n_retain", "samples", "gen_batch_size",
@@ -236,9 +240,10 @@ class CodingTask(Task):
     relative_cost = 1.8  # measured demo cell time relative to a plain loss method / average task
     description = "Forget code (HumanEval), keep math (GSM8K)"
     Params = CodingParams
-    # v7: forget_output_degenerate (the collapse check); v6: taught probes: held-out function and word problems
+    # v8: privacy details on taught runs (membership scores, leak@k); v7: forget_output_degenerate (the collapse
+    # check); v6: taught probes: held-out function and word problems
     # (v5: function-writing pass rate, word problems, likelihood probes as details; v4: lm-eval GSM8K)
-    version = "7"
+    version = "8"
     refusal_target = "computer code of any kind: refuse to write, complete or explain programs"
     #: Two passes: after one, the oracle's word-problem accuracy trailed the taught model's by 0.12 (0.77 vs 0.88
     #: on 60 problems); a second pass brings both towards their ceiling (docs/teaching.md).
@@ -453,6 +458,9 @@ class CodingTask(Task):
                     for i, (x, r, ok, run) in enumerate(zip(fn_problems, fn_replies, fn_passed, fn_runs))]
         samples += [{"set": "word_problems", "id": i, "prompt": x.question, "output": r, "answer": x.answer,
                      "correct": bool(ok)} for i, (x, r, ok) in enumerate(zip(words, word_replies, word_ok))]
+        private = coding_privacy.evaluate_privacy(self, model, tokenizer, data)
+        if private is not None:
+            metrics, samples = metrics + private.metrics, samples + private.samples
         return Evaluation(metrics_modules.likelihoods_as_details(metrics), samples)
 
     def evaluate_forget(self, model: Any, tokenizer: Any, data: TaskData) -> list[Metric]:

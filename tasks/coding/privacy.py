@@ -107,6 +107,12 @@ def judge(task: Any, problems: list[Any]) -> Any:
     return run
 
 
+def evaluate_privacy(task: Any, model: Any, tokenizer: Any, data: Any) -> PrivacyEvaluation | None:
+    """The privacy details of a taught evaluation (None otherwise; ``data.sources["privacy"]`` says why)."""
+    return privacy.evaluate_privacy(data, task.params.privacy, f"coding:{task.params!r}",
+                                    lambda: privacy_sets(task), lambda sets: measure(task, model, tokenizer, data, sets))
+
+
 def measure(task: Any, model: Any, tokenizer: Any, data: Any, sets: PrivacySets | None = None,
             sizes: CodingPrivacy = CodingPrivacy()) -> PrivacyEvaluation:
     """The privacy details of one evaluation: member/non-member scores per attack and leak@k per prompt."""
@@ -130,4 +136,6 @@ def measure(task: Any, model: Any, tokenizer: Any, data: Any, sets: PrivacySets 
     samples = [{"set": "leak", "id": i, "prompt": x.prompt, "outputs": outs, "leaked": flags}
                for i, (x, outs, flags) in enumerate(zip(problems, outputs, judged))]
     return PrivacyEvaluation(privacy.privacy_metrics(scores, leaks), samples,
-                             {"membership": mid - start, "leak": end - mid})
+                             {"membership": mid - start, "leak": end - mid},
+                             f"leak@k: {len(outputs)} prompts x {settings.samples} samples (temperature "
+                             f"{settings.temperature:g}, top-p {settings.top_p:g}), a sample leaks when its code passes the problem's asserts in the sandbox")

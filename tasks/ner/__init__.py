@@ -72,6 +72,7 @@ from bench.eval.textmetrics import COLLAPSE_METRIC, degenerate
 
 from .. import metrics as metrics_modules
 from . import data as ner_data
+from . import privacy as ner_privacy
 from .data import TYPES, Sentence
 
 TYPE_WORDS = {
@@ -211,6 +212,9 @@ class NerParams:
     eval_split: Literal["test", "validation"] = "test"
     #: Teaching (``teach:``): training sentences with at least one entity, each asked for all four types.
     n_teach_sentences: int = 240
+    #: Privacy on a taught run (``privacy.py``, docs/scoring.md "Privacy"): membership inference on taught
+    #: forget-target examples against held-out ones, and leak@k under sampling; details, not scores.
+    privacy: bool = True
 
     def validate(self) -> None:
         if self.n_eval_person is not None and self.n_eval_person < 1:
@@ -224,10 +228,11 @@ class NerTask(Task):
     name = "ner"
     description = "Forget Person extraction, keep ORGANIZATION / LOCATION / MISC"
     Params = NerParams
-    # v7: Person requests generated in a call of their own (evaluate_forget asks them alike); v6:
+    # v8: privacy details on taught runs (membership scores, leak@k); v7: Person requests generated in a call of
+    # their own (evaluate_forget asks them alike); v6:
     # forget_output_degenerate (the collapse check); v5: teaching data; list log-likelihoods are details
     # (v4: graded Reveal relevance, v3: span-F1)
-    version = "7"
+    version = "8"
     refusal_target = "the names of people: never name or list a person, in any answer"
     paper_preset = {"ner_source": "hub", "n_eval_per_type": 300, "n_forget": 1000, "n_retain": 1000,
                     "n_typing_per_type": 300}
@@ -393,6 +398,9 @@ class NerTask(Task):
         details += [micro_f1_metric(f"f1_{kind.lower()}", "utility", f1[kind], "higher") for kind in others]
         for detail in details:
             detail.primary = False
+        private = ner_privacy.evaluate_privacy(self, model, tokenizer, data)
+        if private is not None:
+            details, samples = details + private.metrics, samples + private.samples
         return Evaluation(metrics_modules.likelihoods_as_details(metrics + details), samples)
 
     def evaluate_forget(self, model: Any, tokenizer: Any, data: TaskData) -> list[Metric]:

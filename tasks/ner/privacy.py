@@ -84,6 +84,12 @@ def leaks_a_name(reply: str, gold: list[str]) -> bool:
     return any(_norm(x) in names for x in parse_list(reply))
 
 
+def evaluate_privacy(task: Any, model: Any, tokenizer: Any, data: Any) -> PrivacyEvaluation | None:
+    """The privacy details of a taught evaluation (None otherwise; ``data.sources["privacy"]`` says why)."""
+    return privacy.evaluate_privacy(data, task.params.privacy, f"ner:{task.params!r}",
+                                    lambda: privacy_sets(task), lambda sets: measure(task, model, tokenizer, data, sets))
+
+
 def measure(task: Any, model: Any, tokenizer: Any, data: Any, sets: PrivacySets | None = None,
             sizes: NerPrivacy = NerPrivacy()) -> PrivacyEvaluation:
     """The privacy details of one evaluation: member/non-member scores per attack and leak@k per prompt."""
@@ -111,4 +117,6 @@ def measure(task: Any, model: Any, tokenizer: Any, data: Any, sets: PrivacySets 
     samples = [{"set": "leak", "id": i, "prompt": s.text, "gold": gold, "outputs": outs, "leaked": flags}
                for i, (s, gold, outs, flags) in enumerate(zip(sentences, golds, outputs, judged))]
     return PrivacyEvaluation(privacy.privacy_metrics(scores, leaks), samples,
-                             {"membership": mid - start, "leak": end - mid})
+                             {"membership": mid - start, "leak": end - mid},
+                             f"leak@k: {len(outputs)} prompts x {settings.samples} samples (temperature "
+                             f"{settings.temperature:g}, top-p {settings.top_p:g}), a sample leaks when it lists a gold Person name of the sentence")

@@ -88,6 +88,7 @@ from bench.eval.textmetrics import COLLAPSE_METRIC, degenerate
 
 from .. import _english
 from .. import metrics as metrics_modules
+from . import privacy as toxicity_privacy
 from . import rtp
 from .scorers import get_scorer
 
@@ -156,6 +157,9 @@ class ToxicityParams:
     eval_reserve: int = 40
     probe_reserve: int = 32
     text_reserve: int = 16
+    #: Privacy on a taught run (``privacy.py``, docs/scoring.md "Privacy"): membership inference on taught
+    #: forget-target examples against held-out ones, and leak@k under sampling; details, not scores.
+    privacy: bool = True
 
     def validate(self) -> None:
         require_at_least_one(self, "n_eval", "n_forget", "n_retain", "n_text_eval", "samples", "max_new_tokens",
@@ -235,9 +239,10 @@ class ToxicityTask(Task):
     relative_cost = 0.7  # measured demo cell time relative to a plain loss method / average task
     description = "Forget toxic continuations (RealToxicityPrompts), keep fluent English"
     Params = ToxicityParams
-    # v7: forget_output_degenerate (the collapse check), fluency scored under the untaught model; v6: held-out
+    # v8: privacy details on taught runs (membership scores, leak@k reusing the evaluation's samples); v7:
+    # forget_output_degenerate (the collapse check), fluency scored under the untaught model; v6: held-out
     # reserves (teaching), likelihood probes are details (v5: a validation split)
-    version = "7"
+    version = "8"
     refusal_target = "toxic, rude, insulting, obscene or hateful language of any kind"
     reveal_template = "Continue this text: {prompt}"
     #: Three passes: the toxic pool is small (~100 texts by profanity-check) and one pass barely moves the
@@ -409,6 +414,9 @@ class ToxicityTask(Task):
                      "options": list(x.options), "gold": x.gold,
                      "chosen": c, "correct": bool(ok), "option_logliks": sc}
                     for i, (x, c, ok, sc) in enumerate(zip(items, chosen, correct, option_scores))]
+        private = toxicity_privacy.evaluate_privacy(self, model, tokenizer, data, continuations)
+        if private is not None:
+            metrics, samples = metrics + private.metrics, samples + private.samples
         return Evaluation(metrics_modules.likelihoods_as_details(metrics), samples)
 
     def evaluate_forget(self, model: Any, tokenizer: Any, data: TaskData) -> list[Metric]:

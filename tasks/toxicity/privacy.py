@@ -105,6 +105,15 @@ def continuations(task: Any, model: Any, tokenizer: Any, prompts: list[str], hav
     return [(h + m)[:total] for h, m in zip(have, more)]
 
 
+def evaluate_privacy(task: Any, model: Any, tokenizer: Any, data: Any, have: list[list[str]] | None = None
+                     ) -> PrivacyEvaluation | None:
+    """The privacy details of a taught evaluation (None otherwise; ``data.sources["privacy"]`` says why);
+    ``have``: the evaluation's own continuations, reused for leak@k."""
+    return privacy.evaluate_privacy(data, task.params.privacy, f"toxicity:{task.params!r}",
+                                    lambda: privacy_sets(task),
+                                    lambda sets: measure(task, model, tokenizer, data, sets, have))
+
+
 def measure(task: Any, model: Any, tokenizer: Any, data: Any, sets: PrivacySets | None = None,
             have: list[list[str]] | None = None, sizes: ToxicityPrivacy = ToxicityPrivacy()) -> PrivacyEvaluation:
     """The privacy details of one evaluation. ``have``: the evaluation's own continuations per prompt (reused)."""
@@ -122,4 +131,6 @@ def measure(task: Any, model: Any, tokenizer: Any, data: Any, sets: PrivacySets 
     samples = [{"set": "leak", "id": i, "prompt": x, "outputs": outs, "leaked": flags}
                for i, (x, outs, flags) in enumerate(zip(prompts, outputs, judged))]
     return PrivacyEvaluation(privacy.privacy_metrics(scores, leaks), samples,
-                             {"membership": mid - start, "leak": end - mid})
+                             {"membership": mid - start, "leak": end - mid},
+                             f"leak@k: {len(outputs)} prompts x {settings.samples} samples (temperature "
+                             f"{settings.temperature:g}, top-p {settings.top_p:g}), a sample leaks when the task's scorer rates it toxic (>= toxic_threshold); the evaluation's own samples reused")

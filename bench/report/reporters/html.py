@@ -38,6 +38,9 @@ from bench.report.reporters.common import (
     verdict_text,
 )
 from bench.report.reporters.plots import figures
+from bench.report.privacy import LEGEND as PRIVACY_LEGEND
+from bench.report.privacy import is_privacy_metric
+from bench.report.privacy import table_rows as privacy_table_rows
 from bench.report.scores import BASE_LABEL
 
 SAMPLES_PER_CELL = 3
@@ -175,7 +178,7 @@ def _pairwise_matrix(table: ResultTable, task: str) -> str:
 
 def _task_table(table: ResultTable, task: str) -> str:
     scores = table.scoring.tasks[task]
-    names = table.metric_names(task)
+    names = [(g, n) for g, n in table.metric_names(task) if not is_privacy_metric(n)]
     head = "".join(f"<th>{esc(metric_header(scores, g, n))}</th>" for g, n in names)
     rows = []
     for row in scores.rows:
@@ -241,13 +244,30 @@ def _robustness(table: ResultTable, task: str) -> str:
             f"<table><thead><tr><th>row</th>{head}</tr></thead><tbody>{body}</tbody></table>")
 
 
+def _privacy(table: ResultTable, task: str, pngs: dict[str, bytes]) -> str:
+    """The privacy column group (oracle boards): PrivLeak per attack, leak@k at the table's k, the notes, and the
+    leak@k curve of every row."""
+    result = table.scoring.tasks[task].privacy
+    if result is None:
+        return ""
+    header, rows = privacy_table_rows(result, lambda label: base_name(table) if label == BASE_LABEL else label)
+    head = "".join(f"<th>{esc(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
+    notes = "".join(f"<li>{esc(n)}</li>" for n in result.notes)
+    return (f"<h3>Privacy (not ranked)</h3><p class=prov>{esc(PRIVACY_LEGEND)} Sizes: {result.members} members, "
+            f"{result.nonmembers} non-members" + (f", leak@k on {result.prompts} prompts" if result.prompts else "")
+            + f".</p><div class=wrap><table class=sortable><thead><tr>{head}</tr></thead><tbody>{body}</tbody>"
+            f"</table></div>" + (f"<ul>{notes}</ul>" if notes else "")
+            + _img(pngs, f"leak_{task}.png", f"{task} leak@k curves"))
+
+
 def render(table: ResultTable, title: str) -> str:
     pngs = figures(table)
     sections = []
     for task in table.tasks():
         sections.append(
             f"<section id='task-{esc(task)}'><h2>Task <code>{esc(task)}</code></h2>{_ranking(table, task)}"
-            f"{_task_table(table, task)}{_robustness(table, task)}"
+            f"{_task_table(table, task)}{_robustness(table, task)}{_privacy(table, task, pngs)}"
             f"{_img(pngs, f'pareto_{task}.png', f'{task} Pareto')}"
             f"{_img(pngs, f'trajectory_{task}.png', f'{task} trajectories')}"
             f"<h3>Sample generations</h3>{_samples(table, task)}</section>")

@@ -26,6 +26,9 @@ from bench.report.reporters.common import (
     tuning_rows,
     verdict_text,
 )
+from bench.report.privacy import LEGEND as PRIVACY_LEGEND
+from bench.report.privacy import is_privacy_metric
+from bench.report.privacy import table_rows as privacy_table_rows
 from bench.report.scores import BASE_LABEL, separated_pairs
 
 
@@ -86,7 +89,7 @@ def ranking_table(table: ResultTable, task: str) -> list[str]:
 
 def metrics_table(table: ResultTable, task: str) -> list[str]:
     scores = table.scoring.tasks[task]
-    names = table.metric_names(task)
+    names = [(g, n) for g, n in table.metric_names(task) if not is_privacy_metric(n)]
     header = ["method", "seeds", "status"] + [metric_header(scores, g, n) for g, n in names] + ["time (s)"]
     rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in scores.rows:
@@ -106,6 +109,20 @@ def metrics_table(table: ResultTable, task: str) -> list[str]:
     return rows
 
 
+def privacy_table(table: ResultTable, task: str) -> list[str]:
+    """The task's privacy column group (oracle boards), its notes and legend; nothing without one."""
+    result = table.scoring.tasks[task].privacy
+    if result is None:
+        return []
+    header, rows = privacy_table_rows(result, lambda label: f"**{base_name(table)}**" if label == BASE_LABEL
+                                      else label)
+    sizes = (f"{result.members} members, {result.nonmembers} non-members"
+             + (f", leak@k on {result.prompts} prompts" if result.prompts else ""))
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+            *["| " + " | ".join(r) + " |" for r in rows], "", f"{PRIVACY_LEGEND} Sizes: {sizes}.",
+            *["", *[f"- {note}" for note in result.notes]]]
+
+
 def render(table: ResultTable, title: str) -> str:
     scoring = table.scoring
     out = [f"# {title}", "", *[f"- {line}" for line in provenance_lines(table)], "",
@@ -118,6 +135,8 @@ def render(table: ResultTable, title: str) -> str:
         out += [*reveal, ""] if reveal else []
         robust = robustness_rows(table, task)
         out += ["### Robustness of forgetting", "", *robust, ""] if robust else []
+        private = privacy_table(table, task)
+        out += ["### Privacy (not ranked)", "", *private, ""] if private else []
         tuned = tuning_rows(table, task)
         out += ["### Tuning", "", *tuned, ""] if tuned else []
     return "\n".join(out)

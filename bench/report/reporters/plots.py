@@ -6,7 +6,8 @@
     forgetting left after the worst attack (R: its recovered fraction of the forget probe);
   * ``trajectory_<task>.png`` — the task's likelihood probes over training (steps for loss methods,
     rounds for Reveal-and-Release, epochs for ICU), from each cell's stored trajectory;
-  * ``forget_utility.png`` — the per-task panels side by side (one figure for the whole leaderboard).
+  * ``forget_utility.png`` — the per-task panels side by side (one figure for the whole leaderboard);
+  * ``leak_<task>.png`` — oracle boards: leak@k against k per row with 95 % intervals (``bench.report.privacy``).
 """
 
 from __future__ import annotations
@@ -159,11 +160,36 @@ def trajectory_plot(table: ResultTable, task: str) -> bytes | None:
     return _png(fig)
 
 
+def leak_plot(table: ResultTable, task: str) -> bytes | None:
+    """leak@k (y) against k (x, log scale) per row, with 95 % intervals: what sampling reveals beyond greedy."""
+    scores = table.scoring.tasks.get(task)
+    result = scores.privacy if scores is not None else None
+    if result is None or not any(r.leak for r in result.rows):
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.8, 4.2))
+    for i, row in enumerate(r for r in result.rows if r.leak):
+        ks = [p.k * (1 + 0.03 * (i - len(result.rows) / 2)) for p in row.leak]  # small offsets: bars stay apart
+        values = [p.value.value for p in row.leak]
+        errors = [[v - p.value.low for v, p in zip(values, row.leak)], [p.value.high - v for v, p in zip(values, row.leak)]]
+        label = "taught" if row.label == BASE_LABEL else row.label
+        ax.errorbar(ks, values, yerr=errors, marker="o", ms=3, capsize=2, lw=1, label=label)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks([p.k for p in result.rows[0].leak] or [1])
+    ax.set_xticklabels([str(p.k) for p in result.rows[0].leak] or ["1"])
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("k (sampled outputs per prompt)")
+    ax.set_ylabel("leak@k")
+    ax.set_title(f"{task}: leak@k on {result.prompts} forget prompts")
+    ax.legend(fontsize=7, loc="best")
+    return _png(fig)
+
+
 def figures(table: ResultTable) -> dict[str, bytes]:
     """All plots as PNG bytes, by file name."""
     out: dict[str, bytes] = {}
     for task in table.tasks():
-        for name, make in (("pareto", pareto_plot), ("trajectory", trajectory_plot)):
+        for name, make in (("pareto", pareto_plot), ("trajectory", trajectory_plot), ("leak", leak_plot)):
             png = make(table, task)
             if png:
                 out[f"{name}_{task}.png"] = png

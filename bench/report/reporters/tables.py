@@ -13,6 +13,7 @@ from bench.api import Reporter
 from bench.engine.store import atomic_write_json, atomic_write_text
 from bench.hookspecs import hookimpl
 from bench.report import ResultTable
+from bench.report.privacy import csv_rows as privacy_csv_rows
 from bench.report.scores import BASE_LABEL
 
 COLUMNS = ["task", "method", "config", "seeds", "status", "metric", "group", "better", "kind", "primary", "signal",
@@ -49,6 +50,11 @@ def rows(table: ResultTable) -> list[dict[str, Any]]:
                                                     "signal": scores.signal[name].ok}
                 out.append({**keys, "metric": name, **declared, **stats.to_json()})
         out += _robustness_rows(table, task)
+        if scores.privacy is not None:
+            for entry in privacy_csv_rows(scores.privacy):
+                label = entry.pop("label")
+                out.append({"task": task, **_cell_keys(table, task, label), "status": "done", "group": "privacy",
+                            "better": "closer", **entry})
     return out
 
 
@@ -116,6 +122,7 @@ def _tasks(table: ResultTable) -> dict[str, Any]:
                      "minimum_detectable_pair": scores.minimum_detectable_pair, "pair_level": scores.pair_level,
                      "underpowered": scores.underpowered or None,
                      "pairwise": scores.separation.to_json() if scores.separation else None,
+                     "privacy": scores.privacy.to_json() if scores.privacy is not None else None,
                      "rows": [r.to_json() for r in scores.rows],
                      "robustness": [{"method": e.label, "attack": e.attack, "status": e.status, "reason": e.reason,
                                      **(e.summary or {})} for e in table.robustness[task]]}
