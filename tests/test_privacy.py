@@ -9,8 +9,8 @@ import math
 
 import numpy as np
 import pytest
-from scipy.stats import norm
 from scipy.special import beta as beta_fn
+from scipy.stats import norm
 
 from bench.eval import privacy as P
 from bench.inference.bootstrap import CrossedDraws
@@ -257,7 +257,7 @@ def test_an_oracle_auc_interval_tells_detectable_from_not():
     assert P.auc_verdict(none["oracle"].auc) == "not detectable"
 
 
-# -- leak@k --------------------------------------------------------------------------------------------------------------
+# -- leak@k ------------------------------------------------------------------------------------------------------------
 def test_leak_at_k_on_scripted_samples():
     judgements = [
         [True] + [False] * 7,          # 1 of 8

@@ -88,7 +88,8 @@ class TokenStats:
 
     def __post_init__(self) -> None:
         if not (len(self.logprobs) == len(self.mu) == len(self.var)) or len(self.logprobs) == 0:
-            raise ValueError("token statistics need one log-probability, mean and variance per answer token, and a token")
+            raise ValueError("token statistics need a log-probability, mean and variance per answer token, and a "
+                             "token")
 
 
 def vocab_moments(logprobs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -548,7 +549,8 @@ def evaluate_privacy(data: Any, enabled: bool, key: str, build: Callable[[], Pri
     return out
 
 
-def measure_membership(model: Any, tokenizer: Any, sets: PrivacySets, batch_size: int = 8) -> dict[str, dict[str, list[float]]]:
+def measure_membership(model: Any, tokenizer: Any, sets: PrivacySets, batch_size: int = 8
+                       ) -> dict[str, dict[str, list[float]]]:
     """side -> attack -> per-example scores of the members and non-members."""
     return {"member": score_examples(model, tokenizer, sets.members, batch_size=batch_size),
             "nonmember": score_examples(model, tokenizer, sets.nonmembers, batch_size=batch_size)}
@@ -568,9 +570,9 @@ def sample_judgements(model: Any, tokenizer: Any, prompts: Sequence[str], settin
 
 
 __all__ = ["ATTACKS", "ATTACK_LABELS", "AttackStats", "Interval", "LEAK_KS", "LeakPoint", "LeakSettings", "MIN_K",
-           "PRIVLEAK_EFFECT", "PrivacyEvaluation", "PrivacySets", "ScoreTable", "TABLE_K", "TokenStats", "attack_scores",
-           "auc", "auc_replicates", "auc_verdict", "comparison_matrix", "disjoint", "leak_at_k", "leak_curve",
-           "is_taught", "cached_sets", "evaluate_privacy", "leak_items", "leak_metric_name", "linearised_auc_items", "measure_membership", "member_metric_name",
-           "membership_stats", "min_k_plus_plus_score", "min_k_score", "parse_privacy_name", "privacy_metrics",
-           "privleak", "privleak_verdict", "sample_judgements", "score_examples", "token_stats", "vocab_moments",
-           "zlib_score", "loss_score"]
+           "PRIVLEAK_EFFECT", "PrivacyEvaluation", "PrivacySets", "ScoreTable", "TABLE_K", "TokenStats",
+           "attack_scores", "auc", "auc_replicates", "auc_verdict", "cached_sets", "comparison_matrix", "disjoint",
+           "evaluate_privacy", "is_taught", "leak_at_k", "leak_curve", "leak_items", "leak_metric_name",
+           "linearised_auc_items", "loss_score", "measure_membership", "member_metric_name", "membership_stats",
+           "min_k_plus_plus_score", "min_k_score", "parse_privacy_name", "privacy_metrics", "privleak",
+           "privleak_verdict", "sample_judgements", "score_examples", "token_stats", "vocab_moments", "zlib_score"]

@@ -108,7 +108,8 @@ def _notes(result: TaskPrivacy) -> list[str]:
         label = P.ATTACK_LABELS[attack]
         t, o = taught.attacks[attack], oracle.attacks[attack]
         if not t.auc.low > 0.5:
-            notes.append(f"{label}: the taught model's AUC {t.auc.value:.3f} [{t.auc.low:.3f}, {t.auc.high:.3f}] is not "
+            notes.append(f"{label}: the taught model's AUC {t.auc.value:.3f} [{t.auc.low:.3f}, {t.auc.high:.3f}] is "
+                         "not "
                          "above 0.5 — its members cannot be told from held-out examples even before unlearning (the "
                          "taught capability generalises to unseen examples of the same kind), so this attack cannot "
                          "show what a method removed on this task")

@@ -110,7 +110,8 @@ def judge(task: Any, problems: list[Any]) -> Any:
 def evaluate_privacy(task: Any, model: Any, tokenizer: Any, data: Any) -> PrivacyEvaluation | None:
     """The privacy details of a taught evaluation (None otherwise; ``data.sources["privacy"]`` says why)."""
     return privacy.evaluate_privacy(data, task.params.privacy, f"coding:{task.params!r}",
-                                    lambda: privacy_sets(task), lambda sets: measure(task, model, tokenizer, data, sets))
+                                    lambda: privacy_sets(task),
+                                    lambda sets: measure(task, model, tokenizer, data, sets))
 
 
 def measure(task: Any, model: Any, tokenizer: Any, data: Any, sets: PrivacySets | None = None,
@@ -138,4 +139,6 @@ def measure(task: Any, model: Any, tokenizer: Any, data: Any, sets: PrivacySets 
     return PrivacyEvaluation(privacy.privacy_metrics(scores, leaks), samples,
                              {"membership": mid - start, "leak": end - mid},
                              f"leak@k: {len(outputs)} prompts x {settings.samples} samples (temperature "
-                             f"{settings.temperature:g}, top-p {settings.top_p:g}), a sample leaks when its code passes the problem's asserts in the sandbox")
+                             f"{settings.temperature:g}, top-p {settings.top_p:g}); a sample leaks when "
+                             "its code passes the problem's asserts in "
+                             "the sandbox")

@@ -87,7 +87,8 @@ def leaks_a_name(reply: str, gold: list[str]) -> bool:
 def evaluate_privacy(task: Any, model: Any, tokenizer: Any, data: Any) -> PrivacyEvaluation | None:
     """The privacy details of a taught evaluation (None otherwise; ``data.sources["privacy"]`` says why)."""
     return privacy.evaluate_privacy(data, task.params.privacy, f"ner:{task.params!r}",
-                                    lambda: privacy_sets(task), lambda sets: measure(task, model, tokenizer, data, sets))
+                                    lambda: privacy_sets(task),
+                                    lambda sets: measure(task, model, tokenizer, data, sets))
 
 
 def measure(task: Any, model: Any, tokenizer: Any, data: Any, sets: PrivacySets | None = None,
@@ -119,4 +120,6 @@ def measure(task: Any, model: Any, tokenizer: Any, data: Any, sets: PrivacySets 
     return PrivacyEvaluation(privacy.privacy_metrics(scores, leaks), samples,
                              {"membership": mid - start, "leak": end - mid},
                              f"leak@k: {len(outputs)} prompts x {settings.samples} samples (temperature "
-                             f"{settings.temperature:g}, top-p {settings.top_p:g}), a sample leaks when it lists a gold Person name of the sentence")
+                             f"{settings.temperature:g}, top-p {settings.top_p:g}); a sample leaks when "
+                             "it lists a gold Person name of the "
+                             "sentence")

@@ -133,4 +133,6 @@ def measure(task: Any, model: Any, tokenizer: Any, data: Any, sets: PrivacySets 
     return PrivacyEvaluation(privacy.privacy_metrics(scores, leaks), samples,
                              {"membership": mid - start, "leak": end - mid},
                              f"leak@k: {len(outputs)} prompts x {settings.samples} samples (temperature "
-                             f"{settings.temperature:g}, top-p {settings.top_p:g}), a sample leaks when the task's scorer rates it toxic (>= toxic_threshold); the evaluation's own samples reused")
+                             f"{settings.temperature:g}, top-p {settings.top_p:g}); a sample leaks when "
+                             "the task's scorer rates it toxic "
+                             "(>= toxic_threshold); the evaluation's own samples reused")

@@ -171,7 +171,8 @@ def leak_plot(table: ResultTable, task: str) -> bytes | None:
     for i, row in enumerate(r for r in result.rows if r.leak):
         ks = [p.k * (1 + 0.03 * (i - len(result.rows) / 2)) for p in row.leak]  # small offsets: bars stay apart
         values = [p.value.value for p in row.leak]
-        errors = [[v - p.value.low for v, p in zip(values, row.leak)], [p.value.high - v for v, p in zip(values, row.leak)]]
+        errors = [[v - p.value.low for v, p in zip(values, row.leak)],
+                  [p.value.high - v for v, p in zip(values, row.leak)]]
         label = "taught" if row.label == BASE_LABEL else row.label
         ax.errorbar(ks, values, yerr=errors, marker="o", ms=3, capsize=2, lw=1, label=label)
     ax.set_xscale("log", base=2)
