@@ -294,7 +294,18 @@ class VerifyReport:
                 f"rate {self.alpha:g} per cell (Bonferroni over its metrics; docs/verify.md)")
 
     def to_json(self) -> dict[str, Any]:
-        return dataclasses.asdict(self) | {"exit_status": self.exit_status}
+        """Plain JSON (a non-finite number, e.g. the normal quantile's infinite degrees of freedom, as null)."""
+        return _finite(dataclasses.asdict(self) | {"exit_status": self.exit_status})
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
 
 
 def scratch_dir(board: Path, out: str | None) -> Path:
