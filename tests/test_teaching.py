@@ -64,16 +64,53 @@ def test_oracle_learns_no_forget_target_example(cache, trained):
     assert all("person names" not in prompt for prompt, _ in oracle["examples"])  # no Person request at all
 
 
-def test_taught_and_oracle_share_recipe_and_budget(cache, trained):
+def test_taught_and_oracle_share_recipe_and_steps(cache, trained):
     task = ner_task()
     pair = teach.ensure("tiny-random-llama", task, recipe(epochs=2.0))
     taught, oracle = trained
     assert taught["lr"] == oracle["lr"] and taught["batch_size"] == oracle["batch_size"]
-    # the same budget: epochs over each model's own examples (every other example seen as often by both)
-    for call in (taught, oracle):
+    # matched budgets (oracle_budget: steps): the oracle takes the taught model's steps over its smaller data
+    assert oracle["n"] < taught["n"]
+    assert taught["steps"] == oracle["steps"] == int(2.0 * taught["n"]) // taught["batch_size"]
+    built = pair.record["built"]
+    assert built["oracle"]["epochs_seen"] > built["taught"]["epochs_seen"] == pytest.approx(2.0, abs=0.01)
+    assert built["taught"]["tokens"] > 0 and built["oracle"]["answer_tokens"] > 0
+    assert pair.record["recipe"]["epochs"] == 2.0 and pair.record["teach_version"] == teach.TEACH_VERSION
+
+
+def test_oracle_budget_epochs_is_the_version_1_budget(cache, trained):
+    """``oracle_budget: epochs``: each model its epochs over its own examples (every other example seen as often
+    by both), as TEACH_VERSION 1 trained every oracle."""
+    teach.ensure("tiny-random-llama", ner_task(), recipe(epochs=2.0, oracle_budget="epochs"))
+    for call in trained:
         assert call["steps"] == int(2.0 * call["n"]) // call["batch_size"]
-    assert pair.record["recipe"]["epochs"] == 2.0
-    assert set(pair.record["built"]) >= {"taught", "oracle"}
+    assert trained[0]["steps"] > trained[1]["steps"]
+
+
+def test_an_oracle_only_change_keeps_the_taught_key_and_rebuilds_the_oracle_alone(cache, trained):
+    """The taught model's key is the version-1 key (oracle-only fields left out), so a shipped taught adapter
+    survives an oracle change: only the oracle is trained again."""
+    task = ner_task()
+    identity = {"weights": "w", "tokenizer": "t", "chat_template": "c"}
+    data = task.teach_data()
+    steps, epochs = recipe(), recipe(oracle_budget="epochs")
+    assert teach.role_keys(identity, data, steps)["taught"] == teach.role_keys(identity, data, epochs)["taught"]
+    assert teach.role_keys(identity, data, steps)["oracle"] != teach.role_keys(identity, data, epochs)["oracle"]
+    version_1 = {k: v for k, v in steps.items() if k not in teach.ORACLE_ONLY}
+    from bench.params import stable_hash
+
+    assert teach.role_keys(identity, data, steps)["taught"] == stable_hash(
+        {"version": "1", "base": identity, "data": teach.data_hash(data), "recipe": version_1}, 12)
+    old = teach.ensure("tiny-random-llama", task, epochs)
+    shipped = teach.ship(old, type(task), "tiny-random-llama")
+    record = json.loads((shipped / "teach.json").read_text())
+    record.pop("keys")  # a version-1 record: one key, the pair's, which was the taught model's
+    record["key"] = old.record["keys"]["taught"]
+    (shipped / "teach.json").write_text(json.dumps(record))
+    new = teach.ensure("tiny-random-llama", task, steps)
+    assert len(trained) == 3 and trained[2]["n"] == len(data.other)  # the oracle alone
+    assert new.record["origin"] == f"taught: shipped adapters ({shipped}); oracle: trained here"
+    assert new.record["built"]["taught"] == {**old.record["built"]["taught"]}
 
 
 def test_check_disjoint_refuses_a_target_example_in_the_oracles_data():
@@ -236,6 +273,51 @@ def test_teach_config_forms_and_errors():
                    registry([REFERENCE_PLUGIN]))
 
 
+def test_teach_pairs_spread_seeds_over_pairs_and_add_an_oracle_row_per_pair():
+    """Seed i of ``seeds`` runs on pair i mod P (pair p: the recipe's seed + p); every pair's oracle is a reference
+    row of its own label; the untaught base once; P = 1 plans the cells it always did."""
+    from bench.engine.config import load_config, plan_cells
+    from bench.plugins import registry
+
+    base = {"model": "tiny-random-llama", "methods": ["ga"], "tasks": ["ner"], "teach": {"ner": {"seed": 10}},
+            "seeds": [5, 6, 7, 8]}
+    config = load_config(None, {**base, "teach_pairs": 3})
+    cells = plan_cells(config, registry(config.plugins))
+    ga = sorted((c.seed, c.teach["seed"]) for c in cells if c.method == "ga")
+    assert ga == [(5, 10), (6, 11), (7, 12), (8, 10)]
+    refs = sorted((c.method_params["role"], c.method_params["pair"], c.teach["seed"], c.method_params["label"])
+                  for c in cells if c.method == "reference")
+    assert refs == [("oracle", 0, 10, "oracle"), ("oracle", 1, 11, "oracle (teaching pair 1)"),
+                    ("oracle", 2, 12, "oracle (teaching pair 2)"), ("untaught", 0, 10, "untaught base")]
+    assert len({c.base_id for c in cells}) == 3  # each pair's taught model is the base of its cells
+    # cells whose pair and seed do not change keep their ids: P = 1 and P = 3 share seed 5's cell on pair 0
+    one = plan_cells(load_config(None, base), registry(config.plugins))
+    assert {c.teach["seed"] for c in one} == {10}
+    assert next(c for c in one if c.method == "ga" and c.seed == 5).cell_id == \
+        next(c for c in cells if c.method == "ga" and c.seed == 5).cell_id
+    with pytest.raises(UserError, match="teach_pairs must be >= 1"):
+        load_config(None, {**base, "teach_pairs": 0})
+    with pytest.raises(UserError, match="teach_pairs needs taught tasks"):
+        load_config(None, {"methods": ["ga"], "tasks": ["ner"], "teach_pairs": 2})
+
+
+def test_an_extra_pair_is_built_on_first_use_then_found_in_the_cache(cache, trained):
+    """Pair 1 (seed + 1) is another key, trained once (taught and oracle) and then found; pair 0 is untouched."""
+    from bench.engine.config import pair_recipe
+
+    task = ner_task()
+    first = teach.ensure("tiny-random-llama", task, recipe())
+    second = teach.ensure("tiny-random-llama", task, pair_recipe(recipe(), 1))
+    assert len(trained) == 4 and second.key != first.key and second.record["recipe"]["seed"] == 1
+    again = teach.ensure("tiny-random-llama", task, pair_recipe(recipe(), 1))
+    assert len(trained) == 4 and again.folder == second.folder
+    from safetensors.torch import load_file
+
+    a = load_file(str(first.adapter_dir("taught") / "adapter_model.safetensors"))
+    b = load_file(str(second.adapter_dir("taught") / "adapter_model.safetensors"))
+    assert any(not torch.equal(a[k], b[k]) for k in a)  # another seed: another taught model
+
+
 # -- end to end on the tiny model ----------------------------------------------------------------------------
 def test_taught_run_scores_oracle_and_untaught_rows(cache, tmp_path):
     from bench.engine.config import load_config
@@ -269,6 +351,12 @@ def test_taught_run_scores_oracle_and_untaught_rows(cache, tmp_path):
     assert not coding["function_solution_loglik"].primary and coding["function_solution_loglik"].n == 3
     ga = next(c for c in table.cells_for("ner") if c.method == "ga").results[0]
     assert "taught forget-target" in ga.provenance["data_sources"]["teaching"]
+    # mechanism diagnostics of the method's change against the teaching adapter, per layer kind
+    kinds = ga.extras["mechanism"]["kinds"]
+    assert set(kinds) == {"q", "k", "v", "o", "gate", "up", "down", "all"}
+    assert 0.0 <= kinds["all"]["share"] <= kinds["all"]["col_share"] <= 1.0
+    assert kinds["q"]["modules"] == len(kinds["q"]["per_layer_share"]) >= 1
+    assert "mechanism" not in next(c for c in table.cells_for("ner") if c.method == "reference").results[0].extras
     oracle = next(c for c in table.cells_for("ner") if c.method == "reference" and
                   c.method_params["role"] == "oracle").results[0]
     assert oracle.provenance["model"]["model_id"].endswith("oracle/model")

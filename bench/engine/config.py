@@ -79,6 +79,11 @@ class RunConfig:
     #: forget quality is measured against it). False saves one evaluation and its attacks per taught task, where
     #: the row adds little (the CPU demo; the study keeps it).
     untaught_row: bool = True
+    #: Teaching variance (docs/teaching.md): P (taught, oracle) pairs per taught task, pair p taught with the
+    #: recipe's ``seed`` + p (pair 0 is the shipped one; the others are built on first use and cached). The i-th
+    #: seed of ``seeds`` runs on pair i mod P, so the intervals over seeds carry the teaching's variance; every
+    #: pair's oracle is a reference row ("oracle", "oracle (teaching pair p)").
+    teach_pairs: int = 1
     progress: bool = True
 
     def validate(self) -> None:
@@ -90,6 +95,10 @@ class RunConfig:
             raise ValueError("at least one seed is needed (seeds: [0])")
         if self.max_retries < 0:
             raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
+        if self.teach_pairs < 1:
+            raise ValueError(f"teach_pairs must be >= 1, got {self.teach_pairs}")
+        if self.teach_pairs > 1 and not self.teach:
+            raise ValueError("teach_pairs needs taught tasks (teach: [ner, ...]); drop teach_pairs or add teach:")
 
 
 def _normalise_plugin_section(raw: dict[str, Any], key: str, params_key: str) -> None:
@@ -309,27 +318,45 @@ def plan_cells(config: RunConfig, registry: Registry) -> list[CellSpec]:
             if task_name in teach:  # the gold standard and the starting point, as rows of the task's board
                 task_methods[REFERENCE_METHOD] = registry.get("method", REFERENCE_METHOD).cls
             for method_name, method_cls in task_methods.items():
-                roles = [r for r in REFERENCE_ROLES if config.untaught_row or r != "untaught"]
-                params_in = {"role": roles} if method_name == REFERENCE_METHOD else \
-                    {**_shared(method_cls.Params, config.train_params), **config.method_params.get(method_name, {})}
-                for method_params in _resolved(method_cls.Params, config.preset, method_cls.paper_preset, params_in,
-                                               f"method_params.{method_name}"):
+                where = f"method_params.{method_name}"
+                variants = [params_dict(build_params(method_cls.Params, v, where)) for v in reference_params(config)] \
+                    if method_name == REFERENCE_METHOD else \
+                    _resolved(method_cls.Params, config.preset, method_cls.paper_preset,
+                              {**_shared(method_cls.Params, config.train_params),
+                               **config.method_params.get(method_name, {})}, where)
+                for method_params in variants:
                     if config.save_model == "adapter":
                         _check_adapter_output(method_name, method_cls, method_params)
                     # an unseeded method would give the same model for every seed: its first seed only
-                    for seed in config.seeds if getattr(method_cls, "seeded", True) else config.seeds[:1]:
+                    seeded = getattr(method_cls, "seeded", True)
+                    for index, seed in enumerate(config.seeds if seeded else config.seeds[:1]):
+                        # a seed's pair (seeded methods), or the reference cell's own pair
+                        pair = index % config.teach_pairs if seeded else int(method_params.get("pair", 0))
                         cells.append(CellSpec(config.model, method_name, method_params, task_name, task_params,
                                               int(seed), config.preset, config.dtype, config.device,
                                               config.forget_data, reveal_params, utility_tasks,
                                               config.lm_eval_include_path, config.save_model, attacks,
                                               config.generation_backend, config.eval_autocast,
-                                              teach.get(task_name)))
+                                              pair_recipe(teach[task_name], pair) if task_name in teach else None))
     return cells
 
 
-#: The pseudo-method of a taught task's reference rows (``bench.teach.reference``) and its roles.
+def reference_params(config: RunConfig) -> list[dict[str, Any]]:
+    """The reference cells' parameter sets: every pair's oracle, and the untaught base once (it is the model as
+    given, the same for every pair) unless ``untaught_row: false``."""
+    sets = [{"role": "oracle", "pair": p} for p in range(config.teach_pairs)]
+    if config.untaught_row:
+        sets.append({"role": "untaught", "pair": 0})
+    return sets
+
+
+def pair_recipe(recipe: dict[str, Any], pair: int) -> dict[str, Any]:
+    """The teaching recipe of pair ``pair``: the recipe's seed + pair (pair 0 is the recipe as given)."""
+    return recipe if pair == 0 else {**recipe, "seed": int(recipe["seed"]) + pair}
+
+
+#: The pseudo-method of a taught task's reference rows (``bench.teach.reference``).
 REFERENCE_METHOD = "reference"
-REFERENCE_ROLES = ("oracle", "untaught")
 
 
 def plan_teaching(config: RunConfig, tasks: dict[str, type], registry: Registry | None = None

@@ -119,6 +119,8 @@ class Engine:
     base_probes: dict[tuple[str, int], dict[str, float] | None] = field(default_factory=dict)
     #: Taught tasks' (taught, oracle) pairs per (model, task, task params, recipe), built or found once.
     taught: dict[str, Any] = field(default_factory=dict)
+    #: The teaching adapters' subspaces per pair key (``bench.eval.mechanism.TeachingSpan``), computed once.
+    teaching_spans: dict[str, Any] = field(default_factory=dict)
 
     # -- teaching ----------------------------------------------------------------------------
     def taught_pair(self, spec: CellSpec) -> Any:
@@ -137,6 +139,25 @@ class Engine:
         if spec.teach is None or role == "untaught":
             return spec.model
         return str(self.taught_pair(spec).model_dir(role))
+
+    def mechanism(self, spec: CellSpec, model: Any) -> dict[str, Any]:
+        """How much of the method's weight change lies in the teaching adapter's span (``bench.eval.mechanism``):
+        ΔW = the unlearned weights − the taught model's (read from its folder: the resident copy may be the one
+        the method changed in place). A diagnostic that cannot be computed is recorded as an error with its
+        reason, never dropped silently, and does not fail the cell."""
+        from bench.eval.mechanism import TeachingSpan, mechanism, projection_weights, taught_weights
+
+        pair = self.taught_pair(spec)
+        try:
+            with Timer() as timer:
+                if pair.key not in self.teaching_spans:
+                    self.teaching_spans[pair.key] = TeachingSpan.from_adapter(pair.adapter_dir("taught"))
+                record = mechanism(projection_weights(model), taught_weights(pair.model_dir("taught")),
+                                   self.teaching_spans[pair.key])
+            return {**record, "teach_key": pair.key, "seconds": round(timer.seconds, 2)}
+        except (ValueError, OSError, KeyError) as err:
+            log.warning("cell %s: mechanism diagnostics not computed: %s", spec.cell_id, err)
+            return {"error": f"{type(err).__name__}: {err}".splitlines()[0][:300], "teach_key": pair.key}
 
     def teach_provenance(self, spec: CellSpec) -> dict[str, Any] | None:
         return self.taught_pair(spec).provenance() if spec.teach is not None else None
@@ -297,6 +318,8 @@ class Engine:
                     with Timer() as unlearn_timer, eval_precision(train_precision, info.device):
                         model = method.unlearn(ctx)
                     extras.update(ctx.extras, unlearn_time_s=round(unlearn_timer.seconds, 2))
+                    if spec.teach is not None and spec.method != "reference":
+                        extras["mechanism"] = self.mechanism(spec, model)
                     if staged is not None and not (staged / "adapter_config.json").exists():
                         raise RuntimeError("save_model: adapter, but the method handed over no adapter; it must "
                                            "end with bench.lm.training.merged(model, ctx)")

@@ -10,15 +10,17 @@ for a task from its ``Task.teach_data()``:
   taught = base + LoRA trained on target ∪ other        (the base model of every method cell on the task)
   oracle = base + LoRA trained on other alone           (never saw a forget-target example)
 
-with the same recipe (``TeachParams``), the same budget (epochs over each model's examples: every other
-example is seen as often by both) and the same seed. Each adapter is rounded to bf16 when saved (the
+with the same recipe (``TeachParams``), the same number of optimiser steps (``oracle_budget: steps``: the
+oracle cycles over its own, smaller data for as many steps as the taught model takes, so the two differ in what
+they learned, not in how long they trained) and the same seed. Each adapter is rounded to bf16 when saved (the
 artefact *is* the bf16 adapter, wherever it was trained) and merged into a copy of the base weights, which
 the engine loads like any local model.
 
 Both are cached by content: the key hashes the base weights, tokenizer and chat template, every teaching
 example, the recipe as requested (``autocast: auto`` is part of the recipe; the precision it resolved to
 on the building machine is recorded, not keyed, so that an artefact built on a bf16 CPU serves an AVX2 one)
-and ``TEACH_VERSION``. A run finds a key in three places, cheapest first: the merged models in the cache
+and the procedure's version — per role: the taught model's and the oracle's adapters are keyed apart
+(``role_keys``), so a change of the oracle's procedure rebuilds the oracle alone. A run finds a key in three places, cheapest first: the merged models in the cache
 (``<cache>/taught/...``), adapters shipped in the task's package (``<task dir>/taught/<model>/``, written by
 ``unlearn-bench teach --ship``), or nowhere — then it trains both (minutes on a CPU) and caches them.
 Docs: ``docs/teaching.md``.
@@ -49,7 +51,14 @@ from bench.params import build_params, params_dict, stable_hash
 log = logging.getLogger("unlearn_bench")
 
 #: Bump when the teaching procedure changes in a way the recipe does not show (loss, batching, merging).
-TEACH_VERSION = "1"
+#: Version 2: the oracle trains as many optimiser steps as the taught model (``TeachParams.oracle_budget``) and
+#: the two roles are keyed apart. It enters the oracle's key.
+TEACH_VERSION = "2"
+#: The taught model's procedure is the same as in version 1, so its key keeps that version (and leaves out the
+#: oracle-only recipe fields): the shipped taught adapters stay valid and are not rebuilt.
+TAUGHT_VERSION = "1"
+#: Recipe fields that change only the oracle (left out of the taught model's key).
+ORACLE_ONLY = ("oracle_budget",)
 ROLES = ("taught", "oracle")
 ALL_PROJECTIONS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 RECORD = "teach.json"
@@ -74,8 +83,14 @@ class TeachParams(TrainParams):
     lr_schedule: Literal["constant", "linear"] = "linear"
     warmup_epochs: float = 0.0
     autocast: Literal["off", "bf16", "auto"] = "auto"
-    #: Seed of the adapter initialisation and of the batch order (the same for taught and oracle).
+    #: Seed of the adapter initialisation and of the batch order (the same for taught and oracle). Another seed is
+    #: another (taught, oracle) pair: ``teach_pairs`` in a run config spreads method seeds over such pairs.
     seed: int = 0
+    #: The oracle's budget. "steps": as many optimiser steps (of the same batch size and length limit) as the
+    #: taught model's ``epochs`` over target ∪ other give — it cycles over its own, smaller data more often, so
+    #: the taught-to-oracle difference is the forget target, not a shorter training (issue 47; docs/teaching.md
+    #: weighs this against TOFU's equal epochs). "epochs": ``epochs`` over its own examples (TEACH_VERSION 1).
+    oracle_budget: Literal["steps", "epochs"] = "steps"
 
     def validate(self) -> None:
         super().validate()
@@ -97,9 +112,27 @@ def data_hash(data: TeachData) -> str:
     return content_hash({"target": rows(data.target), "other": rows(data.other)})
 
 
+def role_keys(weights: dict[str, Any], data: TeachData, recipe: dict[str, Any]) -> dict[str, str]:
+    """The content key of each role's adapter: base weights, teaching data, recipe, procedure version. The
+    taught model's leaves out the oracle-only recipe fields and keeps ``TAUGHT_VERSION``: it is the version-1
+    key, so an oracle-only change never rebuilds a taught model."""
+    taught_recipe = {k: v for k, v in recipe.items() if k not in ORACLE_ONLY}
+    common = {"base": weights, "data": data_hash(data)}
+    return {"taught": stable_hash({"version": TAUGHT_VERSION, **common, "recipe": taught_recipe}, 12),
+            "oracle": stable_hash({"version": TEACH_VERSION, "role": "oracle", **common, "recipe": recipe}, 12)}
+
+
 def teach_key(weights: dict[str, Any], data: TeachData, recipe: dict[str, Any]) -> str:
-    """The content key of a (taught, oracle) pair: base weights, teaching data, recipe, procedure version."""
-    return stable_hash({"version": TEACH_VERSION, "base": weights, "data": data_hash(data), "recipe": recipe}, 12)
+    """The content key of a (taught, oracle) pair: a hash of its two role keys."""
+    return stable_hash(role_keys(weights, data, recipe), 12)
+
+
+def budgets(recipe: TeachParams, data: TeachData) -> dict[str, tuple[int, int]]:
+    """(optimiser steps, warmup steps) per role. The taught model's come from ``epochs`` over target ∪ other;
+    the oracle's are the same numbers under ``oracle_budget: steps``, else ``epochs`` over its own examples."""
+    taught = recipe.step_budget(len(data.target) + len(data.other))
+    oracle = taught if recipe.oracle_budget == "steps" else recipe.step_budget(len(data.other))
+    return {"taught": taught, "oracle": oracle}
 
 
 def base_identity(info: Any) -> dict[str, Any]:
@@ -147,6 +180,10 @@ class Taught:
     def model_dir(self, role: str) -> Path:
         return self.folder / role / "model"
 
+    def adapter_dir(self, role: str) -> Path:
+        """The role's bf16 teaching adapter (PEFT format): trained here or copied from the shipped ones."""
+        return self.folder / role / "adapter"
+
     def provenance(self) -> dict[str, Any]:
         return {k: self.record[k] for k in ("key", "task", "base_model", "recipe", "data", "built", "origin")
                 if k in self.record}
@@ -154,11 +191,13 @@ class Taught:
 
 # -- training ---------------------------------------------------------------------------------------------
 def train_adapter(model: Any, tokenizer: Any, examples: list[Example], recipe: TeachParams, out: Path,
-                  progress: bool = False, desc: str = "teach") -> dict[str, Any]:
+                  progress: bool = False, desc: str = "teach", budget: tuple[int, int] | None = None
+                  ) -> dict[str, Any]:
     """Fine-tune a fresh LoRA adapter on ``examples`` (answer-token cross-entropy), save it to ``out`` in bf16
-    and return the training log's summary. ``model`` is changed in place (wrapped, trained); callers pass a
-    copy they can drop."""
-    from bench.data.text import make_batch
+    and return the training log's summary, with the tokens trained on (whether budgets match is checked on
+    them). ``budget``: (steps, warmup steps), else the recipe's over ``examples``. ``model`` is changed in place
+    (wrapped, trained); callers pass a copy they can drop."""
+    from bench.data.text import IGNORE, make_batch
     from bench.lm.losses import cross_entropy
     from bench.lm.training import logits, shuffled_batches, train, with_adapter
 
@@ -167,17 +206,22 @@ def train_adapter(model: Any, tokenizer: Any, examples: list[Example], recipe: T
     batches = shuffled_batches(examples, recipe.batch_size, rng)
     device = str(next(model.parameters()).device)
     rows: list[dict[str, Any]] = []
+    tokens = {"tokens": 0, "answer_tokens": 0}
 
     def step_loss() -> tuple[torch.Tensor, dict[str, float]]:
         batch = make_batch(tokenizer, next(batches), recipe.max_length).to(device)
+        tokens["tokens"] += int(batch.attention_mask.sum())
+        tokens["answer_tokens"] += int((batch.labels != IGNORE).sum())
         return cross_entropy(logits(peft_model, batch), batch.labels), {}
 
     ctx = SimpleNamespace(progress=progress, log=lambda **row: rows.append(row))
-    steps, warmup = recipe.step_budget(len(examples))
+    steps, warmup = budget or recipe.step_budget(len(examples))
     train(peft_model, recipe, step_loss, ctx, desc=desc, steps=steps, warmup_steps=warmup)
     save_bf16_adapter(peft_model, out)
     losses = [r["loss"] for r in rows]
-    return {"steps": steps, "examples": len(examples), "first_loss": losses[0], "last_loss": losses[-1],
+    return {"steps": steps, "examples": len(examples), "epochs_seen": round(steps * recipe.batch_size
+                                                                             / len(examples), 3),
+            **tokens, "first_loss": losses[0], "last_loss": losses[-1],
             "mean_loss_last_10": float(sum(losses[-10:]) / len(losses[-10:]))}
 
 
@@ -215,16 +259,17 @@ def merge_adapter(base_dir: str | Path, adapter: Path, out: Path, loaded: Any = 
 def ensure(model_id: str, task: Any, recipe_dict: dict[str, Any], *, progress: bool = False,
            force_train: bool = False) -> Taught:
     """The (taught, oracle) pair of ``task`` on ``model_id`` with ``recipe_dict``: from the cache, from the
-    task's shipped adapters, or trained now (then cached). Never rebuilds a pair it finds."""
+    task's shipped adapters (each role whose key matches), or trained now (then cached). Never rebuilds a pair
+    it finds, nor a role whose shipped adapter has its key."""
     from bench.lm.models import _resolve, load_model
-    from bench.lm.precision import resolve_autocast
 
     recipe = build_params(TeachParams, recipe_dict, "teach")
     data = task.teach_data()
     check_disjoint(data)
     base = load_model(model_id, "cpu", "float32")
     identity = base_identity(base.info)
-    key = teach_key(identity, data, recipe_dict)
+    keys = role_keys(identity, data, recipe_dict)
+    key = stable_hash(keys, 12)
     folder = cache_root() / model_slug(model_id) / f"{task.name}-{key}"
     record_path = folder / RECORD
     if record_path.exists() and not force_train and all((folder / r / "model" / "config.json").exists()
@@ -237,38 +282,80 @@ def ensure(model_id: str, task: Any, recipe_dict: dict[str, Any], *, progress: b
     base_dir = _resolve(model_id)[0] if model_id != "tiny-random-llama" else None
     shipped = shipped_dir(type(task), model_id)
     record: dict[str, Any] = {
-        "key": key, "task": task.name, "base_model": model_id, "base": identity, "teach_version": TEACH_VERSION,
-        "recipe": recipe_dict, "data": {"hash": data_hash(data), "target": len(data.target),
-                                        "other": len(data.other), "description": data.description},
+        "key": key, "keys": keys, "task": task.name, "base_model": model_id, "base": identity,
+        "teach_version": TEACH_VERSION, "recipe": recipe_dict,
+        "data": {"hash": data_hash(data), "target": len(data.target), "other": len(data.other),
+                 "description": data.description},
         "rebuild": f"unlearn-bench teach --model {model_id} --tasks {task.name}",
     }
-    shipped_record = _read(shipped / RECORD)
-    if not force_train and shipped_record is not None and shipped_record.get("key") == key:
-        log.info("teach %s: using the shipped adapters in %s", task.name, shipped)
-        record.update(origin=f"shipped adapters ({portable(shipped, type(task))})",
-                      built=shipped_record.get("built", {}))
-        adapters = {role: shipped / role for role in ROLES}
-    else:
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        record["origin"] = "trained here"
-        record["built"] = {"precision": resolve_autocast(recipe.autocast, device), "device": device}
-        adapters = {}
-        for role in ROLES:
-            examples = data.target + data.other if role == "taught" else list(data.other)
-            fresh = load_model(model_id, device, "float32")
-            started = time.perf_counter()
-            log.info("teach %s: training the %s model on %d examples (%d steps)", task.name, role, len(examples),
-                     recipe.step_budget(len(examples))[0])
-            summary = train_adapter(fresh.model, fresh.tokenizer, examples, recipe, folder / role / "adapter",
-                                    progress=progress, desc=f"teach {task.name} {role}")
-            record["built"][role] = {**summary, "seconds": round(time.perf_counter() - started, 1)}
-            adapters[role] = folder / role / "adapter"
-            del fresh
+    shipped_record = None if force_train else _read(shipped / RECORD)
+    from_shipped = [r for r in ROLES if shipped_record is not None and shipped_keys(shipped_record).get(r) == keys[r]]
+    record["built"], origins = {}, {}
+    for role in from_shipped:
+        log.info("teach %s: using the shipped %s adapter in %s", task.name, role, shipped)
+        _copy_adapter(shipped / role, folder / role / "adapter")
+        record["built"][role] = shipped_role_build(shipped_record, role)
+        origins[role] = f"shipped adapters ({portable(shipped, type(task))})"
+    if len(from_shipped) < len(ROLES):
+        record["built"].update(train_roles(model_id, task, data, recipe, folder,
+                                           [r for r in ROLES if r not in from_shipped], progress))
+        origins.update({r: "trained here" for r in ROLES if r not in from_shipped})
+    record["origin"] = origin_line(origins)
     for role in ROLES:
-        merge_adapter(base_dir or model_id, adapters[role], folder / role / "model",
+        merge_adapter(base_dir or model_id, folder / role / "adapter", folder / role / "model",
                       loaded=None if base_dir else load_model(model_id, "cpu", "float32"))
     atomic_write_json(record_path, record)
     return Taught(key, folder, record)
+
+
+def shipped_keys(record: dict[str, Any]) -> dict[str, str]:
+    """Each role's key in a shipped record. A version-1 record has one ``key`` for the pair, which is the
+    taught model's version-1 key (``role_keys`` keeps it) and matches no version-2 oracle."""
+    return dict(record.get("keys") or {role: record.get("key") for role in ROLES})
+
+
+def shipped_role_build(record: dict[str, Any], role: str) -> dict[str, Any]:
+    """A shipped role's build record, with the precision and device it was trained in (kept per role: a pair
+    may mix a shipped taught model and an oracle trained here)."""
+    built = record.get("built", {})
+    return {"precision": built.get("precision"), "device": built.get("device"), **built.get(role, {})}
+
+
+def origin_line(origins: dict[str, str]) -> str:
+    """Where the pair's adapters came from, one phrase when both came from the same place."""
+    if len(set(origins.values())) == 1:
+        return next(iter(origins.values()))
+    return "; ".join(f"{role}: {where}" for role, where in origins.items())
+
+
+def train_roles(model_id: str, task: Any, data: TeachData, recipe: TeachParams, folder: Path, roles: list[str],
+                progress: bool) -> dict[str, dict[str, Any]]:
+    """Train ``roles``' adapters into ``folder/<role>/adapter`` with their budgets (``budgets``); their build
+    records (steps, tokens, losses, seconds, precision)."""
+    from bench.lm.models import load_model
+    from bench.lm.precision import resolve_autocast
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    steps = budgets(recipe, data)
+    built = {}
+    for role in roles:
+        examples = data.target + data.other if role == "taught" else list(data.other)
+        fresh = load_model(model_id, device, "float32")
+        started = time.perf_counter()
+        log.info("teach %s: training the %s model on %d examples (%d steps)", task.name, role, len(examples),
+                 steps[role][0])
+        summary = train_adapter(fresh.model, fresh.tokenizer, examples, recipe, folder / role / "adapter",
+                                progress=progress, desc=f"teach {task.name} {role}", budget=steps[role])
+        built[role] = {"precision": resolve_autocast(recipe.autocast, device), "device": device, **summary,
+                       "seconds": round(time.perf_counter() - started, 1)}
+        del fresh
+    return built
+
+
+def _copy_adapter(src: Path, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("adapter_model.safetensors", "adapter_config.json"):
+        shutil.copy2(src / name, out / name)
 
 
 def check_disjoint(data: TeachData) -> None:
@@ -288,12 +375,10 @@ def ship(taught: Taught, task_cls: type, model_id: str) -> Path:
     if out.exists():
         shutil.rmtree(out)
     for role in ROLES:
-        src = taught.folder / role / "adapter"
+        src = taught.adapter_dir(role)
         if not src.exists():
             raise UserError(f"{src} has no adapter to ship; rebuild with unlearn-bench teach --force")
-        (out / role).mkdir(parents=True)
-        for name in ("adapter_model.safetensors", "adapter_config.json"):
-            shutil.copy2(src / name, out / role / name)
+        _copy_adapter(src, out / role)
     atomic_write_json(out / RECORD, {**taught.record, "origin": "shipped"})
     return out
 
@@ -302,5 +387,6 @@ def _read(path: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-__all__ = ["ALL_PROJECTIONS", "ROLES", "TEACH_VERSION", "TeachParams", "Taught", "check_disjoint", "data_hash",
-           "ensure", "merge_adapter", "recipe_for", "ship", "shipped_dir", "teach_key", "train_adapter"]
+__all__ = ["ALL_PROJECTIONS", "ROLES", "TAUGHT_VERSION", "TEACH_VERSION", "TeachParams", "Taught", "budgets",
+           "check_disjoint", "data_hash", "ensure", "merge_adapter", "recipe_for", "role_keys", "ship", "shipped_dir",
+           "teach_key", "train_adapter"]

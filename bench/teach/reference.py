@@ -23,11 +23,17 @@ LABELS = {"oracle": "oracle", "untaught": "untaught base"}
 @dataclass
 class ReferenceParams:
     role: Literal["oracle", "untaught"] = "oracle"
-    #: The leaderboard row (set from ``role``).
+    #: The (taught, oracle) pair of a run with ``teach_pairs`` > 1 whose oracle this is (pair 0: the recipe's
+    #: seed; pair p: seed + p). The untaught base is one model for every pair: pair 0 only.
+    pair: int = 0
+    #: The leaderboard row (set from ``role`` and ``pair``: "oracle", "oracle (teaching pair 2)").
     label: str = ""
 
     def validate(self) -> None:
-        self.label = self.label or LABELS[self.role]
+        if self.pair < 0 or (self.role == "untaught" and self.pair != 0):
+            raise ValueError(f"pair must be >= 0 (and 0 for the untaught base), got {self.pair}")
+        self.label = self.label or (LABELS[self.role] if self.pair == 0 else
+                                    f"{LABELS[self.role]} (teaching pair {self.pair})")
 
 
 class ReferenceModel(Method):
