@@ -468,3 +468,21 @@ def test_markdown_html_and_the_leak_curve_render_the_privacy_group():
     assert png[:4] == b"\x89PNG"
     page = html._privacy(table, "t", {"leak_t.png": png})
     assert "Privacy (not ranked)" in page and "data:image/png;base64" in page
+
+
+def test_scores_from_a_model_agree_with_the_likelihood_probe_also_with_a_shared_prompt_prefix():
+    """The model path (``score_examples``) runs under no_grad through the probes' batching, including the shared-
+    prefix KV cache a long common instruction triggers (NER's requests), and its LOSS score is the probe's mean
+    per-token log-likelihood."""
+    from bench.api import Example
+    from bench.lm.likelihood import answer_logliks
+    from bench.lm.models import tiny_random_llama
+
+    model, tokenizer = tiny_random_llama()
+    instruction = "List all person names in the sentence below, exactly as written, as a comma-separated list. " * 3
+    examples = [Example(instruction + f"Sentence: {s}", a) for s, a in
+                [("Ann met Bob.", "Ann, Bob"), ("Rain fell.", "None"), ("Carl left Paris.", "Carl")]]
+    scores = P.score_examples(model, tokenizer, examples, batch_size=2)
+    assert scores["loss"] == pytest.approx(answer_logliks(model, tokenizer, examples, batch_size=2), abs=1e-4)
+    assert all(np.isfinite(scores[a]).all() for a in P.ATTACKS)
+    assert all(mk <= loss + 1e-9 for mk, loss in zip(scores["min_k"], scores["loss"]))  # the lowest tokens' mean

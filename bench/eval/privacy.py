@@ -160,11 +160,14 @@ def token_stats(model: Any, tokenizer: Any, examples: Sequence[Any], *, batch_si
                 max_length: int = 512) -> list[TokenStats]:
     """Each example's answer-token statistics, in input order (one forward pass per batch, as the likelihood
     probes; the full next-token distribution is reduced to its two moments inside the pass)."""
+    import torch
+
     from bench.data.text import encode
     from bench.lm.likelihood import _encoded_logliks
 
     encoded = [encode(tokenizer, ex, max_length) for ex in examples]
-    rows = _encoded_logliks(model, encoded, tokenizer.pad_token_id, batch_size, _token_stats_reduce)
+    with torch.no_grad():  # as answer_logliks: no graph (a shared prefix's KV cache is deep-copied per batch)
+        rows = _encoded_logliks(model, encoded, tokenizer.pad_token_id, batch_size, _token_stats_reduce)
     out = []
     for row in rows:
         arr = np.asarray(row, dtype=float)
