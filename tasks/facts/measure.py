@@ -155,14 +155,15 @@ class KindResult:
                 "greedy_seconds": round(self.greedy_seconds, 1), "choice_seconds": round(self.choice_seconds, 1)}
 
 
-def measure_kind(model: Any, tokenizer: Any, kind: Kind, *, limit: int | None = None, max_new_tokens: int = 24,
-                 batch_size: int = 16, seed: int = 0) -> KindResult:
+def measure_kind(model: Any, tokenizer: Any, kind: Kind, *, limit: int | None = None, stride: int = 1,
+                 max_new_tokens: int = 24, batch_size: int = 16, seed: int = 0) -> KindResult:
     from bench.data.text import render_prompt
     from bench.lm.generation import generate
     from bench.lm.likelihood import choose
 
     facts = kind.facts()
     everything = facts
+    facts = facts[::stride]  # every stride-th item: a sample spread over the list (regions, periods, letters)
     if limit:
         facts = facts[:limit]
     candidates = kind.candidates(everything)
@@ -198,6 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kinds", nargs="+", default=list(KINDS), choices=list(KINDS))
     parser.add_argument("--limit", type=int, default=None, help="first N items per kind (smoke runs)")
+    parser.add_argument("--stride", type=int, nargs="+", default=[1],
+                        help="measure every k-th item (one k for all kinds, or one per kind): a spread sample")
     parser.add_argument("--model", default=None, help="model id (default: the embedded SmolLM2-135M-Instruct)")
     parser.add_argument("--dtype", default="float32", help="float32 | bfloat16 | auto")
     parser.add_argument("--max-new-tokens", type=int, default=24)
@@ -219,10 +222,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"model {loaded.info.model_id} dtype {loaded.info.dtype} loaded in {load_seconds:.1f}s", flush=True)
 
     summaries, details = [], {}
-    for name in args.kinds:
-        result = measure_kind(loaded.model, loaded.tokenizer, KINDS[name], limit=args.limit,
+    strides = args.stride * len(args.kinds) if len(args.stride) == 1 else args.stride
+    if len(strides) != len(args.kinds):
+        parser.error("--stride takes one value or one per kind")
+    for name, stride in zip(args.kinds, strides):
+        result = measure_kind(loaded.model, loaded.tokenizer, KINDS[name], limit=args.limit, stride=stride,
                               max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, seed=args.seed)
-        s = result.summary()
+        s = result.summary() | {"stride": stride, "of": len(KINDS[name].facts())}
         summaries.append(s)
         details[name] = result.items
         print(f"{name:12s} n={s['n']:4d}  greedy {_fmt(s['greedy'])}  forced-choice {_fmt(s['forced_choice'])}"
@@ -243,7 +249,7 @@ def _write(args: Any, loaded: Any, summaries: list[dict[str, Any]], details: dic
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({
         "model": loaded.info.model_id, "weights_hash": loaded.info.weights_hash, "dtype": loaded.info.dtype,
-        "max_new_tokens": args.max_new_tokens, "seed": args.seed, "limit": args.limit,
+        "max_new_tokens": args.max_new_tokens, "seed": args.seed, "limit": args.limit, "kinds_order": args.kinds,
         "wall_seconds": round(seconds, 1), "kinds": summaries, "items": details}, indent=1, ensure_ascii=False) + "\n")
 
 
