@@ -405,8 +405,10 @@ def selected_yaml(record: dict[str, Any], source: str, base: dict[str, dict[str,
         best = next(t for t in s["trial_results"] if t["trial"] == s["selected"])
         score = ", ".join(f"{name} {best[name]:+.3f}" for name in ("closeness", "forget", "utility")
                           if best.get(name) is not None)
+        how = (f"by {s['ranking_key']}" if s.get("ranking_key") else
+               f"UNRANKED: {s.get('unranked') or 'no ranking'}; the earliest finished trial")
         lines.append(f"# {s['task']}/{s['method']}: trial {s['selected']} of {s['trials']} ({best['verdict']}"
-                     f"{'; ' + score if score else ''}; by {s.get('ranking_key') or 'no ranking'})")
+                     f"{'; ' + score if score else ''}; {how})")
     if task is None:
         body: dict[str, Any] = {"task_method_params": {}}
         for s in selections:
