@@ -36,9 +36,10 @@ from bench.eval.privacy import LeakSettings, PrivacyEvaluation, PrivacySets
 #: compares two models on the *same* items (paired), far tighter than that.
 N_MEMBERS = 64
 N_NONMEMBERS = 64
-#: leak@k prompts: sampling 8 replies of up to ``max_new_tokens_function`` tokens is the expensive part; 16 prompts
-#: x 8 = 128 replies, one batch (measured: the added time per evaluation is in docs/scoring.md).
-LEAK_PROMPTS = 16
+#: leak@k prompts: sampling 8 replies of up to ``max_new_tokens_function`` tokens (and running each in the sandbox) is
+#: the expensive part: 8 prompts x 8 = 64 replies, one batch, sized to the 10 % wall-time budget (docs/scoring.md,
+#: "Cost"). Enough to tell a taught model that leaks on most prompts from an oracle that leaks on none, no more.
+LEAK_PROMPTS = 8
 NONMEMBER_STREAM = "privacy"
 
 

@@ -35,7 +35,8 @@ from bench.eval.privacy import LeakSettings, PrivacyEvaluation, PrivacySets
 #: (a taught AUC of 0.65 detected with 80 % power at 5 %); the silver set has 130 named taught Person requests.
 N_MEMBERS = 64
 N_NONMEMBERS = 64
-LEAK_PROMPTS = 16
+#: leak@k prompts: 8 x 8 sampled replies, one batch, sized to the 10 % wall-time budget (docs/scoring.md, "Cost").
+LEAK_PROMPTS = 8
 
 
 @dataclass(frozen=True)
