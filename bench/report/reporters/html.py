@@ -18,6 +18,9 @@ from bench.api import Reporter
 from bench.engine.store import atomic_write_text
 from bench.hookspecs import hookimpl
 from bench.report import ResultTable, read_samples
+from bench.report.privacy import LEGEND as PRIVACY_LEGEND
+from bench.report.privacy import is_privacy_metric
+from bench.report.privacy import table_rows as privacy_table_rows
 from bench.report.reporters.common import (
     ROBUSTNESS_LEGEND,
     base_name,
@@ -38,9 +41,6 @@ from bench.report.reporters.common import (
     verdict_text,
 )
 from bench.report.reporters.plots import figures
-from bench.report.privacy import LEGEND as PRIVACY_LEGEND
-from bench.report.privacy import is_privacy_metric
-from bench.report.privacy import table_rows as privacy_table_rows
 from bench.report.scores import BASE_LABEL
 
 SAMPLES_PER_CELL = 3

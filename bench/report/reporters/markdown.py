@@ -8,6 +8,9 @@ from bench.api import Reporter
 from bench.engine.store import atomic_write_text
 from bench.hookspecs import hookimpl
 from bench.report import ResultTable
+from bench.report.privacy import LEGEND as PRIVACY_LEGEND
+from bench.report.privacy import is_privacy_metric
+from bench.report.privacy import table_rows as privacy_table_rows
 from bench.report.reporters.common import (
     base_name,
     fmt,
@@ -26,9 +29,6 @@ from bench.report.reporters.common import (
     tuning_rows,
     verdict_text,
 )
-from bench.report.privacy import LEGEND as PRIVACY_LEGEND
-from bench.report.privacy import is_privacy_metric
-from bench.report.privacy import table_rows as privacy_table_rows
 from bench.report.scores import BASE_LABEL, separated_pairs
 
 
