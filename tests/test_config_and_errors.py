@@ -235,3 +235,19 @@ def test_a_missing_optional_dependency_is_a_one_line_error_naming_the_install():
     assert require_package("json", "unused").dumps([1]) == "[1]"
     with pytest.raises(UserError, match=r"^pip install 'unlearn-bench\[x\]' \(ub_no_such_package is not installed\)$"):
         require_package("ub_no_such_package", "pip install 'unlearn-bench[x]'")
+
+
+def test_task_method_params_override_method_params_on_their_task_only():
+    from bench.engine.config import load_config, plan_cells
+    from bench.plugins import registry
+
+    config = load_config(None, {"model": "tiny-random-llama", "methods": ["ga"], "tasks": ["toxicity", "ner"],
+                                "seeds": [0], "method_params": {"ga": {"lr": 1e-4}},
+                                "task_method_params": {"ner": {"ga": {"lr": 3e-4, "steps": 2}}}})
+    cells = {c.task: c for c in plan_cells(config, registry())}
+    assert cells["ner"].method_params["lr"] == 3e-4 and cells["ner"].method_params["steps"] == 2
+    assert cells["toxicity"].method_params["lr"] == 1e-4
+    typo = load_config(None, {"model": "tiny-random-llama", "methods": ["ga"], "tasks": ["ner"],
+                              "task_method_params": {"ner": {"gaa": {"lr": 1e-4}}}})
+    with pytest.raises(UserError, match="did you mean 'ga'"):
+        plan_cells(typo, registry())

@@ -117,7 +117,8 @@ def write_adapter(folder, deltas_a_b, r=2, alpha=4.0):
     (folder / "adapter_config.json").write_text(json.dumps({"r": r, "lora_alpha": alpha}))
     tensors = {}
     for (layer, proj), (a, b) in deltas_a_b.items():
-        stem = f"base_model.model.model.layers.{layer}.{'mlp' if proj in ('gate_proj', 'up_proj', 'down_proj') else 'self_attn'}.{proj}"
+        block = "mlp" if proj in ("gate_proj", "up_proj", "down_proj") else "self_attn"
+        stem = f"base_model.model.model.layers.{layer}.{block}.{proj}"
         tensors[f"{stem}.lora_A.weight"] = a.to(torch.bfloat16)
         tensors[f"{stem}.lora_B.weight"] = b.to(torch.bfloat16)
     save_file(tensors, str(folder / "adapter_model.safetensors"))

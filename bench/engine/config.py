@@ -31,6 +31,9 @@ class RunConfig:
     seeds: list[int] = field(default_factory=lambda: [0])
     preset: Literal["demo", "paper"] = "demo"
     method_params: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: Per task, per method: parameters over ``method_params`` on that task only (tuning selects per task:
+    #: ``python -m bench.engine.tuning selected``, docs/tuning.md).
+    task_method_params: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     #: Shared training knobs (``TrainParams`` fields, e.g. ``autocast``, ``max_length``) applied to every
     #: method that has them, before its own ``method_params``.
     train_params: dict[str, Any] = field(default_factory=dict)
@@ -296,6 +299,16 @@ def plan_cells(config: RunConfig, registry: Registry) -> list[CellSpec]:
             if name not in registry.entries[kind]:
                 raise UserError(f"{section} has '{name}', which is not a registered {kind}; "
                                 f"{did_you_mean(name, registry.entries[kind])}")
+    for task_name, per_method in config.task_method_params.items():
+        if task_name not in registry.entries["task"]:
+            raise UserError(f"task_method_params has '{task_name}', which is not a registered task; "
+                            f"{did_you_mean(task_name, registry.entries['task'])}")
+        if not isinstance(per_method, dict):
+            raise UserError(f"task_method_params.{task_name} must map method names to parameters")
+        for name in per_method:
+            if name not in registry.entries["method"]:
+                raise UserError(f"task_method_params.{task_name} has '{name}', which is not a registered method; "
+                                f"{did_you_mean(name, registry.entries['method'])}")
     from bench.api import TrainParams
     from bench.eval.lm_eval_bridge import check_tasks
     from bench.reveal import RevealParams
@@ -318,12 +331,13 @@ def plan_cells(config: RunConfig, registry: Registry) -> list[CellSpec]:
             if task_name in teach:  # the gold standard and the starting point, as rows of the task's board
                 task_methods[REFERENCE_METHOD] = registry.get("method", REFERENCE_METHOD).cls
             for method_name, method_cls in task_methods.items():
-                where = f"method_params.{method_name}"
+                on_task = config.task_method_params.get(task_name, {}).get(method_name, {})
+                where = f"task_method_params.{task_name}.{method_name}" if on_task else f"method_params.{method_name}"
                 variants = [params_dict(build_params(method_cls.Params, v, where)) for v in reference_params(config)] \
                     if method_name == REFERENCE_METHOD else \
                     _resolved(method_cls.Params, config.preset, method_cls.paper_preset,
                               {**_shared(method_cls.Params, config.train_params),
-                               **config.method_params.get(method_name, {})}, where)
+                               **config.method_params.get(method_name, {}), **on_task}, where)
                 for method_params in variants:
                     if config.save_model == "adapter":
                         _check_adapter_output(method_name, method_cls, method_params)

@@ -25,7 +25,15 @@ from bench.api import Metric, TrajectoryLogger, UnlearnContext
 from bench.data.text import deployed_behind
 from bench.engine.config import CellSpec, RunConfig, plan_cells
 from bench.engine.progress import bar
-from bench.engine.provenance import PeakMemory, Timer, command_line, git_commit, machine, package_versions
+from bench.engine.provenance import (
+    PeakMemory,
+    Timer,
+    command_line,
+    git_commit,
+    machine,
+    package_versions,
+    portable,
+)
 from bench.engine.store import ResultsStore
 from bench.errors import Diverged, UserError
 from bench.eval.stats import attach_delta
@@ -68,7 +76,8 @@ def _provenance(spec: CellSpec, info: ModelInfo, sources: dict[str, str], regist
                 seconds: float, memory: dict[str, float], teach: dict[str, Any] | None = None) -> dict[str, Any]:
     method = registry.entries["method"].get(spec.method)
     task = registry.entries["task"].get(spec.task)
-    return {
+    # portable: no absolute path of this machine in a result (a committed board would carry it)
+    return portable({
         "versions": package_versions(),
         "git": git_commit(),
         "plugins": {"method": f"{method.package} {method.version}" if method else None,
@@ -88,7 +97,7 @@ def _provenance(spec: CellSpec, info: ModelInfo, sources: dict[str, str], regist
         "command": command_line(),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         **({"teach": teach} if teach else {}),
-    }
+    })
 
 
 @contextmanager

@@ -20,7 +20,8 @@ Both are cached by content: the key hashes the base weights, tokenizer and chat 
 example, the recipe as requested (``autocast: auto`` is part of the recipe; the precision it resolved to
 on the building machine is recorded, not keyed, so that an artefact built on a bf16 CPU serves an AVX2 one)
 and the procedure's version — per role: the taught model's and the oracle's adapters are keyed apart
-(``role_keys``), so a change of the oracle's procedure rebuilds the oracle alone. A run finds a key in three places, cheapest first: the merged models in the cache
+(``role_keys``), so a change of the oracle's procedure rebuilds the oracle alone. A run finds a key in three
+places, cheapest first: the merged models in the cache
 (``<cache>/taught/...``), adapters shipped in the task's package (``<task dir>/taught/<model>/``, written by
 ``unlearn-bench teach --ship``), or nowhere — then it trains both (minutes on a CPU) and caches them.
 Docs: ``docs/teaching.md``.

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from bench import UserError, chat_messages, hub_rows, raw_context, read_jsonl
 from bench.data.sources import hub_reachable
+from bench.engine.provenance import dataset_checksum
 
 _CALC = re.compile(r"<<[^>]*>>")
 
@@ -128,7 +129,7 @@ def load_gsm(source: str, path: str | None, n_eval: int, n_train: int, split_see
             raise UserError("gsm8k_source 'local' needs gsm8k_path (a folder with test.jsonl/train.jsonl)")
         folder = Path(path)
         test, train = _from_rows(read_jsonl(folder / "test.jsonl")), _from_rows(read_jsonl(folder / "train.jsonl"))
-        label = f"GSM8K (local {folder.resolve()})"
+        label = f"GSM8K (local copy; test.jsonl sha256 {dataset_checksum(folder)})"  # no path of this machine
     elif source == "hub":
         test = _from_rows(hub_rows("openai/gsm8k", "test", "main"))
         train = _from_rows(hub_rows("openai/gsm8k", "train", "main"))

@@ -430,9 +430,9 @@ def robustness_rows(table: ResultTable, task: str) -> list[str]:
 
 TUNING_LEGEND = ("Tuned rows: every method had the same number of trials, each configuration drawn by seeded random "
                  "search from its space and run on the task's validation split (items disjoint from the ones "
-                 "reported here); the rule, fixed in advance, picks the trial the headline would rank first "
-                 "(utility kept first, by F; then by U). Validation F · U of every trial: "
-                 "`OUT/tuning.json`; protocol: docs/tuning.md.")
+                 "reported here); the rule, fixed in advance, is the headline's (docs/tuning.md): trials that kept "
+                 "utility and did not collapse first — by closeness to the oracle on taught tasks, by F otherwise — "
+                 "then by U. Validation scores of every trial: `OUT/tuning.json`; protocol: docs/tuning.md.")
 
 
 def _params_text(params: dict[str, Any]) -> str:
@@ -450,6 +450,8 @@ def tuning_rows(table: ResultTable, task: str) -> list[str]:
         best = next(t for t in entry["trial_results"] if t["trial"] == entry["selected"])
         scores = (f"F {best['forget']:+.2f} · U {best['utility']:+.2f}" if best["forget"] is not None
                   and best["utility"] is not None else best["status"])
+        if best.get("closeness") is not None:
+            scores = f"closeness {best['closeness']:.3f} · {scores}"
         rows.append(f"| {entry['method']} (tuned, {entry['trials']} trials) | {entry['trials']} | "
                     f"{_params_text(entry['selected_params'])} | {scores} |")
     return rows

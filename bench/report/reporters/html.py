@@ -18,6 +18,9 @@ from bench.api import Reporter
 from bench.engine.store import atomic_write_text
 from bench.hookspecs import hookimpl
 from bench.report import ResultTable, read_samples
+from bench.report.mechanism import LEGEND as MECHANISM_LEGEND
+from bench.report.mechanism import mechanism_rows
+from bench.report.mechanism import table_rows as mechanism_cells
 from bench.report.privacy import LEGEND as PRIVACY_LEGEND
 from bench.report.privacy import is_privacy_metric
 from bench.report.privacy import table_rows as privacy_table_rows
@@ -261,6 +264,18 @@ def _privacy(table: ResultTable, task: str, pngs: dict[str, bytes]) -> str:
             + _img(pngs, f"leak_{task}.png", f"{task} leak@k curves"))
 
 
+def _mechanism(table: ResultTable, task: str) -> str:
+    """Where each method row's weight change lies against the teaching adapter (taught tasks; not ranked)."""
+    rows = mechanism_rows(table, task)
+    if not rows:
+        return ""
+    header, cells = mechanism_cells(rows)
+    head = "".join(f"<th>{esc(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in cells)
+    return (f"<h3>Mechanism: where the weight change lies (not ranked)</h3><p class=prov>{esc(MECHANISM_LEGEND)}</p>"
+            f"<div class=wrap><table class=sortable><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>")
+
+
 def render(table: ResultTable, title: str) -> str:
     pngs = figures(table)
     sections = []
@@ -268,6 +283,7 @@ def render(table: ResultTable, title: str) -> str:
         sections.append(
             f"<section id='task-{esc(task)}'><h2>Task <code>{esc(task)}</code></h2>{_ranking(table, task)}"
             f"{_task_table(table, task)}{_robustness(table, task)}{_privacy(table, task, pngs)}"
+            f"{_mechanism(table, task)}"
             f"{_img(pngs, f'pareto_{task}.png', f'{task} Pareto')}"
             f"{_img(pngs, f'trajectory_{task}.png', f'{task} trajectories')}"
             f"<h3>Sample generations</h3>{_samples(table, task)}</section>")

@@ -8,6 +8,9 @@ from bench.api import Reporter
 from bench.engine.store import atomic_write_text
 from bench.hookspecs import hookimpl
 from bench.report import ResultTable
+from bench.report.mechanism import LEGEND as MECHANISM_LEGEND
+from bench.report.mechanism import mechanism_rows
+from bench.report.mechanism import table_rows as mechanism_cells
 from bench.report.privacy import LEGEND as PRIVACY_LEGEND
 from bench.report.privacy import is_privacy_metric
 from bench.report.privacy import table_rows as privacy_table_rows
@@ -109,6 +112,16 @@ def metrics_table(table: ResultTable, task: str) -> list[str]:
     return rows
 
 
+def mechanism_table(table: ResultTable, task: str) -> list[str]:
+    """The task's mechanism diagnostics (taught tasks' method rows) and legend; nothing without them."""
+    rows = mechanism_rows(table, task)
+    if not rows:
+        return []
+    header, cells = mechanism_cells(rows)
+    return [MECHANISM_LEGEND, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+            *["| " + " | ".join(row) + " |" for row in cells]]
+
+
 def privacy_table(table: ResultTable, task: str) -> list[str]:
     """The task's privacy column group (oracle boards), its notes and legend; nothing without one."""
     result = table.scoring.tasks[task].privacy
@@ -137,6 +150,8 @@ def render(table: ResultTable, title: str) -> str:
         out += ["### Robustness of forgetting", "", *robust, ""] if robust else []
         private = privacy_table(table, task)
         out += ["### Privacy (not ranked)", "", *private, ""] if private else []
+        mechanism = mechanism_table(table, task)
+        out += ["### Mechanism: where the weight change lies (not ranked)", "", *mechanism, ""] if mechanism else []
         tuned = tuning_rows(table, task)
         out += ["### Tuning", "", *tuned, ""] if tuned else []
     return "\n".join(out)

@@ -13,6 +13,7 @@ from bench.api import Reporter
 from bench.engine.store import atomic_write_json, atomic_write_text
 from bench.hookspecs import hookimpl
 from bench.report import ResultTable
+from bench.report.mechanism import mechanism_rows
 from bench.report.privacy import csv_rows as privacy_csv_rows
 from bench.report.scores import BASE_LABEL
 
@@ -124,6 +125,7 @@ def _tasks(table: ResultTable) -> dict[str, Any]:
                      "pairwise": scores.separation.to_json() if scores.separation else None,
                      "privacy": scores.privacy.to_json() if scores.privacy is not None else None,
                      "rows": [r.to_json() for r in scores.rows],
+                     "mechanism": [r.to_json() for r in mechanism_rows(table, task)] or None,
                      "robustness": [{"method": e.label, "attack": e.attack, "status": e.status, "reason": e.reason,
                                      **(e.summary or {})} for e in table.robustness[task]]}
     return out
