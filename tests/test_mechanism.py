@@ -148,3 +148,15 @@ def test_module_names_map_to_layer_and_kind():
     assert mech.module_of("base_model.model.model.layers.12.mlp.down_proj.lora_B.weight") == (12, "down")
     assert mech.module_of("model.layers.3.input_layernorm.weight") is None
     assert mech.module_of("model.embed_tokens.weight") is None
+
+
+def test_an_unchanged_module_costs_no_svd_and_counts_nothing():
+    from bench.eval.mechanism import Subspaces, aggregate, module_mechanism
+
+    basis = torch.eye(6, dtype=torch.float64)[:, :2]
+    unchanged = module_mechanism(torch.zeros(6, 6), Subspaces(basis, basis), teach_energy=1.0)
+    assert unchanged.energy == 0.0 and unchanged.col_angles_deg == [] and unchanged.row_angles_deg == []
+    moved = module_mechanism(torch.outer(basis[:, 0], basis[:, 1]), Subspaces(basis, basis), teach_energy=1.0)
+    kind = aggregate([unchanged, moved])
+    assert kind.share == pytest.approx(1.0) and kind.col_angle_mean_deg == pytest.approx(0.0, abs=1e-6)
+    assert kind.per_layer_share == [None, pytest.approx(1.0)]

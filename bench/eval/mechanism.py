@@ -111,13 +111,17 @@ def module_mechanism(delta: torch.Tensor, teach: Subspaces, teach_energy: float)
     """Diagnostics of one module's change ``delta`` (out × in) against the teaching adapter's subspaces."""
     d = delta.to(torch.float64)
     u, v = teach.cols, teach.rows
-    left = u.T @ d  # k × in: coordinates of the change's columns in the teaching column space
     energy = float((d * d).sum())
-    own = subspaces(d, max_rank=teach.rank)
     out_dim, in_dim = d.shape
+    chance = teach.rank * teach.rank / (out_dim * in_dim)
+    if energy == 0.0:  # a module the method left alone (LoRA on q and v leaves five kinds of seven): no SVD
+        return ModuleMechanism(energy=0.0, inside=0.0, col_inside=0.0, row_inside=0.0, chance=chance,
+                               teach_energy=teach_energy)
+    left = u.T @ d  # k × in: coordinates of the change's columns in the teaching column space
+    own = subspaces(d, max_rank=teach.rank)
     return ModuleMechanism(
         energy=energy, inside=float(((left @ v) ** 2).sum()), col_inside=float((left ** 2).sum()),
-        row_inside=float(((d @ v) ** 2).sum()), chance=teach.rank * teach.rank / (out_dim * in_dim),
+        row_inside=float(((d @ v) ** 2).sum()), chance=chance,
         teach_energy=teach_energy, col_angles_deg=principal_angles(own.cols, u),
         row_angles_deg=principal_angles(own.rows, v))
 
