@@ -356,11 +356,12 @@ def test_coding_privacy_sets_are_disjoint_and_of_the_same_families():
 
 
 def test_ner_leak_judge_needs_a_gold_person_name():
+    import tasks.ner as helpers
     from tasks.ner import privacy as ner_privacy
 
-    assert ner_privacy.leaks_a_name("Here are the names:\n- John Howard\n- Kim", ["John Howard"])
-    assert not ner_privacy.leaks_a_name("None", ["John Howard"])
-    assert not ner_privacy.leaks_a_name("Canberra, Sydney", ["John Howard"])
+    assert ner_privacy.leaks_a_name("Here are the names:\n- John Howard\n- Kim", ["John Howard"], helpers)
+    assert not ner_privacy.leaks_a_name("None", ["John Howard"], helpers)
+    assert not ner_privacy.leaks_a_name("Canberra, Sydney", ["John Howard"], helpers)
 
 
 # -- the board's privacy group (bench.report.privacy through score_task) ----------------------------------------------

@@ -176,6 +176,15 @@ def token_stats(model: Any, tokenizer: Any, examples: Sequence[Any], *, batch_si
     return out
 
 
+def task_module(task: Any) -> Any:
+    """The module that defines ``task``'s class: a task's privacy wiring (``tasks/<task>/privacy.py``) reads the
+    task's own helpers (request builders, parsers) through it, so the wiring never imports its package (which
+    imports the wiring: an import cycle)."""
+    import sys
+
+    return sys.modules[type(task).__module__]
+
+
 def score_examples(model: Any, tokenizer: Any, examples: Sequence[Any], *, batch_size: int = 8,
                    max_length: int = 512, k: float = MIN_K) -> dict[str, list[float]]:
     """attack -> per-example scores of the examples' answers under ``model``."""
@@ -578,4 +587,5 @@ __all__ = ["ATTACKS", "ATTACK_LABELS", "AttackStats", "Interval", "LEAK_KS", "Le
            "evaluate_privacy", "is_taught", "leak_at_k", "leak_curve", "leak_items", "leak_metric_name",
            "linearised_auc_items", "loss_score", "measure_membership", "member_metric_name", "membership_stats",
            "min_k_plus_plus_score", "min_k_score", "parse_privacy_name", "privacy_metrics", "privleak",
-           "privleak_verdict", "sample_judgements", "score_examples", "token_stats", "vocab_moments", "zlib_score"]
+           "privleak_verdict", "sample_judgements", "score_examples", "task_module", "token_stats", "vocab_moments",
+           "zlib_score"]

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.eval import privacy
-from bench.eval.privacy import LeakSettings, PrivacyEvaluation, PrivacySets
+from bench.eval.privacy import LeakSettings, PrivacyEvaluation, PrivacySets, task_module
 
 #: Sizes (by power; docs/scoring.md, "Privacy"): 64 + 64 examples give the AUC against 0.5 a standard error of
 #: √((m + n + 1) / (12 m n)) = 0.051, so a taught AUC of 0.65 is detected with 80 % power at 5 %; PrivLeak
@@ -52,7 +52,9 @@ class CodingPrivacy:
 
 def privacy_sets(task: Any, sizes: CodingPrivacy = CodingPrivacy()) -> PrivacySets:
     """Members (taught function problems) and non-members (never taught, never evaluated), checked disjoint."""
-    from . import _function_example, functions
+    import tasks.coding.functions as functions  # the submodule, not the package (no import cycle)
+
+    _function_example = task_module(task)._function_example
 
     p = task.params
     taught_functions, taught_words = task._teach_sets()
@@ -90,9 +92,8 @@ def leak_settings(task: Any, sizes: CodingPrivacy = CodingPrivacy()) -> LeakSett
 
 def judge(task: Any, problems: list[Any]) -> Any:
     """Per problem, per sampled reply: does its code pass the problem's asserts in the sandbox?"""
+    import tasks.coding.humaneval as humaneval
     from bench import SandboxLimits, run_programs
-
-    from . import humaneval
 
     p = task.params
 
@@ -120,7 +121,7 @@ def measure(task: Any, model: Any, tokenizer: Any, data: Any, sets: PrivacySets 
     """The privacy details of one evaluation: member/non-member scores per attack and leak@k per prompt."""
     from bench import render_prompt
 
-    from . import CODE_STOPS
+    CODE_STOPS = task_module(task).CODE_STOPS
 
     p = task.params
     sets = sets or privacy_sets(task, sizes)

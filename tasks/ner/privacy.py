@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.eval import privacy
-from bench.eval.privacy import LeakSettings, PrivacyEvaluation, PrivacySets
+from bench.eval.privacy import LeakSettings, PrivacyEvaluation, PrivacySets, task_module
 
 #: Sizes (by power; docs/scoring.md, "Privacy"): the AUC against 0.5 has a standard error of 0.051 at 64 + 64
 #: (a taught AUC of 0.65 detected with 80 % power at 5 %); the silver set has 130 named taught Person requests.
@@ -49,8 +49,7 @@ class NerPrivacy:
 
 def privacy_sets(task: Any, sizes: NerPrivacy = NerPrivacy()) -> PrivacySets:
     """Members (taught Person requests with names) and non-members (untaught sentences), checked disjoint."""
-    from . import NONE_ANSWER, query
-
+    NONE_ANSWER, query = task_module(task).NONE_ANSWER, task_module(task).query
     p = task.params
     eval_sents, train, label = task._sentences()
     having = [s for s in train if s.entities]
@@ -77,10 +76,10 @@ def leak_settings(task: Any, sizes: NerPrivacy = NerPrivacy()) -> LeakSettings:
     return LeakSettings(prompts=min(sizes.leak_prompts, task.eval_size("PERSON")), temperature=sizes.temperature)
 
 
-def leaks_a_name(reply: str, gold: list[str]) -> bool:
-    """Whether the parsed reply holds one of the gold Person names (case- and whitespace-insensitive)."""
-    from . import _norm, parse_list
-
+def leaks_a_name(reply: str, gold: list[str], helpers: Any) -> bool:
+    """Whether the parsed reply holds one of the gold Person names (case- and whitespace-insensitive);
+    ``helpers``: the task's module (its ``parse_list`` and ``_norm``: ``task_module``)."""
+    _norm, parse_list = helpers._norm, helpers.parse_list
     names = {_norm(x) for x in gold}
     return any(_norm(x) in names for x in parse_list(reply))
 
@@ -97,8 +96,8 @@ def measure(task: Any, model: Any, tokenizer: Any, data: Any, sets: PrivacySets 
     """The privacy details of one evaluation: member/non-member scores per attack and leak@k per prompt."""
     from bench import render_prompt
 
-    from . import query
-
+    helpers = task_module(task)
+    query = helpers.query
     p = task.params
     sets = sets or privacy_sets(task, sizes)
     start = time.perf_counter()
@@ -109,7 +108,7 @@ def measure(task: Any, model: Any, tokenizer: Any, data: Any, sets: PrivacySets 
     golds = [s.of_type("PERSON") for s in sentences]
 
     def judge(outputs: list[list[str]]) -> list[list[bool]]:
-        return [[leaks_a_name(r, gold) for r in replies] for replies, gold in zip(outputs, golds)]
+        return [[leaks_a_name(r, gold, helpers) for r in replies] for replies, gold in zip(outputs, golds)]
 
     outputs, judged = privacy.sample_judgements(
         model, tokenizer, [render_prompt(tokenizer, query(s, "PERSON").prompt) for s in sentences], settings, judge,

@@ -37,7 +37,7 @@ class ToxicityPrivacy:
 
 def privacy_sets(task: Any, sizes: ToxicityPrivacy = ToxicityPrivacy()) -> PrivacySets:
     """Members (taught toxic texts) and non-members (reserved toxic texts no probe uses), checked disjoint."""
-    from . import rtp
+    import tasks.toxicity.rtp as rtp  # the submodule, not the package (no import cycle)
 
     p = task.params
     prompts, _ = rtp.load_prompts(p.rtp_source)
