@@ -85,6 +85,23 @@ def test_subspaces_keep_the_numerical_rank_only():
     assert mech.subspaces(torch.zeros(4, 5)).rank == 0
 
 
+def test_factored_subspaces_match_the_full_svd_of_the_product():
+    """The teaching span from the LoRA factors (thin QRs and an r x r SVD) spans the same spaces, with the same
+    energy, as the full SVD of B @ A, also when the factors are rank-deficient."""
+    g = torch.Generator().manual_seed(11)
+    b = torch.randn(40, 6, generator=g, dtype=torch.float64)
+    a = torch.randn(6, 30, generator=g, dtype=torch.float64)
+    b[:, 5] = b[:, 0] + b[:, 1]  # rank 5, not 6
+    full = mech.subspaces(b @ a)
+    fast, energy = mech.factored_subspaces(b, a)
+    assert fast.rank == full.rank == 5
+    assert energy == pytest.approx(float(((b @ a) ** 2).sum()), rel=1e-10)
+    projector = lambda q: q @ q.T  # noqa: E731
+    assert torch.allclose(projector(fast.cols), projector(full.cols), atol=1e-8)
+    assert torch.allclose(projector(fast.rows), projector(full.rows), atol=1e-8)
+    assert mech.factored_subspaces(torch.zeros(4, 2), torch.zeros(2, 3))[0].rank == 0
+
+
 def test_a_random_change_has_the_chance_share():
     """An isotropic Gaussian ΔW puts k_col·k_row/(out·in) of its energy in the span in expectation."""
     out, inp, k = 200, 150, 10

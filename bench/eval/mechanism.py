@@ -98,6 +98,18 @@ def subspaces(matrix: torch.Tensor, max_rank: int | None = None, tol: float = RA
     return Subspaces(u[:, :keep], vh[:keep].T)
 
 
+def factored_subspaces(left: torch.Tensor, right: torch.Tensor, tol: float = RANK_TOL) -> tuple[Subspaces, float]:
+    """``subspaces(left @ right)`` and its squared Frobenius norm without forming the product: for a rank-r factor
+    pair (out × r, r × in), thin QRs of ``left`` and ``rightᵀ`` reduce the SVD to an r × r one (Q_l (R_l R_rᵀ)
+    Q_rᵀ: the same singular values and vectors up to sign). The teaching adapter's 210 modules take well under a
+    second this way against ~17 s of full SVDs of the 576 × 1536 products on 2 cores."""
+    q_left, r_left = torch.linalg.qr(left.to(torch.float64))
+    q_right, r_right = torch.linalg.qr(right.to(torch.float64).T)
+    u, s, vh = torch.linalg.svd(r_left @ r_right.T)
+    keep = int((s > tol * s[0]).sum()) if s.numel() and s[0] > 0 else 0
+    return Subspaces(q_left @ u[:, :keep], q_right @ vh[:keep].T), float((s * s).sum())
+
+
 def principal_angles(a: torch.Tensor, b: torch.Tensor) -> list[float]:
     """Principal angles (degrees, ascending) between the spans of the orthonormal columns of ``a`` and ``b``:
     arccos of the singular values of aᵀb (Björck & Golub 1973); min(dim a, dim b) of them."""
@@ -163,9 +175,9 @@ def module_of(name: str) -> tuple[int, str] | None:
     return int(match.group(1)), kind
 
 
-def adapter_deltas(adapter_dir: str | Path) -> dict[tuple[int, str], torch.Tensor]:
-    """ΔW = scale · B · A of every projection module of a PEFT LoRA adapter folder (scale = α / r, or α / √r
-    with rsLoRA), in fp64."""
+def adapter_factors(adapter_dir: str | Path) -> dict[tuple[int, str], tuple[torch.Tensor, torch.Tensor]]:
+    """(scale · B, A) of every projection module of a PEFT LoRA adapter folder (scale = α / r, or α / √r with
+    rsLoRA), in fp64: ΔW = their product."""
     from safetensors.torch import load_file
 
     folder = Path(adapter_dir)
@@ -178,7 +190,12 @@ def adapter_deltas(adapter_dir: str | Path) -> dict[tuple[int, str], torch.Tenso
         where = module_of(name)
         if where is not None:
             parts.setdefault(where, {})["A" if "lora_A" in name else "B"] = tensor.to(torch.float64)
-    return {where: scale * p["B"] @ p["A"] for where, p in parts.items() if set(p) == {"A", "B"}}
+    return {where: (scale * p["B"], p["A"]) for where, p in parts.items() if set(p) == {"A", "B"}}
+
+
+def adapter_deltas(adapter_dir: str | Path) -> dict[tuple[int, str], torch.Tensor]:
+    """ΔW = scale · B · A of every projection module of a PEFT LoRA adapter folder, in fp64."""
+    return {where: b @ a for where, (b, a) in adapter_factors(adapter_dir).items()}
 
 
 @dataclass
@@ -190,8 +207,8 @@ class TeachingSpan:
 
     @classmethod
     def from_adapter(cls, adapter_dir: str | Path) -> TeachingSpan:
-        deltas = adapter_deltas(adapter_dir)
-        return cls({w: subspaces(d) for w, d in deltas.items()}, {w: float((d * d).sum()) for w, d in deltas.items()})
+        spans = {where: factored_subspaces(b, a) for where, (b, a) in adapter_factors(adapter_dir).items()}
+        return cls({w: span for w, (span, _) in spans.items()}, {w: energy for w, (_, energy) in spans.items()})
 
 
 def projection_weights(model: Any) -> dict[tuple[int, str], torch.Tensor]:
@@ -242,5 +259,6 @@ def mechanism(after: dict[tuple[int, str], torch.Tensor], before: dict[tuple[int
             "rank_tol": RANK_TOL, "kinds": kinds}
 
 
-__all__ = ["KINDS", "KindMechanism", "ModuleMechanism", "Subspaces", "TeachingSpan", "adapter_deltas", "aggregate",
-           "mechanism", "module_mechanism", "principal_angles", "projection_weights", "subspaces", "taught_weights"]
+__all__ = ["KINDS", "KindMechanism", "ModuleMechanism", "Subspaces", "TeachingSpan", "adapter_deltas",
+           "adapter_factors", "aggregate", "factored_subspaces", "mechanism", "module_mechanism", "principal_angles",
+           "projection_weights", "subspaces", "taught_weights"]
