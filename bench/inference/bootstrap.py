@@ -134,6 +134,30 @@ def row_replicates(per_seed: np.ndarray, item_draws: np.ndarray, multipliers: np
     return values + (multipliers @ deviations) * seed_shrinkage(per_seed, weights)
 
 
+def delta_replicates(per_seed: np.ndarray, base_per_seed: np.ndarray, item_draws: np.ndarray,
+                     multipliers: np.ndarray | None, weights: np.ndarray | None = None,
+                     base_weights: np.ndarray | None = None) -> np.ndarray:
+    """``[B]`` replicates of a row's delta when its seeds start from *different* base models: seed s from
+    ``base_per_seed[s]`` (a taught task with several teaching pairs, seed s on pair s mod P).
+
+    The delta is the mean over seeds of (seed's value − its own base's value). The item part is the difference of
+    the two item-resampled means on the shared draws (paired item by item, seed by seed); the seed term is drawn,
+    as in ``row_replicates``, from the seeds' deviations of their *deltas* — so the spread between teaching pairs of
+    what the method did is counted, while the spread of the taught models themselves (which every delta subtracts)
+    is not — shrunk by the share of that spread that the item noise does not explain (the ANOVA of the per-item
+    differences, ratio metrics linearised). With every seed on one base this is ``row_replicates`` minus the
+    base's item replicates (the same seed deviations and interaction), which the board keeps computing as such."""
+    per_seed = np.asarray(per_seed, dtype=float)
+    base_per_seed = np.asarray(base_per_seed, dtype=float)
+    values = item_replicates(per_seed, item_draws, weights) - item_replicates(base_per_seed, item_draws, base_weights)
+    if multipliers is None or per_seed.shape[0] < 2:
+        return values
+    difference = _pseudo_values(per_seed, weights) - _pseudo_values(base_per_seed, base_weights)
+    deviations = seed_values(difference)
+    deviations = deviations - deviations.mean()
+    return values + (multipliers @ deviations) * seed_shrinkage(difference)
+
+
 def finite_interval(replicates: np.ndarray, alpha: float = 0.05) -> tuple[float, float, int]:
     """(low, high, non-finite count): the percentile interval over the finite replicates (NaN, NaN when fewer
     than two are finite), and how many were not finite — shown on the board, never hidden."""
@@ -146,5 +170,5 @@ def finite_interval(replicates: np.ndarray, alpha: float = 0.05) -> tuple[float,
     return float(low), float(high), bad
 
 
-__all__ = ["CrossedDraws", "finite_interval", "item_replicates", "row_replicates", "seed_shrinkage", "seed_values",
-           "weighted_means"]
+__all__ = ["CrossedDraws", "delta_replicates", "finite_interval", "item_replicates", "row_replicates", "seed_shrinkage",
+           "seed_values", "weighted_means"]

@@ -91,8 +91,14 @@ class ResultTable:
     def cells_for(self, task: str) -> list[Cell]:
         return sorted((c for c in self.cells if c.task == task), key=lambda c: (c.method, c.config_hash))
 
+    def bases_for(self, task: str) -> list[BaseResult]:
+        """The task's base evaluations: one, or on a taught task with several teaching pairs each pair's taught
+        model, in pair order (``teach_pair``)."""
+        return sorted((b for b in self.bases.values() if b.spec["task"] == task), key=teach_pair)
+
     def base_for(self, task: str) -> BaseResult | None:
-        bases = [b for b in self.bases.values() if b.spec["task"] == task]
+        """The task's base evaluation (pair 0's taught model when there are several)."""
+        bases = self.bases_for(task)
         return bases[0] if bases else None
 
     def metric_names(self, task: str) -> list[tuple[str, str]]:
@@ -131,7 +137,7 @@ class ResultTable:
     @cached_property
     def scoring(self) -> Scoring:
         """Statistics, scores and ranks of every task (formulas in ``bench.report.scores``)."""
-        per_task = {task: (self.base_for(task), [Group(self.label(c), c.results, c.method == "reference")
+        per_task = {task: (self.bases_for(task), [Group(self.label(c), c.results, c.method == "reference")
                                                   for c in self.cells_for(task)])
                     for task in self.tasks()}
         return score_leaderboard(per_task, budget=self.utility_budget, resamples=self.resamples,
@@ -170,37 +176,82 @@ def _check_one_schema(records: list[dict[str, Any]]) -> None:
                         "written by one unlearn-bench version separately")
 
 
+def teach_pair(base: BaseResult) -> int:
+    """A base evaluation's teaching pair: its taught model's teaching seed (``bench.engine.config.pair_recipe``:
+    pair p is the recipe's seed + p, so the seeds order the pairs); 0 for an untaught base."""
+    teach = (base.provenance or {}).get("teach") or {}
+    return int((teach.get("recipe") or {}).get("seed", 0))
+
+
+def _eval_config(base: BaseResult) -> str:
+    """What must be equal for two base evaluations of a task to be compared: the spec (model, task, task params)
+    and the teaching recipe except its seed (another seed is another teaching pair of the same design)."""
+    recipe = dict(((base.provenance or {}).get("teach") or {}).get("recipe") or {})
+    recipe.pop("seed", None)
+    return stable_hash({"spec": base.spec, "recipe": recipe}, 12)
+
+
 def _check_comparable(results: list[BaseResult | CellResult]) -> None:
-    """Per task one task version and one eval config (base evaluation)."""
-    by_task: dict[str, dict[str, set[str]]] = {}
+    """Per task one task version and one eval config: the base evaluations share it (several teaching pairs of
+    one design are one config) and every cell was scored against one of them."""
+    by_task: dict[str, dict[str, Any]] = {}
     for r in results:
-        seen = by_task.setdefault(r.spec["task"], {"version": set(), "base": set()})
+        seen = by_task.setdefault(r.spec["task"], {"version": set(), "config": {}, "bases": set(), "cells": {}})
         seen["version"].add(str((r.provenance or {}).get("task_version", "?")))
-        seen["base"].add(r.base_id)
+        if isinstance(r, BaseResult):
+            seen["config"].setdefault(_eval_config(r), r.spec.get("task_params") or {})
+            seen["bases"].add(r.base_id)
+        else:
+            seen["cells"].setdefault(r.base_id, r.spec.get("task_params") or {})
     for task, seen in sorted(by_task.items()):
         if len(seen["version"]) > 1:
             raise UserError(f"results for task {task} come from different task versions "
                             f"({' vs '.join(sorted(seen['version']))}): its metrics are defined differently; "
                             "report them separately or re-run the older ones")
-        if len(seen["base"]) > 1:
-            params = [next(r.spec["task_params"] for r in results if r.base_id == b)
-                      for b in sorted(seen["base"])]
-            diff = sorted(k for k in set(params[0]) | set(params[1]) if params[0].get(k) != params[1].get(k))
+        configs = list(seen["config"].values())
+        if not seen["bases"]:  # cells without their base evaluations: one eval config among them
+            configs = list(seen["cells"].values())
+        else:
+            configs += [params for base_id, params in seen["cells"].items() if base_id not in seen["bases"]]
+        if len(configs) > 1:
+            first, other = configs[0], next((c for c in configs[1:] if c != configs[0]), configs[1])
+            diff = sorted(k for k in set(first) | set(other) if first.get(k) != other.get(k))
             raise UserError(f"results for task {task} use different eval configs (task params differ in "
                             f"{', '.join(diff) or 'model/dtype'}); report each config separately")
 
 
+def _oracle_pair(spec: dict[str, Any]) -> int | None:
+    """The teaching pair of an oracle reference cell (None for any other cell)."""
+    params = spec["method_params"]
+    return int(params.get("pair", 0)) if spec["method"] == "reference" and params.get("role") == "oracle" else None
+
+
+def _as_pair_zero(params: dict[str, Any], pair: int) -> dict[str, Any]:
+    """An oracle's parameters as pair 0's (its pair, and the label derived from it, set back)."""
+    from bench.teach.reference import LABELS
+
+    derived = f"{LABELS['oracle']} (teaching pair {pair})"
+    return {**params, "pair": 0, **({"label": LABELS["oracle"]} if params.get("label") == derived else {})}
+
+
 def _group_cells(records: list[dict[str, Any]]) -> list[Cell]:
     """Group cell records (still JSON) into cells: one per (method, task, method params, task params, model),
-    its seeds in record order."""
+    its seeds in record order. The oracles of several teaching pairs are one row, "oracle" (grouped under pair 0's
+    parameters), its seeds the pairs in pair order — as a method's seeds lie on pair seed-index mod P — so the gold
+    standard carries teaching variance like every row it is compared with."""
     groups: dict[tuple[str, str, str], Cell] = {}
     for data in records:
         spec = data["spec"]
-        key_obj = {"method_params": spec["method_params"], "task_params": spec["task_params"], "model": spec["model"]}
+        pair = _oracle_pair(spec)
+        params = spec["method_params"] if pair is None else _as_pair_zero(spec["method_params"], pair)
+        key_obj = {"method_params": params, "task_params": spec["task_params"], "model": spec["model"]}
         key = (spec["method"], spec["task"], stable_hash(key_obj, 8))
         if key not in groups:
-            groups[key] = Cell(spec["method"], spec["task"], key[2], spec["method_params"], [])
+            groups[key] = Cell(spec["method"], spec["task"], key[2], params, [])
         groups[key].results.append(data)
+    for cell in groups.values():
+        if any(_oracle_pair(r["spec"]) for r in cell.results):
+            cell.results.sort(key=lambda r: _oracle_pair(r["spec"]) or 0)
     return list(groups.values())
 
 

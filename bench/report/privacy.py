@@ -69,15 +69,19 @@ def _tables(per_seed: list[dict[str, Any]], attack: str) -> P.ScoreTable | None:
     return P.ScoreTable.of([m[member] for m in per_seed], [m[non] for m in per_seed])
 
 
-def task_privacy(base_metrics: dict[str, Any], rows: list[tuple[str, list[dict[str, Any]]]], draws: CrossedDraws,
-                 multipliers: dict[str, np.ndarray | None], oracle: str, taught: str) -> TaskPrivacy | None:
+def task_privacy(base_metrics: dict[str, Any] | list[dict[str, Any]], rows: list[tuple[str, list[dict[str, Any]]]],
+                 draws: CrossedDraws, multipliers: dict[str, np.ndarray | None], oracle: str, taught: str
+                 ) -> TaskPrivacy | None:
     """The privacy group of one task, or None when its evaluations report no membership scores.
 
-    ``base_metrics``: the taught model's metrics (name -> per-item list); ``rows``: (label, per-seed metrics) of
-    every other row, the oracle's included; ``multipliers``: each row's seed multipliers, the ones its other
-    metrics were drawn with."""
-    everyone = [(taught, [base_metrics]), *rows]
-    if _tables([base_metrics], P.ATTACKS[0]) is None:
+    ``base_metrics``: the taught model's metrics (name -> per-item list), or one such dict per teaching pair (the
+    taught row's seeds, drawn with ``multipliers[taught]``); ``rows``: (label, per-seed metrics) of every other
+    row, the oracle's included; ``multipliers``: each row's seed multipliers, the ones its other metrics were
+    drawn with."""
+    taught_seeds = base_metrics if isinstance(base_metrics, list) else [base_metrics]
+    base_metrics = taught_seeds[0]
+    everyone = [(taught, taught_seeds), *rows]
+    if _tables(taught_seeds, P.ATTACKS[0]) is None:
         return None
     out_rows = {label: PrivacyRow(label) for label, _ in everyone}
     for attack in P.ATTACKS:

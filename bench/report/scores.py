@@ -44,7 +44,7 @@ from bench.eval.stats import (
     widen_for_proportion,
 )
 from bench.eval.textmetrics import COLLAPSE_METRIC  # the detail a task reports for the collapse check
-from bench.inference.bootstrap import CrossedDraws, finite_interval, item_replicates, row_replicates
+from bench.inference.bootstrap import CrossedDraws, delta_replicates, finite_interval, item_replicates, row_replicates
 from bench.inference.pairwise import Separation, min_resamples, separate
 from bench.inference.power import Power, bh_level, board_mde, holm_first_level, metric_power, replicate_mde
 from bench.report.ranking import UtilityVerdict, classes_and_keys, competition_ranks, utility_bands, utility_verdict
@@ -228,6 +228,9 @@ class TaskScores:
     oracle_gap: dict[str, tuple[float, float, float]] = field(default_factory=dict)
     #: Per separated forget metric: the gap's own MDE (80 % power, 5 % two-sided); FQ needs gap ≥ k × this.
     oracle_gap_mde: dict[str, float] = field(default_factory=dict)
+    #: With several (taught, oracle) teaching pairs: each pair's oracle scored against the other pairs' gap
+    #: (``oracle_floor``): the FQ and closeness a perfect unlearning reaches through teaching variance alone.
+    oracle_floor: dict[str, Any] | None = None
     #: Per metric: the minimum detectable change of a method row against the taught model, seeds included, at the
     #: board's Benjamini–Hochberg level (``bench.inference.power``).
     power: dict[str, Power] = field(default_factory=dict)
@@ -456,40 +459,60 @@ class _Replicates:
     multipliers: dict[str, np.ndarray | None] = field(default_factory=dict)
 
 
-def score_task(task: str, base: BaseResult | None, groups: Sequence[Group], *, budget: float = UTILITY_BUDGET,
-               resamples: int = RESAMPLES, seed: int = BOOTSTRAP_SEED, oracle: str | None = None) -> TaskScores:
+def score_task(task: str, base: BaseResult | Sequence[BaseResult] | None, groups: Sequence[Group], *,
+               budget: float = UTILITY_BUDGET, resamples: int = RESAMPLES, seed: int = BOOTSTRAP_SEED,
+               oracle: str | None = None) -> TaskScores:
     """Statistics, scores, the ranking and its pairwise tests for every row of one task. ``oracle``: the label
     of the row that is the task's gold standard (a taught task's oracle); rows are then ranked by closeness to it
-    (``_forget_quality``) instead of by F. Power needs the whole board (``score_leaderboard``)."""
+    (``_forget_quality``) instead of by F. Power needs the whole board (``score_leaderboard``).
+
+    ``base``: the unchanged model's evaluation, or on a taught task with several teaching pairs every pair's taught
+    model in pair order (``ResultTable.bases_for``). Then each seed's delta is taken from its own pair's taught
+    model (``delta_replicates``), the base row pools the pairs as its seeds, and pair 0 declares the metrics and
+    sets the signal check and σ (the pairs share items, data and recipe; only the teaching seed differs)."""
     rng = np.random.default_rng([seed, _stable_int(task)])
-    if base is None:
+    bases = [b for b in ([base] if isinstance(base, BaseResult) else list(base or []))]
+    if not bases:
         rows = [RowScore(g.label, g.status, _plain_stats(g), reference=g.reference) for g in groups]
         return TaskScores(task, {}, {}, rows, unranked_reason="no base-model evaluation")
+    base = bases[0]
     infos = {name: MetricInfo.of(m) for name, m in base.metrics.items()}
-    base_items = {name: np.asarray(m.per_item or [], dtype=float) for name, m in base.metrics.items()}
-    base_weights = {name: _weights(m) for name, m in base.metrics.items()}
+    pairs = {b.base_id: ({name: np.asarray(b.metrics[name].per_item or [], dtype=float) if name in b.metrics
+                          else np.zeros(0) for name in infos},
+                         {name: _weights(b.metrics[name]) if name in b.metrics else None for name in infos})
+             for b in bases}
+    base_items, base_weights = pairs[base.base_id]
     draws = CrossedDraws.draw({a.size for a in base_items.values() if a.size}, resamples, rng)
     signal = {name: (signal_check(infos[name], base_items[name], draws.items[base_items[name].size],
                                   base_weights[name])
                      if base_items[name].size else Signal(False, "no per-item values")) for name in infos}
     scales = {name: _scale(infos[name], base_items[name]) for name in infos}
 
-    base_row = RowScore(BASE_LABEL, "done")
+    base_row = RowScore(BASE_LABEL, "done", seeds=len(bases))
+    base_multipliers = draws.seed_multipliers(len(bases)) if len(bases) > 1 else None
+    pooled_items = dict(base_items)
     for name, info in infos.items():
         items = base_items[name]
-        if items.size:
-            weights = None if base_weights[name] is None else base_weights[name][None, :]
-            low, high = _value_interval(items[None, :], draws.items[items.size], None, info, weights)
-            base_row.metrics[name] = MetricStats(float(weighted_means(items, base_weights[name])), low, high,
-                                                 int(items.size), 1)
+        if not items.size:
+            continue
+        stack, weights = _stacked([pairs[b.base_id] for b in bases], name)
+        if stack is None:
+            continue
+        low, high = _value_interval(stack, draws.items[items.size], base_multipliers, info, weights)
+        base_row.metrics[name] = MetricStats(float(weighted_means(stack, weights).mean()), low, high,
+                                             int(items.size), len(bases))
+        if len(bases) > 1:
+            pooled_items[name] = stack.mean(axis=0)
     reps = _Replicates({BASE_LABEL: {n: np.zeros(resamples) for n in infos}},
-                       {BASE_LABEL: {n: np.zeros(resamples) for n in infos}}, {BASE_LABEL: base_items})
+                       {BASE_LABEL: {n: np.zeros(resamples) for n in infos}}, {BASE_LABEL: pooled_items},
+                       {BASE_LABEL: base_multipliers})
     rows = [base_row]
     for group in groups:
         row = RowScore(group.label, group.status, seeds=len(group.done), reference=group.reference)
         reps.multipliers[group.label] = draws.seed_multipliers(len(group.done))
+        starts = [pairs.get(r.base_id, pairs[base.base_id]) for r in group.done]
         reps.effects[group.label], reps.deltas[group.label], reps.items[group.label] = _group_stats(
-            group, row, infos, (base_items, base_weights), draws, scales, reps.multipliers[group.label])
+            group, row, infos, starts, draws, scales, reps.multipliers[group.label])
         rows.append(row)
     result = TaskScores(task, infos, signal, rows)
     scored = result.scored
@@ -503,25 +526,71 @@ def score_task(task: str, base: BaseResult | None, groups: Sequence[Group], *, b
     closeness = _forget_quality(result, reps, oracle) if result.oracle else None
     if result.oracle and closeness is None:
         closeness = _effect_closeness(result, reps, oracle)
+    if result.oracle:
+        result.oracle_floor = oracle_floor(result, next(g for g in groups if g.label == result.oracle), pairs,
+                                           base.base_id)
     _collapse_check(result, reps)
     verdicts = _utility_verdicts(result, reps, scales, budget)
     _rank(result, reps.effects, scored, verdicts, resamples, closeness)
     result.replicates = reps
     if result.oracle:
-        result.privacy = _privacy(base, groups, draws, reps.multipliers, result.oracle)
+        result.privacy = _privacy(bases, groups, draws, reps.multipliers, result.oracle)
     return result
 
 
-def _privacy(base: BaseResult, groups: Sequence[Group], draws: CrossedDraws,
+def _stacked(starts: Sequence[tuple[dict[str, np.ndarray], dict[str, np.ndarray | None]]], name: str
+             ) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``[S, n]`` per-item values of ``name`` on each start (a seed's taught model, or a pair's), and their weights
+    (None: unweighted); (None, None) when the starts do not share the item count."""
+    items = [start[0][name] for start in starts]
+    if not items or any(a.size == 0 or a.size != items[0].size for a in items):
+        return None, None
+    weights = [start[1][name] for start in starts]
+    if any(w is None for w in weights):
+        return np.stack(items), None
+    return np.stack(items), np.stack(weights)
+
+
+def oracle_floor(result: TaskScores, oracle: Group, pairs: dict[str, Any], default: str) -> dict[str, Any] | None:
+    """Teaching variance as a noise floor of "indistinguishable from the oracle": with the oracle's seeds on several
+    teaching pairs, each pair's oracle is scored like a method against the gap of the *other* pairs (leave one pair
+    out): FQ_p = Δ_oracle,p / mean_{q≠p} Δ_oracle,q per FQ metric, and its closeness 1 − mean_m |1 − FQ_p,m|. A
+    perfect unlearning is another draw of the oracle, so an FQ this far from 1 is within teaching variance.
+    None with fewer than two pairs or no FQ metric."""
+    done = oracle.done
+    ids = [r.base_id if r.base_id in pairs else default for r in done]
+    if len(set(ids)) < 2 or not result.oracle_separated:
+        return None
+    per_pair: list[list[float]] = [[] for _ in done]
+    for name in result.oracle_separated:
+        gaps = []
+        for r, pair in zip(done, ids):
+            metric = r.metrics.get(name)
+            items, weights = pairs[pair][0][name], pairs[pair][1][name]
+            if metric is None or metric.per_item is None or len(metric.per_item) != items.size:
+                return None
+            gaps.append(float(weighted_means(np.asarray(metric.per_item, dtype=float), _weights(metric)))
+                        - float(weighted_means(items, weights)))
+        for p, gap in enumerate(gaps):
+            others = float(np.mean(gaps[:p] + gaps[p + 1:]))
+            per_pair[p].append(gap / others if others else float("nan"))
+    fq = [float(np.mean(v)) for v in per_pair]
+    closeness = [1.0 - float(np.mean([abs(1.0 - x) for x in v])) for v in per_pair]
+    return {"definition": "leave-one-pair-out: each teaching pair's oracle against the mean gap of the other pairs",
+            "pairs": len(done), "metrics": list(result.oracle_separated), "fq": fq, "closeness": closeness}
+
+
+def _privacy(bases: Sequence[BaseResult], groups: Sequence[Group], draws: CrossedDraws,
              multipliers: dict[str, np.ndarray | None], oracle: str) -> Any:
-    """The task's privacy group on its own draws and the rows' multipliers (``bench.report.privacy``)."""
+    """The task's privacy group on its own draws and the rows' multipliers (``bench.report.privacy``); the taught
+    row's seeds are the teaching pairs' taught models."""
     from bench.report.privacy import task_privacy
 
     def per_item(metrics: dict[str, Metric]) -> dict[str, list[float]]:
         return {name: m.per_item for name, m in metrics.items() if m.per_item is not None}
 
     rows = [(g.label, [per_item(r.metrics) for r in g.done]) for g in groups if g.done]
-    return task_privacy(per_item(base.metrics), rows, draws, multipliers, oracle, BASE_LABEL)
+    return task_privacy([per_item(b.metrics) for b in bases], rows, draws, multipliers, oracle, BASE_LABEL)
 
 
 def _plain_stats(group: Group) -> dict[str, MetricStats]:
@@ -539,29 +608,37 @@ def _weights(metric: Metric) -> np.ndarray | None:
 
 
 def _group_stats(group: Group, row: RowScore, infos: dict[str, MetricInfo],
-                 base: tuple[dict[str, np.ndarray], dict[str, np.ndarray | None]], draws: CrossedDraws,
+                 starts: Sequence[tuple[dict[str, np.ndarray], dict[str, np.ndarray | None]]], draws: CrossedDraws,
                  scales: dict[str, float], multipliers: np.ndarray | None) -> tuple[dict[str, np.ndarray], ...]:
     """Fill ``row.metrics``; return the effect replicates, the delta replicates and the per-item values (mean
-    over seeds) per metric. ``multipliers``: the row's seed multipliers, drawn once and shared by all its metrics
+    over seeds) per metric. ``starts``: per seed, the (items, weights) of the model it started from (its teaching
+    pair's taught model); ``multipliers``: the row's seed multipliers, drawn once and shared by all its metrics
     (and its privacy statistics)."""
     done = group.done
     if not done:
         return {}, {}, {}
-    base_items, base_weights = base
+    one_start = all(start is starts[0] for start in starts)
     effects, deltas, per_item = {}, {}, {}
     for name, info in infos.items():
         per_seed = [r.metrics.get(name) for r in done]
-        b_items, b_weights = base_items[name], base_weights[name]
+        b_items, b_weights = starts[0][0][name], starts[0][1][name]
         if b_items.size == 0 or any(m is None or len(m.per_item or []) != b_items.size for m in per_seed):
             continue
         items = np.asarray([m.per_item for m in per_seed], dtype=float)
         weights = None if b_weights is None else np.asarray([_weights(m) for m in per_seed], dtype=float)
         picks = draws.items[b_items.size]
         reps = row_replicates(items, picks, multipliers, weights)
-        delta_reps = reps - item_replicates(b_items, picks, b_weights)
         value = float(weighted_means(items, weights).mean())
+        if one_start:
+            delta_reps = reps - item_replicates(b_items, picks, b_weights)
+            delta = value - float(weighted_means(b_items, b_weights))
+        else:  # seeds on different teaching pairs: each seed's delta from its own taught model
+            b_stack, bw_stack = _stacked(starts, name)
+            if b_stack is None:
+                continue
+            delta_reps = delta_replicates(items, b_stack, picks, multipliers, weights, bw_stack)
+            delta = value - float(weighted_means(b_stack, bw_stack).mean())
         low, high = _value_interval(items, picks, multipliers, info, weights, replicates=reps)
-        delta = value - float(weighted_means(b_items, b_weights))
         d_low, d_high = _clip(finite_interval(delta_reps)[:2], _delta_bounds(info.bounds))
         effect_reps = _effect(info, delta_reps, scales[name])
         e_low, e_high, _ = finite_interval(effect_reps)

@@ -135,7 +135,22 @@ def oracle_lines(scores: TaskScores) -> list[str]:
             f"Taught − oracle per scored forget metric: {gaps or 'none'}. Forget quality FQ is computed where the gap "
             f"is at least {FQ_GUARD_K:g} × its minimum detectable effect; where it is formed, rows that kept utility "
             "are ranked by closeness to the oracle, 1 − the mean over those metrics of |1 − FQ_m|; where none is, "
-            "by the distance to the oracle in σ units, mean |e_row − e_oracle| over the scored forget metrics."]
+            "by the distance to the oracle in σ units, mean |e_row − e_oracle| over the scored forget metrics."] \
+        + oracle_floor_lines(scores)
+
+
+def oracle_floor_lines(scores: TaskScores) -> list[str]:
+    """With several teaching pairs: the oracle-against-oracle FQ, the noise floor of "indistinguishable from the
+    oracle" (``bench.report.scores.oracle_floor``)."""
+    floor = scores.oracle_floor
+    if not floor:
+        return []
+    fq = ", ".join(fmt(x, 2) for x in floor["fq"])
+    close = ", ".join(fmt(x, 2) for x in floor["closeness"])
+    return [f"Teaching variance ({floor['pairs']} teaching pairs, the method seeds spread over them): each pair's "
+            f"oracle scored against the other pairs' gap has FQ {fq} (closeness {close}) — the noise floor of "
+            "\"indistinguishable from the oracle\": a row within this spread is as close to the gold standard as "
+            "another teaching run of the oracle itself."]
 
 
 def power_line(scores: TaskScores) -> str:

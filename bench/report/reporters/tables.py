@@ -118,6 +118,7 @@ def _tasks(table: ResultTable) -> dict[str, Any]:
                      "oracle": scores.oracle, "oracle_separated": scores.oracle_separated,
                      "oracle_gap": {k: list(v) for k, v in scores.oracle_gap.items()},
                      "oracle_gap_mde": scores.oracle_gap_mde,
+                     **({"oracle_floor": scores.oracle_floor} if scores.oracle_floor else {}),
                      "minimum_detectable_f": scores.minimum_detectable_f,
                      "minimum_detectable_fq": scores.minimum_detectable_fq,
                      "minimum_detectable_pair": scores.minimum_detectable_pair, "pair_level": scores.pair_level,
