@@ -233,8 +233,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_teach(args: argparse.Namespace) -> int:
     """Build the (taught, oracle) pairs of a config's ``teach:`` tasks (or of ``--tasks`` with their default
-    recipes) without running any cell; ``--ship`` writes them into the tasks' packages."""
-    from bench.engine.config import load_config, plan_teaching
+    recipes) without running any cell — every one of its ``teach_pairs`` pairs; ``--ship`` writes them into the
+    tasks' packages (pair 0 only: further pairs are built on first use and cached, docs/teaching.md)."""
+    from bench.engine.config import load_config, pair_recipe, plan_teaching
     from bench.params import build_params
     from bench.plugins import registry as load_registry
     from bench.teach import ensure, ship
@@ -252,12 +253,16 @@ def cmd_teach(args: argparse.Namespace) -> int:
     recipes = plan_teaching(config, classes)
     for name, cls in classes.items():
         task = cls(build_params(cls.Params, config.task_params.get(name, {}), f"task_params.{name}"))
-        pair = ensure(config.model, task, recipes[name], progress=not args.no_progress, force_train=args.force)
-        built = pair.record.get("built", {})
-        times = ", ".join(f"{role} {built[role]['seconds']:.0f} s" for role in ("taught", "oracle") if role in built)
-        print(f"{name}: {pair.key} ({pair.record.get('origin')}{'; ' + times if times else ''}) in {pair.folder}")
-        if args.ship:
-            print(f"{name}: shipped to {ship(pair, cls, config.model)}")
+        for index in range(config.teach_pairs):
+            pair = ensure(config.model, task, pair_recipe(recipes[name], index), progress=not args.no_progress,
+                          force_train=args.force)
+            built = pair.record.get("built", {})
+            times = ", ".join(f"{role} {built[role]['seconds']:.0f} s" for role in ("taught", "oracle")
+                              if role in built)
+            print(f"{name} pair {index}: {pair.key} ({pair.record.get('origin')}{'; ' + times if times else ''}) "
+                  f"in {pair.folder}")
+            if args.ship and index == 0:
+                print(f"{name}: shipped to {ship(pair, cls, config.model)}")
     return 0
 
 

@@ -365,6 +365,36 @@ def test_taught_run_scores_oracle_and_untaught_rows(cache, tmp_path):
     assert untaught.provenance["model"]["model_id"] == "tiny-random-llama"
 
 
+def test_a_run_over_two_teaching_pairs_scores_one_oracle_row_over_the_pairs(cache, tmp_path, capsys):
+    """teach_pairs 2, seeds 0 and 1: `teach` builds both pairs; the run evaluates each pair's taught model as a
+    base, the board pools the pairs (taught row and oracle row: 2 seeds each) and writes every reporter."""
+    import yaml
+
+    from bench.cli import main, write_report
+    from bench.engine.config import load_config
+    from bench.engine.runner import run_matrix
+    from bench.plugins import registry
+    from bench.report import load_table
+
+    settings = {"model": "tiny-random-llama", "methods": ["ga"], "tasks": ["ner"], "seeds": [0, 1],
+                "teach_pairs": 2, "out": str(tmp_path / "run"), "progress": False, "teach": {"ner": TINY_RECIPE},
+                "task_params": {"ner": TINY_NER}, "untaught_row": False,
+                "method_params": {"ga": {"steps": 1, "batch_size": 2, "max_length": 64}}}
+    (tmp_path / "pairs.yaml").write_text(yaml.safe_dump(settings))
+    assert main(["teach", "--config", str(tmp_path / "pairs.yaml"), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    assert "ner pair 0:" in printed and "ner pair 1:" in printed
+    config = load_config(None, settings)
+    summary = run_matrix(config, registry(config.plugins))
+    assert set(summary.ran.values()) == {"done"} and len(summary.ran) == 4  # 2 ga seeds + 2 oracles
+    table = load_table([config.out])
+    assert len(table.bases_for("ner")) == 2 and table.oracles() == {"ner": "oracle"}
+    result = table.scoring.tasks["ner"]
+    assert result.row("base").seeds == 2 and result.row("oracle").seeds == 2 and result.row("ga").seeds == 2
+    written = write_report([config.out], str(tmp_path / "board"))
+    assert any(Path(path).name == "leaderboard.md" for path in written)
+
+
 # -- the shipped artefacts of the embedded model ---------------------------------------------------------------
 @pytest.mark.e2e
 @pytest.mark.parametrize("task_name", ["ner", "coding", "toxicity"])
