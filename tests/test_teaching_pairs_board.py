@@ -187,3 +187,32 @@ def test_pairs_with_different_eval_configs_are_refused():
     bases, cells = _records(lambda p: {"n_eval": 8 if p == 0 else 16})
     with pytest.raises(UserError, match="different eval configs"):
         table_from_records(bases, cells, sources=["synthetic"])
+
+
+# -- robustness: each seed's control is its own pair's oracle ---------------------------------------------------------
+def _attack_record(seed, base_id, base, unlearned, attacked):
+    return {"seed": seed, "base_id": base_id, "status": "done",
+            "values": {"base": list(base), "unlearned": list(unlearned), "attacked": {"model": list(attacked)},
+                       "base_attacked": {"model": list(base)}}}
+
+
+def test_the_robustness_control_is_each_seeds_own_pairs_oracle():
+    from bench.eval.stats import recovery
+    from bench.report.robustness import summarise
+
+    rng = np.random.default_rng(9)
+    taught = [rng.normal(0, 1, 30) for _ in range(2)]
+    rows = [t - 1.0 for t in taught]
+    oracles = [t - 1.2 for t in taught]
+    records = [_attack_record(s, f"b{s}", taught[s], rows[s], rows[s] + 0.5) for s in range(2)]
+    controls = {f"b{p}": _attack_record(0, f"b{p}", taught[p], oracles[p], oracles[p] + 0.1 * (p + 1))
+                for p in range(2)}
+    _, summary, _ = summarise(records, controls)
+    expected = recovery([list(t) for t in taught], [list(r) for r in rows], {"model": [list(r + 0.5) for r in rows]},
+                        {"model": [list(t) for t in taught]}, control=[list(o) for o in oracles],
+                        control_attacked={"model": [list(o + 0.1 * (p + 1)) for p, o in enumerate(oracles)]})
+    assert summary["adjusted_change"] == pytest.approx(expected["adjusted_change"])
+    assert summary["adjusted_change"] == pytest.approx(0.5 - 0.15)  # the mean of the two pairs' controls
+    # one pair: the single control, as before
+    _, single, _ = summarise(records, controls["b0"])
+    assert single["adjusted_change"] == pytest.approx(0.5 - 0.1)

@@ -28,18 +28,19 @@ def attack_labels(records: list[dict[str, Any]], task: str) -> list[str]:
     return sorted({r["label"] for r in records if r["task"] == task})
 
 
-def summarise(records: list[dict[str, Any]], control: dict[str, Any] | None = None,
+def summarise(records: list[dict[str, Any]], control: dict[str, Any] | dict[str, dict[str, Any]] | None = None,
               forgot: tuple[float, float] | None = None) -> tuple[str, dict[str, Any] | None, str | None]:
     """Pool one cell group's results of one attack (one per seed) into a single summary. ``control``: the oracle's
-    record of the same attack (its ``unlearned`` and ``attacked`` values are the control's); ``forgot``: the row's
-    forget-quality (or F) interval, which gates the share."""
+    record of the same attack (its ``unlearned`` and ``attacked`` values are the control's), or with several
+    teaching pairs the oracle's record per base id (each seed's control is its own pair's oracle); ``forgot``: the
+    row's forget-quality (or F) interval, which gates the share."""
     failed = [r for r in records if r.get("status") != "done"]
     if failed:
         return "failed", None, "; ".join(f"seed {r['seed']}: {r.get('reason')}" for r in failed)
     done = sorted(records, key=lambda r: r["seed"])
     values = [r["values"] for r in done]
     variants = list(values[0]["attacked"])
-    oracle = control["values"] if control is not None else None
+    oracle = _control_values(done, control)
     summary = recovery([v["base"] for v in values], [v["unlearned"] for v in values],
                        {k: [v["attacked"][k] for v in values] for k in variants},
                        {k: [v["base_attacked"][k] for v in values] for k in variants},
@@ -49,6 +50,26 @@ def summarise(records: list[dict[str, Any]], control: dict[str, Any] | None = No
     summary["info"] = done[0].get("info", {})
     summary["seconds"] = sum(r.get("seconds", 0.0) for r in done)
     return "done", summary, None
+
+
+def _control_values(done: list[dict[str, Any]], control: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The control's measurements for ``done``'s seeds: one oracle record's values, or — given the oracle's
+    records per base id and seeds on more than one teaching pair — per seed its own pair's (stacked: one row per
+    seed, which ``recovery`` pairs with the seeds). A seed whose pair has no oracle record falls back to the
+    first pair's, as a board of one pair does."""
+    if control is None:
+        return None
+    if "values" in control:
+        return control["values"]
+    first = next(iter(control.values()))  # pair 0's (``robustness_entries`` orders them by pair)
+    mine = [control.get(r.get("base_id"), first)["values"] for r in done]
+    if all(m is mine[0] for m in mine):
+        return mine[0]
+    names = set.intersection(*(set(m.get("generated", {})) for m in mine))
+    return {"unlearned": [m["unlearned"] for m in mine],
+            "attacked": {k: [m["attacked"][k] for m in mine] for k in mine[0]["attacked"]},
+            "generated": {name: {"unlearned": [m["generated"][name]["unlearned"] for m in mine],
+                                 "attacked": [m["generated"][name]["attacked"] for m in mine]} for name in names}}
 
 
 def generated_recovery(values: list[dict[str, Any]], oracle: dict[str, Any] | None,
@@ -74,15 +95,19 @@ def generated_recovery(values: list[dict[str, Any]], oracle: dict[str, Any] | No
 
 def robustness_entries(table: Any, task: str) -> list[Robustness]:
     """Every (method row, attack) of ``task``: grouped by the leaderboard's cell groups; the oracle's record of the
-    same attack is the control (not for the oracle's own row, which shows the base-model control)."""
+    same attack is the control — each seed's own teaching pair's where there are several — (not for the oracle's own
+    row, which shows the base-model control)."""
     out = []
     records = [r for r in table.attacks if r["task"] == task]
     scores = table.scoring.tasks.get(task)
     oracle_cell = table.cell_for(task, table.oracles()[task]) if task in table.oracles() else None
     oracle_ids = {r.cell_id for r in oracle_cell.results} if oracle_cell is not None else set()
     for label_attack in attack_labels(records, task):
-        control = next((r for r in records if r["label"] == label_attack and r["cell_id"] in oracle_ids
-                        and r.get("status") == "done"), None)
+        controls = [r for r in records if r["label"] == label_attack and r["cell_id"] in oracle_ids
+                    and r.get("status") == "done"]
+        order = {b.base_id: i for i, b in enumerate(table.bases_for(task))}
+        by_pair = {r.get("base_id", ""): r for r in sorted(controls, key=lambda r: order.get(r.get("base_id"), 0))}
+        control = (controls[0] if len(by_pair) == 1 else by_pair) if controls else None
         for cell in table.cells_for(task):
             ids = {r.cell_id for r in cell.results}
             label = table.label(cell)
