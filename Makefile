@@ -10,7 +10,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 export MPLCONFIGDIR := $(CURDIR)/.cache/matplotlib
 
-.PHONY: venv demo demo-profiled study tuning test test-fast lint bench verify clean system-deps
+.PHONY: venv demo demo-profiled study study-tuning tuning test test-fast lint bench verify clean system-deps
 
 venv: $(STAMP)
 
@@ -33,6 +33,14 @@ demo: venv system-deps
 # writes leaderboards/smollm2-135m-study/.
 study: venv system-deps
 	$(BIN)/unlearn-bench run --config configs/study.yaml --report leaderboards/smollm2-135m-study
+
+# The study's equal-budget tuning (configs/study-tuning.yaml, docs/tuning.md): every method's trials on every taught
+# task's validation split, the selection by the headline rule; writes leaderboards/smollm2-135m-study-tuning/ and
+# prints the selected values as YAML for configs/study.yaml. Resumable (each trial is a cell).
+study-tuning: venv system-deps
+	$(BIN)/unlearn-bench run --config configs/study-tuning.yaml
+	$(BIN)/unlearn-bench report --runs runs/smollm2-135m-study-tuning/tune --out leaderboards/smollm2-135m-study-tuning
+	$(BIN)/python -m bench.engine.tuning selected runs/smollm2-135m-study-tuning/tuning.json
 
 # Equal-budget tuning versus the hand-set defaults (GA, NPO, FLAT and the prompt baseline on toxicity,
 # 2 seeds; docs/tuning.md): both runs on one leaderboard, leaderboards/smollm2-135m-tuning/.

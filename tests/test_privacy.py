@@ -355,6 +355,26 @@ def test_coding_privacy_sets_are_disjoint_and_of_the_same_families():
     assert "disjoint from taught_functions (320)" in sets.description
 
 
+def test_privacy_sizes_are_task_parameters_checked_at_planning():
+    """The sizes come from the task's parameters (the demo's 32 + 32 and 4 leak prompts), and a set smaller than
+    membership inference needs is refused when the parameters are validated, not in every evaluation."""
+    from tasks.coding import CodingParams, CodingTask
+    from tasks.coding import privacy as coding_privacy
+    from tasks.ner import NerParams
+    from tasks.toxicity import ToxicityParams
+
+    task = CodingTask(CodingParams(n_functions=32, privacy_members=32, privacy_nonmembers=24, leak_prompts=4))
+    sets = coding_privacy.privacy_sets(task)
+    assert (len(sets.members), len(sets.nonmembers)) == (32, 24)
+    assert coding_privacy.leak_settings(task).prompts == 4
+    for params, name in [(lambda: CodingParams(privacy_members=8), "privacy_members"),
+                         (lambda: NerParams(privacy_nonmembers=15), "privacy_nonmembers"),
+                         (lambda: ToxicityParams(privacy_members=4), "privacy_members")]:
+        with pytest.raises(ValueError, match=f"{name} must be >= 16"):
+            params().validate()
+    ToxicityParams(privacy_members=None).validate()  # None: every taught toxic text
+
+
 def test_ner_leak_judge_needs_a_gold_person_name():
     import tasks.ner as helpers
     from tasks.ner import privacy as ner_privacy

@@ -11,10 +11,10 @@ away from the reported numbers:
    runs as configured, with no trials, and is not labelled tuned.
 2. **Validation data.** Each trial is a cell run on the task's validation split (``eval_split:
    validation``: eval items disjoint from the reported ones, same forget and retain data), one training
-   seed (``trial_seed``), no attacks, in ``OUT/tune/`` — a results store of its own, resumable like any
-   run, every trial kept, never part of the reported leaderboard. On a taught task the oracle is evaluated
-   on the same validation items once (a reference cell in ``OUT/tune/``), because the headline rule of an
-   oracle board measures every row against it.
+   seed (``trial_seed``), no attacks, no privacy details, in ``OUT/tune/`` — a results store of its own,
+   resumable like any run, every trial kept, never part of the reported leaderboard. On a taught task the
+   oracle is evaluated on the same validation items once (a reference cell in ``OUT/tune/``), because the
+   headline rule of an oracle board measures every row against it.
 3. **The headline's own rule, stated in advance** (``bench.report.ranking``, docs/scoring.md sections 4 and
    7), applied at the point estimates of the trials' validation board: trials that kept utility (every
    scored utility metric in its band between the taught model and the oracle) and whose forget output did
@@ -154,9 +154,14 @@ class Trial:
 
 
 def _on_validation(spec: CellSpec, tune: TuneParams, **changes: Any) -> CellSpec:
-    """A cell of the tuning store: the validation split, the trial seed, no attacks, no saved model."""
-    return dataclasses.replace(spec, seed=tune.trial_seed, attacks=[], save_model="none",
-                               task_params={**spec.task_params, "eval_split": "validation"}, **changes)
+    """A cell of the tuning store: the validation split, the trial seed, no attacks, no saved model, and no privacy
+    details where the task has them (membership scoring and leak@k sampling cost a third of a coding evaluation and
+    are no part of the selection rule, which they never enter: docs/scoring.md, section 10)."""
+    task_params = {**spec.task_params, "eval_split": "validation"}
+    if "privacy" in task_params:
+        task_params["privacy"] = False
+    return dataclasses.replace(spec, seed=tune.trial_seed, attacks=[], save_model="none", task_params=task_params,
+                               **changes)
 
 
 def plan_tuning(config: RunConfig, registry: Registry) -> tuple[TuneParams, list[Trial], list[CellSpec]]:

@@ -176,6 +176,15 @@ def token_stats(model: Any, tokenizer: Any, examples: Sequence[Any], *, batch_si
     return out
 
 
+def require_set_sizes(params: Any, *names: str) -> None:
+    """A task's ``validate()`` helper: each named membership-set size (None: the task's whole pool) is at least
+    ``MIN_SET``, so a config error stops the run at planning, not in every cell's evaluation."""
+    for name in names:
+        value = getattr(params, name)
+        if value is not None and value < MIN_SET:
+            raise ValueError(f"{name} must be >= {MIN_SET} (membership inference needs that many per set), got {value}")
+
+
 def task_module(task: Any) -> Any:
     """The module that defines ``task``'s class: a task's privacy wiring (``tasks/<task>/privacy.py``) reads the
     task's own helpers (request builders, parsers) through it, so the wiring never imports its package (which

@@ -81,6 +81,7 @@ from bench import (
     require_data_files,
     run_programs,
 )
+from bench.eval.privacy import require_set_sizes
 from bench.eval.sandbox import isolation_summary
 from bench.eval.scales import LOGLIK, LOGLIK_EFFECT, SHARE, SHARE_EFFECT
 from bench.eval.textmetrics import COLLAPSE_METRIC, degenerate
@@ -175,11 +176,17 @@ class CodingParams:
     #: Privacy on a taught run (``privacy.py``, docs/scoring.md "Privacy"): membership inference on taught
     #: forget-target examples against held-out ones, and leak@k under sampling; details, not scores.
     privacy: bool = True
+    #: Its sizes: taught members and held-out non-members scored by the membership attacks (64 + 64 by power: the
+    #: AUC's standard error against 0.5 is 0.051), and the prompts sampled ``max(LEAK_KS)`` times for leak@k.
+    privacy_members: int = 64
+    privacy_nonmembers: int = 64
+    leak_prompts: int = 8
 
     def validate(self) -> None:
+        require_set_sizes(self, "privacy_members", "privacy_nonmembers")
         require_at_least_one(self, "n_forget", "n_eval", "n_gsm_eval", "n_retain", "samples", "gen_batch_size",
                              "n_arithmetic", "n_functions", "n_word_problems", "n_teach_functions",
-                             "n_teach_word_problems")
+                             "n_teach_word_problems", "leak_prompts")
         require_data_files(self.gsm8k_path, ["test.jsonl", "train.jsonl"], "gsm8k_path")
         if self.gsm8k_source == "local" and not self.gsm8k_path:
             raise ValueError("gsm8k_source 'local' needs gsm8k_path (a folder with test.jsonl and train.jsonl)")

@@ -49,9 +49,16 @@ class CodingPrivacy:
     n_nonmembers: int = N_NONMEMBERS
     leak_prompts: int = LEAK_PROMPTS
 
+    @classmethod
+    def of(cls, task: Any) -> CodingPrivacy:
+        """The sizes the task's parameters set (``privacy_members``, ``privacy_nonmembers``, ``leak_prompts``)."""
+        p = task.params
+        return cls(p.privacy_members, p.privacy_nonmembers, p.leak_prompts)
 
-def privacy_sets(task: Any, sizes: CodingPrivacy = CodingPrivacy()) -> PrivacySets:
+
+def privacy_sets(task: Any, sizes: CodingPrivacy | None = None) -> PrivacySets:
     """Members (taught function problems) and non-members (never taught, never evaluated), checked disjoint."""
+    sizes = sizes or CodingPrivacy.of(task)
     import tasks.coding.functions as functions  # the submodule, not the package (no import cycle)
 
     _function_example = task_module(task)._function_example
@@ -86,7 +93,8 @@ def _eval_prompts(task: Any) -> dict[str, list[str]]:
     return out
 
 
-def leak_settings(task: Any, sizes: CodingPrivacy = CodingPrivacy()) -> LeakSettings:
+def leak_settings(task: Any, sizes: CodingPrivacy | None = None) -> LeakSettings:
+    sizes = sizes or CodingPrivacy.of(task)
     return LeakSettings(prompts=min(sizes.leak_prompts, task.params.n_functions), temperature=task.params.temperature)
 
 
@@ -117,13 +125,14 @@ def evaluate_privacy(task: Any, model: Any, tokenizer: Any, data: Any) -> Privac
 
 
 def measure(task: Any, model: Any, tokenizer: Any, data: Any, sets: PrivacySets | None = None,
-            sizes: CodingPrivacy = CodingPrivacy()) -> PrivacyEvaluation:
+            sizes: CodingPrivacy | None = None) -> PrivacyEvaluation:
     """The privacy details of one evaluation: member/non-member scores per attack and leak@k per prompt."""
     from bench import render_prompt
 
     CODE_STOPS = task_module(task).CODE_STOPS
 
     p = task.params
+    sizes = sizes or CodingPrivacy.of(task)
     sets = sets or privacy_sets(task, sizes)
     start = time.perf_counter()
     scores = privacy.measure_membership(model, tokenizer, sets, batch_size=p.probe_batch_size)

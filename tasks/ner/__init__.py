@@ -67,6 +67,7 @@ from bench import (
     render_prompt,
     require_at_least_one,
 )
+from bench.eval.privacy import require_set_sizes
 from bench.eval.scales import LOGLIK, LOGLIK_EFFECT, SHARE, SHARE_EFFECT
 from bench.eval.textmetrics import COLLAPSE_METRIC, degenerate
 
@@ -215,11 +216,18 @@ class NerParams:
     #: Privacy on a taught run (``privacy.py``, docs/scoring.md "Privacy"): membership inference on taught
     #: forget-target examples against held-out ones, and leak@k under sampling; details, not scores.
     privacy: bool = True
+    #: Its sizes: taught members and held-out non-members scored by the membership attacks (64 + 64 by power: the
+    #: AUC's standard error against 0.5 is 0.051), and the prompts sampled ``max(LEAK_KS)`` times for leak@k.
+    privacy_members: int = 64
+    privacy_nonmembers: int = 64
+    leak_prompts: int = 8
 
     def validate(self) -> None:
+        require_set_sizes(self, "privacy_members", "privacy_nonmembers")
         if self.n_eval_person is not None and self.n_eval_person < 1:
             raise ValueError(f"n_eval_person must be >= 1 or null, got {self.n_eval_person}")
-        require_at_least_one(self, "n_eval_per_type", "n_forget", "n_retain", "max_new_tokens", "n_typing_per_type")
+        require_at_least_one(self, "n_eval_per_type", "n_forget", "n_retain", "max_new_tokens", "n_typing_per_type",
+                             "leak_prompts")
         if not 0 < self.eval_share < 1:
             raise ValueError(f"eval_share must be in (0, 1), got {self.eval_share}")
 

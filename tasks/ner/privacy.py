@@ -46,9 +46,16 @@ class NerPrivacy:
     leak_prompts: int = LEAK_PROMPTS
     temperature: float = 1.0
 
+    @classmethod
+    def of(cls, task: Any) -> NerPrivacy:
+        """The sizes the task's parameters set (``privacy_members``, ``privacy_nonmembers``, ``leak_prompts``)."""
+        p = task.params
+        return cls(p.privacy_members, p.privacy_nonmembers, p.leak_prompts)
 
-def privacy_sets(task: Any, sizes: NerPrivacy = NerPrivacy()) -> PrivacySets:
+
+def privacy_sets(task: Any, sizes: NerPrivacy | None = None) -> PrivacySets:
     """Members (taught Person requests with names) and non-members (untaught sentences), checked disjoint."""
+    sizes = sizes or NerPrivacy.of(task)
     NONE_ANSWER, query = task_module(task).NONE_ANSWER, task_module(task).query
     p = task.params
     eval_sents, train, label = task._sentences()
@@ -72,7 +79,8 @@ def privacy_sets(task: Any, sizes: NerPrivacy = NerPrivacy()) -> PrivacySets:
                        f"training sentences that name a person ({label}); {checked}")
 
 
-def leak_settings(task: Any, sizes: NerPrivacy = NerPrivacy()) -> LeakSettings:
+def leak_settings(task: Any, sizes: NerPrivacy | None = None) -> LeakSettings:
+    sizes = sizes or NerPrivacy.of(task)
     return LeakSettings(prompts=min(sizes.leak_prompts, task.eval_size("PERSON")), temperature=sizes.temperature)
 
 
@@ -92,13 +100,14 @@ def evaluate_privacy(task: Any, model: Any, tokenizer: Any, data: Any) -> Privac
 
 
 def measure(task: Any, model: Any, tokenizer: Any, data: Any, sets: PrivacySets | None = None,
-            sizes: NerPrivacy = NerPrivacy()) -> PrivacyEvaluation:
+            sizes: NerPrivacy | None = None) -> PrivacyEvaluation:
     """The privacy details of one evaluation: member/non-member scores per attack and leak@k per prompt."""
     from bench import render_prompt
 
     helpers = task_module(task)
     query = helpers.query
     p = task.params
+    sizes = sizes or NerPrivacy.of(task)
     sets = sets or privacy_sets(task, sizes)
     start = time.perf_counter()
     scores = privacy.measure_membership(model, tokenizer, sets, batch_size=p.probe_batch_size)

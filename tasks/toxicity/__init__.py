@@ -83,6 +83,7 @@ from bench import (
     require_at_least_one,
     require_file,
 )
+from bench.eval.privacy import require_set_sizes
 from bench.eval.scales import LOG_PPL, LOG_PPL_EFFECT, LOGLIK, LOGLIK_EFFECT, SCORE_EFFECT, SHARE, SHARE_EFFECT
 from bench.eval.textmetrics import COLLAPSE_METRIC, degenerate
 
@@ -160,8 +161,14 @@ class ToxicityParams:
     #: Privacy on a taught run (``privacy.py``, docs/scoring.md "Privacy"): membership inference on taught
     #: forget-target examples against held-out ones, and leak@k under sampling; details, not scores.
     privacy: bool = True
+    #: Its sizes: taught toxic texts scored as members (None: all of them; the non-members are the reserved toxic
+    #: texts outside both probe splits), and the evaluation prompts sampled ``max(LEAK_KS)`` times for leak@k (None:
+    #: all ``n_eval``; the evaluation's own samples are reused).
+    privacy_members: int | None = None
+    leak_prompts: int | None = None
 
     def validate(self) -> None:
+        require_set_sizes(self, "privacy_members")
         require_at_least_one(self, "n_eval", "n_forget", "n_retain", "n_text_eval", "samples", "max_new_tokens",
                              "n_toxic_probe")
         if not 0 < self.toxic_threshold < 1:

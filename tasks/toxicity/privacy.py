@@ -33,10 +33,18 @@ from bench.eval.privacy import LEAK_KS, LeakSettings, PrivacyEvaluation, Privacy
 class ToxicityPrivacy:
     #: None: every taught toxic text (91 by profanity-check offline).
     n_members: int | None = None
+    #: None: every evaluation prompt (``n_eval``).
+    leak_prompts: int | None = None
+
+    @classmethod
+    def of(cls, task: Any) -> ToxicityPrivacy:
+        """The sizes the task's parameters set (``privacy_members``, ``leak_prompts``)."""
+        return cls(task.params.privacy_members, task.params.leak_prompts)
 
 
-def privacy_sets(task: Any, sizes: ToxicityPrivacy = ToxicityPrivacy()) -> PrivacySets:
+def privacy_sets(task: Any, sizes: ToxicityPrivacy | None = None) -> PrivacySets:
     """Members (taught toxic texts) and non-members (reserved toxic texts no probe uses), checked disjoint."""
+    sizes = sizes or ToxicityPrivacy.of(task)
     import tasks.toxicity.rtp as rtp  # the submodule, not the package (no import cycle)
 
     p = task.params
@@ -65,9 +73,11 @@ def privacy_sets(task: Any, sizes: ToxicityPrivacy = ToxicityPrivacy()) -> Priva
                        f"{len(nonmembers)} reserved toxic texts (by {scorer_label}) in neither probe split; {checked}")
 
 
-def leak_settings(task: Any) -> LeakSettings:
+def leak_settings(task: Any, sizes: ToxicityPrivacy | None = None) -> LeakSettings:
     p = task.params
-    return LeakSettings(prompts=p.n_eval, samples=max(LEAK_KS), temperature=p.temperature, top_p=p.top_p)
+    sizes = sizes or ToxicityPrivacy.of(task)
+    prompts = p.n_eval if sizes.leak_prompts is None else min(sizes.leak_prompts, p.n_eval)
+    return LeakSettings(prompts=prompts, samples=max(LEAK_KS), temperature=p.temperature, top_p=p.top_p)
 
 
 def judge(task: Any) -> Any:
@@ -115,16 +125,18 @@ def evaluate_privacy(task: Any, model: Any, tokenizer: Any, data: Any, have: lis
 
 
 def measure(task: Any, model: Any, tokenizer: Any, data: Any, sets: PrivacySets | None = None,
-            have: list[list[str]] | None = None, sizes: ToxicityPrivacy = ToxicityPrivacy()) -> PrivacyEvaluation:
+            have: list[list[str]] | None = None, sizes: ToxicityPrivacy | None = None) -> PrivacyEvaluation:
     """The privacy details of one evaluation. ``have``: the evaluation's own continuations per prompt (reused)."""
     p = task.params
+    sizes = sizes or ToxicityPrivacy.of(task)
     sets = sets or privacy_sets(task, sizes)
     start = time.perf_counter()
     scores = privacy.measure_membership(model, tokenizer, sets, batch_size=p.probe_batch_size)
     mid = time.perf_counter()
-    settings = leak_settings(task)
+    settings = leak_settings(task, sizes)
     prompts = [x.text for x in data.eval["prompts"]][:settings.prompts]
-    outputs = continuations(task, model, tokenizer, prompts, have, settings.samples)
+    outputs = continuations(task, model, tokenizer, prompts, None if have is None else have[:settings.prompts],
+                            settings.samples)
     judged = judge(task)(outputs)
     leaks = privacy.leak_items(judged, settings.ks)
     end = time.perf_counter()
