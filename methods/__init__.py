@@ -16,6 +16,7 @@ BUILTIN_METHODS = {
     "idk": "methods.idk:IDK",
     "npo": "methods.npo:NPO",
     "prompt": "methods.prompt:PromptBaseline",
+    "retain_ft": "methods.retain_ft:RetainFineTune",
     "rmu": "methods.rmu:RMU",
     "rnr": "methods.rnr:RevealAndRelease",
     "simnpo": "methods.simnpo:SimNPO",

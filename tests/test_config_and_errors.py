@@ -60,8 +60,9 @@ def test_the_study_is_the_demo_matrix_with_three_seeds_every_attack_and_more_pow
     rnr = study.method_params["rnr"]  # R&R: rounds x steps per adapter = the others' steps
     assert rnr["rounds"] * rnr["steps"] == study.train_params["steps"] and "batch_size" not in rnr
     assert {a if isinstance(a, str) else next(iter(a)) for a in study.attacks} == set(registry().names("attack"))
-    # every registered method but idk, the relearning attack's positive control (configs/relearn-calibration.yaml)
-    assert demo.attacks and set(registry().names("method")) - {"idk"} == set(demo.methods)
+    # every registered method but the controls: idk, the relearning attack's positive control
+    # (configs/relearn-calibration.yaml), and retain_ft, the study's catastrophic-forgetting baseline
+    assert demo.attacks and set(registry().names("method")) - {"idk", "retain_ft"} == set(demo.methods)
     assert set(registry().names("task")) >= set(demo.tasks) and len(demo.tasks) == 3
 
 

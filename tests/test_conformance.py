@@ -53,6 +53,7 @@ import pytest  # noqa: E402
     ("npo", {"steps": 1, "batch_size": 2, "lr": 1e-4, "finetune": "full"}),
     ("flat", {"steps": 2, "batch_size": 2, "lr": 1e-3}),
     ("idk", {"steps": 2, "batch_size": 2, "lr": 1e-3}),
+    ("retain_ft", {"steps": 2, "batch_size": 2, "lr": 1e-3}),
     ("flat", {"steps": 2, "batch_size": 2, "lr": 1e-3, "divergence": "js", "average": "padded"}),
     # a random tiny model reproduces no sample, so the official check before training would leave nothing to
     # train on: thresholds that keep every sample exercise the update

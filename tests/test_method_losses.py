@@ -254,3 +254,19 @@ def test_idk_answers_forget_prompts_with_seeded_refusals(tiny):
     assert IDK(IDKParams(retain=False)).uses_retain is False and method.uses_retain is True
     with pytest.raises(ValueError, match="at least one non-empty refusal"):
         IDKParams(answers=[" "]).validate()
+
+
+def test_retain_ft_loss_is_the_retain_cross_entropy_alone():
+    """Retain-only fine-tuning: CE over the retain answer tokens; on a hand-computed batch of two answer tokens with
+    probabilities 0.5 and 0.25 the loss is (ln 2 + ln 4) / 2."""
+    import math
+
+    import torch
+
+    from bench import cross_entropy
+    from methods.retain_ft import retain_ft_loss
+
+    logits = torch.log(torch.tensor([[[0.5, 0.5], [0.25, 0.75], [0.5, 0.5]]]))
+    labels = torch.tensor([[-100, 0, 0]])  # position 0 is the prompt; answer tokens at 1 and 2
+    ce = cross_entropy(logits, labels)
+    assert retain_ft_loss(ce).item() == pytest.approx((math.log(2) + math.log(4)) / 2, rel=1e-6)
