@@ -395,6 +395,42 @@ def test_a_run_over_two_teaching_pairs_scores_one_oracle_row_over_the_pairs(cach
     assert any(Path(path).name == "leaderboard.md" for path in written)
 
 
+def test_on_oracle_runs_each_method_once_on_the_oracle_and_the_board_shows_it_apart(cache, tmp_path):
+    """on_oracle: every method also starts from the oracle (first seed, no attacks); those rows are scored against
+    the oracle's own evaluation, shown in their own table and kept out of the ranking and its pairwise tests."""
+    from bench.cli import write_report
+    from bench.engine.config import load_config, plan_cells
+    from bench.engine.runner import run_matrix
+    from bench.plugins import registry
+    from bench.report import load_table
+
+    settings = {"model": "tiny-random-llama", "methods": ["ga"], "tasks": ["ner"], "seeds": [0, 1],
+                "on_oracle": True, "out": str(tmp_path / "run"), "progress": False, "teach": {"ner": TINY_RECIPE},
+                "task_params": {"ner": TINY_NER}, "untaught_row": False,
+                "attacks": [{"quantize": {"bits": 4}}],
+                "method_params": {"ga": {"steps": 1, "batch_size": 2, "max_length": 64}}}
+    config = load_config(None, settings)
+    cells = plan_cells(config, registry(config.plugins))
+    on_oracle = [c for c in cells if c.start == "oracle"]
+    assert [(c.method, c.seed, c.attacks) for c in on_oracle] == [("ga", 0, [])]
+    assert len({c.base_id for c in cells}) == 2  # the taught model's evaluation and the oracle's as a start
+    summary = run_matrix(config, registry(config.plugins))
+    assert set(summary.ran.values()) == {"done"} and len(summary.ran) == 4
+    table = load_table([config.out])
+    labels = [row.label for row in table.scoring.tasks["ner"].rows]
+    assert "ga (on the oracle)" not in labels and {"base", "ga", "oracle"} <= set(labels)
+    damage = table.damage["ner"]
+    assert [r.label for r in damage.rows] == ["base", "ga (on the oracle)"]
+    oracle_start = table.oracle_start_base("ner")
+    assert oracle_start.provenance["model"]["model_id"].endswith("oracle/model")
+    assert len(table.bases_for("ner")) == 1
+    write_report([config.out], str(tmp_path / "board"))
+    board = (tmp_path / "board" / "leaderboard.md").read_text()
+    assert "Methods on the oracle" in board and "ga (on the oracle)" in board
+    with pytest.raises(UserError, match="on_oracle needs taught tasks"):
+        load_config(None, {"methods": ["ga"], "tasks": ["ner"], "on_oracle": True})
+
+
 # -- the shipped artefacts of the embedded model ---------------------------------------------------------------
 @pytest.mark.e2e
 @pytest.mark.parametrize("task_name", ["ner", "coding", "toxicity"])

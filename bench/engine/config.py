@@ -87,6 +87,10 @@ class RunConfig:
     #: seed of ``seeds`` runs on pair i mod P, so the intervals over seeds carry the teaching's variance; every
     #: pair's oracle is a reference row ("oracle", "oracle (teaching pair p)").
     teach_pairs: int = 1
+    #: Every method also runs on each taught task's oracle (pair 0), at the first seed only and without attacks:
+    #: where there is nothing to forget, what a method changes is its damage signature (issue 47; the board shows
+    #: these rows apart, against the oracle, never in the ranking; docs/teaching.md).
+    on_oracle: bool = False
     progress: bool = True
 
     def validate(self) -> None:
@@ -102,6 +106,8 @@ class RunConfig:
             raise ValueError(f"teach_pairs must be >= 1, got {self.teach_pairs}")
         if self.teach_pairs > 1 and not self.teach:
             raise ValueError("teach_pairs needs taught tasks (teach: [ner, ...]); drop teach_pairs or add teach:")
+        if self.on_oracle and not self.teach:
+            raise ValueError("on_oracle needs taught tasks (teach: [ner, ...]); drop on_oracle or add teach:")
 
 
 def _normalise_plugin_section(raw: dict[str, Any], key: str, params_key: str) -> None:
@@ -193,6 +199,10 @@ class CellSpec:
     #: The task's teaching recipe (``bench.teach.TeachParams`` fields) when the task is taught: the cell's base
     #: model is then the taught model. Part of the ids when set.
     teach: dict[str, Any] | None = None
+    #: The model the method starts from on a taught task: the taught model, or the oracle ("oracle": the
+    #: damage-signature baseline of ``on_oracle``, where there is nothing to forget). Part of the ids when not
+    #: "taught".
+    start: str = "taught"
 
     @property
     def attack_ids(self) -> list[str]:
@@ -208,6 +218,8 @@ class CellSpec:
             extras["eval_autocast"] = self.eval_autocast
         if self.teach is not None:
             extras["teach"] = self.teach
+        if self.start != "taught":
+            extras["start"] = self.start
         return extras
 
     def key(self) -> dict[str, Any]:
@@ -352,6 +364,9 @@ def plan_cells(config: RunConfig, registry: Registry) -> list[CellSpec]:
                                               config.lm_eval_include_path, config.save_model, attacks,
                                               config.generation_backend, config.eval_autocast,
                                               pair_recipe(teach[task_name], pair) if task_name in teach else None))
+                    if config.on_oracle and task_name in teach and method_name != REFERENCE_METHOD:
+                        first = cells[-len(config.seeds if seeded else config.seeds[:1])]
+                        cells.append(dataclasses.replace(first, attacks=[], teach=teach[task_name], start="oracle"))
     return cells
 
 

@@ -147,6 +147,8 @@ class Engine:
         model is every method's base; ``untaught`` is the model as given)."""
         if spec.teach is None or role == "untaught":
             return spec.model
+        if role == "taught" and spec.start == "oracle":  # ``on_oracle``: the method starts from the oracle
+            role = "oracle"
         return str(self.taught_pair(spec).model_dir(role))
 
     def mechanism(self, spec: CellSpec, model: Any) -> dict[str, Any]:
@@ -268,7 +270,9 @@ class Engine:
             # on a taught task as the cells see it (``task_data``): a task may probe the taught capability there
             data = self.task_data(replace(spec, seed=0), task)
             evaluation = self._evaluate(spec, task, base.model, base.tokenizer, data, unlearned=False)
-        result = BaseResult(spec.base_id, {"model": spec.model, "task": spec.task, "task_params": spec.task_params},
+        described = {"model": spec.model, "task": spec.task, "task_params": spec.task_params,
+                     **({"start": spec.start} if spec.start != "taught" else {})}
+        result = BaseResult(spec.base_id, described,
                             {m.name: m for m in evaluation.metrics},
                             _provenance(spec, base.info, data.sources, self.registry, timer.seconds,
                                         memory.summary(), self.teach_provenance(spec))).to_json()
@@ -327,8 +331,8 @@ class Engine:
                     with Timer() as unlearn_timer, eval_precision(train_precision, info.device):
                         model = method.unlearn(ctx)
                     extras.update(ctx.extras, unlearn_time_s=round(unlearn_timer.seconds, 2))
-                    if spec.teach is not None and spec.method != "reference":
-                        extras["mechanism"] = self.mechanism(spec, model)
+                    if spec.teach is not None and spec.method != "reference" and spec.start == "taught":
+                        extras["mechanism"] = self.mechanism(spec, model)  # against the taught model's adapter
                     if staged is not None and not (staged / "adapter_config.json").exists():
                         raise RuntimeError("save_model: adapter, but the method handed over no adapter; it must "
                                            "end with bench.lm.training.merged(model, ctx)")

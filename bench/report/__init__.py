@@ -49,6 +49,11 @@ class Cell:
         return f"{self.method}@{stable_hash(self.method_params, 6)}"
 
     @property
+    def start(self) -> str:
+        """The model the cell's method started from: "taught", or "oracle" for the ``on_oracle`` baseline."""
+        return str(self.results[0].spec.get("start", "taught")) if self.results else "taught"
+
+    @property
     def seeds(self) -> list[int]:
         return sorted(r.spec["seed"] for r in self.results)
 
@@ -89,12 +94,26 @@ class ResultTable:
         return sorted({c.task for c in self.cells} | {b.spec["task"] for b in self.bases.values()})
 
     def cells_for(self, task: str) -> list[Cell]:
-        return sorted((c for c in self.cells if c.task == task), key=lambda c: (c.method, c.config_hash))
+        """The rows of a task's board: cells that started from the taught model (or an untaught task's model)."""
+        return sorted((c for c in self.cells if c.task == task and c.start == "taught"),
+                      key=lambda c: (c.method, c.config_hash))
+
+    def oracle_start_cells(self, task: str) -> list[Cell]:
+        """The ``on_oracle`` baseline's cells of a task: methods applied to the oracle (shown apart, never ranked)."""
+        return sorted((c for c in self.cells if c.task == task and c.start == "oracle"),
+                      key=lambda c: (c.method, c.config_hash))
 
     def bases_for(self, task: str) -> list[BaseResult]:
         """The task's base evaluations: one, or on a taught task with several teaching pairs each pair's taught
-        model, in pair order (``teach_pair``)."""
-        return sorted((b for b in self.bases.values() if b.spec["task"] == task), key=teach_pair)
+        model, in pair order (``teach_pair``). The oracle evaluated as the start of the ``on_oracle`` baseline is
+        not one of them (``oracle_start_base``)."""
+        return sorted((b for b in self.bases.values() if b.spec["task"] == task and "start" not in b.spec),
+                      key=teach_pair)
+
+    def oracle_start_base(self, task: str) -> BaseResult | None:
+        """The oracle evaluated as a starting model (the ``on_oracle`` cells' base), if the runs have one."""
+        return next((b for b in self.bases.values() if b.spec["task"] == task and b.spec.get("start") == "oracle"),
+                    None)
 
     def base_for(self, task: str) -> BaseResult | None:
         """The task's base evaluation (pair 0's taught model when there are several)."""
@@ -115,10 +134,12 @@ class ResultTable:
         method are shown."""
         if cell.method_params.get("label"):
             return str(cell.method_params["label"])
+        if cell.start != "taught":
+            return f"{cell.method} (on the {cell.start})"
         tuned = self.tuned(cell)
         if tuned is not None:
             return f"{cell.method} (tuned, {tuned['trials']} trials)"
-        same = [c for c in self.cells if c.method == cell.method]
+        same = [c for c in self.cells if c.method == cell.method and c.start == "taught"]
         untuned = {c.method_key for c in same if self.tuned(c) is None}
         if len(untuned) == 1 and len(untuned) < len({c.method_key for c in same}):
             return f"{cell.method} (untuned)"  # beside its tuned row: the configuration as given
@@ -142,6 +163,22 @@ class ResultTable:
                     for task in self.tasks()}
         return score_leaderboard(per_task, budget=self.utility_budget, resamples=self.resamples,
                                  oracles=self.oracles(), seed=self.bootstrap_seed)
+
+    @cached_property
+    def damage(self) -> dict[str, Any]:
+        """Per taught task with ``on_oracle`` cells: those rows scored against the oracle they started from (its
+        evaluation is their base) — what each method changes where there is nothing to forget. Apart from the
+        ranking; the same statistics as a board's rows (``score_task`` without an oracle)."""
+        from bench.report.scores import score_task
+
+        out = {}
+        for task in self.tasks():
+            base, cells = self.oracle_start_base(task), self.oracle_start_cells(task)
+            if base is not None and cells:
+                out[task] = score_task(task, base, [Group(self.label(c), c.results) for c in cells],
+                                       budget=self.utility_budget, resamples=self.resamples,
+                                       seed=self.bootstrap_seed)
+        return out
 
     def reference_labels(self) -> set[str]:
         """Labels of the reference rows (oracle, untaught base): models the benchmark built, not methods."""
@@ -188,7 +225,8 @@ def _eval_config(base: BaseResult) -> str:
     and the teaching recipe except its seed (another seed is another teaching pair of the same design)."""
     recipe = dict(((base.provenance or {}).get("teach") or {}).get("recipe") or {})
     recipe.pop("seed", None)
-    return stable_hash({"spec": base.spec, "recipe": recipe}, 12)
+    spec = {k: v for k, v in base.spec.items() if k != "start"}  # the oracle as a start: the same eval config
+    return stable_hash({"spec": spec, "recipe": recipe}, 12)
 
 
 def _check_comparable(results: list[BaseResult | CellResult]) -> None:
@@ -244,7 +282,8 @@ def _group_cells(records: list[dict[str, Any]]) -> list[Cell]:
         spec = data["spec"]
         pair = _oracle_pair(spec)
         params = spec["method_params"] if pair is None else _as_pair_zero(spec["method_params"], pair)
-        key_obj = {"method_params": params, "task_params": spec["task_params"], "model": spec["model"]}
+        key_obj = {"method_params": params, "task_params": spec["task_params"], "model": spec["model"],
+                   **({"start": spec["start"]} if spec.get("start", "taught") != "taught" else {})}
         key = (spec["method"], spec["task"], stable_hash(key_obj, 8))
         if key not in groups:
             groups[key] = Cell(spec["method"], spec["task"], key[2], params, [])

@@ -8,6 +8,8 @@ from bench.api import Reporter
 from bench.engine.store import atomic_write_text
 from bench.hookspecs import hookimpl
 from bench.report import ResultTable
+from bench.report.damage import LEGEND as DAMAGE_LEGEND
+from bench.report.damage import damage_rows
 from bench.report.mechanism import LEGEND as MECHANISM_LEGEND
 from bench.report.mechanism import mechanism_rows
 from bench.report.mechanism import table_rows as mechanism_cells
@@ -152,6 +154,12 @@ def render(table: ResultTable, title: str) -> str:
         out += ["### Privacy (not ranked)", "", *private, ""] if private else []
         mechanism = mechanism_table(table, task)
         out += ["### Mechanism: where the weight change lies (not ranked)", "", *mechanism, ""] if mechanism else []
+        damage = damage_rows(table, task)
+        if damage is not None:
+            header, rows = damage
+            out += ["### Methods on the oracle: the damage signature (not ranked)", "",
+                    "| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+                    *["| " + " | ".join(r) + " |" for r in rows], "", DAMAGE_LEGEND, ""]
         tuned = tuning_rows(table, task)
         out += ["### Tuning", "", *tuned, ""] if tuned else []
     return "\n".join(out)

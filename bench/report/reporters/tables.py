@@ -13,6 +13,7 @@ from bench.api import Reporter
 from bench.engine.store import atomic_write_json, atomic_write_text
 from bench.hookspecs import hookimpl
 from bench.report import ResultTable
+from bench.report.damage import damage_json
 from bench.report.mechanism import mechanism_rows
 from bench.report.privacy import csv_rows as privacy_csv_rows
 from bench.report.scores import BASE_LABEL
@@ -119,6 +120,7 @@ def _tasks(table: ResultTable) -> dict[str, Any]:
                      "oracle_gap": {k: list(v) for k, v in scores.oracle_gap.items()},
                      "oracle_gap_mde": scores.oracle_gap_mde,
                      **({"oracle_floor": scores.oracle_floor} if scores.oracle_floor else {}),
+                     **({"on_oracle": damage} if (damage := damage_json(table, task)) else {}),
                      "minimum_detectable_f": scores.minimum_detectable_f,
                      "minimum_detectable_fq": scores.minimum_detectable_fq,
                      "minimum_detectable_pair": scores.minimum_detectable_pair, "pair_level": scores.pair_level,
