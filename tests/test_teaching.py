@@ -427,6 +427,7 @@ def test_on_oracle_runs_each_method_once_on_the_oracle_and_the_board_shows_it_ap
     write_report([config.out], str(tmp_path / "board"))
     board = (tmp_path / "board" / "leaderboard.md").read_text()
     assert "Methods on the oracle" in board and "ga (on the oracle)" in board
+    assert "ga (on the oracle)" in (tmp_path / "board" / "index.html").read_text()
     with pytest.raises(UserError, match="on_oracle needs taught tasks"):
         load_config(None, {"methods": ["ga"], "tasks": ["ner"], "on_oracle": True})
 

@@ -18,6 +18,8 @@ from bench.api import Reporter
 from bench.engine.store import atomic_write_text
 from bench.hookspecs import hookimpl
 from bench.report import ResultTable, read_samples
+from bench.report.damage import LEGEND as DAMAGE_LEGEND
+from bench.report.damage import damage_rows
 from bench.report.mechanism import LEGEND as MECHANISM_LEGEND
 from bench.report.mechanism import mechanism_rows
 from bench.report.mechanism import table_rows as mechanism_cells
@@ -276,6 +278,18 @@ def _mechanism(table: ResultTable, task: str) -> str:
             f"<div class=wrap><table class=sortable><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>")
 
 
+def _damage(table: ResultTable, task: str) -> str:
+    """The ``on_oracle`` rows: each method's damage signature against the oracle (not ranked)."""
+    found = damage_rows(table, task)
+    if found is None:
+        return ""
+    header, cells = found
+    head = "".join(f"<th>{esc(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in cells)
+    return (f"<h3>Methods on the oracle: the damage signature (not ranked)</h3><p class=prov>{esc(DAMAGE_LEGEND)}</p>"
+            f"<div class=wrap><table class=sortable><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>")
+
+
 def render(table: ResultTable, title: str) -> str:
     pngs = figures(table)
     sections = []
@@ -283,7 +297,7 @@ def render(table: ResultTable, title: str) -> str:
         sections.append(
             f"<section id='task-{esc(task)}'><h2>Task <code>{esc(task)}</code></h2>{_ranking(table, task)}"
             f"{_task_table(table, task)}{_robustness(table, task)}{_privacy(table, task, pngs)}"
-            f"{_mechanism(table, task)}"
+            f"{_mechanism(table, task)}{_damage(table, task)}"
             f"{_img(pngs, f'pareto_{task}.png', f'{task} Pareto')}"
             f"{_img(pngs, f'trajectory_{task}.png', f'{task} trajectories')}"
             f"<h3>Sample generations</h3>{_samples(table, task)}</section>")
