@@ -467,6 +467,29 @@ class PrivacySets:
                              f"{len(self.members)} and {len(self.nonmembers)}")
 
 
+#: Default set sizes of the generative tasks (by power: the AUC's standard error against 0.5 is
+#: √((m + n + 1) / (12 m n)) = 0.051 at 64 + 64, so a taught AUC of 0.65 is detected with 80 % power at 5 %) and
+#: leak@k prompts (sampled ``max(LEAK_KS)`` times each: the expensive part, docs/scoring.md "Cost").
+MEMBERS = 64
+NONMEMBERS = 64
+LEAK_PROMPTS = 8
+
+
+@dataclass(frozen=True)
+class PrivacySizes:
+    """How many members, non-members and leak@k prompts a task's privacy part uses."""
+
+    n_members: int = MEMBERS
+    n_nonmembers: int = NONMEMBERS
+    leak_prompts: int = LEAK_PROMPTS
+
+    @classmethod
+    def of(cls, task: Any) -> Any:
+        """The sizes the task's parameters set (``privacy_members``, ``privacy_nonmembers``, ``leak_prompts``)."""
+        p = task.params
+        return cls(p.privacy_members, p.privacy_nonmembers, p.leak_prompts)
+
+
 @dataclass(frozen=True)
 class LeakSettings:
     """How leak@k samples: ``prompts`` forget prompts (the first of the metric's fixed eval order), ``samples``
@@ -590,11 +613,11 @@ def sample_judgements(model: Any, tokenizer: Any, prompts: Sequence[str], settin
     return outputs, judge(outputs)
 
 
-__all__ = ["ATTACKS", "ATTACK_LABELS", "AttackStats", "Interval", "LEAK_KS", "LeakPoint", "LeakSettings", "MIN_K",
-           "PRIVLEAK_EFFECT", "PrivacyEvaluation", "PrivacySets", "ScoreTable", "TABLE_K", "TokenStats",
-           "attack_scores", "auc", "auc_replicates", "auc_verdict", "cached_sets", "comparison_matrix", "disjoint",
-           "evaluate_privacy", "is_taught", "leak_at_k", "leak_curve", "leak_items", "leak_metric_name",
-           "linearised_auc_items", "loss_score", "measure_membership", "member_metric_name", "membership_stats",
-           "min_k_plus_plus_score", "min_k_score", "parse_privacy_name", "privacy_metrics", "privleak",
-           "privleak_verdict", "sample_judgements", "score_examples", "task_module", "token_stats", "vocab_moments",
-           "zlib_score"]
+__all__ = ["ATTACKS", "ATTACK_LABELS", "AttackStats", "Interval", "LEAK_KS", "LEAK_PROMPTS", "LeakPoint",
+           "LeakSettings", "MEMBERS", "MIN_K", "NONMEMBERS", "PrivacySizes", "PRIVLEAK_EFFECT", "PrivacyEvaluation",
+           "PrivacySets", "ScoreTable", "TABLE_K", "TokenStats", "attack_scores", "auc", "auc_replicates",
+           "auc_verdict", "cached_sets", "comparison_matrix", "disjoint", "evaluate_privacy", "is_taught",
+           "leak_at_k", "leak_curve", "leak_items", "leak_metric_name", "linearised_auc_items", "loss_score",
+           "measure_membership", "member_metric_name", "membership_stats", "min_k_plus_plus_score", "min_k_score",
+           "parse_privacy_name", "privacy_metrics", "privleak", "privleak_verdict", "sample_judgements",
+           "score_examples", "task_module", "token_stats", "vocab_moments", "zlib_score"]

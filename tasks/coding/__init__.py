@@ -63,6 +63,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+import bench.eval.privacy as privacy_sizes
 from bench import (
     Evaluation,
     Example,
@@ -178,9 +179,9 @@ class CodingParams:
     privacy: bool = True
     #: Its sizes: taught members and held-out non-members scored by the membership attacks (64 + 64 by power: the
     #: AUC's standard error against 0.5 is 0.051), and the prompts sampled ``max(LEAK_KS)`` times for leak@k.
-    privacy_members: int = 64
-    privacy_nonmembers: int = 64
-    leak_prompts: int = 8
+    privacy_members: int = privacy_sizes.MEMBERS
+    privacy_nonmembers: int = privacy_sizes.NONMEMBERS
+    leak_prompts: int = privacy_sizes.LEAK_PROMPTS
 
     def validate(self) -> None:
         require_set_sizes(self, "privacy_members", "privacy_nonmembers")

@@ -25,42 +25,23 @@ its HumanEval pass@k uses), judged by the same five asserts in the sandbox as th
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from bench.eval import privacy
-from bench.eval.privacy import LeakSettings, PrivacyEvaluation, PrivacySets, task_module
+from bench.eval.privacy import LeakSettings, PrivacyEvaluation, PrivacySets, PrivacySizes, task_module
 
-#: Sizes (by power; docs/scoring.md, "Privacy"): 64 + 64 examples give the AUC against 0.5 a standard error of
-#: √((m + n + 1) / (12 m n)) = 0.051, so a taught AUC of 0.65 is detected with 80 % power at 5 %; PrivLeak
-#: compares two models on the *same* items (paired), far tighter than that.
-N_MEMBERS = 64
-N_NONMEMBERS = 64
-#: leak@k prompts: sampling 8 replies of up to ``max_new_tokens_function`` tokens (and running each in the sandbox) is
-#: the expensive part: 8 prompts x 8 = 64 replies, one batch, sized to the 10 % wall-time budget (docs/scoring.md,
-#: "Cost"). Enough to tell a taught model that leaks on most prompts from an oracle that leaks on none, no more.
-LEAK_PROMPTS = 8
 NONMEMBER_STREAM = "privacy"
 
 
-@dataclass(frozen=True)
-class CodingPrivacy:
-    n_members: int = N_MEMBERS
-    n_nonmembers: int = N_NONMEMBERS
-    leak_prompts: int = LEAK_PROMPTS
-
-    @classmethod
-    def of(cls, task: Any) -> CodingPrivacy:
-        """The sizes the task's parameters set (``privacy_members``, ``privacy_nonmembers``, ``leak_prompts``)."""
-        p = task.params
-        return cls(p.privacy_members, p.privacy_nonmembers, p.leak_prompts)
+class CodingPrivacy(PrivacySizes):
+    """The coding task's sizes (``PrivacySizes.of(task)`` reads them from its parameters)."""
 
 
 def privacy_sets(task: Any, sizes: CodingPrivacy | None = None) -> PrivacySets:
     """Members (taught function problems) and non-members (never taught, never evaluated), checked disjoint."""
-    sizes = sizes or CodingPrivacy.of(task)
     import tasks.coding.functions as functions  # the submodule, not the package (no import cycle)
 
+    sizes = sizes or CodingPrivacy.of(task)
     _function_example = task_module(task)._function_example
 
     p = task.params

@@ -29,28 +29,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.eval import privacy
-from bench.eval.privacy import LeakSettings, PrivacyEvaluation, PrivacySets, task_module
-
-#: Sizes (by power; docs/scoring.md, "Privacy"): the AUC against 0.5 has a standard error of 0.051 at 64 + 64
-#: (a taught AUC of 0.65 detected with 80 % power at 5 %); the silver set has 130 named taught Person requests.
-N_MEMBERS = 64
-N_NONMEMBERS = 64
-#: leak@k prompts: 8 x 8 sampled replies, one batch, sized to the 10 % wall-time budget (docs/scoring.md, "Cost").
-LEAK_PROMPTS = 8
+from bench.eval.privacy import LeakSettings, PrivacyEvaluation, PrivacySets, PrivacySizes, task_module
 
 
 @dataclass(frozen=True)
-class NerPrivacy:
-    n_members: int = N_MEMBERS
-    n_nonmembers: int = N_NONMEMBERS
-    leak_prompts: int = LEAK_PROMPTS
-    temperature: float = 1.0
+class NerPrivacy(PrivacySizes):
+    """The NER task's sizes (``PrivacySizes.of(task)`` reads them from its parameters; the silver set has 130 named
+    taught Person requests) and leak@k's temperature (1: the model's own distribution)."""
 
-    @classmethod
-    def of(cls, task: Any) -> NerPrivacy:
-        """The sizes the task's parameters set (``privacy_members``, ``privacy_nonmembers``, ``leak_prompts``)."""
-        p = task.params
-        return cls(p.privacy_members, p.privacy_nonmembers, p.leak_prompts)
+    temperature: float = 1.0
 
 
 def privacy_sets(task: Any, sizes: NerPrivacy | None = None) -> PrivacySets:
