@@ -432,6 +432,24 @@ def test_on_oracle_runs_each_method_once_on_the_oracle_and_the_board_shows_it_ap
         load_config(None, {"methods": ["ga"], "tasks": ["ner"], "on_oracle": True})
 
 
+def test_full_fine_tuning_teaches_without_an_adapter_and_is_never_shipped(cache, trained):
+    """teach: finetune: full trains every weight, saves the model folders directly (no adapter, no merge), is
+    another key than the LoRA pair, and refuses to ship."""
+    from safetensors.torch import load_file
+
+    task = ner_task()
+    lora = teach.ensure("tiny-random-llama", task, recipe())
+    full = teach.ensure("tiny-random-llama", task, recipe(finetune="full", lr=1e-4))
+    assert full.key != lora.key and full.record["recipe"]["finetune"] == "full"
+    for role in teach.ROLES:
+        assert (full.model_dir(role) / "config.json").exists() and not full.adapter_dir(role).exists()
+    taught = load_file(str(next(full.model_dir("taught").glob("*.safetensors"))))
+    oracle = load_file(str(next(full.model_dir("oracle").glob("*.safetensors"))))
+    assert any(not torch.equal(taught[k], oracle[k]) for k in taught if "layers.0.mlp" in k)  # every weight trained
+    with pytest.raises(UserError, match="fully fine-tuned pair is not shipped"):
+        teach.ship(full, type(task), "tiny-random-llama")
+
+
 # -- the shipped artefacts of the embedded model ---------------------------------------------------------------
 @pytest.mark.e2e
 @pytest.mark.parametrize("task_name", ["ner", "coding", "toxicity"])

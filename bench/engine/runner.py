@@ -159,6 +159,9 @@ class Engine:
         from bench.eval.mechanism import TeachingSpan, mechanism, projection_weights, taught_weights
 
         pair = self.taught_pair(spec)
+        if not pair.adapter_dir("taught").exists():
+            return {"error": "the task was taught by full fine-tuning (teach: finetune: full): there is no teaching "
+                             "adapter whose span a change could lie in", "teach_key": pair.key}
         try:
             with Timer() as timer:
                 if pair.key not in self.teaching_spans:

@@ -94,9 +94,9 @@ class TeachParams(TrainParams):
     oracle_budget: Literal["steps", "epochs"] = "steps"
 
     def validate(self) -> None:
-        super().validate()
-        if self.finetune != "lora":
-            raise ValueError("teaching trains a LoRA adapter (finetune: lora); full fine-tuning is not supported")
+        super().validate()  # finetune: lora (the default: an adapter, shipped and merged) or full (issue 47,
+        # item 4: does the teaching mode change the verdict? The full model is cached, never shipped, and the
+        # mechanism diagnostics, which need the teaching adapter's span, are not computed for it.)
 
 
 def recipe_for(task_cls: type, overrides: dict[str, Any] | None, where: str) -> dict[str, Any]:
@@ -194,8 +194,9 @@ class Taught:
 def train_adapter(model: Any, tokenizer: Any, examples: list[Example], recipe: TeachParams, out: Path,
                   progress: bool = False, desc: str = "teach", budget: tuple[int, int] | None = None
                   ) -> dict[str, Any]:
-    """Fine-tune a fresh LoRA adapter on ``examples`` (answer-token cross-entropy), save it to ``out`` in bf16
-    and return the training log's summary, with the tokens trained on (whether budgets match is checked on
+    """Fine-tune a fresh LoRA adapter on ``examples`` (answer-token cross-entropy), save it to ``out`` in bf16 —
+    or, with ``finetune: full``, every weight, saving the model folder to ``out`` — and return the training log's
+    summary, with the tokens trained on (whether budgets match is checked on
     them). ``budget``: (steps, warmup steps), else the recipe's over ``examples``. ``model`` is changed in place
     (wrapped, trained); callers pass a copy they can drop."""
     from bench.data.text import IGNORE, make_batch
@@ -218,7 +219,10 @@ def train_adapter(model: Any, tokenizer: Any, examples: list[Example], recipe: T
     ctx = SimpleNamespace(progress=progress, log=lambda **row: rows.append(row))
     steps, warmup = budget or recipe.step_budget(len(examples))
     train(peft_model, recipe, step_loss, ctx, desc=desc, steps=steps, warmup_steps=warmup)
-    save_bf16_adapter(peft_model, out)
+    if recipe.finetune == "full":  # the whole model, in fp32 as a merged adapter's model folder is
+        save_full_model(peft_model, tokenizer, out)
+    else:
+        save_bf16_adapter(peft_model, out)
     losses = [r["loss"] for r in rows]
     return {"steps": steps, "examples": len(examples), "epochs_seen": round(steps * recipe.batch_size
                                                                              / len(examples), 3),
@@ -235,6 +239,16 @@ def save_bf16_adapter(peft_model: Any, out: Path) -> None:
     weights = out / "adapter_model.safetensors"
     tensors = {k: v.to(torch.bfloat16).contiguous() for k, v in load_file(str(weights)).items()}
     save_file(tensors, str(weights), metadata={"format": "pt"})
+
+
+def save_full_model(model: Any, tokenizer: Any, out: Path) -> None:
+    """A fully fine-tuned model's folder (weights and tokenizer), written atomically."""
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
 
 
 def merge_adapter(base_dir: str | Path, adapter: Path, out: Path, loaded: Any = None) -> None:
@@ -302,7 +316,7 @@ def ensure(model_id: str, task: Any, recipe_dict: dict[str, Any], *, progress: b
                                            [r for r in ROLES if r not in from_shipped], progress))
         origins.update({r: "trained here" for r in ROLES if r not in from_shipped})
     record["origin"] = origin_line(origins)
-    for role in ROLES:
+    for role in ROLES if recipe.finetune == "lora" else ():  # a full fine-tuning saved its model folders
         merge_adapter(base_dir or model_id, folder / role / "adapter", folder / role / "model",
                       loaded=None if base_dir else load_model(model_id, "cpu", "float32"))
     atomic_write_json(record_path, record)
@@ -345,7 +359,8 @@ def train_roles(model_id: str, task: Any, data: TeachData, recipe: TeachParams, 
         started = time.perf_counter()
         log.info("teach %s: training the %s model on %d examples (%d steps)", task.name, role, len(examples),
                  steps[role][0])
-        summary = train_adapter(fresh.model, fresh.tokenizer, examples, recipe, folder / role / "adapter",
+        out = folder / role / ("adapter" if recipe.finetune == "lora" else "model")
+        summary = train_adapter(fresh.model, fresh.tokenizer, examples, recipe, out,
                                 progress=progress, desc=f"teach {task.name} {role}", budget=steps[role])
         built[role] = {"precision": resolve_autocast(recipe.autocast, device), "device": device, **summary,
                        "seconds": round(time.perf_counter() - started, 1)}
@@ -375,6 +390,9 @@ def ship(taught: Taught, task_cls: type, model_id: str) -> Path:
     out = shipped_dir(task_cls, model_id)
     if out.exists():
         shutil.rmtree(out)
+    if taught.record.get("recipe", {}).get("finetune", "lora") != "lora":
+        raise UserError("a fully fine-tuned pair is not shipped (two 540 MB models); ship a LoRA-taught pair, or "
+                        "let users build this one on first use (unlearn-bench teach)")
     for role in ROLES:
         src = taught.adapter_dir(role)
         if not src.exists():
