@@ -412,7 +412,7 @@ def test_on_oracle_runs_each_method_once_on_the_oracle_and_the_board_shows_it_ap
     config = load_config(None, settings)
     cells = plan_cells(config, registry(config.plugins))
     on_oracle = [c for c in cells if c.start == "oracle"]
-    assert [(c.method, c.seed, c.attacks) for c in on_oracle] == [("ga", 0, [])]
+    assert [(c.method, c.seed, c.attacks, c.task_params["privacy"]) for c in on_oracle] == [("ga", 0, [], False)]
     assert len({c.base_id for c in cells}) == 2  # the taught model's evaluation and the oracle's as a start
     summary = run_matrix(config, registry(config.plugins))
     assert set(summary.ran.values()) == {"done"} and len(summary.ran) == 4

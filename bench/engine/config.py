@@ -366,7 +366,11 @@ def plan_cells(config: RunConfig, registry: Registry) -> list[CellSpec]:
                                               pair_recipe(teach[task_name], pair) if task_name in teach else None))
                     if config.on_oracle and task_name in teach and method_name != REFERENCE_METHOD:
                         first = cells[-len(config.seeds if seeded else config.seeds[:1])]
-                        cells.append(dataclasses.replace(first, attacks=[], teach=teach[task_name], start="oracle"))
+                        # no attacks and no privacy details: the damage signature is the task's own metrics
+                        quiet = {**first.task_params, **({"privacy": False} if "privacy" in first.task_params
+                                                         else {})}
+                        cells.append(dataclasses.replace(first, attacks=[], teach=teach[task_name], start="oracle",
+                                                         task_params=quiet))
     return cells
 
 

@@ -236,6 +236,8 @@ def _check_comparable(results: list[BaseResult | CellResult]) -> None:
     for r in results:
         seen = by_task.setdefault(r.spec["task"], {"version": set(), "config": {}, "bases": set(), "cells": {}})
         seen["version"].add(str((r.provenance or {}).get("task_version", "?")))
+        if r.spec.get("start", "taught") != "taught":
+            continue  # the on_oracle baseline: scored against its own base, apart from the board (``damage``)
         if isinstance(r, BaseResult):
             seen["config"].setdefault(_eval_config(r), r.spec.get("task_params") or {})
             seen["bases"].add(r.base_id)
