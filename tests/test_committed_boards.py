@@ -1,15 +1,18 @@
-"""Committed boards are what the code makes of their data: the demo board, rescored from its own
-``board-data.json.gz`` with this checkout's scoring and reporters, is identical file by file (a change to the
-inference or the reporters must come with the regenerated board)."""
+"""Committed boards are what the code makes of their data: the demo board and the relearn-calibration board,
+rescored from their own ``board-data.json.gz`` with this checkout's scoring and reporters, are identical file by
+file (a change to the inference or the reporters must come with the regenerated boards)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from bench.report.audit import rescore
 
-DEMO = Path(__file__).resolve().parents[1] / "leaderboards" / "smollm2-135m-demo"
+BOARDS = Path(__file__).resolve().parents[1] / "leaderboards"
 
 
-def test_the_committed_demo_board_rescores_identically():
-    assert rescore(DEMO) == []
+@pytest.mark.parametrize("board", ["smollm2-135m-demo", "relearn-calibration"])
+def test_the_committed_boards_rescore_identically(board):
+    assert rescore(BOARDS / board) == []
