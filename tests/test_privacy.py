@@ -318,6 +318,17 @@ def test_a_leak_curve_has_every_k_in_order_with_intervals_inside_zero_one():
     assert [p.value.value for p in curve] == sorted(p.value.value for p in curve)
 
 
+def test_leak_at_k_of_zero_one_prompts_is_at_least_the_exact_interval():
+    """leak@8 from 8 samples is 0 or 1 per prompt: 4 prompts that all leaked get the Clopper-Pearson interval
+    [0.398, 1], not the bootstrap's point [1, 1] (every proportion on the board follows that rule)."""
+    from bench.eval.stats import clopper_pearson
+
+    values = P.leak_items([[True] * 8] * 4)
+    point = P.leak_curve({8: values[8]}, CrossedDraws.draw({4}, 500, np.random.default_rng(0)).items[4])[0].value
+    assert point.value == 1.0 and (point.low, point.high) == pytest.approx(clopper_pearson(4, 4))
+    assert point.low == pytest.approx(0.025 ** (1 / 4))
+
+
 # -- what tasks report ------------------------------------------------------------------------------------------------
 def test_privacy_metrics_are_details_that_never_enter_f_u_or_forget_quality():
     scores = {side: {a: [0.1 * i for i in range(20)] for a in P.ATTACKS} for side in ("member", "nonmember")}

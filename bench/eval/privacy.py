@@ -411,15 +411,21 @@ class LeakPoint:
 def leak_curve(per_k: Mapping[int, Any], item_draws: np.ndarray, multipliers: np.ndarray | None = None
                ) -> list[LeakPoint]:
     """One row's leak@k curve: per k the value (mean over seeds of the mean over prompts) with the crossed
-    bootstrap of a mean (``row_replicates``: the task's shared prompt draw and the row's seed multipliers);
-    p-values test leak@k = 0."""
+    bootstrap of a mean (``row_replicates``: the task's shared prompt draw and the row's seed multipliers) —
+    and where every per-prompt value is 0 or 1 (k equal to the samples drawn: leaked or not), at least the exact
+    Clopper–Pearson interval, as every proportion on the board (the bootstrap of 4 prompts that all leaked is the
+    point [1, 1]); p-values test leak@k = 0."""
+    from bench.eval.stats import is_proportion, widen_for_proportion
+
     out = []
     for k in sorted(per_k):
         table = _as_table(per_k[k])
         reps = row_replicates(table, item_draws, multipliers)
         low, high, bad = finite_interval(reps, ALPHA)
-        out.append(LeakPoint(k, Interval(float(table.mean()), max(0.0, low), min(1.0, high),
-                                         _p_value(reps, 0.0), bad)))
+        low, high = max(0.0, low), min(1.0, high)
+        if is_proportion(table.ravel().tolist(), (0.0, 1.0)):
+            low, high = widen_for_proportion((low, high), float(table.mean()), table.shape[1])
+        out.append(LeakPoint(k, Interval(float(table.mean()), low, high, _p_value(reps, 0.0), bad)))
     return out
 
 
