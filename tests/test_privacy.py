@@ -386,6 +386,17 @@ def test_privacy_sizes_are_task_parameters_checked_at_planning():
     ToxicityParams(privacy_members=None).validate()  # None: every taught toxic text
 
 
+def test_the_privacy_part_records_what_it_cost_with_its_samples():
+    from types import SimpleNamespace
+
+    data = SimpleNamespace(sources={"teaching": "taught"})
+    sets = P.PrivacySets(list(range(16)), list(range(16)), "sets")
+    out = P.evaluate_privacy(data, True, "cost-test", lambda: sets,
+                             lambda s: P.PrivacyEvaluation([], [{"set": "leak"}], {"membership": 1.234, "leak": 2.0}))
+    assert out.samples[-1] == {"set": "privacy_seconds", "membership": 1.23, "leak": 2.0}
+    assert data.sources["privacy"].startswith("sets")
+
+
 def test_ner_leak_judge_needs_a_gold_person_name():
     import tasks.ner as helpers
     from tasks.ner import privacy as ner_privacy

@@ -596,6 +596,9 @@ def evaluate_privacy(data: Any, enabled: bool, key: str, build: Callable[[], Pri
         return None
     out = run(sets)
     data.sources = {**data.sources, "privacy": sets.description + "; " + out.description}
+    # what the part cost, kept with the evaluation's samples (``samples.jsonl``), so that a run's privacy time can
+    # be summed against its wall time (docs/scoring.md, section 10, "Cost")
+    out.samples = [*out.samples, {"set": "privacy_seconds", **{k: round(v, 2) for k, v in out.seconds.items()}}]
     return out
 
 
