@@ -293,11 +293,12 @@ def test_paper_presets_are_valid_parameters(cls):
 
 
 def test_builtin_methods_are_registered():
-    """Nine unlearning methods and the idk baseline (the relearning attack's positive control)."""
+    """Nine unlearning methods and two baselines: idk (the relearning attack's positive control) and retain_ft (the
+    catastrophic-forgetting control)."""
     from bench.plugins import load_registry
     from methods import BUILTIN_METHODS
 
-    builtin = {"flat", "ga", "graddiff", "icu", "idk", "npo", "prompt", "rmu", "rnr", "simnpo"}
+    builtin = {"flat", "ga", "graddiff", "icu", "idk", "npo", "prompt", "retain_ft", "rmu", "rnr", "simnpo"}
     assert set(BUILTIN_METHODS) == builtin
     reg = load_registry()
     assert builtin <= set(reg.names("method"))
