@@ -471,7 +471,7 @@ def score_task(task: str, base: BaseResult | Sequence[BaseResult] | None, groups
     model (``delta_replicates``), the base row pools the pairs as its seeds, and pair 0 declares the metrics and
     sets the signal check and σ (the pairs share items, data and recipe; only the teaching seed differs)."""
     rng = np.random.default_rng([seed, _stable_int(task)])
-    bases = [b for b in ([base] if isinstance(base, BaseResult) else list(base or []))]
+    bases = [base] if isinstance(base, BaseResult) else list(base or [])
     if not bases:
         rows = [RowScore(g.label, g.status, _plain_stats(g), reference=g.reference) for g in groups]
         return TaskScores(task, {}, {}, rows, unranked_reason="no base-model evaluation")

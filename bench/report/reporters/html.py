@@ -249,6 +249,13 @@ def _robustness(table: ResultTable, task: str) -> str:
             f"<table><thead><tr><th>row</th>{head}</tr></thead><tbody>{body}</tbody></table>")
 
 
+def _sortable(header: list[str], rows: list[list[str]]) -> str:
+    """A scrolling, sortable table of plain-text cells (escaped)."""
+    head = "".join(f"<th>{esc(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<div class=wrap><table class=sortable><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
+
+
 def _privacy(table: ResultTable, task: str, pngs: dict[str, bytes]) -> str:
     """The privacy column group (oracle boards): PrivLeak per attack, leak@k at the table's k, the notes, and the
     leak@k curve of every row."""
@@ -256,13 +263,10 @@ def _privacy(table: ResultTable, task: str, pngs: dict[str, bytes]) -> str:
     if result is None:
         return ""
     header, rows = privacy_table_rows(result, lambda label: base_name(table) if label == BASE_LABEL else label)
-    head = "".join(f"<th>{esc(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in rows)
     notes = "".join(f"<li>{esc(n)}</li>" for n in result.notes)
     return (f"<h3>Privacy (not ranked)</h3><p class=prov>{esc(PRIVACY_LEGEND)} Sizes: {result.members} members, "
             f"{result.nonmembers} non-members" + (f", leak@k on {result.prompts} prompts" if result.prompts else "")
-            + f".</p><div class=wrap><table class=sortable><thead><tr>{head}</tr></thead><tbody>{body}</tbody>"
-            f"</table></div>" + (f"<ul>{notes}</ul>" if notes else "")
+            + ".</p>" + _sortable(header, rows) + (f"<ul>{notes}</ul>" if notes else "")
             + _img(pngs, f"leak_{task}.png", f"{task} leak@k curves"))
 
 
@@ -272,10 +276,8 @@ def _mechanism(table: ResultTable, task: str) -> str:
     if not rows:
         return ""
     header, cells = mechanism_cells(rows)
-    head = "".join(f"<th>{esc(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in cells)
     return (f"<h3>Mechanism: where the weight change lies (not ranked)</h3><p class=prov>{esc(MECHANISM_LEGEND)}</p>"
-            f"<div class=wrap><table class=sortable><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>")
+            + _sortable(header, cells))
 
 
 def _damage(table: ResultTable, task: str) -> str:
@@ -283,11 +285,8 @@ def _damage(table: ResultTable, task: str) -> str:
     found = damage_rows(table, task)
     if found is None:
         return ""
-    header, cells = found
-    head = "".join(f"<th>{esc(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row) + "</tr>" for row in cells)
     return (f"<h3>Methods on the oracle: the damage signature (not ranked)</h3><p class=prov>{esc(DAMAGE_LEGEND)}</p>"
-            f"<div class=wrap><table class=sortable><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>")
+            + _sortable(*found))
 
 
 def render(table: ResultTable, title: str) -> str:

@@ -114,14 +114,18 @@ def metrics_table(table: ResultTable, task: str) -> list[str]:
     return rows
 
 
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """A Markdown table's lines."""
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *["| " + " | ".join(r) + " |" for r in rows]]
+
+
 def mechanism_table(table: ResultTable, task: str) -> list[str]:
     """The task's mechanism diagnostics (taught tasks' method rows) and legend; nothing without them."""
     rows = mechanism_rows(table, task)
     if not rows:
         return []
     header, cells = mechanism_cells(rows)
-    return [MECHANISM_LEGEND, "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-            *["| " + " | ".join(row) + " |" for row in cells]]
+    return [MECHANISM_LEGEND, "", *markdown_table(header, cells)]
 
 
 def privacy_table(table: ResultTable, task: str) -> list[str]:
@@ -133,8 +137,7 @@ def privacy_table(table: ResultTable, task: str) -> list[str]:
                                       else label)
     sizes = (f"{result.members} members, {result.nonmembers} non-members"
              + (f", leak@k on {result.prompts} prompts" if result.prompts else ""))
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-            *["| " + " | ".join(r) + " |" for r in rows], "", f"{PRIVACY_LEGEND} Sizes: {sizes}.",
+    return [*markdown_table(header, rows), "", f"{PRIVACY_LEGEND} Sizes: {sizes}.",
             *["", *[f"- {note}" for note in result.notes]]]
 
 
@@ -156,10 +159,8 @@ def render(table: ResultTable, title: str) -> str:
         out += ["### Mechanism: where the weight change lies (not ranked)", "", *mechanism, ""] if mechanism else []
         damage = damage_rows(table, task)
         if damage is not None:
-            header, rows = damage
-            out += ["### Methods on the oracle: the damage signature (not ranked)", "",
-                    "| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-                    *["| " + " | ".join(r) + " |" for r in rows], "", DAMAGE_LEGEND, ""]
+            out += ["### Methods on the oracle: the damage signature (not ranked)", "", *markdown_table(*damage), "",
+                    DAMAGE_LEGEND, ""]
         tuned = tuning_rows(table, task)
         out += ["### Tuning", "", *tuned, ""] if tuned else []
     return "\n".join(out)
