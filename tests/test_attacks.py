@@ -136,6 +136,32 @@ def test_robustness_v3_the_oracle_is_the_control_and_variants_are_matched():
         recovery(taught, unlearned, attacked, {"a": taught}, control=oracle, control_attacked={"a": oracle})
 
 
+def test_a_relearn_strength_shows_shares_only_on_the_tasks_it_was_calibrated_on():
+    """``calibrated_on`` (issue 46, item 3): on a task its positive control did not qualify, every share is withheld
+    (n/f, uncalibrated) while the measured change stays; on a named task, and without the field, R is as measured."""
+    from bench.attacks.relearn import RelearnParams
+    from bench.report.reporters.common import _share_text
+    from bench.report.robustness import UNCALIBRATED, summarise
+
+    taught = [0.0, 0.1, -0.1, 0.2]
+    unlearned = [t - 2.0 for t in taught]
+
+    def record(task, info):
+        return {"seed": 0, "task": task, "status": "done", "info": info,
+                "values": {"base": taught, "unlearned": unlearned, "attacked": {"model": [u + 1.0 for u in unlearned]},
+                           "base_attacked": {"model": taught}}}
+
+    _, off, _ = summarise([record("ner", {"steps": 30, "calibrated_on": ["coding"]})])
+    assert off["recovered"] is None and off["recovered_note"] == UNCALIBRATED and off["uncalibrated"]
+    assert off["adjusted_change"] == pytest.approx(1.0)
+    assert _share_text(off).startswith("n/f (uncalibrated): Δ +1")
+    for info in ({"steps": 30, "calibrated_on": ["coding"]}, {"steps": 30}):
+        _, on, _ = summarise([record("coding", info)])
+        assert on["recovered"] == pytest.approx(0.5) and "uncalibrated" not in on
+    with pytest.raises(ValueError, match="list of task names"):
+        RelearnParams(calibrated_on="coding").validate()
+
+
 def test_recovered_fraction_is_undefined_when_nothing_was_forgotten():
     rng = np.random.default_rng(0)
     base = rng.normal(size=20).tolist()

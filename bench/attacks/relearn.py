@@ -8,6 +8,12 @@ next-token CE. The engine scores the task's forget-probe items, which every task
 data, so what the score recovers was not trained on. The same attack on the base model is the control: a
 relearn that raises the base's forget probe as much teaches the answers rather than revealing them.
 LoRA by default (``finetune: full`` trains every weight; the originals are restored from a CPU snapshot).
+
+A relearn strength means something only where a positive control shows it can recover a known-recoverable drop
+(docs/attacks.md, "Calibration"): ``calibrated_on`` names the tasks where the configured strength did (at least half
+of the positive control's drop, against the oracle). On any other task the board still measures the attack but
+shows no recovered share (n/f, "uncalibrated"): a share of 0 from an attack that recovers nothing anywhere is no
+evidence of robust forgetting. Left unset (None), no claim is made either way and shares are shown as measured.
 """
 
 from __future__ import annotations
@@ -28,11 +34,16 @@ class RelearnParams(TrainParams, AttackParams):
     n_examples: int = 8
     steps: int = 10
     lr: float = 1e-4
+    #: The tasks on which this strength passed its positive control (None: not calibrated, nothing claimed).
+    calibrated_on: list[str] | None = None
 
     def validate(self) -> None:
         super().validate()
         if self.n_examples < 1:
             raise ValueError(f"n_examples must be >= 1, got {self.n_examples}")
+        if self.calibrated_on is not None and (not isinstance(self.calibrated_on, list)
+                                               or not all(isinstance(t, str) for t in self.calibrated_on)):
+            raise ValueError(f"calibrated_on must be a list of task names, got {self.calibrated_on!r}")
 
 
 class RelearnAttack(Attack):
@@ -71,4 +82,5 @@ class RelearnAttack(Attack):
             undo()  # never leave an adapter in (or changed weights of) the engine's model
             raise
         return Attacked(model=trainee, restore=undo,
-                        info={"examples": len(examples), "steps": p.steps, "lr": p.lr, "finetune": p.finetune})
+                        info={"examples": len(examples), "steps": p.steps, "lr": p.lr, "finetune": p.finetune,
+                              **({} if p.calibrated_on is None else {"calibrated_on": list(p.calibrated_on)})})

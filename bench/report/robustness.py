@@ -48,8 +48,25 @@ def summarise(records: list[dict[str, Any]], control: dict[str, Any] | dict[str,
                        control_attacked=None if oracle is None else oracle["attacked"], forgot=forgot)
     summary["generated"] = generated_recovery(values, oracle, forgot)
     summary["info"] = done[0].get("info", {})
+    _unless_calibrated(summary, done[0].get("task"))
     summary["seconds"] = sum(r.get("seconds", 0.0) for r in done)
     return "done", summary, None
+
+
+UNCALIBRATED = ("uncalibrated: the attack's strength did not recover half of a known-recoverable drop on this task "
+                "in its positive control (docs/attacks.md, \"Calibration\"), so a share here would not mean anything")
+
+
+def _unless_calibrated(summary: dict[str, Any], task: str | None) -> None:
+    """Withhold every share of an attack whose ``calibrated_on`` (relearn) does not name ``task``: the changes stay,
+    as measured, and the note says why there is no R."""
+    calibrated_on = summary["info"].get("calibrated_on")
+    if calibrated_on is None or task in calibrated_on:
+        return
+    summary["uncalibrated"] = True
+    for measure in [summary, *summary["generated"].values()]:
+        measure["recovered"] = measure["recovered_ci"] = None
+        measure["recovered_note"] = UNCALIBRATED
 
 
 def _control_values(done: list[dict[str, Any]], control: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.report import ResultTable
+from bench.report.robustness import UNCALIBRATED
 from bench.report.scores import BASE_LABEL, FQ_GUARD_K, RowScore, Scoring, TaskScores
 from bench.results import CellResult
 
@@ -378,15 +379,17 @@ ROBUSTNESS_LEGEND = ("Robustness (v3, docs/attacks.md): R = the share of the row
                      "control-adjusted change Δ and its interval. The control row: the control's own change under "
                      "the row's worst variant (probe: log-likelihood per token; metrics: in their units). worst = "
                      "the largest R of the row over attacks and measures (its interval is that one's, not corrected "
-                     "for the choice).")
+                     "for the choice). n/f (uncalibrated): a relearn strength whose positive control did not qualify "
+                     "it on this task (not in its `calibrated_on`): the change is measured, no share is claimed.")
 
 
 def _share_text(summary: dict[str, Any]) -> str:
     """R with its interval, or n/f with the control-adjusted change."""
     if summary["recovered"] is None:
         change = summary.get("adjusted_change")
-        return "n/f" if change is None else \
-            f"n/f: Δ {fmt_signed(change)} {interval(summary['adjusted_change_ci'], signed=True)}"
+        why = " (uncalibrated)" if summary.get("recovered_note") == UNCALIBRATED else ""
+        return f"n/f{why}" if change is None else \
+            f"n/f{why}: Δ {fmt_signed(change)} {interval(summary['adjusted_change_ci'], signed=True)}"
     return f"{fmt(summary['recovered'], 2)} {interval(summary['recovered_ci'])}"
 
 
