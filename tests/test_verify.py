@@ -229,3 +229,17 @@ def test_rank_agreement_of_two_boards(tmp_path):
     assert opposite.tau == -1.0 and opposite.tau_ci[1] <= -0.99  # resampled rows keep a perfect reversal
     with pytest.raises(UserError, match="does not exist"):
         rank_agreement(tmp_path / "x", tmp_path / "missing")
+
+
+def test_rank_agreement_command_prints_one_line_and_json_or_exits_2(tmp_path, capsys):
+    from bench.perf.agreement import main as agreement_main
+
+    boards = {"x": {"t": {"a": 1, "b": 2, "c": 3}}, "y": {"t": {"a": 1, "b": 3, "c": 2}, "u": {"a": 1, "b": 2}}}
+    for name, ranks in boards.items():
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.json").write_text(json.dumps(_results(ranks, {})))
+    assert agreement_main([str(tmp_path / "x"), str(tmp_path / "y"), "--resamples", "50"]) == 0
+    line, data = capsys.readouterr().out.splitlines()
+    assert line.startswith("Kendall's tau-b 0.33 [") and json.loads(data)["tasks"] == ["t"]  # shared tasks only
+    assert agreement_main([str(tmp_path / "x"), str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err

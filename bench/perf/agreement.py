@@ -122,3 +122,31 @@ def rank_agreement(board_a: str | Path, board_b: str | Path, resamples: int = 20
     common = sorted(set(va) & set(vb))
     agree = sum(va[k] == vb[k] for k in common)
     return RankAgreement(tau, ci, agree, len(common), tasks, sum(len(a) for a, _ in groups), resamples)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.perf.agreement BOARD_A BOARD_B``: the two boards' rank agreement as one line and JSON
+    (comparison tooling, outside the runtime path: the teaching-mode comparison of docs/teaching.md uses it)."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m bench.perf.agreement", description=main.__doc__)
+    parser.add_argument("board_a")
+    parser.add_argument("board_b")
+    parser.add_argument("--resamples", type=int, default=2000)
+    args = parser.parse_args(argv)
+    try:
+        result = rank_agreement(args.board_a, args.board_b, args.resamples)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    low, high = result.tau_ci
+    print(f"Kendall's tau-b {result.tau:.2f} [{low:.2f}, {high:.2f}] over {result.rows} rows of {result.tasks}; "
+          f"pairwise verdicts agree on {result.pairs_agree}/{result.pairs}")
+    print(json.dumps({"tau": result.tau, "tau_ci": list(result.tau_ci), "pairs_agree": result.pairs_agree,
+                      "pairs": result.pairs, "tasks": result.tasks, "rows": result.rows}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
