@@ -290,6 +290,28 @@ def test_bad_attack_configuration_is_one_line_exit_2(tmp_path, capsys, attacks, 
     assert message in err and len(err.splitlines()) == 1 and not (tmp_path / "out").exists()
 
 
+def test_an_attack_can_be_restricted_to_some_tasks_and_a_typo_is_one_line():
+    """``tasks:`` in an attack entry is the planner's: the attack runs on those tasks only, the others' cells carry
+    the remaining attacks with unchanged ids."""
+    from bench.engine.config import plan_cells
+    from bench.errors import UserError
+
+    def attacks_by_task(attacks):
+        config = load_config(None, {"model": "tiny-random-llama", "methods": ["ga"], "tasks": ["toxicity", "coding"],
+                                    "seeds": [0], "out": "unused", "attacks": attacks})
+        return {c.task: [AttackSpec(a["name"], a["params"]).attack_id for a in c.attacks]
+                for c in plan_cells(config, registry())}
+
+    everywhere = attacks_by_task([{"quantize": {"bits": 4}}, {"relearn": {"steps": 30}}])
+    only = attacks_by_task([{"quantize": {"bits": 4}}, {"relearn": {"steps": 30, "tasks": ["coding"]}}])
+    assert only["coding"] == everywhere["coding"]  # the same ids: `tasks` is not an attack parameter
+    assert only["toxicity"] == everywhere["toxicity"][:1]
+    with pytest.raises(UserError, match="did you mean 'coding'"):
+        attacks_by_task([{"relearn": {"tasks": ["codin"]}}])
+    with pytest.raises(UserError, match="non-empty list of task names"):
+        attacks_by_task([{"relearn": {"tasks": "coding"}}])
+
+
 def test_evaluated_items_are_reused_only_when_they_are_the_probe_items():
     from bench.api import Metric
     from bench.engine.attacks import evaluated_items

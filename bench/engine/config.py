@@ -272,7 +272,11 @@ def _shared(cls: type, train_params: dict[str, Any]) -> dict[str, Any]:
 
 
 def plan_attacks(entries: list[Any], registry: Registry) -> list[dict[str, Any]]:
-    """``[relearn, {quantize: {bits: 8}}]`` -> ``[{"name", "params"}]``, every name and parameter checked."""
+    """``[relearn, {quantize: {bits: 8}}]`` -> ``[{"name", "params", "tasks"}]``, every name and parameter checked.
+
+    ``tasks: [coding]`` among an entry's keys is the engine's, not the attack's: the attack runs on those tasks only
+    (None: every task). It is for an attack whose strength is calibrated on some tasks only (the study's relearn,
+    docs/attacks.md): running it elsewhere costs time for a share the board would withhold."""
     planned: list[dict[str, Any]] = []
     for entry in entries:
         if isinstance(entry, str):
@@ -284,11 +288,24 @@ def plan_attacks(entries: list[Any], registry: Registry) -> list[dict[str, Any]]
             raise UserError(f"attacks: each entry is a name or a one-key mapping {{name: {{param: value}}}}; "
                             f"got {entry!r}")
         cls = registry.get("attack", name).cls
+        params = dict(params)
+        only = params.pop("tasks", None)
+        if only is not None:
+            if not isinstance(only, list) or not only or not all(isinstance(t, str) for t in only):
+                raise UserError(f"attacks.{name}.tasks must be a non-empty list of task names, got {only!r}")
+            for t in only:
+                registry.get("task", t)  # a typo: one line with "did you mean" (a registered task outside the
+                # run is fine: a config narrowed with --tasks keeps its attacks)
         build_params(cls.Params, params, f"attacks.{name}")  # unknown keys and bad values: one line, exit 2
-        if any(p == {"name": name, "params": params} for p in planned):
+        if any(p["name"] == name and p["params"] == params for p in planned):
             raise UserError(f"attacks: '{name}' with {params or 'default parameters'} is listed twice")
-        planned.append({"name": name, "params": dict(params)})
+        planned.append({"name": name, "params": params, "tasks": only})
     return planned
+
+
+def attacks_on(planned: list[dict[str, Any]], task: str) -> list[dict[str, Any]]:
+    """The planned attacks that run on ``task``, as cell specs hold them (``{"name", "params"}``)."""
+    return [{"name": a["name"], "params": a["params"]} for a in planned if a["tasks"] is None or task in a["tasks"]]
 
 
 def _check_adapter_output(name: str, cls: type, params: dict[str, Any]) -> None:
@@ -361,7 +378,8 @@ def plan_cells(config: RunConfig, registry: Registry) -> list[CellSpec]:
                         cells.append(CellSpec(config.model, method_name, method_params, task_name, task_params,
                                               int(seed), config.preset, config.dtype, config.device,
                                               config.forget_data, reveal_params, utility_tasks,
-                                              config.lm_eval_include_path, config.save_model, attacks,
+                                              config.lm_eval_include_path, config.save_model,
+                                              attacks_on(attacks, task_name),
                                               config.generation_backend, config.eval_autocast,
                                               pair_recipe(teach[task_name], pair) if task_name in teach else None))
                     if config.on_oracle and task_name in teach and method_name != REFERENCE_METHOD:
