@@ -312,6 +312,31 @@ def test_an_attack_can_be_restricted_to_some_tasks_and_a_typo_is_one_line():
         attacks_by_task([{"relearn": {"tasks": "coding"}}])
 
 
+def test_attack_seeds_attacks_the_first_seeds_and_their_pairs_controls_only():
+    from bench.engine.config import plan_cells
+
+    def attacked(**extra):
+        config = load_config(None, {"model": "tiny-random-llama", "methods": ["ga", "prompt"], "tasks": ["toxicity"],
+                                    "seeds": [0, 1, 2], "out": "unused", "teach": ["toxicity"], "teach_pairs": 3,
+                                    "attacks": [{"quantize": {"bits": 4}}], **extra})
+        return sorted((c.method, c.seed, c.method_params.get("role"), c.method_params.get("pair"), bool(c.attacks))
+                      for c in plan_cells(config, registry(config.plugins)))
+
+    every = attacked()
+    assert all(row[-1] for row in every)
+    first = attacked(attack_seeds=1)
+    assert [row[:-1] for row in first] == [row[:-1] for row in every]  # the same cells
+    on = {row[:-1] for row in first if row[-1]}
+    assert on == {("ga", 0, None, None), ("prompt", 0, None, None), ("reference", 0, "oracle", 0),
+                  ("reference", 0, "untaught", 0)}
+    assert len(attacked(attack_seeds=2)) == len(every) and \
+        sum(row[-1] for row in attacked(attack_seeds=2)) == sum(row[-1] for row in first) + 2  # ga seed 1, pair 1
+    from bench.errors import UserError
+
+    with pytest.raises(UserError, match="attack_seeds must be >= 1"):
+        attacked(attack_seeds=0)
+
+
 def test_evaluated_items_are_reused_only_when_they_are_the_probe_items():
     from bench.api import Metric
     from bench.engine.attacks import evaluated_items

@@ -63,6 +63,10 @@ class RunConfig:
     #: Robustness attacks run on every unlearned model and, as the control, on the base model: names, or
     #: one-key mappings ``{quantize: {bits: 8}}`` (the same attack may appear with different parameters).
     attacks: list[Any] = field(default_factory=list)
+    #: Attack only the cells of the first N seeds of each method (None: every seed), and the reference cells of
+    #: the teaching pairs those seeds run on (their controls): a study too long to attack every seed keeps the
+    #: attacks' cost to N / len(seeds) of it; the robustness columns then pool N seeds (docs/attacks.md).
+    attack_seeds: int | None = None
     #: Generation backend (``bench.lm.generation``): "auto" = model.generate with a static cache on CUDA,
     #: this harness's decoding loop elsewhere; "native" or "hf" to force one.
     generation_backend: Literal["auto", "native", "hf"] = "auto"
@@ -102,6 +106,8 @@ class RunConfig:
             raise ValueError("at least one seed is needed (seeds: [0])")
         if self.max_retries < 0:
             raise ValueError(f"max_retries must be >= 0, got {self.max_retries}")
+        if self.attack_seeds is not None and self.attack_seeds < 1:
+            raise ValueError(f"attack_seeds must be >= 1 (or left out: every seed), got {self.attack_seeds}")
         if self.teach_pairs < 1:
             raise ValueError(f"teach_pairs must be >= 1, got {self.teach_pairs}")
         if self.teach_pairs > 1 and not self.teach:
@@ -375,11 +381,16 @@ def plan_cells(config: RunConfig, registry: Registry) -> list[CellSpec]:
                     for index, seed in enumerate(config.seeds if seeded else config.seeds[:1]):
                         # a seed's pair (seeded methods), or the reference cell's own pair
                         pair = index % config.teach_pairs if seeded else int(method_params.get("pair", 0))
+                        # attack_seeds: a seeded cell by its seed's position, a reference cell by its pair (the
+                        # control of the attacked seeds' pairs), an unseeded method's one cell always
+                        attacked = config.attack_seeds is None or (
+                            index < config.attack_seeds if seeded else
+                            pair < min(config.attack_seeds, config.teach_pairs))
                         cells.append(CellSpec(config.model, method_name, method_params, task_name, task_params,
                                               int(seed), config.preset, config.dtype, config.device,
                                               config.forget_data, reveal_params, utility_tasks,
                                               config.lm_eval_include_path, config.save_model,
-                                              attacks_on(attacks, task_name),
+                                              attacks_on(attacks, task_name) if attacked else [],
                                               config.generation_backend, config.eval_autocast,
                                               pair_recipe(teach[task_name], pair) if task_name in teach else None))
                     if config.on_oracle and task_name in teach and method_name != REFERENCE_METHOD:
