@@ -337,6 +337,20 @@ def test_attack_seeds_attacks_the_first_seeds_and_their_pairs_controls_only():
         attacked(attack_seeds=0)
 
 
+def test_a_run_with_attack_seeds_attacks_one_seed_and_pools_it_on_the_board(tmp_path):
+    from bench.cli import write_report
+
+    config = _config(tmp_path / "run", attacks=[{"quantize": {"bits": 8}}], seeds=(0, 1))
+    config.attack_seeds = 1
+    summary = run_matrix(config, _registry())
+    assert sorted(summary.ran.values()) == ["done", "done"]
+    attacked = {c.name.split("__")[2]: (c / "attacks").is_dir() for c in (tmp_path / "run" / "cells").iterdir()}
+    assert attacked == {"s0": True, "s1": False}
+    write_report([str(tmp_path / "run")], str(tmp_path / "lb"), ["json"])
+    (entry,) = json.loads((tmp_path / "lb" / "results.json").read_text())["tasks"]["toy"]["robustness"]
+    assert entry["status"] == "done" and entry["seeds"] == 1  # the attacked seed only
+
+
 def test_evaluated_items_are_reused_only_when_they_are_the_probe_items():
     from bench.api import Metric
     from bench.engine.attacks import evaluated_items
