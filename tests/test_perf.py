@@ -49,6 +49,19 @@ def test_train_step_row_reports_ratio_and_mfu(tiny_loaded):
     assert m["model_flops_per_step"] == 4 * sum(p.numel() for p in tiny_loaded.model.parameters()) * m["tokens"]
 
 
+def test_privacy_seconds_sum_every_evaluations_privacy_rows(tmp_path):
+    from bench.perf import privacy_seconds
+
+    for folder, rows in (("cells/a", [{"set": "x", "v": 1}, {"set": "privacy_seconds", "membership": 4.5,
+                                                                  "leak": 1.5}]),
+                         ("base/b", [{"set": "privacy_seconds", "membership": 2.0, "leak": 0.0}]),
+                         ("cells/c", [{"set": "y", "v": 9}])):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert privacy_seconds(tmp_path) == 8.0
+    assert privacy_seconds(tmp_path / "empty") == 0.0
+
+
 def test_demo_row_reads_a_run_and_its_invocation(tmp_path):
     from bench.engine.config import load_config
     from bench.engine.executors import execute

@@ -347,18 +347,22 @@ def matrix_run_row(run_dir: Path, key: str = "demo", goal_min: float = 15.0,
     evaluate = sum(v["eval_s"] or 0 for v in per_cell.values())
     attack = sum(v["attack_s"] or 0 for v in per_cell.values())
     base_s = sum(b["provenance"]["wall_time_s"] for b in bases)
+    privacy_s = privacy_seconds(run_dir)
     goal_s = goal_min * 60
     goal = "" if wall is None or wall <= goal_s else f", {wall / goal_s:.1f}× the goal"
     summary = (f"{wall / 60:.1f} min wall ({full[-1]['executor']}{goal})" if wall else "wall time unknown (no complete "
                "invocation logged)") + (f"; {len(cells)} cells, summed: unlearning {unlearn / 60:.1f} min, "
                                         f"evaluation {evaluate / 60:.1f} min, attacks (with their controls' share "
                                         f"outside) {attack / 60:.1f} min, base evaluations {base_s / 60:.1f} min; "
-                                        f"peak RSS per cell ≤ {busiest:.0f} MB")
+                                        f"peak RSS per cell ≤ {busiest:.0f} MB") \
+        + (f"; privacy columns {privacy_s / 60:.1f} min" + (f" ({privacy_s / wall:.1%} of the wall time)" if wall
+                                                            else "") if privacy_s else "")
     measured = {"wall_s": wall, "cells": len(cells), "precision": precision,
                 **({"kernels": kernels[0], "isa_caps": kernels[1]} if kernels else {}),
                 "unlearn_s_total": round(unlearn, 1),
                 "eval_s_total": round(evaluate, 1), "attack_s_total": round(attack, 1),
-                "base_eval_s_total": round(base_s, 1), "max_peak_rss_mb": busiest, "per_cell": per_cell}
+                "base_eval_s_total": round(base_s, 1), "privacy_s_total": round(privacy_s, 1),
+                "max_peak_rss_mb": busiest, "per_cell": per_cell}
     note = ""
     if (run_dir / "pyspy.txt").exists():  # written by `make demo-profiled`
         measured["profile"] = profile = summarise_profile(run_dir / "pyspy.txt")
@@ -369,6 +373,20 @@ def matrix_run_row(run_dir: Path, key: str = "demo", goal_min: float = 15.0,
                 f"By building block: {blocks}. Table below.")
     return PerfRow(key, title, target, measured, summary, None if wall is None else wall <= goal_s, note,
                    commit=", ".join(sorted(commits)) if commits else "")
+
+
+def privacy_seconds(run_dir: Path) -> float:
+    """Seconds the privacy columns took over a run's evaluations, cells and base evaluations alike: the sum of the
+    ``privacy_seconds`` rows each evaluation leaves in its ``samples.jsonl`` (``bench.eval.privacy``; issue 49's
+    cost budget is a share of the run's wall time)."""
+    total = 0.0
+    for path in [*run_dir.glob("cells/*/samples.jsonl"), *run_dir.glob("base/*/samples.jsonl")]:
+        with path.open(encoding="utf-8") as lines:
+            for line in lines:
+                if '"privacy_seconds"' in line:
+                    row = json.loads(line)
+                    total += sum(v for k, v in row.items() if k != "set" and isinstance(v, (int, float)))
+    return total
 
 
 def _run_commit(cell: dict[str, Any]) -> str:
